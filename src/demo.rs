@@ -1,0 +1,1 @@
+//! `opsdeck demo`: a demo directory with a real git app and a config.

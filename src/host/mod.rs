@@ -1,0 +1,2 @@
+//! How a command reaches a host: the only place that spawns processes or
+//! touches an app's files.

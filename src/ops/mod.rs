@@ -1,0 +1,1 @@
+//! What each button does: builds a Plan of Steps from config and submits it.
