@@ -41,3 +41,41 @@ impl Context {
         })
     }
 }
+
+impl Context {
+    /// Checks that `actor` may do `action` (`view`, `deploy`, …) on `app`;
+    /// a refusal is recorded as a `denied` audit row and returned as 403.
+    pub async fn authorize(
+        &self,
+        actor: &auth::Actor,
+        app: Option<&config::App>,
+        action: &str,
+    ) -> Result<()> {
+        let needed = match app {
+            Some(app) => app.required_role(action),
+            None => auth::Role::default_for(action),
+        };
+        if actor.role >= needed {
+            return Ok(());
+        }
+        let app_name = app.map_or("", |a| a.name.as_str());
+        self.audit
+            .record(
+                audit::Event::new(actor, action, app_name)
+                    .outcome(audit::Outcome::Denied)
+                    .detail(serde_json::json!({"needed": needed, "had": actor.role})),
+            )
+            .await?;
+        Err(Error::Forbidden(format!(
+            "{action} needs the {needed} role; you are {}",
+            actor.role
+        )))
+    }
+
+    /// The app named in a URL, or 404.
+    pub fn app(&self, name: &str) -> Result<&config::App> {
+        self.config
+            .app(name)
+            .ok_or_else(|| Error::NotFound(format!("there is no app named {name:?}")))
+    }
+}

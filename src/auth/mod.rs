@@ -1,5 +1,7 @@
 //! Who is asking: roles, the actor of a request, and how it was authenticated.
 
+pub mod token;
+
 use serde::{Deserialize, Serialize};
 
 /// Roles in increasing power; `owner > admin > operator > viewer`.
@@ -61,6 +63,8 @@ pub struct Actor {
     pub login: String,
     pub role: Role,
     pub via: Via,
+    /// The client address the request came from ("" for system actors).
+    pub remote: String,
 }
 
 impl Actor {
@@ -69,6 +73,22 @@ impl Actor {
             login: login.to_string(),
             role: Role::Owner,
             via: Via::System,
+            remote: String::new(),
         }
+    }
+}
+
+/// Handlers take `Actor` as an extractor. The `web` authentication middleware
+/// puts the signed-in actor into the request extensions; no actor → 401.
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Actor {
+    type Rejection = crate::Error;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Actor, crate::Error> {
+        parts.extensions.get::<Actor>().cloned().ok_or_else(|| {
+            crate::Error::Unauthorized("sign in first, or send an API token as `Authorization: Bearer <token>`".into())
+        })
     }
 }

@@ -9,6 +9,8 @@ use axum::Json;
 
 use crate::Context;
 
+mod error;
+
 pub fn router(ctx: Context) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
