@@ -10,10 +10,12 @@ use axum::Json;
 use crate::Context;
 
 mod error;
+pub mod login;
 
 pub fn router(ctx: Context) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .merge(login::router())
         .with_state(ctx)
 }
 
