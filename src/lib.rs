@@ -23,6 +23,8 @@ pub struct Context {
     pub db: sqlx::SqlitePool,
     pub audit: audit::Audit,
     pub jobs: jobs::Engine,
+    /// Sign-in attempts per client address (dev login and Gitea).
+    pub signin_limit: auth::limit::Limiter,
 }
 
 impl Context {
@@ -38,6 +40,7 @@ impl Context {
             db,
             audit,
             jobs,
+            signin_limit: auth::limit::Limiter::new(auth::limit::SIGNINS_PER_MINUTE),
         })
     }
 }
@@ -55,6 +58,18 @@ impl Context {
             Some(app) => app.required_role(action),
             None => auth::Role::default_for(action),
         };
+        self.require_role(actor, app, action, needed).await
+    }
+
+    /// Like [`Context::authorize`], with the role given (a custom action's
+    /// own `role`).
+    pub async fn require_role(
+        &self,
+        actor: &auth::Actor,
+        app: Option<&config::App>,
+        action: &str,
+        needed: auth::Role,
+    ) -> Result<()> {
         if actor.role >= needed {
             return Ok(());
         }
