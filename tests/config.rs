@@ -282,7 +282,7 @@ fn app_names_are_unique_and_safe() {
 #[test]
 fn a_strategy_needs_its_keys() {
     rejects(
-        &APP.replace("repo = \"/srv/web\"\n", ""),
+        &APP.replace("repo = \"/srv/web\"\n", "strategy = \"checkout\"\n"),
         2,
         "app \"web\" → repo",
         "strategy \"checkout\" needs `repo`",
@@ -311,6 +311,21 @@ fn a_strategy_needs_its_keys() {
         "app \"web\" → keep",
         "at least 1",
     );
+}
+
+#[test]
+fn an_app_without_repo_nor_strategy_is_not_deployed_but_valid() {
+    let app = APP.replace("repo = \"/srv/web\"\n", "");
+    let action = format!("{app}\n[[app.action]]\nname = \"hello\"\nrun = [\"true\"]\n");
+    let config = parse(&action).unwrap();
+    assert!(config.apps[0].repo.is_none());
+    rejects(
+        &format!("{action}cwd = \"scripts\"\n"),
+        9,
+        "app \"web\" → action \"hello\" → cwd",
+        "relative `cwd` is inside the app's `repo`, and the app has none",
+    );
+    assert!(parse(&format!("{action}cwd = \"/srv/web\"\n")).is_ok());
 }
 
 #[test]

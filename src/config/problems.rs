@@ -129,6 +129,11 @@ impl<'t> Problems<'t> {
         }
     }
 
+    /// Whether the config writes `label` at all (rather than defaulting it).
+    pub fn is_written(&self, label: &Label) -> bool {
+        self.spots.contains_key(&label.text)
+    }
+
     /// Remembers where `label` is written.
     pub fn remember(&mut self, label: &Label, spot: Spot) {
         self.spots.insert(label.text.clone(), spot);

@@ -103,12 +103,6 @@ fn outside(path: &Path) -> Option<String> {
     })
 }
 
-fn inside(p: &mut Problems, label: &Label, path: &Path) {
-    if let Some(e) = outside(path) {
-        p.error(label, e);
-    }
-}
-
 fn server(config: &Config, label: &Label, p: &mut Problems) {
     let s = &config.server;
     report(p, &label.key("listen"), check_listen(&s.listen));
@@ -211,9 +205,6 @@ fn commands(p: &mut Problems, array: &Label, commands: &[Command]) {
     for (i, c) in commands.iter().enumerate() {
         let label = array.element(i, None);
         argv(p, &label.key("run"), &c.run);
-        if let Some(cwd) = &c.cwd {
-            inside(p, &label.key("cwd"), cwd);
-        }
         env(p, &label.key("env"), &c.env);
     }
 }
@@ -276,8 +267,11 @@ fn app(config: &Config, app: &App, label: &Label, p: &mut Problems) {
     for (action, label) in app.actions.iter().zip(&actions) {
         report(p, &label.key("name"), check_name(&action.name));
         argv(p, &label.key("run"), &action.run);
-        if let Some(cwd) = &action.cwd {
-            inside(p, &label.key("cwd"), cwd);
+        if action.cwd.as_ref().is_some_and(|cwd| cwd.is_relative()) && app.repo.is_none() {
+            p.error(
+                &label.key("cwd"),
+                "a relative `cwd` is inside the app's `repo`, and the app has none; give an absolute path or set `repo`",
+            );
         }
         env(p, &label.key("env"), &action.env);
     }
@@ -294,7 +288,9 @@ fn strategy(app: &App, label: &Label, p: &mut Problems) {
         );
     };
     match app.strategy {
-        Strategy::Checkout if app.repo.is_none() => {
+        // An app without `repo` nor `strategy` has no Deploy button: only
+        // its actions, logs, secrets and sweeps.
+        Strategy::Checkout if app.repo.is_none() && p.is_written(&label.key("strategy")) => {
             needs(p, "repo", "the git work tree that is deployed")
         }
         Strategy::Releases => {
