@@ -1,2 +1,3 @@
 //! How a command reaches a host: the only place that spawns processes or
 //! touches an app's files.
+pub mod exec;
