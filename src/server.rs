@@ -62,6 +62,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!("{signal}: no new connections; letting running jobs finish for up to {grace:?}");
     // Stop accepting first, so no new job starts while the engine drains.
     let _ = stop_tx.send(());
+    ctx.jobs.shutdown(grace).await;
     match tokio::time::timeout(CONNECTION_GRACE, server).await {
         Ok(Ok(result)) => result.context("the HTTP server failed")?,
         Ok(Err(e)) => anyhow::bail!("the HTTP server task failed: {e}"),

@@ -122,16 +122,33 @@ fn token_list_and_revoke() {
 }
 
 #[tokio::test]
-async fn a_created_token_authenticates() {
+async fn a_created_token_authenticates_on_a_served_instance() {
     let i = Instance::new("");
-    let token = i.token("ci", "operator");
-    let db = opsdeck::db::connect(&i.database()).await.unwrap();
-    let who = opsdeck::auth::token::verify(&db, &token).await.unwrap();
-    assert_eq!(who, Some(("ci".to_string(), opsdeck::auth::Role::Operator)));
-    assert_eq!(
-        opsdeck::auth::token::verify(&db, "odk_0000").await.unwrap(),
-        None
-    );
+    let token = i.token("ci", "viewer");
+    let server = i.serve().await;
+    let client = reqwest::Client::new();
+    let apps = client
+        .get(format!("{}/api/apps", server.url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(apps.status(), 200);
+    let anonymous = client
+        .get(format!("{}/api/apps", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let revoked = i.run(&["token", "revoke", "--name", "ci"]);
+    assert!(revoked.status.success());
+    let after = client
+        .get(format!("{}/api/apps", server.url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.status(), 401);
 }
 
 #[tokio::test]
