@@ -24,6 +24,8 @@ pub struct Context {
     pub db: sqlx::SqlitePool,
     pub audit: audit::Audit,
     pub jobs: jobs::Engine,
+    /// Sign-in attempts per client address (dev login and Gitea).
+    pub signin_limit: auth::limit::Limiter,
 }
 
 impl Context {
@@ -39,6 +41,7 @@ impl Context {
             db,
             audit,
             jobs,
+            signin_limit: auth::limit::Limiter::new(auth::limit::SIGNINS_PER_MINUTE),
         })
     }
 }
