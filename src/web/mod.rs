@@ -18,6 +18,7 @@ pub mod auth;
 mod error;
 mod headers;
 mod json;
+pub mod login;
 mod page;
 
 pub use json::Json;
@@ -31,6 +32,7 @@ pub fn router(ctx: Context) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .merge(assets::router())
+        .merge(login::router())
         .merge(apps::router())
         .merge(api::router())
         .fallback(not_found)
