@@ -19,6 +19,7 @@ mod error;
 mod headers;
 mod jobs;
 mod json;
+pub mod login;
 mod page;
 
 pub use json::Json;
@@ -32,6 +33,7 @@ pub fn router(ctx: Context) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .merge(assets::router())
+        .merge(login::router())
         .merge(apps::router())
         .merge(api::router())
         .merge(jobs::router())
