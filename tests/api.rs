@@ -1,15 +1,14 @@
 //! The web shell against a real server on a loopback port: authentication,
 //! roles, CSRF and Origin, bad input, security headers, static files.
 
-#[path = "support/server.rs"]
-mod server;
+mod support;
 
 use opsdeck::auth::Role;
 use opsdeck::jobs::State;
 use reqwest::StatusCode;
 use reqwest::header;
 use serde_json::Value;
-use server::{Server, client, start};
+use support::server::{Server, client, start};
 
 const APPS: &str = r#"
 [[app]]

@@ -1,6 +1,5 @@
 //! Serves `opsdeck::web::router` on 127.0.0.1 with a config of the test's
 //! own, exactly as `opsdeck serve` does (with the client address).
-#![allow(dead_code)] // each test crate uses a different part of this module
 
 use std::net::SocketAddr;
 use std::path::Path;
