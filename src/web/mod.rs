@@ -1,30 +1,75 @@
-//! The router: one module per page or resource, each exposing `router()`.
+//! The router: one module per page or resource, each exposing `router()`,
+//! merged here; the layers every request passes through are assembled here
+//! too, so what protects a route is visible in one place.
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
+use axum::middleware;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use axum::Json;
 
 use crate::Context;
 
+mod api;
+mod apps;
+mod assets;
+pub mod auth;
 mod error;
+mod headers;
+mod json;
+mod page;
 
+pub use json::Json;
+pub use page::Page;
+
+/// The whole HTTP surface. Serve it with
+/// `into_make_service_with_connect_info::<SocketAddr>()` so audit rows and
+/// sessions carry the client address.
 pub fn router(ctx: Context) -> Router {
+    let max_body = ctx.config.server.max_body_bytes;
     Router::new()
         .route("/healthz", get(healthz))
+        .merge(assets::router())
+        .merge(apps::router())
+        .merge(api::router())
+        .fallback(not_found)
+        // Innermost first: authentication sees only bodies within the limit,
+        // and every error, from any layer, leaves as the client expects it.
+        .layer(middleware::from_fn_with_state(
+            ctx.clone(),
+            auth::authenticate,
+        ))
+        .layer(middleware::from_fn_with_state(
+            ctx.clone(),
+            headers::limit_body,
+        ))
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(middleware::from_fn(error::uniform))
+        .layer(middleware::from_fn(headers::security))
         .with_state(ctx)
 }
 
 /// `GET /healthz` → `{"ok":true,"database":"ok"}`, 503 when the database fails.
 async fn healthz(State(ctx): State<Context>) -> impl IntoResponse {
     if crate::db::ping(&ctx.db).await {
-        (StatusCode::OK, Json(serde_json::json!({"ok": true, "database": "ok"})))
+        (
+            StatusCode::OK,
+            Json(serde_json::json!({"ok": true, "database": "ok"})),
+        )
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(serde_json::json!({"ok": false, "database": "unavailable"})),
         )
     }
+}
+
+async fn not_found(uri: axum::http::Uri) -> crate::Error {
+    crate::Error::NotFound(format!("there is nothing at {}", uri.path()))
+}
+
+/// `/api/*` and `/hooks/*` speak JSON to programs; everything else is a page.
+pub fn is_api_path(path: &str) -> bool {
+    path == "/healthz" || path.starts_with("/api/") || path.starts_with("/hooks/")
 }

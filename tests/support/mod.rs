@@ -1,0 +1,5 @@
+//! Shared test harness: a real opsdeck server (real SQLite in a temp dir,
+//! real HTTP on a loopback port) and helpers to call it.
+#![allow(dead_code)] // each test binary uses a different part of it
+
+pub mod server;

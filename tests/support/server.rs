@@ -1,0 +1,73 @@
+//! Serves `opsdeck::web::router` on 127.0.0.1 with a config of the test's
+//! own, exactly as `opsdeck serve` does (with the client address).
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use opsdeck::Context;
+use opsdeck::auth::Role;
+use opsdeck::config::Config;
+
+pub struct Server {
+    /// `http://127.0.0.1:<port>`, also the config's `server.public_url`.
+    pub url: String,
+    pub ctx: Context,
+    pub dir: tempfile::TempDir,
+}
+
+/// Starts a server whose config is `[server]` (listen, public_url,
+/// data_dir) followed by `rest` (apps, roles, …).
+pub async fn start(rest: &str) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let url = format!("http://{addr}");
+    let text = format!(
+        "[server]\nlisten = \"{addr}\"\npublic_url = \"{url}\"\ndata_dir = \"{}\"\nmax_body_bytes = 4096\n\n{rest}",
+        dir.path().join("data").display()
+    );
+    let config_path = dir.path().join("opsdeck.toml");
+    std::fs::write(&config_path, &text).unwrap();
+    let config = Config::parse(&text, Path::new(&config_path)).unwrap();
+    let ctx = Context::start(config).await.unwrap();
+    let app = opsdeck::web::router(ctx.clone());
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap();
+    });
+    Server { url, ctx, dir }
+}
+
+impl Server {
+    pub async fn token(&self, name: &str, role: Role) -> String {
+        opsdeck::auth::token::create(&self.ctx.db, name, role)
+            .await
+            .unwrap()
+    }
+
+    pub fn at(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    /// `GET path` with `Authorization: Bearer <token>`.
+    pub async fn get_as(&self, path: &str, token: &str) -> reqwest::Response {
+        client()
+            .get(self.at(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// A client that shows redirects instead of following them.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
