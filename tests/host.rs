@@ -2,8 +2,7 @@
 //! repositories and a real systemd (the sandbox), asserting what an operator
 //! would read.
 
-#[path = "support/sandbox.rs"]
-mod sandbox;
+mod support;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -15,7 +14,7 @@ use opsdeck::config::Health;
 use opsdeck::host::git::{self, Sha};
 use opsdeck::host::probe;
 use opsdeck::host::systemd::Systemctl;
-use sandbox::Sandbox;
+use support::sandbox::Sandbox;
 
 // ---------------------------------------------------------------- git
 
