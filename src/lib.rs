@@ -55,6 +55,18 @@ impl Context {
             Some(app) => app.required_role(action),
             None => auth::Role::default_for(action),
         };
+        self.require_role(actor, app, action, needed).await
+    }
+
+    /// Like [`Context::authorize`], with the role given (a custom action's
+    /// own `role`).
+    pub async fn require_role(
+        &self,
+        actor: &auth::Actor,
+        app: Option<&config::App>,
+        action: &str,
+        needed: auth::Role,
+    ) -> Result<()> {
         if actor.role >= needed {
             return Ok(());
         }

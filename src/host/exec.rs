@@ -222,6 +222,68 @@ pub fn signal_group(pgid: u32, signal: Signal) {
     }
 }
 
+/// The environment variable that tags every process of a job step.
+pub const JOB_TAG: &str = "OPSDECK_JOB";
+
+/// What a job step inherits from opsdeck's own environment: enough for
+/// programs to find their tools, home and locale, and nothing else, since
+/// opsdeck's environment may carry its own secrets.
+const INHERITED: &[&str] = &[
+    "PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR",
+];
+
+/// A job step's environment: the inherited basics, then `env` on top.
+pub fn job_env(env: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    let mut all: BTreeMap<String, String> = INHERITED
+        .iter()
+        .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
+        .collect();
+    all.extend(env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    all
+}
+
+/// SIGKILLs every process whose environment has `tag` set to a value
+/// starting with `prefix` (the leftovers of jobs a crashed run left
+/// behind); returns how many. Repeats until none is found, since a
+/// process may fork while the others are being killed.
+pub fn kill_tagged(tag: &str, prefix: &str) -> usize {
+    let needle = format!("{tag}={prefix}");
+    let me = std::process::id();
+    let mut killed = 0;
+    for _ in 0..10 {
+        let found: Vec<i32> = tagged_pids(&needle)
+            .into_iter()
+            .filter(|&p| p as u32 != me)
+            .collect();
+        if found.is_empty() {
+            break;
+        }
+        for pid in found {
+            if nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL).is_ok() {
+                killed += 1;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    killed
+}
+
+/// Live (non-zombie) processes whose environment holds an entry starting
+/// with `needle`. Processes of other users are unreadable and skipped.
+fn tagged_pids(needle: &str) -> Vec<i32> {
+    let Ok(proc) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    proc.filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| {
+                env.split(|&b| b == 0)
+                    .any(|var| var.starts_with(needle.as_bytes()))
+            })
+        })
+        .collect()
+}
+
 /// The command line as a user would type it, for job output and the job page.
 pub fn command_line(argv: &[String]) -> String {
     argv.iter().map(|a| quote(a)).collect::<Vec<_>>().join(" ")

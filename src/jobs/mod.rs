@@ -1,22 +1,112 @@
-//! The job engine (DESIGN.md "Jobs"). Stub for now.
+//! The job engine (DESIGN.md "Jobs"): every button starts a job — a Plan of
+//! Steps run on the server, one mutating job per app at a time, its output
+//! numbered, stored and streamed live, its start and end audited.
 
-use std::sync::Arc;
+mod engine;
+mod output;
+pub mod plan;
+mod runner;
+mod store;
 
-use sqlx::SqlitePool;
+use serde::Serialize;
 
-use crate::audit::Audit;
-use crate::config::Config;
+pub use engine::{Engine, Request};
+pub use output::{Followed, Follower};
+pub use plan::{Plan, Step, Work};
 
-#[derive(Clone)]
-pub struct Engine {
-    #[allow(dead_code)]
-    inner: Arc<(Arc<Config>, SqlitePool, Audit)>,
+/// Where a job is in its life: `queued → running → succeeded | failed |
+/// cancelled | timed_out | interrupted`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+    TimedOut,
+    Interrupted,
 }
 
-impl Engine {
-    pub async fn start(config: Arc<Config>, db: SqlitePool, audit: Audit) -> anyhow::Result<Engine> {
-        Ok(Engine {
-            inner: Arc::new((config, db, audit)),
-        })
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Queued => "queued",
+            State::Running => "running",
+            State::Succeeded => "succeeded",
+            State::Failed => "failed",
+            State::Cancelled => "cancelled",
+            State::TimedOut => "timed_out",
+            State::Interrupted => "interrupted",
+        }
     }
+
+    pub fn parse(s: &str) -> Option<State> {
+        [
+            State::Queued,
+            State::Running,
+            State::Succeeded,
+            State::Failed,
+            State::Cancelled,
+            State::TimedOut,
+            State::Interrupted,
+        ]
+        .into_iter()
+        .find(|state| state.as_str() == s)
+    }
+
+    /// Whether the job has ended (nothing will change any more).
+    pub fn is_final(self) -> bool {
+        !matches!(self, State::Queued | State::Running)
+    }
+}
+
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A job as pages and the API show it. Times are Unix milliseconds.
+#[derive(Debug, Clone, Serialize)]
+pub struct Job {
+    pub id: i64,
+    pub app: String,
+    /// `action`, `deploy`, `rollback`, `rotate`, `sweep`.
+    pub kind: String,
+    /// The action, secret or sweep name, the ref or the release.
+    pub target: String,
+    /// Who asked for it, and their role then.
+    pub actor: String,
+    pub role: String,
+    pub state: State,
+    /// One sentence on how it ended.
+    pub summary: Option<String>,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub cancelled_by: Option<String>,
+    /// Empty in lists (history, queue).
+    pub steps: Vec<StepRecord>,
+}
+
+/// One step of a job as it ran (or has yet to run).
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct StepRecord {
+    pub title: String,
+    /// The exact command line, as printed in the output.
+    pub command: String,
+    /// `pending`, `running`, `succeeded`, `failed`, `cancelled`,
+    /// `timed_out`, `interrupted` or `skipped`.
+    pub state: String,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub exit_code: Option<i64>,
+}
+
+/// Who holds an app (its running mutating job) and who waits, in order.
+#[derive(Debug, Clone, Serialize)]
+pub struct Queue {
+    pub running: Option<Job>,
+    pub waiting: Vec<Job>,
 }

@@ -1,1 +1,2 @@
 //! What each button does: builds a Plan of Steps from config and submits it.
+pub mod actions;

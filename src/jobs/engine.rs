@@ -1,0 +1,409 @@
+//! The queue: jobs are submitted `queued`, one mutating job per app runs
+//! at a time in the order they were asked for, apps run in parallel.
+//! Also cancel, restart recovery and the shutdown drain.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use sqlx::SqlitePool;
+use tokio::sync::{Notify, watch};
+
+use super::output::{Follower, Live};
+use super::plan::Plan;
+use super::{Job, Queue, State, runner, store};
+use crate::audit::{Audit, Event, Outcome};
+use crate::auth::Actor;
+use crate::config::Config;
+use crate::host::exec;
+use crate::{Error, Result};
+
+/// A job to run, as an `ops` module builds it.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub app: String,
+    /// `action`, `deploy`, `rollback`, `rotate`, `sweep`.
+    pub kind: String,
+    /// The action, secret or sweep name, the ref or the release.
+    pub target: String,
+    /// Whether it changes the app (then it waits for the app's other
+    /// mutating jobs); a dry run does not.
+    pub mutating: bool,
+    pub plan: Plan,
+}
+
+/// Why a running job is asked to stop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Stop {
+    Cancel { by: String },
+    Shutdown,
+}
+
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+pub(super) struct Inner {
+    pub config: Arc<Config>,
+    pub db: SqlitePool,
+    pub audit: Audit,
+    /// Tags every job child's environment as `OPSDECK_JOB=<instance>:<job>`,
+    /// so that a restart finds what a crashed run left behind, and only
+    /// that (several opsdecks, each with its own data_dir, may share a host).
+    pub instance: String,
+    /// Taken to change which jobs run; held across the few database writes
+    /// that must not interleave (duplicate check + insert, queued → running).
+    queue: tokio::sync::Mutex<Scheduling>,
+    live: Mutex<HashMap<i64, Arc<Live>>>,
+    running: Mutex<HashMap<i64, watch::Sender<Option<Stop>>>>,
+    job_ended: Notify,
+}
+
+struct Scheduling {
+    accepting: bool,
+    /// Apps whose mutating job is running.
+    busy: HashSet<String>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Engine {
+    /// Starts the engine after recovering from the previous run: jobs it
+    /// left `running` become `interrupted` (audited, never retried) and the
+    /// processes they left are killed; `queued` jobs run.
+    pub async fn start(
+        config: Arc<Config>,
+        db: SqlitePool,
+        audit: Audit,
+    ) -> anyhow::Result<Engine> {
+        let inner = Arc::new(Inner {
+            instance: instance_tag(&config.server.data_dir),
+            config,
+            db,
+            audit,
+            queue: tokio::sync::Mutex::new(Scheduling {
+                accepting: true,
+                busy: HashSet::new(),
+            }),
+            live: Mutex::new(HashMap::new()),
+            running: Mutex::new(HashMap::new()),
+            job_ended: Notify::new(),
+        });
+        for (id, app, login, role) in store::interrupt_running(&inner.db).await? {
+            let actor = job_actor(&login, &role);
+            inner
+                .audit
+                .record(
+                    Event::new(&actor, "job.end", &app)
+                        .job(id)
+                        .outcome(Outcome::Error)
+                        .detail(serde_json::json!({"state": State::Interrupted})),
+                )
+                .await?;
+        }
+        // Processes are found by their environment tag rather than by a
+        // recorded process group: a child that made itself a new session
+        // (a daemonizing script) leaves the group but keeps the tag, and a
+        // tag cannot name an unrelated process after pid reuse or a reboot.
+        let killed = exec::kill_tagged(exec::JOB_TAG, &format!("{}:", inner.instance));
+        if killed > 0 {
+            tracing::warn!(killed, "killed processes left by interrupted jobs");
+        }
+        let queued = store::all_queued(&inner.db).await?;
+        for (id, ..) in &queued {
+            lock(&inner.live).insert(*id, Live::new());
+        }
+        let engine = Engine { inner };
+        for (id, app, mutating) in queued {
+            if mutating {
+                engine.inner.kick(&app).await;
+            } else {
+                engine.inner.launch(id, false).await;
+            }
+        }
+        Ok(engine)
+    }
+
+    /// Queues a job; returns its id. An identical request still waiting is
+    /// refused with who asked for it and when.
+    pub async fn submit(&self, actor: &Actor, request: Request) -> Result<i64> {
+        let inner = &self.inner;
+        let queue = inner.queue.lock().await;
+        if !queue.accepting {
+            return Err(Error::Unavailable(
+                "opsdeck is shutting down and accepts no new jobs; try again in a minute".into(),
+            ));
+        }
+        let Request {
+            app,
+            kind,
+            target,
+            mutating,
+            plan,
+        } = &request;
+        if let Some((who, at)) = store::queued_duplicate(&inner.db, app, kind, target).await? {
+            let what = if target.is_empty() {
+                kind.clone()
+            } else {
+                format!("{kind} {target}")
+            };
+            return Err(Error::Conflict(format!(
+                "{what} of {app} is already queued by {who} at {}",
+                chrono::DateTime::from_timestamp_millis(at)
+                    .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+                    .unwrap_or_default()
+            )));
+        }
+        let new = store::NewJob {
+            app,
+            kind,
+            target,
+            actor: &actor.login,
+            role: actor.role.as_str(),
+            mutating: *mutating,
+            plan,
+        };
+        let id = store::insert(&inner.db, new).await?;
+        lock(&inner.live).insert(id, Live::new());
+        inner
+            .audit
+            .record(
+                Event::new(actor, "job.request", app)
+                    .job(id)
+                    .detail(serde_json::json!({"kind": kind, "target": target})),
+            )
+            .await?;
+        drop(queue);
+        if *mutating {
+            inner.kick(app).await;
+        } else {
+            inner.launch(id, false).await;
+        }
+        Ok(id)
+    }
+
+    /// Cancels a queued job, or stops a running one (its whole process
+    /// tree); the runner records how it ended.
+    pub async fn cancel(&self, id: i64, actor: &Actor) -> Result<()> {
+        let inner = &self.inner;
+        let _queue = inner.queue.lock().await;
+        let job = self.job(id).await?;
+        match job.state {
+            State::Queued => {
+                store::cancel_queued(&inner.db, id, &actor.login).await?;
+                inner.record_cancel(actor, &job).await?;
+                let owner = job_actor(&job.actor, &job.role);
+                inner
+                    .audit
+                    .record(
+                        Event::new(&owner, "job.end", &job.app)
+                            .job(id)
+                            .outcome(Outcome::Failed)
+                            .detail(serde_json::json!({"state": State::Cancelled})),
+                    )
+                    .await?;
+                if let Some(live) = lock(&inner.live).remove(&id) {
+                    live.end(State::Cancelled);
+                }
+                Ok(())
+            }
+            State::Running => {
+                store::set_cancelled_by(&inner.db, id, &actor.login).await?;
+                inner.record_cancel(actor, &job).await?;
+                if let Some(stop) = lock(&inner.running).get(&id) {
+                    stop.send_replace(Some(Stop::Cancel {
+                        by: actor.login.clone(),
+                    }));
+                }
+                Ok(())
+            }
+            ended => Err(Error::Conflict(format!(
+                "job {id} has already ended ({ended})"
+            ))),
+        }
+    }
+
+    /// Stops accepting jobs, lets running ones finish for `grace`, then
+    /// stops them (they end `interrupted`). Queued jobs wait for the next start.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.inner.queue.lock().await.accepting = false;
+        let deadline = tokio::time::Instant::now() + grace;
+        if !self.inner.wait_idle(deadline).await {
+            for stop in lock(&self.inner.running).values() {
+                stop.send_replace(Some(Stop::Shutdown));
+            }
+            let killed = tokio::time::Instant::now() + exec::KILL_GRACE * 3;
+            self.inner.wait_idle(killed).await;
+        }
+    }
+
+    /// A job with its steps, or 404.
+    pub async fn job(&self, id: i64) -> Result<Job> {
+        store::job(&self.inner.db, id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("there is no job {id}")))
+    }
+
+    /// History, newest first, of one app or all.
+    pub async fn recent(&self, app: Option<&str>, limit: i64) -> Result<Vec<Job>> {
+        store::recent(&self.inner.db, app, limit).await
+    }
+
+    /// Who holds `app` and who waits for it.
+    pub async fn queue(&self, app: &str) -> Result<Queue> {
+        let mut jobs = store::active(&self.inner.db, app).await?;
+        let running = jobs
+            .iter()
+            .position(|j| j.state == State::Running)
+            .map(|i| jobs.remove(i));
+        Ok(Queue {
+            running,
+            waiting: jobs,
+        })
+    }
+
+    /// Follows a job's output after line `after` until the job ends.
+    pub async fn follow(&self, id: i64, after: u64) -> Result<Follower> {
+        self.follower(id, after, false).await
+    }
+
+    /// The output printed so far, after line `after`.
+    pub async fn output(&self, id: i64, after: u64) -> Result<Follower> {
+        self.follower(id, after, true).await
+    }
+
+    async fn follower(&self, id: i64, after: u64, only_now: bool) -> Result<Follower> {
+        if store::state(&self.inner.db, id).await?.is_none() {
+            return Err(Error::NotFound(format!("there is no job {id}")));
+        }
+        let live = lock(&self.inner.live).get(&id).cloned();
+        Ok(Follower::new(
+            self.inner.db.clone(),
+            id,
+            live,
+            after,
+            only_now,
+        ))
+    }
+}
+
+impl Inner {
+    /// Starts `app`'s oldest queued mutating job unless one is running.
+    /// (A named future type: kick → launch → ended → kick is a cycle.)
+    fn kick<'a>(
+        self: &'a Arc<Self>,
+        app: &'a str,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+        Box::pin(async move {
+            let mut queue = self.queue.lock().await;
+            if !queue.accepting || queue.busy.contains(app) {
+                return;
+            }
+            match store::next_queued(&self.db, app).await {
+                Ok(Some(id)) => {
+                    queue.busy.insert(app.to_string());
+                    drop(queue);
+                    self.launch(id, true).await;
+                }
+                Ok(None) => {}
+                Err(e) => tracing::error!(app, error = %e, "cannot read the job queue"),
+            }
+        })
+    }
+
+    /// Moves a queued job to running and runs it in a task of its own; when
+    /// it ends, the app's next job starts.
+    async fn launch(self: &Arc<Self>, id: i64, mutating: bool) {
+        let job = match store::start(&self.db, id).await {
+            Ok(job) => job,
+            Err(e) => {
+                tracing::error!(job = id, error = %e, "cannot start job");
+                return self.fail_to_start(id, mutating, &e).await;
+            }
+        };
+        let (stop, stopped) = watch::channel(None);
+        lock(&self.running).insert(id, stop);
+        let live = lock(&self.live).entry(id).or_insert_with(Live::new).clone();
+        let inner = self.clone();
+        let app = job.app.clone();
+        tokio::spawn(async move {
+            let run = tokio::spawn(runner::run(inner.clone(), job, live.clone(), stopped));
+            if run.await.is_err() {
+                let summary = "opsdeck hit an internal error while running this job; the details are in its log";
+                let _ = store::finish(&inner.db, id, State::Failed, summary).await;
+                live.end(State::Failed);
+            }
+            inner.ended(id, &app, mutating).await;
+        });
+    }
+
+    async fn fail_to_start(self: &Arc<Self>, id: i64, mutating: bool, e: &Error) {
+        let summary = format!("could not start: {}", e.public_message());
+        let _ = store::finish(&self.db, id, State::Failed, &summary).await;
+        let app = store::job(&self.db, id).await.ok().flatten().map(|j| j.app);
+        if let Some(live) = lock(&self.live).remove(&id) {
+            live.end(State::Failed);
+        }
+        if let Some(app) = app {
+            self.ended(id, &app, mutating).await;
+        }
+    }
+
+    async fn ended(self: &Arc<Self>, id: i64, app: &str, mutating: bool) {
+        lock(&self.running).remove(&id);
+        lock(&self.live).remove(&id);
+        if mutating {
+            self.queue.lock().await.busy.remove(app);
+            self.kick(app).await;
+        }
+        self.job_ended.notify_waiters();
+    }
+
+    /// Waits until no job runs; false if `deadline` came first.
+    async fn wait_idle(&self, deadline: tokio::time::Instant) -> bool {
+        loop {
+            let ended = self.job_ended.notified();
+            if lock(&self.running).is_empty() {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, ended).await.is_err() {
+                return lock(&self.running).is_empty();
+            }
+        }
+    }
+
+    async fn record_cancel(&self, actor: &Actor, job: &Job) -> Result<()> {
+        self.audit
+            .record(
+                Event::new(actor, "job.cancel", &job.app)
+                    .job(job.id)
+                    .detail(serde_json::json!({"state": job.state})),
+            )
+            .await?;
+        Ok(())
+    }
+}
+
+/// The actor a job acts for in its own audit rows: who asked for it.
+pub(super) fn job_actor(login: &str, role: &str) -> Actor {
+    Actor {
+        login: login.to_string(),
+        role: crate::auth::Role::parse(role).unwrap_or(crate::auth::Role::Viewer),
+        via: crate::auth::Via::System,
+        remote: String::new(),
+    }
+}
+
+fn instance_tag(data_dir: &Path) -> String {
+    let dir = data_dir
+        .canonicalize()
+        .unwrap_or_else(|_| data_dir.to_path_buf());
+    let digest = Sha256::digest(dir.as_os_str().as_encoded_bytes());
+    hex::encode(&digest[..6])
+}

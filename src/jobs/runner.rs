@@ -1,0 +1,261 @@
+//! Runs one job: its steps in order, each printing its exact command line
+//! first, the recovery steps when one fails, and the job's end recorded in
+//! the database, the audit log and for every follower.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use super::State;
+use super::engine::{Inner, Stop, job_actor};
+use super::output::{self, Live};
+use super::plan::{Step, Work};
+use super::store::{self, Runnable};
+use crate::audit::{Event, Outcome};
+use crate::host::exec::{self, Ended};
+
+type Lines = mpsc::Sender<Vec<String>>;
+
+/// How a sequence of steps ended.
+enum Steps {
+    Succeeded,
+    Failed {
+        title: String,
+        exit_code: Option<i32>,
+    },
+    StepTimedOut {
+        title: String,
+        limit: Duration,
+    },
+    JobTimedOut {
+        limit: Duration,
+    },
+    Stopped(Stop),
+}
+
+pub(super) async fn run(
+    inner: Arc<Inner>,
+    job: Runnable,
+    live: Arc<Live>,
+    stop: watch::Receiver<Option<Stop>>,
+) {
+    let actor = job_actor(&job.actor, &job.role);
+    let audit = |action: &str| Event::new(&actor, action, &job.app).job(job.id);
+    if let Err(e) = inner.audit.record(audit("job.start")).await {
+        tracing::error!(job = job.id, error = %e, "cannot audit the job's start");
+    }
+    let (lines, received) = mpsc::channel(64);
+    let recorder = tokio::spawn(output::record(
+        live.clone(),
+        inner.db.clone(),
+        job.id,
+        received,
+    ));
+    let limit = job.plan.timeout.unwrap_or(inner.config.jobs.job_timeout);
+    let run = Run {
+        inner: &inner,
+        job: &job,
+        lines,
+        stop,
+        deadline: Instant::now() + limit,
+        job_limit: limit,
+    };
+    let (state, summary) = run.plan().await;
+    let printed = recorder.await.unwrap_or(0);
+    if let Err(e) = store::finish(&inner.db, job.id, state, &summary).await {
+        tracing::error!(job = job.id, error = %e, "cannot record the job's end");
+    }
+    let outcome = match state {
+        State::Succeeded => Outcome::Ok,
+        State::Interrupted => Outcome::Error,
+        _ => Outcome::Failed,
+    };
+    let end = audit("job.end")
+        .outcome(outcome)
+        .detail(serde_json::json!({"state": state, "summary": summary, "lines": printed}));
+    if let Err(e) = inner.audit.record(end).await {
+        tracing::error!(job = job.id, error = %e, "cannot audit the job's end");
+    }
+    live.end(state);
+}
+
+struct Run<'a> {
+    inner: &'a Inner,
+    job: &'a Runnable,
+    lines: Lines,
+    stop: watch::Receiver<Option<Stop>>,
+    deadline: Instant,
+    job_limit: Duration,
+}
+
+impl Run<'_> {
+    /// Runs the plan, then its recovery if a step failed; the job's final
+    /// state and summary.
+    async fn plan(mut self) -> (State, String) {
+        let plan = &self.job.plan;
+        let ended = self.steps(&plan.steps, 0).await;
+        let (state, failure) = match ended {
+            Ok(Steps::Succeeded) => {
+                return (
+                    State::Succeeded,
+                    format!("all {} steps succeeded", plan.steps.len()),
+                );
+            }
+            Ok(Steps::Failed { title, exit_code }) => (
+                State::Failed,
+                match exit_code {
+                    Some(code) => format!("step \"{title}\" failed with exit code {code}"),
+                    None => format!("step \"{title}\" failed"),
+                },
+            ),
+            Ok(Steps::StepTimedOut { title, limit }) => (
+                State::TimedOut,
+                format!(
+                    "step \"{title}\" did not finish within {} and was stopped",
+                    human(limit)
+                ),
+            ),
+            Ok(Steps::JobTimedOut { limit }) => {
+                return (
+                    State::TimedOut,
+                    format!(
+                        "the job did not finish within {} and was stopped",
+                        human(limit)
+                    ),
+                );
+            }
+            Ok(Steps::Stopped(stop)) => return stopped(stop),
+            Err(e) => {
+                tracing::error!(job = self.job.id, error = %e, "job failed inside opsdeck");
+                return (
+                    State::Failed,
+                    format!("opsdeck could not run this job: {}", e.public_message()),
+                );
+            }
+        };
+        if plan.recovery.is_empty() {
+            return (state, failure);
+        }
+        self.say(format!("{failure}; running the recovery steps"))
+            .await;
+        let first = plan.steps.len();
+        let recovered =
+            match store::add_steps(&self.inner.db, self.job.id, first, &plan.recovery).await {
+                Ok(()) => self.steps(&plan.recovery, first).await,
+                Err(e) => Err(e),
+            };
+        match recovered {
+            Ok(Steps::Succeeded) => (state, format!("{failure}; the recovery steps succeeded")),
+            Ok(Steps::Stopped(stop)) => stopped(stop),
+            _ => (state, format!("{failure}; the recovery steps failed too")),
+        }
+    }
+
+    /// Runs `steps` (numbered from `first` in the job) until one does not succeed.
+    async fn steps(&mut self, steps: &[Step], first: usize) -> crate::Result<Steps> {
+        for (i, step) in steps.iter().enumerate() {
+            let idx = first + i;
+            if let Some(stop) = self.stop.borrow().clone() {
+                return Ok(Steps::Stopped(stop));
+            }
+            let left = self.deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(Steps::JobTimedOut {
+                    limit: self.job_limit,
+                });
+            }
+            let limit = step.timeout.unwrap_or(self.inner.config.jobs.step_timeout);
+            store::step_started(&self.inner.db, self.job.id, idx).await?;
+            self.say(format!("$ {}", step.work.command_line())).await;
+            let ended = self.work(&step.work, limit.min(left)).await;
+            let (state, exit_code) = match ended {
+                Ended::Exited(Some(0)) => ("succeeded", Some(0)),
+                Ended::Exited(code) => ("failed", code),
+                Ended::TimedOut => ("timed_out", None),
+                Ended::Stopped => match self.stop.borrow().clone() {
+                    Some(Stop::Shutdown) => ("interrupted", None),
+                    _ => ("cancelled", None),
+                },
+            };
+            store::step_ended(&self.inner.db, self.job.id, idx, state, exit_code).await?;
+            match ended {
+                Ended::Exited(Some(0)) => {}
+                Ended::Exited(exit_code) => {
+                    let title = step.title.clone();
+                    return Ok(Steps::Failed { title, exit_code });
+                }
+                Ended::TimedOut if limit > left => {
+                    return Ok(Steps::JobTimedOut {
+                        limit: self.job_limit,
+                    });
+                }
+                Ended::TimedOut => {
+                    return Ok(Steps::StepTimedOut {
+                        title: step.title.clone(),
+                        limit,
+                    });
+                }
+                Ended::Stopped => {
+                    let stop = self.stop.borrow().clone().unwrap_or(Stop::Shutdown);
+                    return Ok(Steps::Stopped(stop));
+                }
+            }
+        }
+        Ok(Steps::Succeeded)
+    }
+
+    async fn work(&mut self, work: &Work, limit: Duration) -> Ended {
+        match work {
+            Work::Run { argv, cwd, env } => {
+                let mut env = exec::job_env(env);
+                env.insert(
+                    exec::JOB_TAG.into(),
+                    format!("{}:{}", self.inner.instance, self.job.id),
+                );
+                match exec::start(argv, cwd.as_deref(), &env) {
+                    Ok(child) => {
+                        let mut stop = self.stop.clone();
+                        let stopped = async move {
+                            // A dropped sender never stops the step.
+                            if stop.wait_for(Option::is_some).await.is_err() {
+                                std::future::pending::<()>().await;
+                            }
+                        };
+                        child.finish(&self.lines, limit, stopped).await
+                    }
+                    Err(e) => {
+                        self.say(e.public_message()).await;
+                        Ended::Exited(None)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Prints one line of opsdeck's own into the job output.
+    async fn say(&self, line: String) {
+        let _ = self.lines.send(vec![line]).await;
+    }
+}
+
+fn stopped(stop: Stop) -> (State, String) {
+    match stop {
+        Stop::Cancel { by } => (State::Cancelled, format!("cancelled by {by}")),
+        Stop::Shutdown => (
+            State::Interrupted,
+            "opsdeck shut down while this job was running".into(),
+        ),
+    }
+}
+
+fn human(d: Duration) -> String {
+    let secs = d.as_secs();
+    match secs {
+        0 => format!("{}ms", d.as_millis()),
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}

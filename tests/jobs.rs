@@ -1,0 +1,260 @@
+//! The job engine against real child processes and a real SQLite database:
+//! queueing, cancel, timeouts, restart recovery and the output stream.
+
+#[path = "support/deck.rs"]
+mod deck;
+
+use deck::{Deck, process_gone};
+use opsdeck::jobs::State;
+
+const APPS: &str = r#"
+[[app]]
+name = "shop"
+
+[[app.action]]
+name = "hello"
+run = ["sh", "-c", "echo hello; echo to stderr >&2; echo \"in $(pwd) with $GREETING\""]
+cwd = "$DIR"
+env = { GREETING = "hi" }
+
+[[app.action]]
+name = "gated"
+run = ["sh", "-c", "echo started $$; while [ ! -e $DIR/gate ]; do sleep 0.02; done; echo released"]
+
+[[app.action]]
+name = "gated-too"
+run = ["sh", "-c", "echo started; while [ ! -e $DIR/gate ]; do sleep 0.02; done"]
+
+[[app.action]]
+name = "tree"
+run = ["sh", "-c", "sleep 1000 & echo grandchild $!; wait"]
+
+[[app.action]]
+name = "slow"
+run = ["sleep", "30"]
+timeout = "300ms"
+
+[[app.action]]
+name = "fails"
+run = ["sh", "-c", "echo about to fail; exit 3"]
+
+[[app]]
+name = "blog"
+
+[[app.action]]
+name = "hello"
+run = ["echo", "blog says hello"]
+"#;
+
+#[tokio::test]
+async fn an_action_runs_prints_its_command_and_is_audited() {
+    let deck = Deck::start(APPS).await;
+    let id = deck.run("shop", "hello").await.unwrap();
+    let (lines, state) = deck.wait(id).await;
+    assert_eq!(state, State::Succeeded);
+    let dir = deck.dir.path().display().to_string();
+    assert_eq!(
+        lines[0],
+        format!(
+            "$ cd {dir} && sh -c 'echo hello; echo to stderr >&2; echo \"in $(pwd) with $GREETING\"'"
+        )
+    );
+    assert_eq!(
+        lines[1..],
+        ["hello", "to stderr", &format!("in {dir} with hi")]
+    );
+    let job = deck.ctx.jobs.job(id).await.unwrap();
+    assert_eq!(
+        (job.app.as_str(), job.kind.as_str(), job.target.as_str()),
+        ("shop", "action", "hello")
+    );
+    assert_eq!(job.steps[0].state, "succeeded");
+    assert_eq!(job.steps[0].exit_code, Some(0));
+    let audit = deck.audit_of(id).await;
+    let actions: Vec<_> = audit
+        .iter()
+        .map(|(a, who, o)| format!("{a} {who} {o}"))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "job.request alice ok",
+            "job.start alice ok",
+            "job.end alice ok"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn one_job_per_app_in_order_and_apps_in_parallel() {
+    let deck = Deck::start(APPS).await;
+    let first = deck.run("shop", "gated").await.unwrap();
+    deck.wait_for_line(first, |l| l.starts_with("started"))
+        .await;
+    let second = deck.run("shop", "hello").await.unwrap();
+    let third = deck.run("shop", "fails").await.unwrap();
+    // The other app does not wait for shop's gate.
+    let blog = deck.run("blog", "hello").await.unwrap();
+    assert_eq!(deck.wait(blog).await.1, State::Succeeded);
+    assert_eq!(
+        deck.ctx.jobs.job(second).await.unwrap().state,
+        State::Queued
+    );
+    let queue = deck.ctx.jobs.queue("shop").await.unwrap();
+    assert_eq!(queue.running.map(|j| j.id), Some(first));
+    assert_eq!(
+        queue.waiting.iter().map(|j| j.id).collect::<Vec<_>>(),
+        [second, third]
+    );
+
+    std::fs::write(deck.path("gate"), "").unwrap();
+    assert_eq!(deck.wait(first).await.1, State::Succeeded);
+    assert_eq!(deck.wait(second).await.1, State::Succeeded);
+    let (lines, state) = deck.wait(third).await;
+    assert_eq!(
+        (state, lines.last().unwrap().as_str()),
+        (State::Failed, "about to fail")
+    );
+    let jobs: Vec<_> =
+        futures_util::future::join_all([first, second, third].map(|id| deck.ctx.jobs.job(id)))
+            .await;
+    let jobs: Vec<_> = jobs.into_iter().map(Result::unwrap).collect();
+    for pair in jobs.windows(2) {
+        assert!(
+            pair[1].started_at.unwrap() >= pair[0].finished_at.unwrap(),
+            "jobs of one app overlap"
+        );
+    }
+    assert_eq!(
+        jobs[2].summary.as_deref(),
+        Some("step \"fails\" failed with exit code 3")
+    );
+    assert_eq!(jobs[2].steps[0].exit_code, Some(3));
+}
+
+#[tokio::test]
+async fn an_identical_queued_request_is_refused_naming_who_and_when() {
+    let deck = Deck::start(APPS).await;
+    let first = deck.run("shop", "gated").await.unwrap();
+    deck.wait_for_line(first, |l| l.starts_with("started"))
+        .await;
+    // While one runs, the same request may queue once.
+    let queued = deck.run("shop", "gated").await.unwrap();
+    let refused = deck.run("shop", "gated").await.unwrap_err();
+    assert!(
+        matches!(refused, opsdeck::Error::Conflict(_)),
+        "{refused:?}"
+    );
+    let message = refused.to_string();
+    assert!(
+        message.starts_with("action gated of shop is already queued by alice at 20"),
+        "{message}"
+    );
+    assert!(message.ends_with(" UTC"), "{message}");
+    // Another action of the same app is a different request.
+    let other = deck.run("shop", "gated-too").await.unwrap();
+    std::fs::write(deck.path("gate"), "").unwrap();
+    for id in [first, queued, other] {
+        assert_eq!(deck.wait(id).await.1, State::Succeeded);
+    }
+}
+
+#[tokio::test]
+async fn cancel_kills_the_whole_process_tree() {
+    let deck = Deck::start(APPS).await;
+    let id = deck.run("shop", "tree").await.unwrap();
+    let line = deck
+        .wait_for_line(id, |l| l.starts_with("grandchild "))
+        .await;
+    let grandchild: u32 = line["grandchild ".len()..].parse().unwrap();
+    assert!(!process_gone(grandchild));
+    let bob = deck::actor("bob", opsdeck::auth::Role::Operator);
+    deck.ctx.jobs.cancel(id, &bob).await.unwrap();
+    assert_eq!(deck.wait(id).await.1, State::Cancelled);
+    assert!(
+        process_gone(grandchild),
+        "the grandchild {grandchild} survived the cancel"
+    );
+    let job = deck.ctx.jobs.job(id).await.unwrap();
+    assert_eq!(job.cancelled_by.as_deref(), Some("bob"));
+    assert_eq!(job.summary.as_deref(), Some("cancelled by bob"));
+    assert_eq!(job.steps[0].state, "cancelled");
+    let audit = deck.audit_of(id).await;
+    assert!(
+        audit.contains(&("job.cancel".into(), "bob".into(), "ok".into())),
+        "{audit:?}"
+    );
+    assert_eq!(
+        audit.last().unwrap(),
+        &(
+            "job.end".to_string(),
+            "alice".to_string(),
+            "failed".to_string()
+        )
+    );
+    let again = deck.ctx.jobs.cancel(id, &bob).await.unwrap_err();
+    assert_eq!(
+        again.to_string(),
+        format!("job {id} has already ended (cancelled)")
+    );
+}
+
+#[tokio::test]
+async fn a_queued_job_can_be_cancelled_before_it_starts() {
+    let deck = Deck::start(APPS).await;
+    let first = deck.run("shop", "gated").await.unwrap();
+    deck.wait_for_line(first, |l| l.starts_with("started"))
+        .await;
+    let queued = deck.run("shop", "hello").await.unwrap();
+    deck.ctx
+        .jobs
+        .cancel(queued, &deck::actor("bob", opsdeck::auth::Role::Operator))
+        .await
+        .unwrap();
+    assert_eq!(deck.wait(queued).await, (vec![], State::Cancelled));
+    std::fs::write(deck.path("gate"), "").unwrap();
+    assert_eq!(deck.wait(first).await.1, State::Succeeded);
+    let job = deck.ctx.jobs.job(queued).await.unwrap();
+    assert_eq!(
+        (job.started_at, job.steps[0].state.as_str()),
+        (None, "skipped")
+    );
+}
+
+#[tokio::test]
+async fn a_step_that_outlives_its_timeout_is_stopped() {
+    let deck = Deck::start(APPS).await;
+    let id = deck.run("shop", "slow").await.unwrap();
+    let (lines, state) = deck.wait(id).await;
+    assert_eq!(
+        (state, lines),
+        (State::TimedOut, vec!["$ sleep 30".to_string()])
+    );
+    let job = deck.ctx.jobs.job(id).await.unwrap();
+    assert_eq!(
+        job.summary.as_deref(),
+        Some("step \"slow\" did not finish within 300ms and was stopped")
+    );
+    assert_eq!(job.steps[0].state, "timed_out");
+}
+
+#[tokio::test]
+async fn unknown_apps_and_actions_are_404_and_low_roles_403() {
+    let deck = Deck::start(APPS).await;
+    let err = deck.run("nope", "hello").await.unwrap_err();
+    assert_eq!(err.to_string(), "there is no app named \"nope\"");
+    let err = deck.run("shop", "nope").await.unwrap_err();
+    assert_eq!(err.to_string(), "shop has no action named \"nope\"");
+    let viewer = deck::actor("vic", opsdeck::auth::Role::Viewer);
+    let err = opsdeck::ops::actions::run(&deck.ctx, &viewer, "shop", "hello")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, opsdeck::Error::Forbidden(_)), "{err:?}");
+    let denied: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_events WHERE actor = 'vic' AND outcome = 'denied'",
+    )
+    .fetch_one(&deck.ctx.db)
+    .await
+    .unwrap();
+    assert_eq!(denied, 1);
+}
