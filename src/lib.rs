@@ -10,6 +10,7 @@ pub mod error;
 pub mod host;
 pub mod jobs;
 pub mod ops;
+pub mod server;
 pub mod web;
 
 use std::sync::Arc;
@@ -23,6 +24,8 @@ pub struct Context {
     pub db: sqlx::SqlitePool,
     pub audit: audit::Audit,
     pub jobs: jobs::Engine,
+    /// Sign-in attempts per client address (dev login and Gitea).
+    pub signin_limit: auth::limit::Limiter,
 }
 
 impl Context {
@@ -38,6 +41,7 @@ impl Context {
             db,
             audit,
             jobs,
+            signin_limit: auth::limit::Limiter::new(auth::limit::SIGNINS_PER_MINUTE),
         })
     }
 }

@@ -1,5 +1,8 @@
 //! Who is asking: roles, the actor of a request, and how it was authenticated.
 
+pub mod limit;
+pub mod roles;
+pub mod session;
 pub mod token;
 
 use serde::{Deserialize, Serialize};

@@ -17,7 +17,9 @@ mod assets;
 pub mod auth;
 mod error;
 mod headers;
+mod jobs;
 mod json;
+pub mod login;
 mod page;
 
 pub use json::Json;
@@ -31,8 +33,10 @@ pub fn router(ctx: Context) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .merge(assets::router())
+        .merge(login::router())
         .merge(apps::router())
         .merge(api::router())
+        .merge(jobs::router())
         .fallback(not_found)
         // Innermost first: authentication sees only bodies within the limit,
         // and every error, from any layer, leaves as the client expects it.

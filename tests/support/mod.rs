@@ -3,5 +3,6 @@
 //! journald sandbox (`sandbox.rs`).
 #![allow(dead_code)] // each test binary uses a different part of it
 
+pub mod deck;
 pub mod sandbox;
 pub mod server;

@@ -1,0 +1,278 @@
+//! Browser sessions, kept server-side in the `sessions` table. The cookie
+//! holds a random id; only its SHA-256 is stored, so a copy of the database
+//! cannot be replayed as a cookie. Each session carries its own CSRF token.
+
+use std::time::Duration;
+
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use sqlx::SqlitePool;
+
+use super::Role;
+use crate::Result;
+use crate::config::{self, Config};
+
+/// `auth.session_idle` when unset: a working day without a click.
+pub const DEFAULT_IDLE: Duration = Duration::from_secs(8 * 3600);
+/// `auth.session_max` when unset: sign in again at least once a week.
+pub const DEFAULT_MAX: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// `last_seen_at` is written at most this often per session, so the session
+/// check on every request is a read, not a write; idle expiry is therefore
+/// exact to within this interval (or a tenth of the idle time if shorter).
+const TOUCH_EVERY: Duration = Duration::from_secs(60);
+
+/// A live session, as the auth middleware and the sessions page see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// Row id: names a session on the sessions page without revealing the
+    /// cookie or its hash.
+    pub id: i64,
+    pub login: String,
+    pub role: Role,
+    pub csrf: String,
+    /// Gitea groups at sign-in (`org`, `org:team`); empty for the dev login.
+    pub groups: Vec<String>,
+    pub created_at: i64,
+    pub last_seen_at: i64,
+    pub expires_at: i64,
+    pub remote: String,
+    pub user_agent: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: i64,
+    login: String,
+    role: String,
+    csrf: String,
+    groups: String,
+    created_at: i64,
+    last_seen_at: i64,
+    expires_at: i64,
+    remote: String,
+    user_agent: String,
+}
+
+const COLUMNS: &str = "rowid AS id, login, role, csrf, groups, created_at, last_seen_at, \
+                       expires_at, remote, user_agent";
+
+impl Row {
+    /// None when the stored role is not one we know (a row from a future
+    /// version): such a session grants nothing.
+    fn into_session(self) -> Option<Session> {
+        Some(Session {
+            id: self.id,
+            role: Role::parse(&self.role)?,
+            login: self.login,
+            csrf: self.csrf,
+            groups: serde_json::from_str(&self.groups).unwrap_or_default(),
+            created_at: self.created_at,
+            last_seen_at: self.last_seen_at,
+            expires_at: self.expires_at,
+            remote: self.remote,
+            user_agent: self.user_agent,
+        })
+    }
+
+    fn alive(&self, now: i64, idle: Duration, max: Duration) -> bool {
+        now < self.expires_at
+            && now < self.created_at.saturating_add(millis(max))
+            && now < self.last_seen_at.saturating_add(millis(idle))
+    }
+}
+
+/// Who signs in, as the sign-in flow established it.
+#[derive(Debug, Clone)]
+pub struct NewSession<'a> {
+    pub login: &'a str,
+    pub role: Role,
+    pub groups: &'a [String],
+    pub remote: &'a str,
+    pub user_agent: &'a str,
+}
+
+/// `(idle, max)` lifetimes from `[auth]`, with the defaults.
+pub fn lifetimes(auth: &config::Auth) -> (Duration, Duration) {
+    (
+        auth.session_idle.unwrap_or(DEFAULT_IDLE),
+        auth.session_max.unwrap_or(DEFAULT_MAX),
+    )
+}
+
+/// The cookie's name: `__Host-` on https, so no subdomain or plain-http page
+/// can set or shadow it (the prefix requires `Secure`, which http lacks).
+pub fn cookie_name(config: &Config) -> &'static str {
+    if is_https(config) {
+        "__Host-opsdeck_session"
+    } else {
+        "opsdeck_session"
+    }
+}
+
+fn is_https(config: &Config) -> bool {
+    config.server.public_url.starts_with("https://")
+}
+
+/// The `Set-Cookie` value that hands a new session to the browser. No
+/// `Max-Age`: the browser forgets it when closed, the server enforces expiry.
+pub fn set_cookie(config: &Config, value: &str) -> String {
+    let secure = if is_https(config) { "; Secure" } else { "" };
+    format!(
+        "{}={value}; HttpOnly; SameSite=Lax; Path=/{secure}",
+        cookie_name(config)
+    )
+}
+
+/// The `Set-Cookie` value that makes the browser drop the session cookie.
+pub fn clear_cookie(config: &Config) -> String {
+    let secure = if is_https(config) { "; Secure" } else { "" };
+    format!(
+        "{}=; HttpOnly; SameSite=Lax; Path=/; Max-Age=0{secure}",
+        cookie_name(config)
+    )
+}
+
+/// The session cookie's value in a `Cookie` request header, if present.
+pub fn cookie_value<'h>(config: &Config, cookie_header: &'h str) -> Option<&'h str> {
+    let name = cookie_name(config);
+    cookie_header
+        .split(';')
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+        .filter(|v| !v.is_empty())
+}
+
+/// Starts a session; returns the cookie value (never stored) and the session.
+pub async fn create(
+    db: &SqlitePool,
+    who: NewSession<'_>,
+    max: Duration,
+) -> Result<(String, Session)> {
+    let cookie = random_hex();
+    let now = now_millis();
+    let expires_at = now.saturating_add(millis(max));
+    // Finished sessions are only worth keeping while they could be listed.
+    sqlx::query("DELETE FROM sessions WHERE expires_at < ?")
+        .bind(now)
+        .execute(db)
+        .await?;
+    let row: Row = sqlx::query_as(&format!(
+        "INSERT INTO sessions (id_hash, login, role, groups, csrf, created_at, last_seen_at,
+                               expires_at, remote, user_agent)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {COLUMNS}"
+    ))
+    .bind(hash(&cookie))
+    .bind(who.login)
+    .bind(who.role.as_str())
+    .bind(serde_json::to_string(who.groups).map_err(anyhow::Error::from)?)
+    .bind(random_hex())
+    .bind(now)
+    .bind(now)
+    .bind(expires_at)
+    .bind(who.remote)
+    .bind(truncate(who.user_agent, 256))
+    .fetch_one(db)
+    .await?;
+    let session = row
+        .into_session()
+        .ok_or_else(|| anyhow::anyhow!("a session just written could not be read back"))?;
+    Ok((cookie, session))
+}
+
+/// The live session behind a cookie value: not revoked, not idle longer
+/// than `idle`, not older than `max`. Refreshes its idle clock.
+pub async fn lookup(
+    db: &SqlitePool,
+    cookie_value: &str,
+    idle: Duration,
+    max: Duration,
+) -> Result<Option<Session>> {
+    let row: Option<Row> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM sessions WHERE id_hash = ? AND revoked_at IS NULL"
+    ))
+    .bind(hash(cookie_value))
+    .fetch_optional(db)
+    .await?;
+    let now = now_millis();
+    let Some(mut row) = row.filter(|r| r.alive(now, idle, max)) else {
+        return Ok(None);
+    };
+    let touch_every = millis(TOUCH_EVERY.min(idle / 10));
+    if now - row.last_seen_at >= touch_every {
+        sqlx::query("UPDATE sessions SET last_seen_at = ? WHERE rowid = ?")
+            .bind(now)
+            .bind(row.id)
+            .execute(db)
+            .await?;
+        row.last_seen_at = now;
+    }
+    Ok(row.into_session())
+}
+
+/// Signs out: ends the session behind a cookie; returns it if it was live.
+pub async fn end(db: &SqlitePool, cookie_value: &str) -> Result<Option<Session>> {
+    let row: Option<Row> = sqlx::query_as(&format!(
+        "UPDATE sessions SET revoked_at = ? WHERE id_hash = ? AND revoked_at IS NULL
+         RETURNING {COLUMNS}"
+    ))
+    .bind(now_millis())
+    .bind(hash(cookie_value))
+    .fetch_optional(db)
+    .await?;
+    Ok(row.and_then(Row::into_session))
+}
+
+/// Revokes a session by its row id (the sessions page); returns it if it
+/// was live.
+pub async fn revoke(db: &SqlitePool, id: i64) -> Result<Option<Session>> {
+    let row: Option<Row> = sqlx::query_as(&format!(
+        "UPDATE sessions SET revoked_at = ? WHERE rowid = ? AND revoked_at IS NULL
+         RETURNING {COLUMNS}"
+    ))
+    .bind(now_millis())
+    .bind(id)
+    .fetch_optional(db)
+    .await?;
+    Ok(row.and_then(Row::into_session))
+}
+
+/// Every live session, most recently active first.
+pub async fn list_active(db: &SqlitePool, idle: Duration, max: Duration) -> Result<Vec<Session>> {
+    let rows: Vec<Row> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM sessions WHERE revoked_at IS NULL AND expires_at > ?
+         ORDER BY last_seen_at DESC"
+    ))
+    .bind(now_millis())
+    .fetch_all(db)
+    .await?;
+    let now = now_millis();
+    Ok(rows
+        .into_iter()
+        .filter(|r| r.alive(now, idle, max))
+        .filter_map(Row::into_session)
+        .collect())
+}
+
+fn hash(cookie_value: &str) -> String {
+    hex::encode(Sha256::digest(cookie_value.as_bytes()))
+}
+
+fn random_hex() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+fn now_millis() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn truncate(s: &str, max_chars: usize) -> String {
+    s.chars().take(max_chars).collect()
+}
