@@ -1,3 +1,5 @@
 //! How a command reaches a host: the only place that spawns processes or
 //! touches an app's files.
 pub mod exec;
+pub mod envfile;
+pub mod secret;
