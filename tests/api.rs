@@ -4,6 +4,7 @@
 mod support;
 
 use opsdeck::auth::Role;
+use opsdeck::jobs::State;
 use reqwest::StatusCode;
 use reqwest::header;
 use serde_json::Value;
@@ -83,6 +84,10 @@ async fn api_tokens_authenticate_and_bad_or_revoked_ones_are_refused() {
 
     let res = client().get(s.at("/api/apps")).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        res.headers()[header::WWW_AUTHENTICATE],
+        r#"Bearer realm="opsdeck""#
+    );
     assert_eq!(
         json(res).await["error"],
         "sign in first, or send an API token as `Authorization: Bearer <token>`"
@@ -188,6 +193,11 @@ async fn unknown_apps_and_addresses_are_404_in_the_clients_language() {
         page.contains("there is no app named &#34;nope&#34;"),
         "{page}"
     );
+    // The error page still says who is signed in.
+    assert!(
+        page.contains(r#"<span class="login">token:ops</span>"#),
+        "{page}"
+    );
 
     let res = s.get_as("/api/nothing-here", &token).await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
@@ -207,6 +217,14 @@ async fn unknown_apps_and_addresses_are_404_in_the_clients_language() {
     assert_eq!(
         json(res).await["error"],
         "DELETE is not allowed on /api/apps"
+    );
+
+    // So does a path parameter that does not parse.
+    let res = s.get_as("/api/jobs/latest", &token).await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        json(res).await["error"],
+        "Invalid URL: Cannot parse `latest` to a `i64`"
     );
 }
 
@@ -372,4 +390,365 @@ fn no_template_has_inline_script_style_or_event_handlers() {
             assert!(!text.contains(handler), "{}: {handler}", file.display());
         }
     }
+}
+
+#[tokio::test]
+async fn an_action_runs_from_the_api_and_shows_as_the_apps_last_job() {
+    let s = server().await;
+    let token = s.token("ci", Role::Operator).await;
+    let res = client()
+        .post(s.at("/api/apps/rfc-app/actions/cleanup-sessions/run"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let location = res.headers()[header::LOCATION]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let job = json(res).await["job"].as_i64().unwrap();
+    assert_eq!(location, format!("/api/jobs/{job}"));
+    assert_eq!(s.finished(job).await, State::Succeeded);
+
+    let apps = json(s.get_as("/api/apps", &token).await).await;
+    assert_eq!(apps[0]["last_job"]["id"], job);
+    assert_eq!(apps[0]["last_job"]["state"], "succeeded");
+    assert_eq!(apps[0]["last_job"]["actor"], "token:ci");
+
+    let page = s.get_as("/", &token).await.text().await.unwrap();
+    assert!(
+        page.contains(&format!(
+            r#"Last: <a href="/jobs/{job}">action cleanup-sessions</a>"#
+        )),
+        "{page}"
+    );
+    let page = s
+        .get_as("/apps/rfc-app", &token)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(&format!(r##"<a href="/jobs/{job}">#{job}</a>"##)),
+        "{page}"
+    );
+    assert!(page.contains("Nothing is running on rfc-app."), "{page}");
+}
+
+#[tokio::test]
+async fn an_action_button_redirects_to_its_job() {
+    let s = server().await;
+    let token = s.token("ci", Role::Operator).await;
+    let res = client()
+        .post(s.at("/apps/rfc-app/actions/cleanup-sessions/run"))
+        .bearer_auth(&token)
+        .form(&[("csrf", "")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let location = res.headers()[header::LOCATION]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let job: i64 = location.strip_prefix("/jobs/").unwrap().parse().unwrap();
+    s.finished(job).await;
+
+    let res = client()
+        .post(s.at("/apps/rfc-app/actions/cleanup-sessions/run"))
+        .bearer_auth(&token)
+        .header("HX-Request", "true")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["hx-redirect"], format!("/jobs/{}", job + 1));
+    s.finished(job + 1).await;
+}
+
+#[tokio::test]
+async fn running_an_action_above_ones_role_is_403_and_audited() {
+    let s = server().await;
+    let viewer = s.token("intern", Role::Viewer).await;
+    let operator = s.token("ci", Role::Operator).await;
+    for (token, action, sentence) in [
+        (
+            &viewer,
+            "cleanup-sessions",
+            "action needs the operator role; you are viewer",
+        ),
+        (
+            &operator,
+            "reindex",
+            "action needs the admin role; you are operator",
+        ),
+    ] {
+        let res = client()
+            .post(s.at(&format!("/api/apps/rfc-app/actions/{action}/run")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::FORBIDDEN);
+        assert_eq!(json(res).await["error"], sentence);
+    }
+    let denied: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT actor, action, app FROM audit_events WHERE outcome = 'denied' ORDER BY id",
+    )
+    .fetch_all(&s.ctx.db)
+    .await
+    .unwrap();
+    let denied: Vec<(&str, &str, &str)> = denied
+        .iter()
+        .map(|(a, b, c)| (a.as_str(), b.as_str(), c.as_str()))
+        .collect();
+    assert_eq!(
+        denied,
+        [
+            ("token:intern", "action", "rfc-app"),
+            ("token:ci", "action", "rfc-app")
+        ]
+    );
+    assert_eq!(s.job_count().await, 0, "a refused request starts nothing");
+}
+
+#[tokio::test]
+async fn unknown_apps_and_actions_are_404_with_a_sentence() {
+    let s = server().await;
+    let token = s.token("ci", Role::Owner).await;
+    for (path, sentence) in [
+        (
+            "/api/apps/nope/actions/cleanup-sessions/run",
+            r#"there is no app named "nope""#,
+        ),
+        (
+            "/api/apps/rfc-app/actions/nope/run",
+            r#"rfc-app has no action named "nope""#,
+        ),
+    ] {
+        let res = client()
+            .post(s.at(path))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(json(res).await["error"], sentence);
+    }
+}
+
+#[tokio::test]
+async fn malformed_json_is_400_naming_what_is_wrong() {
+    let s = server().await;
+    let token = s.token("ci", Role::Owner).await;
+    let run = s.at("/api/apps/rfc-app/actions/cleanup-sessions/run");
+    for (content_type, body, sentence) in [
+        (
+            "application/json",
+            "{",
+            "the request body is not valid JSON: EOF while parsing an object at line 1 column 1",
+        ),
+        (
+            "application/json",
+            r#"{"dry_run": true}"#,
+            "the JSON body does not fit this request: dry_run: unknown field `dry_run`, there are no fields at line 1 column 10",
+        ),
+        (
+            "text/plain",
+            "run it",
+            "send the request body as JSON with `Content-Type: application/json`",
+        ),
+    ] {
+        let res = client()
+            .post(&run)
+            .bearer_auth(&token)
+            .header(header::CONTENT_TYPE, content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(json(res).await["error"], sentence);
+    }
+    assert_eq!(s.job_count().await, 0, "a refused request starts nothing");
+}
+
+/// A body without a length (chunked) is cut when it passes the limit, and
+/// the connection is closed so the rest of it cannot be read as a request.
+#[tokio::test]
+async fn an_oversize_chunked_body_is_413_too() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = server().await;
+    let token = s.token("ci", Role::Owner).await;
+    let mut conn = tokio::net::TcpStream::connect(s.url.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let head = format!(
+        "POST /api/apps/rfc-app/actions/cleanup-sessions/run HTTP/1.1\r\nHost: x\r\n\
+         Authorization: Bearer {token}\r\nContent-Type: application/json\r\n\
+         Transfer-Encoding: chunked\r\n\r\n"
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    let chunk = format!("400\r\n{}\r\n", " ".repeat(0x400));
+    for _ in 0..5 {
+        // The server may answer and close before all of it is written.
+        if conn.write_all(chunk.as_bytes()).await.is_err() {
+            break;
+        }
+    }
+    let _ = conn.write_all(b"0\r\n\r\n").await;
+    let mut response = String::new();
+    conn.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 413 "), "{response}");
+    assert!(
+        response.to_lowercase().contains("connection: close"),
+        "{response}"
+    );
+    assert!(
+        response.contains("the request body is larger than opsdeck accepts"),
+        "{response}"
+    );
+}
+
+#[tokio::test]
+async fn a_signed_in_page_carries_the_csrf_token_for_forms_and_htmx() {
+    let s = server().await;
+    let (cookie, csrf) = s.session("ben", Role::Admin).await;
+    let res = s.browse("/", &cookie).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let page = res.text().await.unwrap();
+    assert!(page.contains(r#"<span class="login">ben</span>"#), "{page}");
+    assert!(
+        page.contains(r#"<span class="role role-admin">admin</span>"#),
+        "{page}"
+    );
+    assert!(page.contains(r#"<a href="/audit">Audit</a>"#), "{page}");
+    assert!(
+        page.contains(&format!(
+            r#"<input type="hidden" name="csrf" value="{csrf}">"#
+        )),
+        "{page}"
+    );
+    assert!(
+        page.contains(&format!(
+            r#"hx-headers="{{&#34;X-CSRF-Token&#34;:&#34;{csrf}&#34;}}""#
+        )),
+        "{page}"
+    );
+    assert!(page.contains(r#"<form method="post" action="/auth/logout""#));
+}
+
+#[tokio::test]
+async fn a_browser_post_needs_its_csrf_token_and_our_origin() {
+    let s = server().await;
+    let (cookie, csrf) = s.session("ben", Role::Operator).await;
+    let run = s.at("/apps/rfc-app/actions/cleanup-sessions/run");
+    let post = |origin: Option<&str>, form: Vec<(&'static str, String)>| {
+        let mut req = client()
+            .post(&run)
+            .header(header::COOKIE, &cookie)
+            .form(&form);
+        if let Some(origin) = origin {
+            req = req.header(header::ORIGIN, origin);
+        }
+        req
+    };
+    let ours = s.url.as_str();
+
+    let res = post(Some(ours), vec![]).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert!(
+        res.text()
+            .await
+            .unwrap()
+            .contains("this form was sent without its CSRF token; reload the page and try again")
+    );
+
+    let wrong = "0".repeat(csrf.len());
+    let res = post(Some(ours), vec![("csrf", wrong)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert!(res.text().await.unwrap().contains(
+        "this form&#39;s CSRF token does not match your session; reload the page and try again"
+    ));
+
+    let res = post(Some("https://evil.example"), vec![("csrf", csrf.clone())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert!(res.text().await.unwrap().contains(&format!(
+        "this request came from https://evil.example, not from {ours}"
+    )));
+
+    let res = post(None, vec![("csrf", csrf.clone())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert!(
+        res.text()
+            .await
+            .unwrap()
+            .contains("this request has neither an Origin nor a Referer header")
+    );
+    assert_eq!(s.job_count().await, 0, "a refused request starts nothing");
+
+    // Both right: the action runs, and the browser is sent to its job.
+    let res = post(Some(ours), vec![("csrf", csrf.clone())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(res.headers()[header::LOCATION], "/jobs/1");
+    s.finished(1).await;
+
+    // A browser that leaves out Origin but sends our Referer is believed.
+    let res = post(None, vec![("csrf", csrf.clone())])
+        .header(header::REFERER, format!("{ours}/apps/rfc-app"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    s.finished(2).await;
+
+    // htmx sends the token as a header, from the page's hx-headers.
+    let htmx = |token: &str| {
+        client()
+            .post(&run)
+            .header(header::COOKIE, &cookie)
+            .header(header::ORIGIN, ours)
+            .header("HX-Request", "true")
+            .header("X-CSRF-Token", token)
+            .send()
+    };
+    let res = htmx(&csrf).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["hx-redirect"], "/jobs/3");
+    s.finished(3).await;
+
+    // …and a refusal reaches htmx as a plain sentence app.js shows.
+    let res = htmx("nope").await.unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        res.text().await.unwrap(),
+        "this form's CSRF token does not match your session; reload the page and try again"
+    );
+}
+
+#[tokio::test]
+async fn a_revoked_session_is_no_identity() {
+    let s = server().await;
+    let (cookie, _) = s.session("ben", Role::Owner).await;
+    let value = cookie.strip_prefix("opsdeck_session=").unwrap();
+    opsdeck::auth::session::end(&s.ctx.db, value).await.unwrap();
+    let res = s.browse("/apps/rfc-app", &cookie).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        res.headers()[header::LOCATION],
+        "/auth/login?next=%2Fapps%2Frfc-app"
+    );
 }

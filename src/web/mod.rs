@@ -23,7 +23,7 @@ pub mod login;
 mod page;
 
 pub use json::Json;
-pub use page::Page;
+pub use page::{Moment, Page};
 
 /// The whole HTTP surface. Serve it with
 /// `into_make_service_with_connect_info::<SocketAddr>()` so audit rows and

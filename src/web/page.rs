@@ -6,6 +6,7 @@
 use std::sync::LazyLock;
 
 use axum::extract::FromRequestParts;
+use axum::http::Extensions;
 use axum::http::request::Parts;
 use sha2::{Digest, Sha256};
 
@@ -50,17 +51,41 @@ impl Page {
     }
 }
 
+impl Page {
+    pub fn from_extensions(extensions: &Extensions) -> Page {
+        Page {
+            actor: extensions.get::<Actor>().cloned(),
+            csrf: extensions
+                .get::<Csrf>()
+                .map(|c| c.0.clone())
+                .unwrap_or_default(),
+        }
+    }
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for Page {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Page, Self::Rejection> {
-        Ok(Page {
-            actor: parts.extensions.get::<Actor>().cloned(),
-            csrf: parts
-                .extensions
-                .get::<Csrf>()
-                .map(|c| c.0.clone())
-                .unwrap_or_default(),
-        })
+        Ok(Page::from_extensions(&parts.extensions))
+    }
+}
+
+/// A moment as pages show it: `<time datetime="{{ iso }}">{{ utc }}</time>`,
+/// which `app.js` rewrites into the reader's own time zone.
+#[derive(Debug, Clone)]
+pub struct Moment {
+    pub iso: String,
+    pub utc: String,
+}
+
+impl Moment {
+    /// From Unix milliseconds, as the database stores times.
+    pub fn from_millis(ms: i64) -> Moment {
+        let at = chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default();
+        Moment {
+            iso: at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            utc: at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+        }
     }
 }

@@ -7,6 +7,7 @@ use std::path::Path;
 use opsdeck::Context;
 use opsdeck::auth::Role;
 use opsdeck::config::Config;
+use opsdeck::jobs::{Followed, State};
 
 pub struct Server {
     /// `http://127.0.0.1:<port>`, also the config's `server.public_url`.
@@ -45,6 +46,56 @@ pub async fn start(rest: &str) -> Server {
 impl Server {
     pub async fn token(&self, name: &str, role: Role) -> String {
         opsdeck::auth::token::create(&self.ctx.db, name, role)
+            .await
+            .unwrap()
+    }
+
+    /// `GET path` as a browser with the `Cookie` header `cookie`.
+    pub async fn browse(&self, path: &str, cookie: &str) -> reqwest::Response {
+        client()
+            .get(self.at(path))
+            .header(reqwest::header::COOKIE, cookie)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Signs `login` in as the sign-in flow does; the `Cookie` header value
+    /// and the session's CSRF token.
+    pub async fn session(&self, login: &str, role: Role) -> (String, String) {
+        let (_, max) = opsdeck::auth::session::lifetimes(&self.ctx.config.auth);
+        let (cookie, session) = opsdeck::auth::session::create(
+            &self.ctx.db,
+            opsdeck::auth::session::NewSession {
+                login,
+                role,
+                groups: &[],
+                remote: "127.0.0.1",
+                user_agent: "tests",
+            },
+            max,
+        )
+        .await
+        .unwrap();
+        (format!("opsdeck_session={cookie}"), session.csrf)
+    }
+
+    /// Follows job `id` until it ends; its final state.
+    pub async fn finished(&self, id: i64) -> State {
+        let mut follower = self.ctx.jobs.follow(id, 0).await.unwrap();
+        loop {
+            match follower.next().await.unwrap() {
+                Some(Followed::End(state)) => return state,
+                Some(Followed::Lines { .. }) => {}
+                None => panic!("job {id}'s output ended without its end"),
+            }
+        }
+    }
+
+    /// How many jobs were ever requested.
+    pub async fn job_count(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM jobs")
+            .fetch_one(&self.ctx.db)
             .await
             .unwrap()
     }
