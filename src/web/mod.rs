@@ -14,6 +14,7 @@ use crate::Context;
 mod api;
 mod apps;
 mod assets;
+mod audit;
 pub mod auth;
 mod error;
 mod headers;
@@ -35,6 +36,7 @@ pub fn router(ctx: Context) -> Router {
         .merge(login::router())
         .merge(apps::router())
         .merge(api::router())
+        .merge(audit::router())
         .fallback(not_found)
         // Innermost first: authentication sees only bodies within the limit,
         // and every error, from any layer, leaves as the client expects it.
