@@ -425,7 +425,7 @@ fn a_gitea_webhook_secret_names_owner_and_repo() {
 fn sweeps_need_what_their_kind_needs() {
     let sweep = |body: &str| format!("{APP}\n[[app.sweep]]\nname = \"backup\"\n{body}");
     rejects(
-        &sweep("kind = \"sqlite-backup\"\ndatabase = \"/srv/web/db.sqlite\"\n"),
+        &sweep("kind = \"sqlite-backup\"\ndatabase = \"/srv/web/db.sqlite\"\nkeep = 7\n"),
         7,
         "app \"web\" → sweep \"backup\" → dir",
         "needs `dir`",
@@ -647,4 +647,141 @@ fn opsdeck_check_prints_every_error_and_fails() {
     let (ok, _, stderr) = check(&dir.path().join("missing.toml"), &[]);
     assert!(!ok);
     assert!(stderr.contains("cannot read the config file"), "{stderr}");
+}
+
+/// Every key of README's "Configuration reference", each set once.
+const EVERY_KEY: &str = r#"
+[server]
+listen = "127.0.0.1:9090"
+public_url = "https://ops.example.org"
+data_dir = "/var/lib/opsdeck"
+max_body_bytes = 131072
+
+[auth]
+gitea_url = "https://git.example.org/"
+client_id = "opsdeck"
+client_secret_file = "$SECRET"
+gitea_token_file = "$SECRET"
+dev_login = false
+session_idle = "4h"
+session_max = "3d"
+
+[roles]
+owner = ["user:ben"]
+admin = ["team:wiggleverse:admins"]
+operator = ["org:wiggleverse"]
+viewer = ["org:friends"]
+
+[jobs]
+step_timeout = "10m"
+job_timeout = "2h"
+shutdown_grace = "1m"
+
+[logs]
+max_followers = 8
+max_viewers = 100
+backfill = 500
+
+[hosts.bastion]
+address = "ssh://jump@bastion.example.org"
+
+[hosts.web1]
+address = "deploy@10.0.0.5:2222"
+identity_file = "/etc/opsdeck/id_ed25519"
+known_hosts = "/etc/opsdeck/known_hosts"
+jump = "bastion"
+
+[[app]]
+name = "shop"
+environment = "staging"
+host = "web1"
+repo = "/srv/shop/repo"
+branch = "release"
+strategy = "releases"
+path = "/srv/shop"
+keep = 3
+shared = [".env", "storage/uploads"]
+units = ["shop.service", "shop-worker@1.service"]
+sudo = true
+env_file = "/srv/shop/shared/.env"
+health = { url = "https://shop.example.org/healthz", expect = "ok", timeout = "1m" }
+build = [ { run = ["composer", "install"], cwd = "app", env = { APP_ENV = "prod" }, timeout = "5m" } ]
+logs = { units = ["shop.service"], files = ["/var/log/shop/app.log"] }
+auto_deploy = "release"
+webhook_secret_file = "$SECRET"
+permissions = { view = "viewer", logs = "viewer", deploy = "operator", rollback = "operator", rotate = "owner", sweep = "admin", action = "operator", cancel = "operator", audit = "admin" }
+
+[[app.secret]]
+name = "APP_KEY"
+generate = "base64url:32"
+units = ["shop.service"]
+note = "Every signed-in customer is signed out."
+role = "admin"
+gitea_webhook = { repo = "shop/shop" }
+restore_on_failure = false
+keep_backups = 10
+
+[[app.sweep]]
+name = "old-releases"
+kind = "releases"
+keep = 2
+schedule = "15 4 * * 0"
+timezone = "Europe/Berlin"
+catch_up = false
+role = "admin"
+
+[[app.sweep]]
+name = "db-backup"
+kind = "sqlite-backup"
+database = "/srv/shop/shared/db.sqlite"
+dir = "/srv/shop/backups"
+keep = 14
+
+[[app.sweep]]
+name = "branches"
+kind = "gitea-branches"
+repo = "shop/shop"
+days = 30
+pinned = ["staging"]
+
+[[app.sweep]]
+name = "job-output"
+kind = "job-output"
+days = 90
+
+[[app.sweep]]
+name = "sessions"
+kind = "command"
+run = ["php", "artisan", "session:gc"]
+
+[[app.action]]
+name = "cache-clear"
+run = ["php", "artisan", "cache:clear"]
+cwd = "/srv/shop/current"
+env = { APP_ENV = "prod" }
+timeout = "30s"
+role = "admin"
+confirm = "Clear the cache?"
+description = "Clears the application cache."
+
+[[app]]
+name = "bot"
+host = "ssh://bot@10.0.0.6"
+strategy = "command"
+deploy = [ { run = ["cloudron", "update", "--image", "registry.example.org/bot:{tag}"] } ]
+"#;
+
+#[test]
+fn every_key_of_the_reference_is_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = secret_file(dir.path(), "value\n", 0o600);
+    let config = parse(&EVERY_KEY.replace("$SECRET", secret.to_str().unwrap()))
+        .unwrap_or_else(|e| panic!("{e:#?}"));
+    let shop = config.app("shop").unwrap();
+    assert_eq!(shop.required_role("deploy"), opsdeck::auth::Role::Operator);
+    assert_eq!(shop.sweeps.len(), 5);
+    assert_eq!(shop.webhook_secret().unwrap().as_deref(), Some("value"));
+    assert_eq!(config.gitea_token().unwrap().as_deref(), Some("value"));
+    assert_eq!(config.hosts["web1"].jump.as_deref(), Some("bastion"));
+    assert!(config.warnings().is_empty(), "{:?}", config.warnings());
 }

@@ -281,12 +281,21 @@ impl SweepKind {
 pub struct Sweep {
     pub name: String,
     pub kind: SweepKind,
+    /// `releases`: good releases kept (default: the app's `keep`);
+    /// `sqlite-backup`: backups kept (required).
     pub keep: Option<usize>,
+    /// `sqlite-backup`: the database to back up (required).
     pub database: Option<PathBuf>,
+    /// `sqlite-backup`: where backups go (required).
     pub dir: Option<PathBuf>,
+    /// `gitea-branches`: `owner/name` (required).
     pub repo: Option<String>,
+    /// `gitea-branches`: days a branch may stay merged or idle; `job-output`:
+    /// days of job output kept (required for both).
     pub days: Option<u32>,
+    /// `gitea-branches`: branches never deleted (besides protected ones).
     pub pinned: Vec<String>,
+    /// `command`: the argv (required).
     pub run: Option<Vec<String>>,
     /// 5-field cron (see [`parse_schedule`]).
     pub schedule: Option<String>,

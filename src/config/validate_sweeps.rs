@@ -87,13 +87,15 @@ fn kind(config: &Config, app: &App, sweep: &Sweep, label: &Label, p: &mut Proble
         SweepKind::SqliteBackup => {
             needs("database", "the SQLite file to back up");
             needs("dir", "the directory backups are written to");
+            needs("keep", "how many backups to keep");
         }
         SweepKind::GiteaBranches => {
             needs("repo", "the Gitea repository as \"owner/name\"");
             needs("days", "how many days a branch may stay merged or idle");
         }
         SweepKind::Command => needs("run", "the command's argv"),
-        SweepKind::Releases | SweepKind::JobOutput => {}
+        SweepKind::JobOutput => needs("days", "how many days of job output to keep"),
+        SweepKind::Releases => {}
     }
     match sweep.kind {
         SweepKind::Releases if app.strategy != Strategy::Releases => p.error(
