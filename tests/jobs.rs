@@ -290,28 +290,9 @@ async fn read_stream(
         .send()
         .await
         .unwrap();
-    let (mut buf, mut seen) = (String::new(), Vec::new());
-    loop {
-        while let Some(end) = buf.find("\n\n") {
-            let event: String = buf.drain(..end + 2).collect();
-            let data = event
-                .lines()
-                .filter_map(|l| l.strip_prefix("data: "))
-                .collect::<Vec<_>>()
-                .join("\n");
-            let stop = until(&data);
-            seen.push(data);
-            if stop {
-                return seen;
-            }
-        }
-        let chunk = response
-            .chunk()
-            .await
-            .unwrap()
-            .expect("the stream ended early");
-        buf.push_str(std::str::from_utf8(&chunk).unwrap());
-    }
+    let events =
+        support::sse::read_events(&mut response, &mut String::new(), |e| until(&e.2)).await;
+    events.into_iter().map(|e| e.2).collect()
 }
 
 #[tokio::test]
