@@ -20,6 +20,7 @@ mod headers;
 mod json;
 pub mod login;
 mod page;
+mod sessions;
 
 pub use json::Json;
 pub use page::Page;
@@ -33,6 +34,7 @@ pub fn router(ctx: Context) -> Router {
         .route("/healthz", get(healthz))
         .merge(assets::router())
         .merge(login::router())
+        .merge(sessions::router())
         .merge(apps::router())
         .merge(api::router())
         .fallback(not_found)
