@@ -10,6 +10,7 @@ pub mod error;
 pub mod host;
 pub mod jobs;
 pub mod ops;
+pub mod server;
 pub mod web;
 
 use std::sync::Arc;

@@ -4,6 +4,7 @@
 mod support;
 
 use opsdeck::auth::Role;
+use opsdeck::jobs::State;
 use reqwest::StatusCode;
 use reqwest::header;
 use serde_json::Value;
@@ -372,4 +373,223 @@ fn no_template_has_inline_script_style_or_event_handlers() {
             assert!(!text.contains(handler), "{}: {handler}", file.display());
         }
     }
+}
+
+#[tokio::test]
+async fn an_action_runs_from_the_api_and_shows_as_the_apps_last_job() {
+    let s = server().await;
+    let token = s.token("ci", Role::Operator).await;
+    let res = client()
+        .post(s.at("/api/apps/rfc-app/actions/cleanup-sessions/run"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let location = res.headers()[header::LOCATION]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let job = json(res).await["job"].as_i64().unwrap();
+    assert_eq!(location, format!("/api/jobs/{job}"));
+    assert_eq!(s.finished(job).await, State::Succeeded);
+
+    let apps = json(s.get_as("/api/apps", &token).await).await;
+    assert_eq!(apps[0]["last_job"]["id"], job);
+    assert_eq!(apps[0]["last_job"]["state"], "succeeded");
+    assert_eq!(apps[0]["last_job"]["actor"], "token:ci");
+
+    let page = s.get_as("/", &token).await.text().await.unwrap();
+    assert!(
+        page.contains(&format!(
+            r#"Last: <a href="/jobs/{job}">action cleanup-sessions</a>"#
+        )),
+        "{page}"
+    );
+    let page = s
+        .get_as("/apps/rfc-app", &token)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(&format!(r##"<a href="/jobs/{job}">#{job}</a>"##)),
+        "{page}"
+    );
+    assert!(page.contains("Nothing is running on rfc-app."), "{page}");
+}
+
+#[tokio::test]
+async fn an_action_button_redirects_to_its_job() {
+    let s = server().await;
+    let token = s.token("ci", Role::Operator).await;
+    let res = client()
+        .post(s.at("/apps/rfc-app/actions/cleanup-sessions/run"))
+        .bearer_auth(&token)
+        .form(&[("csrf", "")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let location = res.headers()[header::LOCATION]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let job: i64 = location.strip_prefix("/jobs/").unwrap().parse().unwrap();
+    s.finished(job).await;
+
+    let res = client()
+        .post(s.at("/apps/rfc-app/actions/cleanup-sessions/run"))
+        .bearer_auth(&token)
+        .header("HX-Request", "true")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["hx-redirect"], format!("/jobs/{}", job + 1));
+    s.finished(job + 1).await;
+}
+
+#[tokio::test]
+async fn running_an_action_above_ones_role_is_403_and_audited() {
+    let s = server().await;
+    let viewer = s.token("intern", Role::Viewer).await;
+    let operator = s.token("ci", Role::Operator).await;
+    for (token, action, sentence) in [
+        (
+            &viewer,
+            "cleanup-sessions",
+            "action needs the operator role; you are viewer",
+        ),
+        (
+            &operator,
+            "reindex",
+            "action needs the admin role; you are operator",
+        ),
+    ] {
+        let res = client()
+            .post(s.at(&format!("/api/apps/rfc-app/actions/{action}/run")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::FORBIDDEN);
+        assert_eq!(json(res).await["error"], sentence);
+    }
+    let denied: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT actor, action, app FROM audit_events WHERE outcome = 'denied' ORDER BY id",
+    )
+    .fetch_all(&s.ctx.db)
+    .await
+    .unwrap();
+    let denied: Vec<(&str, &str, &str)> = denied
+        .iter()
+        .map(|(a, b, c)| (a.as_str(), b.as_str(), c.as_str()))
+        .collect();
+    assert_eq!(
+        denied,
+        [
+            ("token:intern", "action", "rfc-app"),
+            ("token:ci", "action", "rfc-app")
+        ]
+    );
+    assert_eq!(s.job_count().await, 0, "a refused request starts nothing");
+}
+
+#[tokio::test]
+async fn unknown_apps_and_actions_are_404_with_a_sentence() {
+    let s = server().await;
+    let token = s.token("ci", Role::Owner).await;
+    for (path, sentence) in [
+        (
+            "/api/apps/nope/actions/cleanup-sessions/run",
+            r#"there is no app named "nope""#,
+        ),
+        (
+            "/api/apps/rfc-app/actions/nope/run",
+            r#"rfc-app has no action named "nope""#,
+        ),
+    ] {
+        let res = client()
+            .post(s.at(path))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(json(res).await["error"], sentence);
+    }
+}
+
+#[tokio::test]
+async fn malformed_json_is_400_naming_what_is_wrong() {
+    let s = server().await;
+    let token = s.token("ci", Role::Owner).await;
+    let run = s.at("/api/apps/rfc-app/actions/cleanup-sessions/run");
+    for (content_type, body, sentence) in [
+        (
+            "application/json",
+            "{",
+            "the request body is not valid JSON: EOF while parsing an object at line 1 column 1",
+        ),
+        (
+            "application/json",
+            r#"{"dry_run": true}"#,
+            "the JSON body does not fit this request: dry_run: unknown field `dry_run`, there are no fields at line 1 column 10",
+        ),
+        (
+            "text/plain",
+            "run it",
+            "send the request body as JSON with `Content-Type: application/json`",
+        ),
+    ] {
+        let res = client()
+            .post(&run)
+            .bearer_auth(&token)
+            .header(header::CONTENT_TYPE, content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(json(res).await["error"], sentence);
+    }
+    assert_eq!(s.job_count().await, 0, "a refused request starts nothing");
+}
+
+/// A body without a length (chunked) is cut when it passes the limit, and
+/// the connection is closed so the rest of it cannot be read as a request.
+#[tokio::test]
+async fn an_oversize_chunked_body_is_413_too() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = server().await;
+    let token = s.token("ci", Role::Owner).await;
+    let mut conn = tokio::net::TcpStream::connect(s.url.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let head = format!(
+        "POST /api/apps/rfc-app/actions/cleanup-sessions/run HTTP/1.1\r\nHost: x\r\n\
+         Authorization: Bearer {token}\r\nContent-Type: application/json\r\n\
+         Transfer-Encoding: chunked\r\n\r\n"
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    let chunk = format!("400\r\n{}\r\n", " ".repeat(0x400));
+    for _ in 0..5 {
+        // The server may answer and close before all of it is written.
+        if conn.write_all(chunk.as_bytes()).await.is_err() {
+            break;
+        }
+    }
+    let _ = conn.write_all(b"0\r\n\r\n").await;
+    let mut response = String::new();
+    conn.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 413 "), "{response}");
+    assert!(
+        response.to_lowercase().contains("connection: close"),
+        "{response}"
+    );
+    assert!(
+        response.contains("the request body is larger than opsdeck accepts"),
+        "{response}"
+    );
 }

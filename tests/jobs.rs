@@ -1,11 +1,10 @@
 //! The job engine against real child processes and a real SQLite database:
 //! queueing, cancel, timeouts, restart recovery and the output stream.
 
-#[path = "support/deck.rs"]
-mod deck;
+mod support;
 
-use deck::{Deck, process_gone};
 use opsdeck::jobs::State;
+use support::deck::{self, Deck, process_gone};
 
 const APPS: &str = r#"
 [[app]]

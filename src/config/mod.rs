@@ -1,77 +1,72 @@
 //! The `opsdeck.toml` contract (DESIGN.md "The contract"): every section is
 //! parsed and validated here, also those that later features act on, so a
 //! config that `opsdeck check` accepts today keeps working as features land.
+//!
+//! `load.rs` reads the TOML into these types (shape, types, unknown keys),
+//! `validate.rs` checks what the values mean, `secrets.rs` reads opsdeck's
+//! own secrets; every problem names its line and key (`errors.rs`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
-
 use crate::auth::Role;
 
 mod duration;
+mod errors;
+mod load;
+mod problems;
+mod reader;
+mod secrets;
+mod validate;
+mod validate_sweeps;
+mod values;
+
 pub use duration::parse_duration;
+pub use errors::{ConfigError, ConfigErrors, line_col};
+pub use values::{Generator, HostAddress, SshTarget, parse_schedule, parse_time_zone};
 
 /// A whole, validated configuration.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub struct Config {
-    #[serde(default)]
     pub server: Server,
-    #[serde(default)]
     pub auth: Auth,
-    #[serde(default)]
     pub roles: Roles,
-    #[serde(default)]
     pub jobs: Jobs,
-    #[serde(default, rename = "app")]
+    /// `[logs]`: limits of the journal follow hub.
+    pub logs: LogLimits,
+    /// `[hosts.<name>]`: SSH hosts apps can name in `host`.
+    pub hosts: BTreeMap<String, Host>,
+    /// `[[app]]`.
     pub apps: Vec<App>,
     /// Where the config was read from (for messages and relative paths).
-    #[serde(skip)]
     pub path: PathBuf,
+    /// Problems that do not stop opsdeck (see [`Config::warnings`]).
+    warnings: Vec<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub struct Server {
-    #[serde(default = "default_listen")]
     pub listen: String,
-    #[serde(default = "default_public_url")]
     pub public_url: String,
-    #[serde(default = "default_data_dir")]
+    /// `opsdeck.db` lives here.
     pub data_dir: PathBuf,
     /// Largest accepted request body.
-    #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
 }
 
 impl Default for Server {
     fn default() -> Self {
         Server {
-            listen: default_listen(),
-            public_url: default_public_url(),
-            data_dir: default_data_dir(),
-            max_body_bytes: default_max_body(),
+            listen: "127.0.0.1:8080".into(),
+            public_url: "http://127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("/var/lib/opsdeck"),
+            max_body_bytes: 64 * 1024,
         }
     }
 }
 
-fn default_listen() -> String {
-    "127.0.0.1:8080".into()
-}
-fn default_public_url() -> String {
-    "http://127.0.0.1:8080".into()
-}
-fn default_data_dir() -> PathBuf {
-    PathBuf::from("/var/lib/opsdeck")
-}
-fn default_max_body() -> usize {
-    64 * 1024
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default)]
 pub struct Auth {
     pub gitea_url: Option<String>,
     pub client_id: Option<String>,
@@ -80,66 +75,78 @@ pub struct Auth {
     /// File holding a Gitea API token for webhook-secret and branch sweeps;
     /// `OPSDECK_GITEA_TOKEN` overrides.
     pub gitea_token_file: Option<PathBuf>,
-    #[serde(default)]
     pub dev_login: bool,
-    #[serde(default, with = "duration::opt")]
+    /// Sign-out after this long without a request (sign-in's default: 8 h).
     pub session_idle: Option<Duration>,
-    #[serde(default, with = "duration::opt")]
+    /// Sign-out this long after sign-in, active or not (default: 7 days).
     pub session_max: Option<Duration>,
 }
 
 /// `[roles]`: who gets which role, as `user:<login>`, `org:<org>` or
 /// `team:<org>:<team>` entries.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default)]
 pub struct Roles {
-    #[serde(default)]
     pub owner: Vec<String>,
-    #[serde(default)]
     pub admin: Vec<String>,
-    #[serde(default)]
     pub operator: Vec<String>,
-    #[serde(default)]
     pub viewer: Vec<String>,
 }
 
 /// `[jobs]`: limits of the job engine.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub struct Jobs {
     /// Default per-step timeout.
-    #[serde(default = "default_step_timeout", with = "duration::req")]
     pub step_timeout: Duration,
     /// Default whole-job timeout.
-    #[serde(default = "default_job_timeout", with = "duration::req")]
     pub job_timeout: Duration,
     /// How long running jobs may finish after SIGTERM.
-    #[serde(default = "default_grace", with = "duration::req")]
     pub shutdown_grace: Duration,
 }
 
 impl Default for Jobs {
     fn default() -> Self {
         Jobs {
-            step_timeout: default_step_timeout(),
-            job_timeout: default_job_timeout(),
-            shutdown_grace: default_grace(),
+            step_timeout: Duration::from_secs(15 * 60),
+            job_timeout: Duration::from_secs(60 * 60),
+            shutdown_grace: Duration::from_secs(30),
         }
     }
 }
 
-fn default_step_timeout() -> Duration {
-    Duration::from_secs(15 * 60)
-}
-fn default_job_timeout() -> Duration {
-    Duration::from_secs(60 * 60)
-}
-fn default_grace() -> Duration {
-    Duration::from_secs(30)
+/// `[logs]`: how much the log viewers may cost.
+#[derive(Debug, Clone)]
+pub struct LogLimits {
+    /// Concurrent `journalctl` followers (distinct filters) at most.
+    pub max_followers: usize,
+    /// Concurrent viewers (SSE streams) at most, over all followers.
+    pub max_viewers: usize,
+    /// Lines shown when a viewer opens the page.
+    pub backfill: usize,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
+impl Default for LogLimits {
+    fn default() -> Self {
+        LogLimits {
+            max_followers: 32,
+            max_viewers: 1000,
+            backfill: 200,
+        }
+    }
+}
+
+/// `[hosts.<name>]`: an SSH host apps refer to by name.
+#[derive(Debug, Clone)]
+pub struct Host {
+    /// `ssh://user@host[:port]` or `user@host[:port]`.
+    pub address: String,
+    pub identity_file: Option<PathBuf>,
+    /// The known_hosts file host keys are checked against (strictly).
+    pub known_hosts: Option<PathBuf>,
+    /// A jump host: another `[hosts.<name>]` name or `user@host[:port]`.
+    pub jump: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Strategy {
     #[default]
     Checkout,
@@ -147,38 +154,44 @@ pub enum Strategy {
     Command,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+impl Strategy {
+    pub const ALL: [(&str, Strategy); 3] = [
+        ("checkout", Strategy::Checkout),
+        ("releases", Strategy::Releases),
+        ("command", Strategy::Command),
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::Checkout => "checkout",
+            Strategy::Releases => "releases",
+            Strategy::Command => "command",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
 pub struct App {
     pub name: String,
-    #[serde(default = "default_environment")]
     pub environment: String,
-    #[serde(default = "default_host")]
+    /// `local`, `ssh://user@host[:port]` or a `[hosts.<name>]` name.
     pub host: String,
     pub repo: Option<PathBuf>,
-    #[serde(default = "default_branch")]
     pub branch: String,
-    #[serde(default)]
     pub strategy: Strategy,
     /// `releases`: where `releases/` and `current` live.
     pub path: Option<PathBuf>,
     /// `releases`: how many good releases to keep.
-    #[serde(default = "default_keep")]
     pub keep: usize,
     /// `releases`: files and directories linked from `<path>/shared`.
-    #[serde(default)]
     pub shared: Vec<String>,
-    #[serde(default)]
     pub units: Vec<String>,
     /// Run `systemctl` through `sudo -n`.
-    #[serde(default)]
     pub sudo: bool,
     pub env_file: Option<PathBuf>,
     pub health: Option<Health>,
-    #[serde(default)]
     pub build: Vec<Command>,
     /// `command` strategy: the deploy steps, with `{ref}`, `{sha}`, `{tag}`.
-    #[serde(default)]
     pub deploy: Vec<Command>,
     pub logs: Option<Logs>,
     /// A branch whose Gitea push webhook deploys it.
@@ -186,69 +199,40 @@ pub struct App {
     /// File with the Gitea webhook secret for `POST /hooks/gitea/{app}`.
     pub webhook_secret_file: Option<PathBuf>,
     /// Per-action minimum roles, overriding DESIGN.md's defaults.
-    #[serde(default)]
     pub permissions: BTreeMap<String, Role>,
-    #[serde(default, rename = "secret")]
     pub secrets: Vec<Secret>,
-    #[serde(default, rename = "sweep")]
     pub sweeps: Vec<Sweep>,
-    #[serde(default, rename = "action")]
     pub actions: Vec<Action>,
 }
 
-fn default_environment() -> String {
-    "production".into()
-}
-fn default_host() -> String {
-    "local".into()
-}
-fn default_branch() -> String {
-    "main".into()
-}
-fn default_keep() -> usize {
-    5
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub struct Health {
     pub url: String,
     /// Text the response body must contain.
     pub expect: Option<String>,
-    #[serde(default = "default_health_timeout", with = "duration::req")]
     pub timeout: Duration,
 }
 
-fn default_health_timeout() -> Duration {
-    Duration::from_secs(30)
-}
-
 /// One argv step (build step, deploy step).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub struct Command {
     pub run: Vec<String>,
     /// Relative to the app's work tree (or release directory).
     pub cwd: Option<PathBuf>,
-    #[serde(default)]
     pub env: BTreeMap<String, String>,
-    #[serde(default, with = "duration::opt")]
     pub timeout: Option<Duration>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default)]
 pub struct Logs {
-    #[serde(default)]
     pub units: Vec<String>,
-    #[serde(default)]
     pub files: Vec<PathBuf>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub struct Secret {
     pub name: String,
+    /// `hex:N`, `base64url:N` or `alnum:N` (see [`Generator`]).
     pub generate: String,
     /// Units restarted after rotation (default: the app's).
     pub units: Option<Vec<String>>,
@@ -256,22 +240,18 @@ pub struct Secret {
     pub role: Option<Role>,
     pub gitea_webhook: Option<GiteaWebhook>,
     /// Restore the previous file when restart or probe fails.
-    #[serde(default = "yes")]
     pub restore_on_failure: bool,
+    /// How many 0600 backups of the env file to keep next to it.
+    pub keep_backups: usize,
 }
 
-fn yes() -> bool {
-    true
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub struct GiteaWebhook {
+    /// `owner/name` of the Gitea repository whose webhook shares the secret.
     pub repo: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SweepKind {
     Releases,
     SqliteBackup,
@@ -280,34 +260,59 @@ pub enum SweepKind {
     Command,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+impl SweepKind {
+    pub const ALL: [(&str, SweepKind); 5] = [
+        ("releases", SweepKind::Releases),
+        ("sqlite-backup", SweepKind::SqliteBackup),
+        ("gitea-branches", SweepKind::GiteaBranches),
+        ("job-output", SweepKind::JobOutput),
+        ("command", SweepKind::Command),
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(_, k)| *k == self)
+            .map_or("", |(name, _)| name)
+    }
+}
+
+#[derive(Debug, Clone)]
 pub struct Sweep {
     pub name: String,
     pub kind: SweepKind,
+    /// `releases`: good releases kept (default: the app's `keep`);
+    /// `sqlite-backup`: backups kept (required).
     pub keep: Option<usize>,
+    /// `sqlite-backup`: the database to back up (required).
     pub database: Option<PathBuf>,
+    /// `sqlite-backup`: where backups go (required).
     pub dir: Option<PathBuf>,
+    /// `gitea-branches`: `owner/name` (required).
     pub repo: Option<String>,
+    /// `gitea-branches`: days a branch may stay merged or idle; `job-output`:
+    /// days of job output kept (required for both).
     pub days: Option<u32>,
-    #[serde(default)]
+    /// `gitea-branches`: branches never deleted (besides protected ones).
     pub pinned: Vec<String>,
+    /// `command`: the argv (required).
     pub run: Option<Vec<String>>,
+    /// 5-field cron (see [`parse_schedule`]).
     pub schedule: Option<String>,
+    /// IANA time zone of `schedule` (see [`parse_time_zone`]); default UTC.
     pub timezone: Option<String>,
+    /// Run once at start when a scheduled run was missed while opsdeck was down.
+    pub catch_up: bool,
     pub role: Option<Role>,
 }
 
 /// `[[app.action]]`: a predefined command, one button on the dashboard.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub struct Action {
     pub name: String,
     pub run: Vec<String>,
     pub cwd: Option<PathBuf>,
-    #[serde(default)]
     pub env: BTreeMap<String, String>,
-    #[serde(default, with = "duration::opt")]
     pub timeout: Option<Duration>,
     pub role: Option<Role>,
     /// Shown in the confirmation before it runs.
@@ -328,20 +333,37 @@ impl Config {
                 line: 0,
                 column: 0,
                 key: String::new(),
-                message: format!("cannot read the file: {e}"),
+                message: format!("cannot read the config file: {e}"),
             }],
         })?;
         Config::parse(&text, path)
     }
 
-    /// Parses and validates config text; `path` only names it in messages.
+    /// Parses and validates config text; `path` names it in messages.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
-        let mut config: Config = toml::from_str(text).map_err(|e| ConfigErrors {
+        let fail = |errors| ConfigErrors {
             path: path.to_path_buf(),
-            errors: vec![ConfigError::from_toml(text, &e)],
-        })?;
-        config.path = path.to_path_buf();
+            errors,
+        };
+        let doc = toml_edit::ImDocument::parse(text)
+            .map_err(|e| fail(vec![ConfigError::from_syntax(text, &e)]))?;
+        let mut problems = problems::Problems::new(text);
+        let mut config = load::read(&mut problems, doc.as_table(), path);
+        validate::check(&config, &mut problems);
+        secrets::check(&config, &mut problems);
+        let (errors, warnings) = problems.into_parts();
+        if !errors.is_empty() {
+            return Err(fail(errors));
+        }
+        config.warnings = warnings.iter().map(|w| w.display_in(path)).collect();
         Ok(config)
+    }
+
+    /// Problems that do not stop opsdeck from starting (a secret file other
+    /// users can read, a repository that does not exist yet), one per line,
+    /// for `check` and `serve` to print.
+    pub fn warnings(&self) -> Vec<String> {
+        self.warnings.clone()
     }
 }
 
@@ -354,65 +376,3 @@ impl App {
             .unwrap_or_else(|| Role::default_for(action))
     }
 }
-
-/// Every problem found in one config file.
-#[derive(Debug)]
-pub struct ConfigErrors {
-    pub path: PathBuf,
-    pub errors: Vec<ConfigError>,
-}
-
-#[derive(Debug, Clone)]
-pub struct ConfigError {
-    pub line: usize,
-    pub column: usize,
-    /// Dotted key path, e.g. `app[0].health.timeout`.
-    pub key: String,
-    pub message: String,
-}
-
-impl ConfigError {
-    fn from_toml(text: &str, e: &toml::de::Error) -> ConfigError {
-        let (line, column) = e
-            .span()
-            .map(|s| line_col(text, s.start))
-            .unwrap_or((0, 0));
-        ConfigError {
-            line,
-            column,
-            key: String::new(),
-            message: e.message().to_string(),
-        }
-    }
-}
-
-/// 1-based line and column of a byte offset.
-pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, column)
-}
-
-impl std::fmt::Display for ConfigErrors {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for e in &self.errors {
-            let key = if e.key.is_empty() {
-                String::new()
-            } else {
-                format!(" `{}`", e.key)
-            };
-            writeln!(
-                f,
-                "{}:{}:{}:{key} {}",
-                self.path.display(),
-                e.line,
-                e.column,
-                e.message
-            )?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for ConfigErrors {}

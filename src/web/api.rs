@@ -2,17 +2,22 @@
 //! `GET /api/apps`, `POST /api/apps/{app}/actions/{name}/run`.
 
 use axum::Router;
-use axum::extract::State;
-use axum::routing::get;
-use serde::Serialize;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
 
 use super::Json;
 use super::apps::AppCard;
-use crate::Context;
 use crate::auth::{Actor, Role};
+use crate::jobs::Job;
+use crate::{Context, Result};
 
 pub fn router() -> Router<Context> {
-    Router::new().route("/api/apps", get(list))
+    Router::new()
+        .route("/api/apps", get(list))
+        .route("/api/apps/{app}/actions/{action}/run", post(run_action))
 }
 
 #[derive(Serialize)]
@@ -21,6 +26,7 @@ struct AppJson {
     environment: String,
     host: String,
     actions: Vec<ActionJson>,
+    last_job: Option<Job>,
 }
 
 #[derive(Serialize)]
@@ -31,8 +37,8 @@ struct ActionJson {
     allowed: bool,
 }
 
-impl From<AppCard> for AppJson {
-    fn from(card: AppCard) -> AppJson {
+impl AppJson {
+    fn new(card: AppCard, last_job: Option<Job>) -> AppJson {
         AppJson {
             name: card.name,
             environment: card.environment,
@@ -47,15 +53,40 @@ impl From<AppCard> for AppJson {
                     allowed: a.allowed,
                 })
                 .collect(),
+            last_job,
         }
     }
 }
 
-/// `GET /api/apps`: the apps the caller may view, with their actions.
-async fn list(State(ctx): State<Context>, actor: Actor) -> Json<Vec<AppJson>> {
-    Json(
-        super::apps::visible(&ctx, &actor)
-            .map(|card| card.into())
+/// `GET /api/apps`: the apps the caller may view, with their actions and
+/// last job.
+async fn list(State(ctx): State<Context>, actor: Actor) -> Result<Json<Vec<AppJson>>> {
+    let apps = super::apps::visible(&ctx, &actor).await?;
+    Ok(Json(
+        apps.into_iter()
+            .map(|(card, last)| AppJson::new(card, last))
             .collect(),
-    )
+    ))
+}
+
+/// An action takes no parameters; a body, if sent, must be an empty JSON
+/// object, so a client that believes it is passing something learns that
+/// it is not.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunAction {}
+
+/// `POST /api/apps/{app}/actions/{name}/run` → `202 {"job": id}`.
+async fn run_action(
+    State(ctx): State<Context>,
+    Path((app, action)): Path<(String, String)>,
+    actor: Actor,
+    _body: Option<Json<RunAction>>,
+) -> Result<impl IntoResponse> {
+    let job = crate::ops::actions::run(&ctx, &actor, &app, &action).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, format!("/api/jobs/{job}"))],
+        Json(serde_json::json!({ "job": job })),
+    ))
 }

@@ -1,21 +1,29 @@
-//! The dashboard (`/`: every app the actor may view, one button per action)
-//! and an app's page (`/apps/{app}`).
+//! The dashboard (`/`: every app the actor may view, one button per action,
+//! its last job), an app's page (`/apps/{app}`: actions, who holds the app
+//! and who waits, job history) and the action buttons' target.
 
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::routing::get;
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
 
-use super::Page;
+use super::{Moment, Page};
 use crate::auth::{Actor, Role};
 use crate::config::{Action, App};
+use crate::jobs::{Job, State as JobState};
 use crate::{Context, Result};
+
+/// How many jobs an app's page lists.
+const HISTORY: i64 = 30;
 
 pub fn router() -> Router<Context> {
     Router::new()
         .route("/", get(dashboard))
         .route("/apps/{app}", get(show))
+        .route("/apps/{app}/actions/{action}/run", post(run_action))
 }
 
 /// What the pages show of an app.
@@ -24,6 +32,7 @@ pub struct AppCard {
     pub environment: String,
     pub host: String,
     pub actions: Vec<ActionButton>,
+    pub last_job: Option<JobLine>,
 }
 
 impl AppCard {
@@ -37,6 +46,7 @@ impl AppCard {
                 .iter()
                 .map(|a| ActionButton::new(app, a, actor))
                 .collect(),
+            last_job: None,
         }
     }
 
@@ -76,6 +86,30 @@ impl ActionButton {
     }
 }
 
+/// One job in a list: what ran, who asked, how it stands.
+pub struct JobLine {
+    pub id: i64,
+    /// `action cleanup-sessions`, `deploy main`, …
+    pub what: String,
+    pub actor: String,
+    pub state: JobState,
+    pub summary: String,
+    pub at: Moment,
+}
+
+impl From<&Job> for JobLine {
+    fn from(job: &Job) -> JobLine {
+        JobLine {
+            id: job.id,
+            what: format!("{} {}", job.kind, job.target),
+            actor: job.actor.clone(),
+            state: job.state,
+            summary: job.summary.clone().unwrap_or_default(),
+            at: Moment::from_millis(job.created_at),
+        }
+    }
+}
+
 #[derive(Template, WebTemplate)]
 #[template(path = "apps/index.html")]
 struct Dashboard {
@@ -83,18 +117,28 @@ struct Dashboard {
     apps: Vec<AppCard>,
 }
 
-/// The apps `actor` may view, in config order.
-pub fn visible<'a>(ctx: &'a Context, actor: &'a Actor) -> impl Iterator<Item = AppCard> + 'a {
-    ctx.config
-        .apps
-        .iter()
-        .filter(|app| actor.role >= app.required_role("view"))
-        .map(|app| AppCard::new(app, actor))
+/// The apps `actor` may view, in config order, with their last job.
+pub async fn visible(ctx: &Context, actor: &Actor) -> Result<Vec<(AppCard, Option<Job>)>> {
+    let mut cards = Vec::new();
+    for app in &ctx.config.apps {
+        if actor.role < app.required_role("view") {
+            continue;
+        }
+        let last = ctx.jobs.recent(Some(&app.name), 1).await?.pop();
+        let mut card = AppCard::new(app, actor);
+        card.last_job = last.as_ref().map(JobLine::from);
+        cards.push((card, last));
+    }
+    Ok(cards)
 }
 
-async fn dashboard(State(ctx): State<Context>, actor: Actor, page: Page) -> Dashboard {
-    let apps = visible(&ctx, &actor).collect();
-    Dashboard { page, apps }
+async fn dashboard(State(ctx): State<Context>, actor: Actor, page: Page) -> Result<Dashboard> {
+    let apps = visible(&ctx, &actor)
+        .await?
+        .into_iter()
+        .map(|(card, _)| card)
+        .collect();
+    Ok(Dashboard { page, apps })
 }
 
 #[derive(Template, WebTemplate)]
@@ -105,6 +149,10 @@ struct AppPage {
     branch: String,
     strategy: String,
     units: Vec<String>,
+    /// The mutating job holding the app, and those waiting, in order.
+    running: Option<JobLine>,
+    waiting: Vec<JobLine>,
+    history: Vec<JobLine>,
 }
 
 async fn show(
@@ -115,11 +163,37 @@ async fn show(
 ) -> Result<AppPage> {
     let app = ctx.app(&name)?;
     ctx.authorize(&actor, Some(app), "view").await?;
+    let queue = ctx.jobs.queue(&app.name).await?;
+    let history = ctx.jobs.recent(Some(&app.name), HISTORY).await?;
     Ok(AppPage {
         page,
         app: AppCard::new(app, &actor),
         branch: app.branch.clone(),
         strategy: format!("{:?}", app.strategy).to_lowercase(),
         units: app.units.clone(),
+        running: queue.running.as_ref().map(JobLine::from),
+        waiting: queue.waiting.iter().map(JobLine::from).collect(),
+        history: history.iter().map(JobLine::from).collect(),
     })
+}
+
+/// An action button: starts the job and shows it. htmx gets `HX-Redirect`
+/// (it would otherwise follow the redirect inside its request and swap the
+/// job page into the button).
+async fn run_action(
+    State(ctx): State<Context>,
+    Path((app, action)): Path<(String, String)>,
+    actor: Actor,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let job = crate::ops::actions::run(&ctx, &actor, &app, &action).await?;
+    let to = format!("/jobs/{job}");
+    if headers.contains_key("hx-request") {
+        let mut res = ().into_response();
+        if let Ok(value) = HeaderValue::from_str(&to) {
+            res.headers_mut().insert("hx-redirect", value);
+        }
+        return Ok(res);
+    }
+    Ok(Redirect::to(&to).into_response())
 }

@@ -17,13 +17,14 @@ mod assets;
 pub mod auth;
 mod error;
 mod headers;
+mod jobs;
 mod json;
 pub mod login;
 mod page;
 mod sessions;
 
 pub use json::Json;
-pub use page::Page;
+pub use page::{Moment, Page};
 
 /// The whole HTTP surface. Serve it with
 /// `into_make_service_with_connect_info::<SocketAddr>()` so audit rows and
@@ -37,6 +38,7 @@ pub fn router(ctx: Context) -> Router {
         .merge(sessions::router())
         .merge(apps::router())
         .merge(api::router())
+        .merge(jobs::router())
         .fallback(not_found)
         // Innermost first: authentication sees only bodies within the limit,
         // and every error, from any layer, leaves as the client expects it.

@@ -64,3 +64,22 @@ impl<S: Send + Sync> FromRequestParts<S> for Page {
         })
     }
 }
+
+/// A moment as pages show it: `<time datetime="{{ iso }}">{{ utc }}</time>`,
+/// which `app.js` rewrites into the reader's own time zone.
+#[derive(Debug, Clone)]
+pub struct Moment {
+    pub iso: String,
+    pub utc: String,
+}
+
+impl Moment {
+    /// From Unix milliseconds, as the database stores times.
+    pub fn from_millis(ms: i64) -> Moment {
+        let at = chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default();
+        Moment {
+            iso: at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            utc: at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+        }
+    }
+}

@@ -1,8 +1,6 @@
 //! An opsdeck built through the library, with a temp data directory and a
 //! config of the test's own, for tests of the job engine and its pages.
 
-#![allow(dead_code)]
-
 use std::path::{Path, PathBuf};
 
 use opsdeck::Context;

@@ -2,4 +2,5 @@
 //! real HTTP on a loopback port) and helpers to call it.
 #![allow(dead_code)] // each test binary uses a different part of it
 
+pub mod deck;
 pub mod server;

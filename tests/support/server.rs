@@ -7,6 +7,7 @@ use std::path::Path;
 use opsdeck::Context;
 use opsdeck::auth::Role;
 use opsdeck::config::Config;
+use opsdeck::jobs::{Followed, State};
 
 pub struct Server {
     /// `http://127.0.0.1:<port>`, also the config's `server.public_url`.
@@ -45,6 +46,26 @@ pub async fn start(rest: &str) -> Server {
 impl Server {
     pub async fn token(&self, name: &str, role: Role) -> String {
         opsdeck::auth::token::create(&self.ctx.db, name, role)
+            .await
+            .unwrap()
+    }
+
+    /// Follows job `id` until it ends; its final state.
+    pub async fn finished(&self, id: i64) -> State {
+        let mut follower = self.ctx.jobs.follow(id, 0).await.unwrap();
+        loop {
+            match follower.next().await.unwrap() {
+                Some(Followed::End(state)) => return state,
+                Some(Followed::Lines { .. }) => {}
+                None => panic!("job {id}'s output ended without its end"),
+            }
+        }
+    }
+
+    /// How many jobs were ever requested.
+    pub async fn job_count(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM jobs")
+            .fetch_one(&self.ctx.db)
             .await
             .unwrap()
     }

@@ -1,0 +1,128 @@
+//! opsdeck's own secrets (the OAuth2 client secret, the Gitea API token,
+//! webhook secrets): read from `*_file` keys or environment variables, so
+//! they never sit in `opsdeck.toml` itself. `check` reads them once at load
+//! so a missing or empty file is a config error, not a failed sign-in later.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use anyhow::anyhow;
+
+use super::problems::{Label, Problems};
+use super::{App, Config, HostAddress};
+
+pub(super) const CLIENT_SECRET_ENV: &str = "OPSDECK_CLIENT_SECRET";
+pub(super) const GITEA_TOKEN_ENV: &str = "OPSDECK_GITEA_TOKEN";
+
+/// A secret given in the environment, trimmed; unset or blank is none.
+pub(super) fn env_secret(name: &str) -> Option<String> {
+    let value = std::env::var(name).ok()?;
+    let value = value.trim();
+    (!value.is_empty()).then(|| value.to_string())
+}
+
+/// The trimmed content of a secret file, or why it cannot be used.
+fn read_secret_file(path: &Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let value = text.trim();
+    if value.is_empty() {
+        return Err(format!("{} is empty", path.display()));
+    }
+    Ok(value.to_string())
+}
+
+/// The secret from `env` if set there, else from `file`.
+fn secret(env: Option<&str>, file: Option<&Path>) -> crate::Result<Option<String>> {
+    if let Some(value) = env.and_then(env_secret) {
+        return Ok(Some(value));
+    }
+    file.map(read_secret_file)
+        .transpose()
+        .map_err(|e| crate::Error::Internal(anyhow!(e)))
+}
+
+impl Config {
+    /// The Gitea OAuth2 client secret: `OPSDECK_CLIENT_SECRET`, else
+    /// `auth.client_secret_file`.
+    pub fn client_secret(&self) -> crate::Result<Option<String>> {
+        secret(
+            Some(CLIENT_SECRET_ENV),
+            self.auth.client_secret_file.as_deref(),
+        )
+    }
+
+    /// The Gitea API token: `OPSDECK_GITEA_TOKEN`, else `auth.gitea_token_file`.
+    pub fn gitea_token(&self) -> crate::Result<Option<String>> {
+        secret(Some(GITEA_TOKEN_ENV), self.auth.gitea_token_file.as_deref())
+    }
+}
+
+impl App {
+    /// The secret Gitea signs this app's push webhooks with.
+    pub fn webhook_secret(&self) -> crate::Result<Option<String>> {
+        secret(None, self.webhook_secret_file.as_deref())
+    }
+}
+
+/// Checks a secret file: an error if unusable, a warning if others can read it.
+fn check_file(p: &mut Problems, label: &Label, path: &Path) {
+    if let Err(e) = read_secret_file(path) {
+        p.error(label, e);
+        return;
+    }
+    if let Ok(meta) = std::fs::metadata(path) {
+        if meta.permissions().mode() & 0o004 != 0 {
+            p.warn(
+                label,
+                format!(
+                    "{} is readable by every user on this machine; run `chmod 600` on it",
+                    path.display()
+                ),
+            );
+        }
+    }
+}
+
+pub(super) fn check(config: &Config, p: &mut Problems) {
+    let auth = Label::default().key("auth");
+    let client_secret_from_env = env_secret(CLIENT_SECRET_ENV).is_some();
+    match &config.auth.client_secret_file {
+        Some(path) if !client_secret_from_env => {
+            check_file(p, &auth.key("client_secret_file"), path)
+        }
+        None if config.auth.gitea_url.is_some() && !client_secret_from_env => p.error(
+            &auth.key("client_secret_file"),
+            format!(
+                "Gitea sign-in needs the OAuth2 client secret: set `client_secret_file` or {CLIENT_SECRET_ENV}"
+            ),
+        ),
+        _ => {}
+    }
+    if let Some(path) = &config.auth.gitea_token_file {
+        if env_secret(GITEA_TOKEN_ENV).is_none() {
+            check_file(p, &auth.key("gitea_token_file"), path);
+        }
+    }
+    if config.auth.gitea_url.is_none() && !config.auth.dev_login {
+        p.warn(
+            &auth,
+            "neither `gitea_url` nor `dev_login` is set: nobody can sign in in a browser, only API tokens work",
+        );
+    }
+    let apps = super::validate::labels(&Label::default().key("app"), &config.apps, |a| &a.name);
+    for (app, label) in config.apps.iter().zip(&apps) {
+        if let Some(path) = &app.webhook_secret_file {
+            check_file(p, &label.key("webhook_secret_file"), path);
+        }
+        let local = matches!(app.host.parse(), Ok(HostAddress::Local));
+        if let Some(repo) = app.repo.as_ref().filter(|r| local && r.is_absolute()) {
+            if !repo.exists() {
+                p.warn(
+                    &label.key("repo"),
+                    format!("{} does not exist yet", repo.display()),
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,364 @@
+//! What the values mean: formats, names that must be unique, keys one
+//! setting requires of another. Each problem is a sentence at its key.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use super::problems::{Label, Problems, element_names};
+use super::values::*;
+use super::*;
+
+/// The actions whose minimum role `permissions` may set.
+pub(super) const ACTIONS: [&str; 9] = [
+    "view", "logs", "deploy", "rollback", "rotate", "sweep", "action", "cancel", "audit",
+];
+
+pub(super) fn check(config: &Config, p: &mut Problems) {
+    let root = Label::default();
+    server(config, &root.key("server"), p);
+    auth(config, &root.key("auth"), p);
+    roles(&config.roles, &root.key("roles"), p);
+    log_limits(&config.logs, &root.key("logs"), p);
+    let hosts = root.key("hosts");
+    for (name, host) in &config.hosts {
+        let label = hosts.key(name);
+        if let Err(e) = check_name(name) {
+            p.error(&label, e);
+        }
+        if let Err(e) = host.address.parse::<SshTarget>() {
+            p.error(&label.key("address"), e);
+        }
+        if let Some(jump) = &host.jump {
+            if jump == name
+                || (!config.hosts.contains_key(jump) && jump.parse::<SshTarget>().is_err())
+            {
+                p.error(
+                    &label.key("jump"),
+                    format!("expected another [hosts.<name>] name or \"user@host[:port]\", found {jump:?}"),
+                );
+            }
+        }
+    }
+    let apps = labels(&root.key("app"), &config.apps, |a| &a.name);
+    unique(&config.apps, &apps, |a| &a.name, "an app", p);
+    for (app, label) in config.apps.iter().zip(&apps) {
+        self::app(config, app, label, p);
+    }
+}
+
+/// The labels of an array's elements, named as the reader named them.
+pub(super) fn labels<T>(array: &Label, items: &[T], name: impl Fn(&T) -> &str) -> Vec<Label> {
+    let names: Vec<Option<&str>> = items.iter().map(|i| Some(name(i))).collect();
+    element_names(&names)
+        .iter()
+        .enumerate()
+        .map(|(i, n)| array.element(i, *n))
+        .collect()
+}
+
+pub(super) fn unique<T>(
+    items: &[T],
+    labels: &[Label],
+    name: impl Fn(&T) -> &str,
+    what: &str,
+    p: &mut Problems,
+) {
+    let mut seen = HashSet::new();
+    for (item, label) in items.iter().zip(labels) {
+        let name = name(item);
+        if !name.is_empty() && !seen.insert(name) {
+            p.error(
+                &label.key("name"),
+                format!("there is already {what} named {name:?}; names must be unique"),
+            );
+        }
+    }
+}
+
+fn report(p: &mut Problems, label: &Label, result: Result<impl Sized, String>) {
+    if let Err(e) = result {
+        p.error(label, e);
+    }
+}
+
+pub(super) fn absolute(p: &mut Problems, label: &Label, path: Option<&Path>) {
+    if let Some(path) = path.filter(|path| !path.is_absolute()) {
+        p.error(
+            label,
+            format!(
+                "expected an absolute path, found {:?}",
+                path.display().to_string()
+            ),
+        );
+    }
+}
+
+/// Why `path` is not a relative path inside the app's tree, if it is not.
+fn outside(path: &Path) -> Option<String> {
+    use std::path::Component::{CurDir, Normal};
+    let climbs = path.components().any(|c| !matches!(c, Normal(_) | CurDir));
+    (climbs || path.as_os_str().is_empty()).then(|| {
+        let found = path.display().to_string();
+        format!("expected a relative path inside the app's directory, found {found:?}")
+    })
+}
+
+fn server(config: &Config, label: &Label, p: &mut Problems) {
+    let s = &config.server;
+    report(p, &label.key("listen"), check_listen(&s.listen));
+    report(p, &label.key("public_url"), check_http_url(&s.public_url));
+    absolute(p, &label.key("data_dir"), Some(&s.data_dir));
+    if s.max_body_bytes < 1024 {
+        p.error(&label.key("max_body_bytes"), "expected at least 1024 bytes");
+    }
+}
+
+fn auth(config: &Config, label: &Label, p: &mut Problems) {
+    let a = &config.auth;
+    if let Some(url) = &a.gitea_url {
+        report(p, &label.key("gitea_url"), check_http_url(url));
+        if a.client_id.is_none() {
+            p.error(
+                &label.key("client_id"),
+                "Gitea sign-in needs `client_id`, the OAuth2 application's client ID",
+            );
+        }
+    } else if a.client_id.is_some() {
+        p.error(
+            &label.key("gitea_url"),
+            "`client_id` is set but `gitea_url` is not; Gitea sign-in needs both",
+        );
+    }
+    if a.dev_login {
+        let loopback =
+            check_listen(&config.server.listen).is_ok_and(|addr| addr.ip().is_loopback());
+        if !loopback {
+            p.error(
+                &label.key("dev_login"),
+                format!(
+                    "dev_login lets anyone in without a password, so it needs a loopback `server.listen` like \"127.0.0.1:8080\", not {:?}",
+                    config.server.listen
+                ),
+            );
+        }
+    }
+    for (key, d) in [
+        ("session_idle", a.session_idle),
+        ("session_max", a.session_max),
+    ] {
+        if d.is_some_and(|d| d.is_zero()) {
+            p.error(&label.key(key), "expected a duration longer than 0");
+        }
+    }
+}
+
+fn roles(r: &Roles, label: &Label, p: &mut Problems) {
+    for (key, entries) in [
+        ("owner", &r.owner),
+        ("admin", &r.admin),
+        ("operator", &r.operator),
+        ("viewer", &r.viewer),
+    ] {
+        for (i, entry) in entries.iter().enumerate() {
+            if let Err(e) = check_role_entry(entry) {
+                p.error_in(&label.key(key), i, e);
+            }
+        }
+    }
+}
+
+fn log_limits(l: &LogLimits, label: &Label, p: &mut Problems) {
+    for (key, n) in [
+        ("max_followers", l.max_followers),
+        ("max_viewers", l.max_viewers),
+    ] {
+        if n == 0 {
+            p.error(&label.key(key), "expected at least 1");
+        }
+    }
+}
+
+fn units(p: &mut Problems, label: &Label, units: &[String]) {
+    for (i, unit) in units.iter().enumerate() {
+        if let Err(e) = check_unit(unit) {
+            p.error_in(label, i, e);
+        }
+    }
+}
+
+pub(super) fn argv(p: &mut Problems, label: &Label, run: &[String]) {
+    if run.first().is_none_or(|program| program.is_empty()) {
+        p.error(
+            label,
+            "expected the program and its arguments, like [\"npm\", \"ci\"], found no program",
+        );
+    }
+}
+
+fn env(p: &mut Problems, label: &Label, env: &BTreeMap<String, String>) {
+    for name in env.keys() {
+        report(p, &label.key(name), check_env_name(name));
+    }
+}
+
+fn commands(p: &mut Problems, array: &Label, commands: &[Command]) {
+    for (i, c) in commands.iter().enumerate() {
+        let label = array.element(i, None);
+        argv(p, &label.key("run"), &c.run);
+        env(p, &label.key("env"), &c.env);
+    }
+}
+
+fn app(config: &Config, app: &App, label: &Label, p: &mut Problems) {
+    let key = |k: &str| label.key(k);
+    report(p, &key("name"), check_name(&app.name));
+    match app.host.parse::<HostAddress>() {
+        Ok(HostAddress::Named(name)) if !config.hosts.contains_key(&name) => p.error(
+            &key("host"),
+            format!("there is no [hosts.{name}] table; expected \"local\", \"ssh://user@host[:port]\" or a [hosts.<name>] name"),
+        ),
+        other => report(p, &key("host"), other),
+    }
+    absolute(p, &key("repo"), app.repo.as_deref());
+    absolute(p, &key("path"), app.path.as_deref());
+    absolute(p, &key("env_file"), app.env_file.as_deref());
+    report(p, &key("branch"), check_branch(&app.branch));
+    if let Some(branch) = &app.auto_deploy {
+        report(p, &key("auto_deploy"), check_branch(branch));
+        if app.webhook_secret_file.is_none() {
+            p.warn(&key("auto_deploy"), "without `webhook_secret_file` (the secret Gitea signs push webhooks with) every push webhook is refused");
+        }
+    }
+    strategy(app, label, p);
+    for (i, shared) in app.shared.iter().enumerate() {
+        if let Some(e) = outside(Path::new(shared)) {
+            p.error_in(&key("shared"), i, e);
+        }
+    }
+    units(p, &key("units"), &app.units);
+    if let Some(health) = &app.health {
+        report(p, &key("health").key("url"), check_http_url(&health.url));
+        if health.timeout.is_zero() {
+            p.error(
+                &key("health").key("timeout"),
+                "expected a duration longer than 0",
+            );
+        }
+    }
+    commands(p, &key("build"), &app.build);
+    commands(p, &key("deploy"), &app.deploy);
+    if let Some(logs) = &app.logs {
+        units(p, &key("logs").key("units"), &logs.units);
+        for (i, file) in logs.files.iter().enumerate() {
+            if !file.is_absolute() {
+                let found = file.display().to_string();
+                p.error_in(
+                    &key("logs").key("files"),
+                    i,
+                    format!("expected an absolute path, found {found:?}"),
+                );
+            }
+        }
+    }
+    secrets(config, app, &key("secret"), p);
+    super::validate_sweeps::sweeps(config, app, &key("sweep"), p);
+    let actions = labels(&key("action"), &app.actions, |a| &a.name);
+    unique(&app.actions, &actions, |a| &a.name, "an action", p);
+    for (action, label) in app.actions.iter().zip(&actions) {
+        report(p, &label.key("name"), check_name(&action.name));
+        argv(p, &label.key("run"), &action.run);
+        if action.cwd.as_ref().is_some_and(|cwd| cwd.is_relative()) && app.repo.is_none() {
+            p.error(
+                &label.key("cwd"),
+                "a relative `cwd` is inside the app's `repo`, and the app has none; give an absolute path or set `repo`",
+            );
+        }
+        env(p, &label.key("env"), &action.env);
+    }
+}
+
+fn strategy(app: &App, label: &Label, p: &mut Problems) {
+    let needs = |p: &mut Problems, key: &str, why: &str| {
+        p.error(
+            &label.key(key),
+            format!(
+                "strategy \"{}\" needs `{key}`, {why}",
+                app.strategy.as_str()
+            ),
+        );
+    };
+    match app.strategy {
+        // An app without `repo` nor `strategy` has no Deploy button: only
+        // its actions, logs, secrets and sweeps.
+        Strategy::Checkout if app.repo.is_none() && p.is_written(&label.key("strategy")) => {
+            needs(p, "repo", "the git work tree that is deployed")
+        }
+        Strategy::Releases => {
+            if app.repo.is_none() {
+                needs(p, "repo", "the git repository releases are made from");
+            }
+            if app.path.is_none() {
+                needs(p, "path", "the directory holding releases/ and current");
+            }
+        }
+        Strategy::Command if app.deploy.is_empty() => needs(
+            p,
+            "deploy",
+            "the steps that deploy, like [{ run = [\"cloudron\", \"update\", \"--image\", \"app:{tag}\"] }]",
+        ),
+        _ => {}
+    }
+    if app.keep == 0 {
+        p.error(
+            &label.key("keep"),
+            "expected at least 1: the release that is current is always kept",
+        );
+    }
+}
+
+fn secrets(config: &Config, app: &App, array: &Label, p: &mut Problems) {
+    let labels = labels(array, &app.secrets, |s| &s.name);
+    unique(&app.secrets, &labels, |s| &s.name, "a secret", p);
+    for (secret, label) in app.secrets.iter().zip(&labels) {
+        report(p, &label.key("name"), check_env_name(&secret.name));
+        report(
+            p,
+            &label.key("generate"),
+            secret.generate.parse::<Generator>(),
+        );
+        if let Some(units) = &secret.units {
+            self::units(p, &label.key("units"), units);
+        }
+        if app.env_file.is_none() {
+            p.error(
+                label,
+                "secrets are written to the app's env file; set `env_file` on the app",
+            );
+        }
+        if let Some(hook) = &secret.gitea_webhook {
+            report(
+                p,
+                &label.key("gitea_webhook").key("repo"),
+                check_gitea_repo(&hook.repo),
+            );
+            needs_gitea_api(config, p, &label.key("gitea_webhook"));
+        }
+    }
+}
+
+/// Settings that call the Gitea API need its address and a token.
+pub(super) fn needs_gitea_api(config: &Config, p: &mut Problems, label: &Label) {
+    if config.auth.gitea_url.is_none() {
+        p.error(
+            label,
+            "this calls the Gitea API, so `auth.gitea_url` must be set",
+        );
+    } else if config.auth.gitea_token_file.is_none()
+        && super::secrets::env_secret(super::secrets::GITEA_TOKEN_ENV).is_none()
+    {
+        p.error(
+            label,
+            "this calls the Gitea API, so it needs a token: set `auth.gitea_token_file` or OPSDECK_GITEA_TOKEN",
+        );
+    }
+}

@@ -1,0 +1,125 @@
+//! `[[app.sweep]]`: each kind has keys it needs and keys that mean nothing
+//! to it; schedules are cron and time zones are IANA names.
+
+use super::problems::{Label, Problems};
+use super::validate::{absolute, argv, labels, needs_gitea_api, unique};
+use super::values::{check_gitea_repo, check_name, parse_schedule, parse_time_zone};
+use super::{App, Config, Strategy, Sweep, SweepKind};
+
+/// The kind-specific keys, and which kinds use them.
+const KIND_KEYS: [(&str, &[SweepKind]); 6] = [
+    ("keep", &[SweepKind::Releases, SweepKind::SqliteBackup]),
+    ("database", &[SweepKind::SqliteBackup]),
+    ("dir", &[SweepKind::SqliteBackup]),
+    ("repo", &[SweepKind::GiteaBranches]),
+    ("days", &[SweepKind::GiteaBranches, SweepKind::JobOutput]),
+    ("run", &[SweepKind::Command]),
+];
+
+fn is_set(sweep: &Sweep, key: &str) -> bool {
+    match key {
+        "keep" => sweep.keep.is_some(),
+        "database" => sweep.database.is_some(),
+        "dir" => sweep.dir.is_some(),
+        "repo" => sweep.repo.is_some(),
+        "days" => sweep.days.is_some(),
+        "run" => sweep.run.is_some(),
+        _ => false,
+    }
+}
+
+pub(super) fn sweeps(config: &Config, app: &App, array: &Label, p: &mut Problems) {
+    let labels = labels(array, &app.sweeps, |s| &s.name);
+    unique(&app.sweeps, &labels, |s| &s.name, "a sweep", p);
+    for (sweep, label) in app.sweeps.iter().zip(&labels) {
+        if let Err(e) = check_name(&sweep.name) {
+            p.error(&label.key("name"), e);
+        }
+        if let Some(schedule) = &sweep.schedule {
+            if let Err(e) = parse_schedule(schedule) {
+                p.error(&label.key("schedule"), e);
+            }
+        }
+        if let Some(zone) = &sweep.timezone {
+            if let Err(e) = parse_time_zone(zone) {
+                p.error(&label.key("timezone"), e);
+            }
+            if sweep.schedule.is_none() {
+                p.error(
+                    &label.key("timezone"),
+                    "`timezone` only applies to a `schedule`, and there is none",
+                );
+            }
+        }
+        // An unknown or missing kind is already reported; its rules would
+        // only add noise.
+        if !p.has_error(&label.key("kind")) {
+            kind(config, app, sweep, label, p);
+        }
+    }
+}
+
+fn kind(config: &Config, app: &App, sweep: &Sweep, label: &Label, p: &mut Problems) {
+    let kind = sweep.kind.as_str();
+    for (key, kinds) in KIND_KEYS {
+        if is_set(sweep, key) && !kinds.contains(&sweep.kind) {
+            p.error(
+                &label.key(key),
+                format!("`{key}` does not apply to a \"{kind}\" sweep"),
+            );
+        }
+    }
+    if !sweep.pinned.is_empty() && sweep.kind != SweepKind::GiteaBranches {
+        p.error(
+            &label.key("pinned"),
+            format!("`pinned` does not apply to a \"{kind}\" sweep"),
+        );
+    }
+    let mut needs = |key: &str, why: &str| {
+        if !is_set(sweep, key) {
+            p.error(
+                &label.key(key),
+                format!("a \"{kind}\" sweep needs `{key}`, {why}"),
+            );
+        }
+    };
+    match sweep.kind {
+        SweepKind::SqliteBackup => {
+            needs("database", "the SQLite file to back up");
+            needs("dir", "the directory backups are written to");
+            needs("keep", "how many backups to keep");
+        }
+        SweepKind::GiteaBranches => {
+            needs("repo", "the Gitea repository as \"owner/name\"");
+            needs("days", "how many days a branch may stay merged or idle");
+        }
+        SweepKind::Command => needs("run", "the command's argv"),
+        SweepKind::JobOutput => needs("days", "how many days of job output to keep"),
+        SweepKind::Releases => {}
+    }
+    match sweep.kind {
+        SweepKind::Releases if app.strategy != Strategy::Releases => p.error(
+            &label.key("kind"),
+            format!(
+                "a \"releases\" sweep needs the app's strategy to be \"releases\", not \"{}\"",
+                app.strategy.as_str()
+            ),
+        ),
+        SweepKind::GiteaBranches => {
+            if let Some(repo) = &sweep.repo {
+                if let Err(e) = check_gitea_repo(repo) {
+                    p.error(&label.key("repo"), e);
+                }
+            }
+            needs_gitea_api(config, p, label);
+        }
+        SweepKind::Command => {
+            if let Some(run) = &sweep.run {
+                argv(p, &label.key("run"), run);
+            }
+        }
+        _ => {}
+    }
+    absolute(p, &label.key("database"), sweep.database.as_deref());
+    absolute(p, &label.key("dir"), sweep.dir.as_deref());
+}

@@ -1,0 +1,362 @@
+//! The job resource: its page with live output, its history per app, and
+//! its JSON API, text output, SSE stream and cancel.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+
+use super::{Json, Page};
+use crate::auth::Actor;
+use crate::jobs::{Followed, Follower, Job, Queue, State as JobState};
+use crate::{Context, Error, Result};
+
+pub fn router() -> Router<Context> {
+    Router::new()
+        .route("/jobs/{id}", get(page))
+        .route("/jobs/{id}/status", get(status))
+        .route("/jobs/{id}/events", get(page_events))
+        .route("/jobs/{id}/cancel", post(cancel_form))
+        .route("/apps/{app}/jobs", get(history))
+        .route("/api/jobs/{id}", get(show))
+        .route("/api/jobs/{id}/output", get(output))
+        .route("/api/jobs/{id}/events", get(events))
+        .route("/api/jobs/{id}/cancel", post(cancel))
+}
+
+/// A job the actor may see (`view` on its app), or 403/404.
+async fn visible(ctx: &Context, actor: &Actor, id: i64) -> Result<Job> {
+    let job = ctx.jobs.job(id).await?;
+    ctx.authorize(actor, ctx.config.app(&job.app), "view")
+        .await?;
+    Ok(job)
+}
+
+/// `GET /api/jobs/{id}` → `{"id","app","kind","state","steps":[…],…}`.
+async fn show(State(ctx): State<Context>, Path(id): Path<i64>, actor: Actor) -> Result<Json<Job>> {
+    Ok(Json(visible(&ctx, &actor, id).await?))
+}
+
+/// `POST /api/jobs/{id}/cancel` → 202 `{"job": id}`.
+async fn cancel(
+    State(ctx): State<Context>,
+    Path(id): Path<i64>,
+    actor: Actor,
+) -> Result<impl IntoResponse> {
+    cancel_job(&ctx, &actor, id).await?;
+    Ok((StatusCode::ACCEPTED, Json(serde_json::json!({"job": id}))))
+}
+
+/// `POST /jobs/{id}/cancel`: the page's Cancel button.
+async fn cancel_form(
+    State(ctx): State<Context>,
+    Path(id): Path<i64>,
+    actor: Actor,
+) -> Result<Redirect> {
+    cancel_job(&ctx, &actor, id).await?;
+    Ok(Redirect::to(&format!("/jobs/{id}")))
+}
+
+async fn cancel_job(ctx: &Context, actor: &Actor, id: i64) -> Result<()> {
+    let job = ctx.jobs.job(id).await?;
+    ctx.authorize(actor, ctx.config.app(&job.app), "cancel")
+        .await?;
+    ctx.jobs.cancel(id, actor).await
+}
+
+/// `GET /api/jobs/{id}/output`: the output so far as plain text.
+async fn output(State(ctx): State<Context>, Path(id): Path<i64>, actor: Actor) -> Result<Response> {
+    visible(&ctx, &actor, id).await?;
+    let follower = ctx.jobs.output(id, 0).await?;
+    let body = stream(follower, |item| match item {
+        Followed::Lines { lines, .. } => lines.iter().flat_map(|l| [l.as_str(), "\n"]).collect(),
+        Followed::End(_) => String::new(),
+    });
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response())
+}
+
+/// `GET /api/jobs/{id}/events`: SSE, one event per line with the line
+/// number as id, resuming after `Last-Event-ID`; then an `end` event with
+/// the job's final state.
+async fn events(
+    State(ctx): State<Context>,
+    Path(id): Path<i64>,
+    actor: Actor,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let follower = follow(&ctx, &actor, id, &headers).await?;
+    Ok(sse(stream(follower, |item| match item {
+        Followed::Lines { first, lines } => {
+            let mut out = String::with_capacity(lines.iter().map(|l| l.len() + 24).sum());
+            for (n, line) in (*first..).zip(lines) {
+                out.push_str(&format!("id: {n}\ndata: {line}\n\n"));
+            }
+            out
+        }
+        Followed::End(state) => format!(
+            "event: end\ndata: {}\n\n",
+            serde_json::json!({"state": state})
+        ),
+    })))
+}
+
+/// `GET /jobs/{id}/events`: the page's stream for htmx's SSE extension —
+/// a `line` event of escaped lines per batch (id = its last line), then
+/// an `end` event carrying the final state badge.
+async fn page_events(
+    State(ctx): State<Context>,
+    Path(id): Path<i64>,
+    actor: Actor,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let follower = follow(&ctx, &actor, id, &headers).await?;
+    Ok(sse(stream(follower, |item| match item {
+        Followed::Lines { first, lines } => {
+            let last = first + lines.len() as u64 - 1;
+            let mut out = format!("event: line\nid: {last}\n");
+            for line in lines {
+                out.push_str("data: ");
+                out.push_str(&escape(line));
+                out.push('\n');
+            }
+            // A last, empty data line ends the batch with a newline.
+            out.push_str("data: \n\n");
+            out
+        }
+        Followed::End(state) => {
+            format!("event: end\ndata: <span class=\"state state-{state}\">{state}</span>\n\n")
+        }
+    })))
+}
+
+/// Follows a visible job's output after the `Last-Event-ID` line.
+async fn follow(ctx: &Context, actor: &Actor, id: i64, headers: &HeaderMap) -> Result<Follower> {
+    visible(ctx, actor, id).await?;
+    ctx.jobs.follow(id, last_event_id(headers)?).await
+}
+
+fn last_event_id(headers: &HeaderMap) -> Result<u64> {
+    match headers.get("last-event-id") {
+        None => Ok(0),
+        Some(value) => value
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or_else(|| Error::BadRequest("Last-Event-ID must be a line number".into())),
+    }
+}
+
+fn sse(body: Body) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+            // nginx: pass events through as they come.
+            (header::HeaderName::from_static("x-accel-buffering"), "no"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// A response body made of what `follower` gives, each item formatted by
+/// `format`; a comment every 15 s of silence keeps proxies from closing it.
+fn stream(follower: Follower, format: fn(&Followed) -> String) -> Body {
+    const KEEP_ALIVE: Duration = Duration::from_secs(15);
+    let chunks = futures_util::stream::unfold(follower, move |mut follower| async move {
+        // `next` is cancel-safe, so the keep-alive timeout loses nothing.
+        match tokio::time::timeout(KEEP_ALIVE, follower.next()).await {
+            Err(_) => Some((
+                Ok::<_, Infallible>(Bytes::from_static(b": keep-alive\n\n")),
+                follower,
+            )),
+            Ok(Ok(Some(item))) => Some((Ok(Bytes::from(format(&item))), follower)),
+            Ok(Ok(None)) => None,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "job output stream failed");
+                None
+            }
+        }
+    });
+    Body::from_stream(chunks)
+}
+
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A job as the pages show it.
+struct JobView {
+    job: Job,
+}
+
+impl JobView {
+    fn ended(&self) -> bool {
+        self.job.state.is_final()
+    }
+
+    fn what(&self) -> String {
+        match self.job.target.as_str() {
+            "" => self.job.kind.clone(),
+            target => format!("{} {target}", self.job.kind),
+        }
+    }
+
+    fn created(&self) -> String {
+        iso(self.job.created_at)
+    }
+
+    fn elapsed(&self) -> String {
+        elapsed(self.job.started_at, self.job.finished_at)
+    }
+
+    fn step_elapsed(&self, i: &usize) -> String {
+        self.job
+            .steps
+            .get(*i)
+            .map(|s| elapsed(s.started_at, s.finished_at))
+            .unwrap_or_default()
+    }
+}
+
+/// `2026-12-03T08:01:02Z`, for `<time datetime>` (shown in the reader's zone).
+fn iso(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_default()
+}
+
+/// How long something ran (or has been running): `4.2s`, `3m 07s`.
+fn elapsed(started: Option<i64>, finished: Option<i64>) -> String {
+    let Some(started) = started else {
+        return String::new();
+    };
+    let end = finished.unwrap_or_else(|| chrono::Utc::now().timestamp_millis());
+    let ms = (end - started).max(0);
+    match ms {
+        ms if ms < 60_000 => format!("{:.1}s", ms as f64 / 1000.0),
+        ms => format!("{}m {:02}s", ms / 60_000, (ms % 60_000) / 1000),
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "jobs/show.html")]
+struct JobPage {
+    page: Page,
+    job: JobView,
+    /// The jobs that must end before this queued one starts.
+    ahead: Vec<Job>,
+    may_cancel: bool,
+}
+
+/// `GET /jobs/{id}`.
+async fn page(
+    State(ctx): State<Context>,
+    Path(id): Path<i64>,
+    actor: Actor,
+    page: Page,
+) -> Result<JobPage> {
+    let job = visible(&ctx, &actor, id).await?;
+    let ahead = match job.state {
+        JobState::Queued => {
+            let Queue { running, waiting } = ctx.jobs.queue(&job.app).await?;
+            running
+                .into_iter()
+                .chain(waiting.into_iter().take_while(|j| j.id != id))
+                .collect()
+        }
+        _ => Vec::new(),
+    };
+    let may_cancel = may_cancel(&ctx, &actor, &job);
+    Ok(JobPage {
+        page,
+        job: JobView { job },
+        ahead,
+        may_cancel,
+    })
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "jobs/status.html")]
+struct StatusFragment {
+    page: Page,
+    job: JobView,
+    may_cancel: bool,
+}
+
+/// `GET /jobs/{id}/status`: the page's outcome, Cancel button and steps,
+/// refreshed while the job runs.
+async fn status(
+    State(ctx): State<Context>,
+    Path(id): Path<i64>,
+    actor: Actor,
+    page: Page,
+) -> Result<StatusFragment> {
+    let job = visible(&ctx, &actor, id).await?;
+    let may_cancel = may_cancel(&ctx, &actor, &job);
+    Ok(StatusFragment {
+        page,
+        job: JobView { job },
+        may_cancel,
+    })
+}
+
+/// Whether to offer the Cancel button (the POST checks again).
+fn may_cancel(ctx: &Context, actor: &Actor, job: &Job) -> bool {
+    let needed = ctx
+        .config
+        .app(&job.app)
+        .map_or(crate::auth::Role::default_for("cancel"), |a| {
+            a.required_role("cancel")
+        });
+    !job.state.is_final() && actor.role >= needed
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "jobs/history.html")]
+struct HistoryPage {
+    page: Page,
+    app: String,
+    running: Option<JobView>,
+    waiting: Vec<JobView>,
+    jobs: Vec<JobView>,
+}
+
+/// `GET /apps/{app}/jobs`: who holds the app, who waits, and the last 100 jobs.
+async fn history(
+    State(ctx): State<Context>,
+    Path(app): Path<String>,
+    actor: Actor,
+    page: Page,
+) -> Result<HistoryPage> {
+    let config = ctx.app(&app)?;
+    ctx.authorize(&actor, Some(config), "view").await?;
+    let Queue { running, waiting } = ctx.jobs.queue(&app).await?;
+    let jobs = ctx.jobs.recent(Some(&app), 100).await?;
+    let view = |job| JobView { job };
+    Ok(HistoryPage {
+        page,
+        app,
+        running: running.map(view),
+        waiting: waiting.into_iter().map(view).collect(),
+        jobs: jobs.into_iter().map(view).collect(),
+    })
+}

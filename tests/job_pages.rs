@@ -1,0 +1,278 @@
+//! The job resource over real HTTP: the JSON API, the text output, the SSE
+//! stream resuming with `Last-Event-ID`, cancel, and the pages.
+
+mod support;
+
+use opsdeck::auth::Role;
+use support::server::{self, Server};
+
+const APPS: &str = r#"
+[[app]]
+name = "shop"
+
+[[app.action]]
+name = "count"
+run = ["sh", "-c", "for i in $(seq 1 100); do echo \"line $i <b>\"; done; while [ ! -e \"$GATE\" ]; do sleep 0.02; done; for i in $(seq 101 200); do echo \"line $i\"; done"]
+env = { GATE = "$DIR/gate" }
+
+[[app.action]]
+name = "forever"
+run = ["sleep", "1000"]
+"#;
+
+async fn start() -> Server {
+    // The gate file lives in a directory of the test's own.
+    let gates = tempfile::tempdir().unwrap().keep();
+    server::start(&APPS.replace("$DIR", &gates.display().to_string())).await
+}
+
+fn gate(server: &Server) -> std::path::PathBuf {
+    let config = server.ctx.config.app("shop").unwrap();
+    std::path::PathBuf::from(&config.actions[0].env["GATE"])
+}
+
+/// One SSE event: (event name, id, data).
+type SseEvent = (String, Option<u64>, String);
+
+/// Reads events from an SSE response until `stop` says so.
+async fn read_events(
+    response: &mut reqwest::Response,
+    buf: &mut String,
+    stop: impl Fn(&SseEvent) -> bool,
+) -> Vec<SseEvent> {
+    let mut events = Vec::new();
+    loop {
+        while let Some(end) = buf.find("\n\n") {
+            let block: String = buf.drain(..end + 2).collect();
+            if block.starts_with(':') {
+                continue;
+            }
+            let (mut name, mut id, mut data) = ("message".to_string(), None, Vec::new());
+            for field in block.lines().filter(|l| !l.is_empty()) {
+                match field.split_once(": ") {
+                    Some(("event", v)) => name = v.to_string(),
+                    Some(("id", v)) => id = Some(v.parse().unwrap()),
+                    Some(("data", v)) => data.push(v.to_string()),
+                    _ => panic!("unexpected SSE field {field:?}"),
+                }
+            }
+            let event = (name, id, data.join("\n"));
+            let done = stop(&event);
+            events.push(event);
+            if done {
+                return events;
+            }
+        }
+        let chunk = response
+            .chunk()
+            .await
+            .unwrap()
+            .expect("the stream ended early");
+        buf.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+}
+
+async fn events_from(
+    server: &Server,
+    token: &str,
+    job: i64,
+    last: Option<u64>,
+) -> reqwest::Response {
+    let mut request = server::client()
+        .get(server.at(&format!("/api/jobs/{job}/events")))
+        .bearer_auth(token);
+    if let Some(last) = last {
+        request = request.header("Last-Event-ID", last.to_string());
+    }
+    let response = request.send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    response
+}
+
+/// Runs an action as `alice`, as the dashboard's button does.
+async fn run_action(server: &Server, action: &str) -> i64 {
+    let alice = support::deck::actor("alice", Role::Operator);
+    opsdeck::ops::actions::run(&server.ctx, &alice, "shop", action)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_reconnecting_sse_client_gets_every_line_exactly_once() {
+    let server = start().await;
+    let token = server.token("ci", Role::Operator).await;
+    let job = opsdeck::ops::actions::run(
+        &server.ctx,
+        &support::deck::actor("alice", Role::Operator),
+        "shop",
+        "count",
+    )
+    .await
+    .unwrap();
+
+    // Read up to line 50, then drop the connection mid-stream.
+    let mut first = events_from(&server, &token, job, None).await;
+    let mut buf = String::new();
+    let mut seen = read_events(&mut first, &mut buf, |e| e.1 == Some(50)).await;
+    drop(first);
+
+    // Reconnect where we left off; let the job finish meanwhile.
+    let mut second = events_from(&server, &token, job, Some(50)).await;
+    std::fs::write(gate(&server), "").unwrap();
+    let mut buf = String::new();
+    seen.extend(read_events(&mut second, &mut buf, |e| e.0 == "end").await);
+
+    let (end, lines) = seen.split_last().unwrap();
+    assert_eq!(
+        end,
+        &(
+            "end".to_string(),
+            None,
+            r#"{"state":"succeeded"}"#.to_string()
+        )
+    );
+    let ids: Vec<u64> = lines.iter().map(|e| e.1.unwrap()).collect();
+    assert_eq!(
+        ids,
+        (1..=201).collect::<Vec<_>>(),
+        "every line once, in order"
+    );
+    assert!(lines[0].2.starts_with("$ sh -c "), "{:?}", lines[0]);
+    assert_eq!(lines[1].2, "line 1 <b>");
+    assert_eq!(lines[200].2, "line 200");
+
+    // After the end, a reconnect replays from the database and ends again.
+    let mut late = events_from(&server, &token, job, Some(199)).await;
+    let mut buf = String::new();
+    let rest = read_events(&mut late, &mut buf, |e| e.0 == "end").await;
+    assert_eq!(
+        rest.iter().map(|e| e.1).collect::<Vec<_>>(),
+        [Some(200), Some(201), None]
+    );
+
+    // The plain text has the same lines.
+    let text = server
+        .get_as(&format!("/api/jobs/{job}/output"), &token)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let expected: String = lines.iter().map(|e| format!("{}\n", e.2)).collect();
+    assert_eq!(text, expected);
+}
+
+#[tokio::test]
+async fn the_api_shows_and_cancels_a_job() {
+    let server = start().await;
+    let operator = server.token("ops", Role::Operator).await;
+    let viewer = server.token("look", Role::Viewer).await;
+    let job = run_action(&server, "forever").await;
+
+    let shown: serde_json::Value = server
+        .get_as(&format!("/api/jobs/{job}"), &viewer)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            shown["id"].as_i64(),
+            shown["app"].as_str(),
+            shown["kind"].as_str()
+        ),
+        (Some(job), Some("shop"), Some("action"))
+    );
+    assert_eq!(shown["steps"][0]["command"], "sleep 1000");
+
+    let cancel = |token: String| {
+        let url = server.at(&format!("/api/jobs/{job}/cancel"));
+        async move {
+            server::client()
+                .post(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let refused = cancel(viewer.clone()).await;
+    assert_eq!(refused.status(), 403);
+    assert_eq!(cancel(operator.clone()).await.status(), 202);
+
+    let mut stream = events_from(&server, &viewer, job, None).await;
+    let events = read_events(&mut stream, &mut String::new(), |e| e.0 == "end").await;
+    assert_eq!(events.last().unwrap().2, r#"{"state":"cancelled"}"#);
+    let shown: serde_json::Value = server
+        .get_as(&format!("/api/jobs/{job}"), &viewer)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (shown["state"].as_str(), shown["cancelled_by"].as_str()),
+        (Some("cancelled"), Some("token:ops"))
+    );
+    let again = cancel(operator).await;
+    assert_eq!(again.status(), 409);
+
+    let missing = server.get_as("/api/jobs/999999", &viewer).await;
+    assert_eq!(missing.status(), 404);
+    let body: serde_json::Value = missing.json().await.unwrap();
+    assert_eq!(body["error"], "there is no job 999999");
+    let bad = server::client()
+        .get(server.at(&format!("/api/jobs/{job}/events")))
+        .bearer_auth(&viewer)
+        .header("Last-Event-ID", "yesterday")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+}
+
+#[tokio::test]
+async fn the_job_page_and_history_show_steps_commands_and_who() {
+    let server = start().await;
+    let token = server.token("ci", Role::Operator).await;
+    let job = run_action(&server, "count").await;
+    std::fs::write(gate(&server), "").unwrap();
+    let mut stream = events_from(&server, &token, job, None).await;
+    read_events(&mut stream, &mut String::new(), |e| e.0 == "end").await;
+
+    let page = server.get_as(&format!("/jobs/{job}"), &token).await;
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains(&format!("Job {job}: action count")), "{html}");
+    assert!(html.contains("alice (operator)"));
+    assert!(html.contains(r#"class="state state-succeeded""#));
+    assert!(html.contains(&format!(r#"sse-connect="/jobs/{job}/events""#)));
+    assert!(html.contains("<code class=\"command\">sh -c "));
+    assert!(!html.contains("<script>"), "no inline script");
+
+    // The page's stream carries escaped HTML.
+    let mut events = server::client()
+        .get(server.at(&format!("/jobs/{job}/events")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let got = read_events(&mut events, &mut String::new(), |e| e.0 == "end").await;
+    assert!(got[0].2.contains("line 1 &lt;b&gt;\n"), "{:?}", got[0]);
+    assert_eq!(
+        got.last().unwrap().2,
+        r#"<span class="state state-succeeded">succeeded</span>"#
+    );
+
+    let history = server
+        .get_as("/apps/shop/jobs", &token)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        history.contains(&format!(r#"<a href="/jobs/{job}">{job}</a>"#)),
+        "{history}"
+    );
+    assert!(history.contains("No job holds shop."));
+    assert_eq!(server.get_as("/apps/nope/jobs", &token).await.status(), 404);
+}
