@@ -1,15 +1,14 @@
 //! The systemd sandbox itself: it boots a real systemd that runs only
 //! journald and the units a test installs, and leaves the host as it found it.
 
-#[path = "support/sandbox.rs"]
-mod sandbox;
+mod support;
 
 use std::fs;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use sandbox::Sandbox;
+use support::sandbox::Sandbox;
 
 /// What a badly fenced boot changed on this kind of machine before: mounts
 /// (cgroup remounted read-only), interface names (udev), /dev modes and

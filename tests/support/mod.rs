@@ -1,6 +1,8 @@
 //! Shared test harness: a real opsdeck server (real SQLite in a temp dir,
-//! real HTTP on a loopback port) and helpers to call it.
+//! real HTTP on a loopback port) and helpers to call it; a real systemd +
+//! journald sandbox (`sandbox.rs`).
 #![allow(dead_code)] // each test binary uses a different part of it
 
 pub mod deck;
+pub mod sandbox;
 pub mod server;

@@ -11,10 +11,9 @@
 //! skips hardware setup; journald volatile. `tests/sandbox.rs` proves the
 //! host's mounts, links, `/dev`, `/tmp` and sysctls are unchanged afterwards.
 //!
-//! Use: `let Some(sandbox) = Sandbox::boot() else { return };` (None = skipped
+//! Use (with `mod support;`): `let Some(sandbox) = Sandbox::boot() else { return };` (None = skipped
 //! because root or systemd is missing; under `CI=true` that is a failure).
 //! Dropping the sandbox tears it down.
-#![allow(dead_code)] // each test crate uses a different part of this module
 
 use std::fs;
 use std::io::ErrorKind;
