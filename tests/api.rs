@@ -85,6 +85,10 @@ async fn api_tokens_authenticate_and_bad_or_revoked_ones_are_refused() {
     let res = client().get(s.at("/api/apps")).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(
+        res.headers()[header::WWW_AUTHENTICATE],
+        r#"Bearer realm="opsdeck""#
+    );
+    assert_eq!(
         json(res).await["error"],
         "sign in first, or send an API token as `Authorization: Bearer <token>`"
     );
@@ -189,6 +193,11 @@ async fn unknown_apps_and_addresses_are_404_in_the_clients_language() {
         page.contains("there is no app named &#34;nope&#34;"),
         "{page}"
     );
+    // The error page still says who is signed in.
+    assert!(
+        page.contains(r#"<span class="login">token:ops</span>"#),
+        "{page}"
+    );
 
     let res = s.get_as("/api/nothing-here", &token).await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
@@ -208,6 +217,14 @@ async fn unknown_apps_and_addresses_are_404_in_the_clients_language() {
     assert_eq!(
         json(res).await["error"],
         "DELETE is not allowed on /api/apps"
+    );
+
+    // So does a path parameter that does not parse.
+    let res = s.get_as("/api/jobs/latest", &token).await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        json(res).await["error"],
+        "Invalid URL: Cannot parse `latest` to a `i64`"
     );
 }
 

@@ -11,11 +11,11 @@ use std::net::SocketAddr;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderMap, Method, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 
-use super::is_api_path;
+use super::{Page, is_api_path};
 use crate::auth::{Actor, Via, session, token};
 use crate::{Context, Error, Result};
 
@@ -45,8 +45,26 @@ pub async fn authenticate(State(ctx): State<Context>, req: Request, next: Next) 
         return next.run(req).await;
     }
     match admit(&ctx, req).await {
-        Ok(req) => next.run(req).await,
-        Err(refusal) => refusal,
+        Ok(req) => {
+            // Kept for `error::uniform`, so an error page still shows who is
+            // signed in and can sign them out.
+            let page = Page::from_extensions(req.extensions());
+            let mut res = next.run(req).await;
+            if res.status().is_client_error() || res.status().is_server_error() {
+                res.extensions_mut().insert(page);
+            }
+            res
+        }
+        Err(mut refusal) => {
+            if refusal.status() == StatusCode::UNAUTHORIZED {
+                // RFC 6750: tells a client which credentials would do.
+                refusal.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"opsdeck\""),
+                );
+            }
+            refusal
+        }
     }
 }
 
