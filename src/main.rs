@@ -77,6 +77,8 @@ enum TokenCommand {
     },
 }
 
+// Parsed once per run: the size of a variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum AuditCommand {
     /// Recompute the hash chain of the database, or of a JSON Lines export.
@@ -141,7 +143,11 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             }
         }),
         Command::Serve(c) => {
-            opsdeck::server::run(load(&c.config)?).await?;
+            let config = load(&c.config)?;
+            for warning in config.warnings() {
+                eprintln!("warning: {warning}");
+            }
+            opsdeck::server::run(config).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo { dir } => {

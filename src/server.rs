@@ -46,6 +46,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .await
         .context("cannot write the audit log")?;
 
+    ctx.audit.watch_chain();
     let local = listener.local_addr()?;
     tracing::info!("opsdeck listening on http://{local}");
     let app = crate::web::router(ctx.clone()).into_make_service_with_connect_info::<SocketAddr>();

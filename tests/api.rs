@@ -85,6 +85,10 @@ async fn api_tokens_authenticate_and_bad_or_revoked_ones_are_refused() {
     let res = client().get(s.at("/api/apps")).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(
+        res.headers()[header::WWW_AUTHENTICATE],
+        r#"Bearer realm="opsdeck""#
+    );
+    assert_eq!(
         json(res).await["error"],
         "sign in first, or send an API token as `Authorization: Bearer <token>`"
     );
@@ -189,6 +193,11 @@ async fn unknown_apps_and_addresses_are_404_in_the_clients_language() {
         page.contains("there is no app named &#34;nope&#34;"),
         "{page}"
     );
+    // The error page still says who is signed in.
+    assert!(
+        page.contains(r#"<span class="login">token:ops</span>"#),
+        "{page}"
+    );
 
     let res = s.get_as("/api/nothing-here", &token).await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
@@ -208,6 +217,14 @@ async fn unknown_apps_and_addresses_are_404_in_the_clients_language() {
     assert_eq!(
         json(res).await["error"],
         "DELETE is not allowed on /api/apps"
+    );
+
+    // So does a path parameter that does not parse.
+    let res = s.get_as("/api/jobs/latest", &token).await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        json(res).await["error"],
+        "Invalid URL: Cannot parse `latest` to a `i64`"
     );
 }
 
@@ -591,5 +608,147 @@ async fn an_oversize_chunked_body_is_413_too() {
     assert!(
         response.contains("the request body is larger than opsdeck accepts"),
         "{response}"
+    );
+}
+
+#[tokio::test]
+async fn a_signed_in_page_carries_the_csrf_token_for_forms_and_htmx() {
+    let s = server().await;
+    let (cookie, csrf) = s.session("ben", Role::Admin).await;
+    let res = s.browse("/", &cookie).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let page = res.text().await.unwrap();
+    assert!(page.contains(r#"<span class="login">ben</span>"#), "{page}");
+    assert!(
+        page.contains(r#"<span class="role role-admin">admin</span>"#),
+        "{page}"
+    );
+    assert!(page.contains(r#"<a href="/audit">Audit</a>"#), "{page}");
+    assert!(
+        page.contains(&format!(
+            r#"<input type="hidden" name="csrf" value="{csrf}">"#
+        )),
+        "{page}"
+    );
+    assert!(
+        page.contains(&format!(
+            r#"hx-headers="{{&#34;X-CSRF-Token&#34;:&#34;{csrf}&#34;}}""#
+        )),
+        "{page}"
+    );
+    assert!(page.contains(r#"<form method="post" action="/auth/logout""#));
+}
+
+#[tokio::test]
+async fn a_browser_post_needs_its_csrf_token_and_our_origin() {
+    let s = server().await;
+    let (cookie, csrf) = s.session("ben", Role::Operator).await;
+    let run = s.at("/apps/rfc-app/actions/cleanup-sessions/run");
+    let post = |origin: Option<&str>, form: Vec<(&'static str, String)>| {
+        let mut req = client()
+            .post(&run)
+            .header(header::COOKIE, &cookie)
+            .form(&form);
+        if let Some(origin) = origin {
+            req = req.header(header::ORIGIN, origin);
+        }
+        req
+    };
+    let ours = s.url.as_str();
+
+    let res = post(Some(ours), vec![]).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert!(
+        res.text()
+            .await
+            .unwrap()
+            .contains("this form was sent without its CSRF token; reload the page and try again")
+    );
+
+    let wrong = "0".repeat(csrf.len());
+    let res = post(Some(ours), vec![("csrf", wrong)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert!(res.text().await.unwrap().contains(
+        "this form&#39;s CSRF token does not match your session; reload the page and try again"
+    ));
+
+    let res = post(Some("https://evil.example"), vec![("csrf", csrf.clone())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert!(res.text().await.unwrap().contains(&format!(
+        "this request came from https://evil.example, not from {ours}"
+    )));
+
+    let res = post(None, vec![("csrf", csrf.clone())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert!(
+        res.text()
+            .await
+            .unwrap()
+            .contains("this request has neither an Origin nor a Referer header")
+    );
+    assert_eq!(s.job_count().await, 0, "a refused request starts nothing");
+
+    // Both right: the action runs, and the browser is sent to its job.
+    let res = post(Some(ours), vec![("csrf", csrf.clone())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(res.headers()[header::LOCATION], "/jobs/1");
+    s.finished(1).await;
+
+    // A browser that leaves out Origin but sends our Referer is believed.
+    let res = post(None, vec![("csrf", csrf.clone())])
+        .header(header::REFERER, format!("{ours}/apps/rfc-app"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    s.finished(2).await;
+
+    // htmx sends the token as a header, from the page's hx-headers.
+    let htmx = |token: &str| {
+        client()
+            .post(&run)
+            .header(header::COOKIE, &cookie)
+            .header(header::ORIGIN, ours)
+            .header("HX-Request", "true")
+            .header("X-CSRF-Token", token)
+            .send()
+    };
+    let res = htmx(&csrf).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["hx-redirect"], "/jobs/3");
+    s.finished(3).await;
+
+    // …and a refusal reaches htmx as a plain sentence app.js shows.
+    let res = htmx("nope").await.unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        res.text().await.unwrap(),
+        "this form's CSRF token does not match your session; reload the page and try again"
+    );
+}
+
+#[tokio::test]
+async fn a_revoked_session_is_no_identity() {
+    let s = server().await;
+    let (cookie, _) = s.session("ben", Role::Owner).await;
+    let value = cookie.strip_prefix("opsdeck_session=").unwrap();
+    opsdeck::auth::session::end(&s.ctx.db, value).await.unwrap();
+    let res = s.browse("/apps/rfc-app", &cookie).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        res.headers()[header::LOCATION],
+        "/auth/login?next=%2Fapps%2Frfc-app"
     );
 }

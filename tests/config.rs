@@ -214,6 +214,18 @@ fn listen_and_urls_are_checked() {
 }
 
 #[test]
+fn public_url_is_the_root_and_loses_its_trailing_slash() {
+    rejects(
+        "[server]\npublic_url = \"https://example.org/ops\"\n",
+        2,
+        "server.public_url",
+        "opsdeck cannot live under a path",
+    );
+    let config = parse("[server]\npublic_url = \"https://ops.example.org/\"\n").unwrap();
+    assert_eq!(config.server.public_url, "https://ops.example.org");
+}
+
+#[test]
 fn dev_login_refuses_a_public_listen_address() {
     rejects(
         "[server]\nlisten = \"0.0.0.0:8080\"\n[auth]\ndev_login = true\n",
@@ -592,6 +604,22 @@ fn a_secret_file_others_can_read_is_a_warning_and_its_value_is_trimmed() {
     );
     assert!(warnings.contains("readable by every user"), "{warnings}");
     assert_eq!(config.client_secret().unwrap().as_deref(), Some("hunter2"));
+}
+
+#[test]
+fn an_env_file_others_can_read_or_that_is_missing_is_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let env_file = secret_file(dir.path(), "SECRET_KEY=x\n", 0o644);
+    let toml = format!("{APP}env_file = {:?}\n", env_file.to_str().unwrap());
+    let warnings = parse(&toml).unwrap().warnings().join("\n");
+    assert!(
+        warnings.contains("opsdeck.toml:6:12: app \"web\" → env_file:"),
+        "{warnings}"
+    );
+    assert!(warnings.contains("readable by every user"), "{warnings}");
+    std::fs::remove_file(&env_file).unwrap();
+    let warnings = parse(&toml).unwrap().warnings().join("\n");
+    assert!(warnings.contains("does not exist yet"), "{warnings}");
 }
 
 fn check(config: &Path, env: &[(&str, &str)]) -> (bool, String, String) {

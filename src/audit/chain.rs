@@ -115,14 +115,16 @@ impl std::io::Write for HashWriter<'_> {
 /// `opsdeck serve` runs) are serialized and the chain never forks.
 pub(super) async fn append(db: &SqlitePool, e: Event) -> crate::Result<Record> {
     let mut tx = db.begin_with("BEGIN IMMEDIATE").await?;
-    let last: Option<(i64, String)> =
-        sqlx::query_as("SELECT id, hash FROM audit_events ORDER BY id DESC LIMIT 1")
+    let last: Option<(i64, String, i64)> =
+        sqlx::query_as("SELECT id, hash, at FROM audit_events ORDER BY id DESC LIMIT 1")
             .fetch_optional(&mut *tx)
             .await?;
-    let (last_id, prev_hash) = last.unwrap_or((0, GENESIS.to_string()));
+    let (last_id, prev_hash, last_at) = last.unwrap_or((0, GENESIS.to_string(), 0));
     let mut record = Record {
         id: last_id + 1,
-        at: chrono::Utc::now().timestamp_millis(),
+        // Never before the previous row, even if the clock stepped back: the
+        // log reads in order, and time filters can work on id ranges.
+        at: chrono::Utc::now().timestamp_millis().max(last_at),
         actor: e.actor,
         role: e.role,
         action: e.action,

@@ -8,11 +8,15 @@
 
 mod chain;
 mod export;
+mod filter;
 mod verify;
+mod watch;
 
 pub use chain::{GENESIS, Record, row_hash};
-pub use export::{Filter, FilterInput, Format, export, format_time};
+pub use export::{Format, export, format_time};
+pub use filter::{Filter, FilterInput, get, page};
 pub use verify::{Problem, Verified, VerifyError, verify, verify_file, verify_from};
+pub use watch::ChainStatus;
 
 use serde::Serialize;
 use sqlx::SqlitePool;
@@ -98,11 +102,15 @@ impl Event {
 #[derive(Clone)]
 pub struct Audit {
     db: SqlitePool,
+    watch: watch::Watch,
 }
 
 impl Audit {
     pub fn new(db: SqlitePool) -> Audit {
-        Audit { db }
+        Audit {
+            db,
+            watch: watch::Watch::default(),
+        }
     }
 
     /// Appends one row to the chain and returns its id. An error here must
@@ -115,6 +123,7 @@ impl Audit {
         let record = tokio::spawn(async move { chain::append(&db, e).await })
             .await
             .map_err(|e| anyhow::anyhow!("the audit writer stopped: {e}"))??;
+        self.watch.written();
         tracing::info!(
             target: "audit",
             audit_id = record.id,

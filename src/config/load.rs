@@ -32,7 +32,12 @@ fn server(s: &mut Section) -> Server {
     let d = Server::default();
     Server {
         listen: s.string_or("listen", &d.listen),
-        public_url: s.string_or("public_url", &d.public_url),
+        // Without its trailing slash, so `<public_url>/auth/callback` is
+        // exactly the redirect URI registered in Gitea.
+        public_url: s
+            .string_or("public_url", &d.public_url)
+            .trim_end_matches('/')
+            .to_string(),
         data_dir: s.path("data_dir").unwrap_or(d.data_dir),
         max_body_bytes: s.count("max_body_bytes").unwrap_or(d.max_body_bytes),
     }

@@ -65,22 +65,29 @@ impl App {
     }
 }
 
+/// Warns when users other than the owner and group can read `path`.
+fn warn_if_everyone_reads(p: &mut Problems, label: &Label, path: &Path) {
+    let everyone_reads = std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o004 != 0);
+    if everyone_reads {
+        let path = path.display();
+        p.warn(label, format!("{path} holds a secret and is readable by every user on this machine; run `chmod 600` on it"));
+    }
+}
+
 /// Checks a secret file: an error if unusable, a warning if others can read it.
 fn check_file(p: &mut Problems, label: &Label, path: &Path) {
-    if let Err(e) = read_secret_file(path) {
-        p.error(label, e);
-        return;
+    match read_secret_file(path) {
+        Ok(_) => warn_if_everyone_reads(p, label, path),
+        Err(e) => p.error(label, e),
     }
-    if let Ok(meta) = std::fs::metadata(path) {
-        if meta.permissions().mode() & 0o004 != 0 {
-            p.warn(
-                label,
-                format!(
-                    "{} is readable by every user on this machine; run `chmod 600` on it",
-                    path.display()
-                ),
-            );
-        }
+}
+
+/// The app's env file holds its secrets (opsdeck writes it on rotation).
+fn check_env_file(p: &mut Problems, label: &Label, path: &Path) {
+    if path.exists() {
+        warn_if_everyone_reads(p, label, path);
+    } else {
+        p.warn(label, format!("{} does not exist yet", path.display()));
     }
 }
 
@@ -116,6 +123,9 @@ pub(super) fn check(config: &Config, p: &mut Problems) {
             check_file(p, &label.key("webhook_secret_file"), path);
         }
         let local = matches!(app.host.parse(), Ok(HostAddress::Local));
+        if let Some(env_file) = app.env_file.as_ref().filter(|f| local && f.is_absolute()) {
+            check_env_file(p, &label.key("env_file"), env_file);
+        }
         if let Some(repo) = app.repo.as_ref().filter(|r| local && r.is_absolute()) {
             if !repo.exists() {
                 p.warn(

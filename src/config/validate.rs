@@ -106,7 +106,7 @@ fn outside(path: &Path) -> Option<String> {
 fn server(config: &Config, label: &Label, p: &mut Problems) {
     let s = &config.server;
     report(p, &label.key("listen"), check_listen(&s.listen));
-    report(p, &label.key("public_url"), check_http_url(&s.public_url));
+    report(p, &label.key("public_url"), check_public_url(&s.public_url));
     absolute(p, &label.key("data_dir"), Some(&s.data_dir));
     if s.max_body_bytes < 1024 {
         p.error(&label.key("max_body_bytes"), "expected at least 1024 bytes");

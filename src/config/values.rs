@@ -166,13 +166,26 @@ pub(super) fn check_listen(text: &str) -> Result<std::net::SocketAddr, String> {
     })
 }
 
-pub(super) fn check_http_url(text: &str) -> Result<(), String> {
+pub(super) fn check_http_url(text: &str) -> Result<url::Url, String> {
     match url::Url::parse(text) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(()),
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(u),
         _ => Err(format!(
             "expected an http:// or https:// URL like \"https://ops.example.org\", found {text:?}"
         )),
     }
+}
+
+/// `server.public_url`: where browsers reach opsdeck, which serves from
+/// the root of its own host name (links, cookies and the sign-in callback
+/// `<public_url>/auth/callback` assume it).
+pub(super) fn check_public_url(text: &str) -> Result<(), String> {
+    let url = check_http_url(text)?;
+    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+        return Err(format!(
+            "expected the root URL opsdeck is served at, like \"https://ops.example.org\" (opsdeck cannot live under a path), found {text:?}"
+        ));
+    }
+    Ok(())
 }
 
 /// `user:<login>`, `org:<org>` or `team:<org>:<team>` (Gitea's names).

@@ -16,8 +16,8 @@ use crate::config::{Action, App};
 use crate::jobs::{Job, State as JobState};
 use crate::{Context, Result};
 
-/// How many jobs an app's page lists.
-const HISTORY: i64 = 30;
+/// How many recent jobs an app's page lists; `/apps/{app}/jobs` has them all.
+const RECENT: i64 = 10;
 
 pub fn router() -> Router<Context> {
     Router::new()
@@ -164,7 +164,7 @@ async fn show(
     let app = ctx.app(&name)?;
     ctx.authorize(&actor, Some(app), "view").await?;
     let queue = ctx.jobs.queue(&app.name).await?;
-    let history = ctx.jobs.recent(Some(&app.name), HISTORY).await?;
+    let history = ctx.jobs.recent(Some(&app.name), RECENT).await?;
     Ok(AppPage {
         page,
         app: AppCard::new(app, &actor),

@@ -11,13 +11,12 @@ use std::net::SocketAddr;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderMap, Method, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 
-use super::is_api_path;
-use crate::auth::{Actor, Via, token};
-use crate::config::Config;
+use super::{Page, is_api_path};
+use crate::auth::{Actor, Via, session, token};
 use crate::{Context, Error, Result};
 
 /// The session's CSRF token, for templates (`Page`) to render into forms
@@ -29,16 +28,6 @@ pub struct Csrf(pub String);
 pub const CSRF_FIELD: &str = "csrf";
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
-/// The session cookie: `__Host-` on https so no subdomain or plain-http
-/// page can set or shadow it (the prefix requires Secure, which http lacks).
-pub fn session_cookie_name(config: &Config) -> &'static str {
-    if config.server.public_url.starts_with("https://") {
-        "__Host-opsdeck_session"
-    } else {
-        "opsdeck_session"
-    }
-}
-
 /// Paths anyone may reach: health checks, assets, the sign-in flow, and
 /// webhooks (which prove themselves with an HMAC signature instead).
 fn is_public(path: &str) -> bool {
@@ -49,9 +38,33 @@ fn is_public(path: &str) -> bool {
 }
 
 pub async fn authenticate(State(ctx): State<Context>, req: Request, next: Next) -> Response {
+    // Neither needs to know who asks; skipping the session lookup keeps
+    // assets and health checks cheap.
+    let path = req.uri().path();
+    if path == "/healthz" || path.starts_with("/static/") {
+        return next.run(req).await;
+    }
     match admit(&ctx, req).await {
-        Ok(req) => next.run(req).await,
-        Err(refusal) => refusal,
+        Ok(req) => {
+            // Kept for `error::uniform`, so an error page still shows who is
+            // signed in and can sign them out.
+            let page = Page::from_extensions(req.extensions());
+            let mut res = next.run(req).await;
+            if res.status().is_client_error() || res.status().is_server_error() {
+                res.extensions_mut().insert(page);
+            }
+            res
+        }
+        Err(mut refusal) => {
+            if refusal.status() == StatusCode::UNAUTHORIZED {
+                // RFC 6750: tells a client which credentials would do.
+                refusal.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"opsdeck\""),
+                );
+            }
+            refusal
+        }
     }
 }
 
@@ -66,7 +79,13 @@ async fn admit(ctx: &Context, mut req: Request) -> Result<Request, Response> {
 
     let (actor, csrf) = match bearer_token(req.headers()).map_err(IntoResponse::into_response)? {
         Some(token) => (Some(token_actor(ctx, token, remote).await?), None),
-        None => (None, None::<Csrf>),
+        None => match session_actor(ctx, req.headers(), remote)
+            .await
+            .map_err(IntoResponse::into_response)?
+        {
+            Some((actor, csrf)) => (Some(actor), Some(csrf)),
+            None => (None, None),
+        },
     };
 
     let Some(actor) = actor else {
@@ -107,6 +126,34 @@ async fn token_actor(ctx: &Context, token: &str, remote: String) -> Result<Actor
         .into_response()),
         Err(e) => Err(e.into_response()),
     }
+}
+
+/// The live session behind the session cookie, if any. An expired or
+/// revoked cookie is simply no identity: the browser is sent to sign in.
+async fn session_actor(
+    ctx: &Context,
+    headers: &HeaderMap,
+    remote: String,
+) -> Result<Option<(Actor, Csrf)>> {
+    // HTTP/2 may split cookies over several headers.
+    let cookie = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|h| session::cookie_value(&ctx.config, h));
+    let Some(cookie) = cookie else {
+        return Ok(None);
+    };
+    let (idle, max) = session::lifetimes(&ctx.config.auth);
+    Ok(session::lookup(&ctx.db, cookie, idle, max).await?.map(|s| {
+        let actor = Actor {
+            login: s.login,
+            role: s.role,
+            via: Via::Session,
+            remote,
+        };
+        (actor, Csrf(s.csrf))
+    }))
 }
 
 /// `Authorization: Bearer <token>`, if the header is there at all.

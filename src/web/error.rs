@@ -107,7 +107,8 @@ pub async fn uniform(req: Request, next: Next) -> Response {
             }
         }
     };
-    let mut res = render(status, message, api, htmx);
+    let page = parts.extensions.get::<Page>().cloned().unwrap_or_default();
+    let mut res = render(status, message, api, htmx, page);
     // Keep what a layer set on the original (`HX-Redirect`, `Connection`, …).
     for (name, value) in parts.headers.iter() {
         if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
@@ -130,7 +131,7 @@ fn already_as_expected(headers: &HeaderMap, api: bool) -> bool {
     }
 }
 
-fn render(status: StatusCode, message: String, api: bool, htmx: bool) -> Response {
+fn render(status: StatusCode, message: String, api: bool, htmx: bool, page: Page) -> Response {
     if api {
         return (status, Json(serde_json::json!({"error": message}))).into_response();
     }
@@ -138,7 +139,7 @@ fn render(status: StatusCode, message: String, api: bool, htmx: bool) -> Respons
         return (status, message).into_response();
     }
     let page = ErrorPage {
-        page: Page::default(),
+        page,
         status: status.as_u16(),
         reason: status.canonical_reason().unwrap_or("Error"),
         message,

@@ -14,6 +14,7 @@ use crate::Context;
 mod api;
 mod apps;
 mod assets;
+mod audit;
 pub mod auth;
 mod error;
 mod headers;
@@ -36,6 +37,7 @@ pub fn router(ctx: Context) -> Router {
         .merge(login::router())
         .merge(apps::router())
         .merge(api::router())
+        .merge(audit::router())
         .merge(jobs::router())
         .fallback(not_found)
         // Innermost first: authentication sees only bodies within the limit,

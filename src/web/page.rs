@@ -6,6 +6,7 @@
 use std::sync::LazyLock;
 
 use axum::extract::FromRequestParts;
+use axum::http::Extensions;
 use axum::http::request::Parts;
 use sha2::{Digest, Sha256};
 
@@ -50,18 +51,23 @@ impl Page {
     }
 }
 
+impl Page {
+    pub fn from_extensions(extensions: &Extensions) -> Page {
+        Page {
+            actor: extensions.get::<Actor>().cloned(),
+            csrf: extensions
+                .get::<Csrf>()
+                .map(|c| c.0.clone())
+                .unwrap_or_default(),
+        }
+    }
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for Page {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Page, Self::Rejection> {
-        Ok(Page {
-            actor: parts.extensions.get::<Actor>().cloned(),
-            csrf: parts
-                .extensions
-                .get::<Csrf>()
-                .map(|c| c.0.clone())
-                .unwrap_or_default(),
-        })
+        Ok(Page::from_extensions(&parts.extensions))
     }
 }
 

@@ -50,6 +50,36 @@ impl Server {
             .unwrap()
     }
 
+    /// `GET path` as a browser with the `Cookie` header `cookie`.
+    pub async fn browse(&self, path: &str, cookie: &str) -> reqwest::Response {
+        client()
+            .get(self.at(path))
+            .header(reqwest::header::COOKIE, cookie)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Signs `login` in as the sign-in flow does; the `Cookie` header value
+    /// and the session's CSRF token.
+    pub async fn session(&self, login: &str, role: Role) -> (String, String) {
+        let (_, max) = opsdeck::auth::session::lifetimes(&self.ctx.config.auth);
+        let (cookie, session) = opsdeck::auth::session::create(
+            &self.ctx.db,
+            opsdeck::auth::session::NewSession {
+                login,
+                role,
+                groups: &[],
+                remote: "127.0.0.1",
+                user_agent: "tests",
+            },
+            max,
+        )
+        .await
+        .unwrap();
+        (format!("opsdeck_session={cookie}"), session.csrf)
+    }
+
     /// Follows job `id` until it ends; its final state.
     pub async fn finished(&self, id: i64) -> State {
         let mut follower = self.ctx.jobs.follow(id, 0).await.unwrap();
