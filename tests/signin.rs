@@ -5,3 +5,9 @@
 mod app;
 #[path = "signin/dev.rs"]
 mod dev;
+#[path = "signin/flow.rs"]
+mod flow;
+#[path = "signin/gitea.rs"]
+mod gitea;
+#[path = "support/oidc.rs"]
+mod oidc;

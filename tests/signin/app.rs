@@ -84,3 +84,14 @@ pub fn set_cookie(res: &reqwest::Response) -> Option<(String, String)> {
         .find(|v| v.contains("opsdeck_session="))
         .map(|v| (v.split(';').next().unwrap_or("").to_string(), v.to_string()))
 }
+
+/// A page's HTML with askama's escapes undone, so tests can look for the
+/// sentences a user reads.
+pub fn readable(html: &str) -> String {
+    html.replace("&#34;", "\"")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
