@@ -7,3 +7,4 @@ pub mod deck;
 pub mod repos;
 pub mod sandbox;
 pub mod server;
+pub mod sse;
