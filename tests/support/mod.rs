@@ -6,3 +6,4 @@
 pub mod deck;
 pub mod sandbox;
 pub mod server;
+pub mod sse;
