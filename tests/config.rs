@@ -585,6 +585,12 @@ fn opsdecks_own_secret_files_must_be_readable_and_not_empty() {
         "is empty",
     );
     rejects(
+        "[auth]\ngitea_token_file = \"token\"\n",
+        2,
+        "auth.gitea_token_file",
+        "expected an absolute path, found \"token\"",
+    );
+    rejects(
         "[auth]\ngitea_url = \"https://git.example.org/\"\nclient_id = \"x\"\n",
         1,
         "auth.client_secret_file",
