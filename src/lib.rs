@@ -26,6 +26,8 @@ pub struct Context {
     pub jobs: jobs::Engine,
     /// Sign-in attempts per client address (dev login and Gitea).
     pub signin_limit: auth::limit::Limiter,
+    /// Gitea sign-in; discovers Gitea in the background.
+    pub gitea: auth::oidc::Gitea,
 }
 
 impl Context {
@@ -36,12 +38,14 @@ impl Context {
         let db = db::open(&config.server.data_dir).await?;
         let audit = audit::Audit::new(db.clone());
         let jobs = jobs::Engine::start(config.clone(), db.clone(), audit.clone()).await?;
+        let gitea = auth::oidc::Gitea::start(&config);
         Ok(Context {
             config,
             db,
             audit,
             jobs,
             signin_limit: auth::limit::Limiter::new(auth::limit::SIGNINS_PER_MINUTE),
+            gitea,
         })
     }
 }

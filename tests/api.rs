@@ -30,6 +30,8 @@ role = "admin"
 name = "books"
 environment = "staging"
 permissions = { view = "admin" }
+repo = "/srv/books"
+branch = "release"
 "#;
 
 async fn server() -> Server {
@@ -298,6 +300,30 @@ async fn the_dashboard_shows_apps_badges_and_action_buttons() {
 }
 
 #[tokio::test]
+async fn an_app_page_says_where_the_app_deploys_from_only_when_it_deploys() {
+    let s = server().await;
+    let token = s.token("boss", Role::Admin).await;
+    let page = s.get_as("/apps/books", &token).await.text().await.unwrap();
+    assert!(
+        page.contains("<dt>Repository</dt><dd><code>/srv/books</code></dd>"),
+        "{page}"
+    );
+    assert!(page.contains("<dt>Branch</dt><dd>release</dd>"), "{page}");
+    assert!(page.contains("No jobs have run on books yet."), "{page}");
+    let page = s
+        .get_as("/apps/rfc-app", &token)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!page.contains("<dt>Branch</dt>"), "{page}");
+    assert!(
+        page.contains(r#"action="/apps/rfc-app/actions/reindex/run""#),
+        "{page}"
+    );
+}
+
+#[tokio::test]
 async fn static_files_are_embedded_typed_and_cached_long() {
     let s = server().await;
     let res = client()
@@ -321,6 +347,11 @@ async fn static_files_are_embedded_typed_and_cached_long() {
         res.headers()[header::CONTENT_TYPE],
         "text/css; charset=utf-8"
     );
+
+    // Browsers ask for /favicon.ico by themselves, signed in or not.
+    let res = client().get(s.at("/favicon.ico")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()[header::CONTENT_TYPE], "image/svg+xml");
 
     let res = client()
         .get(s.at("/static/secrets.txt"))

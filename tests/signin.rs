@@ -3,5 +3,15 @@
 
 #[path = "signin/app.rs"]
 mod app;
+#[path = "signin/browser.rs"]
+mod browser;
 #[path = "signin/dev.rs"]
 mod dev;
+#[path = "signin/flow.rs"]
+mod flow;
+#[path = "signin/gitea.rs"]
+mod gitea;
+#[path = "support/oidc.rs"]
+mod oidc;
+#[path = "signin/sessions.rs"]
+mod sessions;

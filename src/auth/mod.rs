@@ -1,6 +1,7 @@
 //! Who is asking: roles, the actor of a request, and how it was authenticated.
 
 pub mod limit;
+pub mod oidc;
 pub mod roles;
 pub mod session;
 pub mod token;

@@ -1,6 +1,8 @@
 //! How a command reaches a host: the only place that spawns processes or
 //! touches an app's files.
+pub mod envfile;
 pub mod exec;
 pub mod git;
 pub mod probe;
+pub mod secret;
 pub mod systemd;

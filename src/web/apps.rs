@@ -146,8 +146,9 @@ async fn dashboard(State(ctx): State<Context>, actor: Actor, page: Page) -> Resu
 struct AppPage {
     page: Page,
     app: AppCard,
-    branch: String,
-    strategy: String,
+    /// Where it deploys from, for apps that deploy (not only run actions):
+    /// `(repository, branch, strategy)`.
+    source: Option<(String, String, String)>,
     units: Vec<String>,
     /// The mutating job holding the app, and those waiting, in order.
     running: Option<JobLine>,
@@ -168,8 +169,13 @@ async fn show(
     Ok(AppPage {
         page,
         app: AppCard::new(app, &actor),
-        branch: app.branch.clone(),
-        strategy: format!("{:?}", app.strategy).to_lowercase(),
+        source: app.repo.as_ref().map(|repo| {
+            (
+                repo.display().to_string(),
+                app.branch.clone(),
+                format!("{:?}", app.strategy).to_lowercase(),
+            )
+        }),
         units: app.units.clone(),
         running: queue.running.as_ref().map(JobLine::from),
         waiting: queue.waiting.iter().map(JobLine::from).collect(),

@@ -28,6 +28,11 @@ pub const FILES: &[File] = &[
         bytes: include_bytes!("../../static/app.js"),
     },
     File {
+        name: "favicon.svg",
+        content_type: "image/svg+xml",
+        bytes: include_bytes!("../../static/favicon.svg"),
+    },
+    File {
         name: "htmx.min.js",
         content_type: "text/javascript; charset=utf-8",
         bytes: include_bytes!("../../static/htmx.min.js"),
@@ -40,7 +45,13 @@ pub const FILES: &[File] = &[
 ];
 
 pub fn router() -> Router<Context> {
-    Router::new().route("/static/{name}", get(file))
+    Router::new()
+        .route("/static/{name}", get(file))
+        // Browsers ask for it on their own, also on pages without our <head>.
+        .route(
+            "/favicon.ico",
+            get(|| file(Path("favicon.svg".to_string()))),
+        )
 }
 
 async fn file(Path(name): Path<String>) -> Result<impl IntoResponse> {

@@ -28,20 +28,20 @@ pub struct Csrf(pub String);
 pub const CSRF_FIELD: &str = "csrf";
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
-/// Paths anyone may reach: health checks, assets, the sign-in flow, and
-/// webhooks (which prove themselves with an HMAC signature instead).
+/// Paths that do not care who asks: health checks and assets. Skipping
+/// the session lookup keeps them cheap.
+fn is_anonymous(path: &str) -> bool {
+    path == "/healthz" || path == "/favicon.ico" || path.starts_with("/static/")
+}
+
+/// Paths anyone may reach, signed in or not: the sign-in flow, and webhooks
+/// (which prove themselves with an HMAC signature instead).
 fn is_public(path: &str) -> bool {
-    path == "/healthz"
-        || path.starts_with("/static/")
-        || path.starts_with("/auth/")
-        || path.starts_with("/hooks/")
+    path.starts_with("/auth/") || path.starts_with("/hooks/")
 }
 
 pub async fn authenticate(State(ctx): State<Context>, req: Request, next: Next) -> Response {
-    // Neither needs to know who asks; skipping the session lookup keeps
-    // assets and health checks cheap.
-    let path = req.uri().path();
-    if path == "/healthz" || path.starts_with("/static/") {
+    if is_anonymous(req.uri().path()) {
         return next.run(req).await;
     }
     match admit(&ctx, req).await {

@@ -1,23 +1,194 @@
-//! Every `/auth` route: the dev sign-in, sign-out.
+//! Every `/auth` route: the sign-in page, the redirect to Gitea and its
+//! callback, the dev sign-in, sign-out.
 
 use std::net::{IpAddr, SocketAddr};
 
-use axum::extract::{ConnectInfo, FromRequestParts, State};
+use askama::Template;
+use axum::extract::{ConnectInfo, FromRequestParts, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::post;
-use axum::{Form, Router};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Form, Router};
 use serde::Deserialize;
 
-use crate::audit::Event;
-use crate::auth::{Actor, Role, Via, session};
+use super::Page;
+use crate::audit::{Event, Outcome};
+use crate::auth::oidc::{Identity, Refusal, Status};
+use crate::auth::{Actor, Role, Via, roles, session};
 use crate::{Context, Error, Result};
 
 pub fn router() -> Router<Context> {
     Router::new()
+        .route("/auth/login", get(sign_in_page))
+        .route("/auth/gitea", get(to_gitea))
+        .route("/auth/callback", get(callback))
         .route("/auth/dev", post(dev_sign_in))
         .route("/auth/logout", post(sign_out))
+}
+
+#[derive(Template)]
+#[template(path = "login/signin.html")]
+struct SignInPage {
+    page: Page,
+    /// What stopped the last attempt, if this page answers one.
+    problem: Option<String>,
+    gitea: Status,
+    dev_login: bool,
+    next: String,
+    roles: [Role; 4],
+}
+
+impl SignInPage {
+    fn new(ctx: &Context, problem: Option<String>, next: &str) -> SignInPage {
+        ctx.gitea.nudge();
+        SignInPage {
+            page: Page::default(),
+            problem,
+            gitea: ctx.gitea.status(),
+            dev_login: ctx.config.auth.dev_login,
+            next: local_path(next).to_string(),
+            roles: Role::ALL,
+        }
+    }
+
+    /// No button when Gitea sign-in is not configured at all.
+    fn gitea_off(&self) -> bool {
+        matches!(self.gitea, Status::Off(_))
+    }
+}
+
+#[derive(Template)]
+#[template(path = "login/no_role.html")]
+struct NoRolePage {
+    page: Page,
+    login: String,
+    groups: Vec<String>,
+    entries: Vec<String>,
+}
+
+/// A page with a status other than 200.
+fn page(status: StatusCode, template: &impl Template) -> Result<Response> {
+    let html = template.render().map_err(anyhow::Error::from)?;
+    Ok((status, Html(html)).into_response())
+}
+
+#[derive(Deserialize)]
+struct NextQuery {
+    #[serde(default)]
+    next: String,
+}
+
+/// `GET /auth/login`: says how to sign in, and what is wrong with Gitea
+/// sign-in if anything is.
+async fn sign_in_page(State(ctx): State<Context>, Query(q): Query<NextQuery>) -> Result<Response> {
+    page(StatusCode::OK, &SignInPage::new(&ctx, None, &q.next))
+}
+
+/// `GET /auth/gitea`: off to Gitea's authorization page.
+async fn to_gitea(
+    State(ctx): State<Context>,
+    client: Client,
+    Query(q): Query<NextQuery>,
+) -> Result<Response> {
+    if let Some(refused) = rate_limited(&ctx, &client, &q.next)? {
+        return Ok(refused);
+    }
+    match ctx.gitea.begin(local_path(&q.next)) {
+        Ok(url) => Ok(Redirect::to(&url).into_response()),
+        Err(refusal) => page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &SignInPage::new(&ctx, Some(refusal.message()), &q.next),
+        ),
+    }
+}
+
+#[derive(Deserialize)]
+struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+/// `GET /auth/callback`: Gitea sends the browser back here. A verified
+/// identity with a role gets a session; everything else a page saying why,
+/// and an audit row.
+async fn callback(
+    State(ctx): State<Context>,
+    client: Client,
+    headers: HeaderMap,
+    Query(q): Query<CallbackQuery>,
+) -> Result<Response> {
+    let answer = match (q.error, q.code, q.state) {
+        (Some(error), _, _) => Err(Refusal::Gitea(match q.error_description {
+            Some(d) => format!("{error}: {d}"),
+            None => error,
+        })),
+        (None, Some(code), Some(state)) => ctx.gitea.finish(&code, &state).await,
+        _ => Err(Refusal::UnknownState),
+    };
+    let (identity, next) = match answer {
+        Ok(found) => found,
+        Err(refusal) => return refused(&ctx, &client, refusal).await,
+    };
+    let Some(role) = roles::role_for(&ctx.config.roles, &identity.login, &identity.groups) else {
+        return no_role(&ctx, &client, identity).await;
+    };
+    let cookie = start_session(&ctx, &client, &headers, &identity, role, "gitea").await?;
+    Ok(signed_in(cookie, &next))
+}
+
+/// A sign-in that failed: audited, and explained on the sign-in page.
+async fn refused(ctx: &Context, client: &Client, refusal: Refusal) -> Result<Response> {
+    let (outcome, status) = if refusal.is_misconfiguration() {
+        (Outcome::Failed, StatusCode::BAD_GATEWAY)
+    } else {
+        (Outcome::Denied, StatusCode::FORBIDDEN)
+    };
+    let message = refusal.message();
+    let mut event = Event::new(&anonymous(client), "signin", "")
+        .outcome(outcome)
+        .detail(serde_json::json!({"via": "gitea", "reason": message}));
+    event.role = String::new();
+    ctx.audit.record(event).await?;
+    page(status, &SignInPage::new(ctx, Some(message), "/"))
+}
+
+/// A Gitea account that no `[roles]` entry names: refused and audited.
+async fn no_role(ctx: &Context, client: &Client, who: Identity) -> Result<Response> {
+    let actor = Actor {
+        login: who.login.clone(),
+        ..anonymous(client)
+    };
+    let mut event = Event::new(&actor, "signin", "")
+        .outcome(Outcome::Denied)
+        .detail(serde_json::json!({
+            "via": "gitea",
+            "groups": who.groups,
+            "reason": "no [roles] entry matches this account",
+        }));
+    event.role = String::new();
+    ctx.audit.record(event).await?;
+    page(
+        StatusCode::FORBIDDEN,
+        &NoRolePage {
+            page: Page::default(),
+            entries: roles::possible_entries(&who.login, &who.groups),
+            login: who.login,
+            groups: who.groups,
+        },
+    )
+}
+
+/// Whoever is at the other end of a sign-in that established nobody.
+fn anonymous(client: &Client) -> Actor {
+    Actor {
+        login: "anonymous".into(),
+        role: Role::Viewer,
+        via: Via::Session,
+        remote: client.remote(),
+    }
 }
 
 /// The address a request came from, when the server was started with
@@ -73,7 +244,7 @@ async fn dev_sign_in(
             "the dev sign-in only works on a loopback address, from this machine".into(),
         ));
     }
-    if let Some(refused) = rate_limited(&ctx, &client) {
+    if let Some(refused) = rate_limited(&ctx, &client, &form.next)? {
         return Ok(refused);
     }
     let login = form.login.trim();
@@ -93,18 +264,22 @@ async fn dev_sign_in(
             form.role
         ))
     })?;
-    let cookie = start_session(&ctx, &client, &headers, login, role, &[], "dev").await?;
+    let who = Identity {
+        login: login.to_string(),
+        name: None,
+        groups: Vec::new(),
+    };
+    let cookie = start_session(&ctx, &client, &headers, &who, role, "dev").await?;
     Ok(signed_in(cookie, &form.next))
 }
 
 /// Creates the session, records the sign-in, returns the `Set-Cookie` value.
-pub async fn start_session(
+async fn start_session(
     ctx: &Context,
     client: &Client,
     headers: &HeaderMap,
-    login: &str,
+    who: &Identity,
     role: Role,
-    groups: &[String],
     via: &str,
 ) -> Result<String> {
     let remote = client.remote();
@@ -116,9 +291,9 @@ pub async fn start_session(
     let (cookie, _) = session::create(
         &ctx.db,
         session::NewSession {
-            login,
+            login: &who.login,
             role,
-            groups,
+            groups: &who.groups,
             remote: &remote,
             user_agent,
         },
@@ -126,7 +301,7 @@ pub async fn start_session(
     )
     .await?;
     let actor = Actor {
-        login: login.to_string(),
+        login: who.login.clone(),
         role,
         via: Via::Session,
         remote,
@@ -134,7 +309,7 @@ pub async fn start_session(
     ctx.audit
         .record(
             Event::new(&actor, "signin", "")
-                .detail(serde_json::json!({"via": via, "groups": groups})),
+                .detail(serde_json::json!({"via": via, "name": who.name, "groups": who.groups})),
         )
         .await?;
     Ok(session::set_cookie(&ctx.config, &cookie))
@@ -151,7 +326,7 @@ fn signed_in(set_cookie: String, next: &str) -> Response {
 
 /// Only paths on this server, so a crafted sign-in link cannot send a user
 /// elsewhere after signing in (`//evil.example` is another host, too).
-pub fn local_path(next: &str) -> &str {
+fn local_path(next: &str) -> &str {
     if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
         next
     } else {
@@ -159,42 +334,23 @@ pub fn local_path(next: &str) -> &str {
     }
 }
 
-#[derive(Deserialize)]
-struct SignOutForm {
-    #[serde(default)]
-    csrf: String,
-}
-
-/// `POST /auth/logout`: ends the session (with its CSRF token, so another
-/// site cannot sign a user out) and drops the cookie.
+/// `POST /auth/logout`: ends the session and drops the cookie. The web
+/// middleware has checked the session's CSRF token before this runs, so
+/// another site cannot sign a user out.
 async fn sign_out(
     State(ctx): State<Context>,
-    client: Client,
+    actor: Option<Extension<Actor>>,
     headers: HeaderMap,
-    Form(form): Form<SignOutForm>,
 ) -> Result<Response> {
-    let (idle, max) = session::lifetimes(&ctx.config.auth);
     let cookie = headers
-        .get(header::COOKIE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|h| session::cookie_value(&ctx.config, h));
-    if let Some(cookie) = cookie
-        && let Some(live) = session::lookup(&ctx.db, cookie, idle, max).await?
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|h| session::cookie_value(&ctx.config, h));
+    if let (Some(Extension(actor)), Some(cookie)) = (actor, cookie)
+        && actor.via == Via::Session
+        && session::end(&ctx.db, cookie).await?.is_some()
     {
-        if form.csrf != live.csrf {
-            return Err(Error::Forbidden(
-                "this sign-out was sent without your session's CSRF token; reload the page and \
-                 sign out from there"
-                    .into(),
-            ));
-        }
-        session::end(&ctx.db, cookie).await?;
-        let actor = Actor {
-            login: live.login,
-            role: live.role,
-            via: Via::Session,
-            remote: client.remote(),
-        };
         ctx.audit.record(Event::new(&actor, "signout", "")).await?;
     }
     Ok((
@@ -204,15 +360,18 @@ async fn sign_out(
         .into_response())
 }
 
-/// None when the client may try to sign in; else the 429 refusal.
-pub fn rate_limited(ctx: &Context, client: &Client) -> Option<Response> {
-    let ip = client.0?;
-    let wait = ctx.signin_limit.check(ip).err()?;
+/// None when the client may try to sign in; else the 429 page.
+fn rate_limited(ctx: &Context, client: &Client, next: &str) -> Result<Option<Response>> {
+    let Some(ip) = client.0 else { return Ok(None) };
+    let Err(wait) = ctx.signin_limit.check(ip) else {
+        return Ok(None);
+    };
     let message = format!(
         "Too many sign-in attempts from {ip}. Wait {} seconds, then try again.",
         wait.as_secs().max(1)
     );
-    Some((StatusCode::TOO_MANY_REQUESTS, message).into_response())
+    let refusal = SignInPage::new(ctx, Some(message), next);
+    page(StatusCode::TOO_MANY_REQUESTS, &refusal).map(Some)
 }
 
 /// The dev sign-in is only for a dashboard nobody else can reach.

@@ -22,6 +22,7 @@ mod jobs;
 mod json;
 pub mod login;
 mod page;
+mod sessions;
 
 pub use json::Json;
 pub use page::{Moment, Page};
@@ -35,6 +36,7 @@ pub fn router(ctx: Context) -> Router {
         .route("/healthz", get(healthz))
         .merge(assets::router())
         .merge(login::router())
+        .merge(sessions::router())
         .merge(apps::router())
         .merge(api::router())
         .merge(audit::router())

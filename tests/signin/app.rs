@@ -84,3 +84,25 @@ pub fn set_cookie(res: &reqwest::Response) -> Option<(String, String)> {
         .find(|v| v.contains("opsdeck_session="))
         .map(|v| (v.split(';').next().unwrap_or("").to_string(), v.to_string()))
 }
+
+/// A page's HTML with askama's escapes undone, so tests can look for the
+/// sentences a user reads.
+pub fn readable(html: &str) -> String {
+    html.replace("&#34;", "\"")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// `GET /auth/login` as a user reads it (status 200 asserted).
+pub async fn sign_in_page(app: &App) -> String {
+    let res = client()
+        .get(format!("{}/auth/login?next=/apps/x", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    readable(&res.text().await.unwrap())
+}

@@ -1,0 +1,93 @@
+//! `/sessions`: who is signed in right now, and a button to end a session
+//! (a lost laptop, someone who left the team). Admins only.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::response::Redirect;
+use axum::routing::{get, post};
+
+use super::Page;
+use crate::audit::Event;
+use crate::auth::{Actor, session};
+use crate::{Context, Error, Result};
+
+pub fn router() -> Router<Context> {
+    Router::new()
+        .route("/sessions", get(list))
+        .route("/sessions/{id}/revoke", post(revoke))
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "sessions/index.html")]
+struct SessionsPage {
+    page: Page,
+    sessions: Vec<Row>,
+}
+
+/// One session as the table shows it.
+struct Row {
+    id: i64,
+    login: String,
+    role: String,
+    groups: String,
+    remote: String,
+    user_agent: String,
+    created: String,
+    last_seen: String,
+    expires: String,
+}
+
+impl From<session::Session> for Row {
+    fn from(s: session::Session) -> Row {
+        Row {
+            id: s.id,
+            login: s.login,
+            role: s.role.to_string(),
+            groups: s.groups.join(", "),
+            remote: s.remote,
+            user_agent: s.user_agent,
+            created: when(s.created_at),
+            last_seen: when(s.last_seen_at),
+            expires: when(s.expires_at),
+        }
+    }
+}
+
+/// Milliseconds since the epoch as `2026-12-03 08:15 UTC`.
+fn when(millis: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(millis)
+        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_default()
+}
+
+/// `GET /sessions`: every live session, most recently active first.
+async fn list(State(ctx): State<Context>, actor: Actor, page: Page) -> Result<SessionsPage> {
+    ctx.authorize(&actor, None, "sessions").await?;
+    let (idle, max) = session::lifetimes(&ctx.config.auth);
+    let sessions = session::list_active(&ctx.db, idle, max).await?;
+    Ok(SessionsPage {
+        page,
+        sessions: sessions.into_iter().map(Row::from).collect(),
+    })
+}
+
+/// `POST /sessions/{id}/revoke`: ends that session at its next request.
+/// (The CSRF token is checked by the web middleware before this runs.)
+async fn revoke(State(ctx): State<Context>, actor: Actor, Path(id): Path<i64>) -> Result<Redirect> {
+    ctx.authorize(&actor, None, "sessions").await?;
+    let ended = session::revoke(&ctx.db, id)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("there is no live session number {id}")))?;
+    ctx.audit
+        .record(
+            Event::new(&actor, "session.revoke", "").detail(serde_json::json!({
+                "session": id,
+                "login": ended.login,
+                "role": ended.role,
+            })),
+        )
+        .await?;
+    Ok(Redirect::to("/sessions"))
+}

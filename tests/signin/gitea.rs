@@ -1,0 +1,266 @@
+//! Gitea sign-in against a real OpenID provider configured like Gitea.
+
+use opsdeck::auth::{Role, session};
+
+use crate::app::{App, client, readable, set_cookie};
+use crate::flow::{
+    Pair, authorize_url, gitea_config, ready, settled_sign_in_page, sign_in, signed_in_cookie,
+    through_provider,
+};
+use crate::oidc::{self, Provider, free_port};
+
+fn value(cookie: &str) -> &str {
+    cookie.split_once('=').unwrap().1
+}
+
+async fn role_of(app: &App, cookie: &str) -> Option<Role> {
+    let (idle, max) = session::lifetimes(&app.ctx.config.auth);
+    session::lookup(&app.ctx.db, value(cookie), idle, max)
+        .await
+        .unwrap()
+        .map(|s| s.role)
+}
+
+#[tokio::test]
+async fn owner_via_a_team_and_operator_via_an_org() {
+    if !oidc::available() {
+        return;
+    }
+    let pair = Pair::start().await;
+    ready(&pair.app).await;
+    let ann = signed_in_cookie(&pair, "ann").await;
+    assert_eq!(role_of(&pair.app, &ann).await, Some(Role::Owner));
+    let olly = signed_in_cookie(&pair, "olly").await;
+    assert_eq!(role_of(&pair.app, &olly).await, Some(Role::Operator));
+
+    let audit = pair.app.audit().await;
+    let ann_row = audit
+        .iter()
+        .find(|(who, action, outcome, _)| who == "ann" && action == "signin" && outcome == "ok")
+        .expect("ann's sign-in is audited");
+    assert!(ann_row.3.contains("wiggleverse:owners"), "{}", ann_row.3);
+}
+
+#[tokio::test]
+async fn an_account_without_a_role_is_refused_and_audited() {
+    if !oidc::available() {
+        return;
+    }
+    let pair = Pair::start().await;
+    ready(&pair.app).await;
+    for (login, groups) in [("nobody", ""), ("eve", "elsewhere, elsewhere:devs")] {
+        let res = sign_in(&pair, login).await;
+        assert_eq!(res.status(), 403);
+        assert!(set_cookie(&res).is_none());
+        let body = res.text().await.unwrap();
+        assert!(
+            body.contains(&format!(
+                "Your Gitea account <strong>{login}</strong> has no role on this dashboard; ask an owner to add you to <code>[roles]</code>"
+            )),
+            "{body}"
+        );
+        assert!(body.contains(&format!("user:{login}")), "{body}");
+        assert!(body.contains(groups), "{body}");
+    }
+    let audit = pair.app.audit().await;
+    for login in ["nobody", "eve"] {
+        assert!(
+            audit.iter().any(|(who, action, outcome, _)| who == login
+                && action == "signin"
+                && outcome == "denied"),
+            "{audit:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_client_secret_is_named_on_the_sign_in_page() {
+    if !oidc::available() {
+        return;
+    }
+    let pair = Pair::start_with(|issuer| (issuer.to_string(), "not-the-secret".into())).await;
+    ready(&pair.app).await;
+    let res = sign_in(&pair, "ann").await;
+    assert_eq!(res.status(), 502);
+    assert!(set_cookie(&res).is_none());
+    let body = readable(&res.text().await.unwrap());
+    assert!(
+        body.contains("Gitea refused opsdeck's client credentials"),
+        "{body}"
+    );
+    assert!(body.contains("invalid_client"), "{body}");
+    assert!(body.contains("client_secret_file"), "{body}");
+    let audit = pair.app.audit().await;
+    assert!(
+        audit
+            .iter()
+            .any(|(_, action, outcome, detail)| action == "signin"
+                && outcome == "failed"
+                && detail.contains("invalid_client"))
+    );
+}
+
+#[tokio::test]
+async fn an_issuer_without_its_trailing_slash_is_named_with_both_strings() {
+    if !oidc::available() {
+        return;
+    }
+    // opsdeck configured without the slash Gitea publishes.
+    let pair = Pair::start_with(|issuer| {
+        (
+            issuer.trim_end_matches('/').to_string(),
+            oidc::CLIENT_SECRET.into(),
+        )
+    })
+    .await;
+    let body = settled_sign_in_page(&pair.app).await;
+    let published = &pair.provider.issuer;
+    let configured = published.trim_end_matches('/');
+    assert!(body.contains("Gitea sign-in is unavailable"), "{body}");
+    assert!(
+        body.contains(&format!(
+            "Gitea publishes the issuer \"{published}\", but gitea_url is \"{configured}\""
+        )),
+        "{body}"
+    );
+
+    // And the other way round: a provider publishing no slash, opsdeck
+    // configured with one.
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let with_slash = format!("http://127.0.0.1:{port}/");
+    let app = App::start(&gitea_config(dir.path(), &with_slash, oidc::CLIENT_SECRET)).await;
+    let _provider = Provider::start_with_issuer(
+        port,
+        &format!("{}/auth/callback", app.url),
+        with_slash.trim_end_matches('/'),
+    );
+    let mut body = settled_sign_in_page(&app).await;
+    for _ in 0..200 {
+        if body.contains("issuer does not match") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        body = settled_sign_in_page(&app).await;
+    }
+    assert!(
+        body.contains(&format!(
+            "Gitea publishes the issuer \"{}\", but gitea_url is \"{with_slash}\"",
+            with_slash.trim_end_matches('/')
+        )),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn gitea_down_at_start_then_up_signs_in_after_background_retry() {
+    if !oidc::available() {
+        return;
+    }
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let issuer = format!("http://127.0.0.1:{port}/");
+    let app = App::start(&gitea_config(dir.path(), &issuer, oidc::CLIENT_SECRET)).await;
+
+    // opsdeck serves, and says exactly what is wrong.
+    let body = settled_sign_in_page(&app).await;
+    assert!(
+        body.contains(&format!(
+            "opsdeck cannot reach Gitea at {issuer}.well-known/openid-configuration"
+        )),
+        "{body}"
+    );
+    assert!(body.contains("Connection refused"), "{body}");
+    let res = client()
+        .get(format!("{}/auth/gitea", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 503);
+
+    // API tokens keep working.
+    let token = opsdeck::auth::token::create(&app.ctx.db, "ci", Role::Operator)
+        .await
+        .unwrap();
+    let res = client()
+        .get(format!("{}/api/apps", app.url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+
+    // Gitea comes up; opsdeck notices on its own and sign-in works.
+    let provider = Provider::start(port, &format!("{}/auth/callback", app.url));
+    ready(&app).await;
+    let pair_url = authorize_url(&app).await;
+    let back = through_provider(&provider, &pair_url, "ann").await;
+    let res = client().get(back).send().await.unwrap();
+    assert_eq!(res.status(), 303);
+    assert!(set_cookie(&res).is_some());
+}
+
+#[tokio::test]
+async fn forged_replayed_and_tampered_callbacks_are_refused_and_audited() {
+    if !oidc::available() {
+        return;
+    }
+    let pair = Pair::start().await;
+    ready(&pair.app).await;
+    let callback = |query: &str| {
+        let url = format!("{}/auth/callback?{query}", pair.app.url);
+        async move { client().get(url).send().await.unwrap() }
+    };
+
+    // A state opsdeck never issued.
+    let res = callback("code=abc&state=forged").await;
+    assert_eq!(res.status(), 403);
+    assert!(res.text().await.unwrap().contains("unknown state"));
+
+    // A real callback used twice: the second is refused.
+    let start = authorize_url(&pair.app).await;
+    let back = through_provider(&pair.provider, &start, "ann").await;
+    let first = client().get(&back).send().await.unwrap();
+    assert_eq!(first.status(), 303);
+    let again = client().get(&back).send().await.unwrap();
+    assert_eq!(again.status(), 403);
+    assert!(set_cookie(&again).is_none());
+    assert!(again.text().await.unwrap().contains("unknown state"));
+
+    // The nonce swapped on the way to Gitea: the id_token does not carry ours.
+    let start = authorize_url(&pair.app).await;
+    let nonce = start
+        .split("nonce=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap();
+    let tampered = start.replace(&format!("nonce={nonce}"), "nonce=someone-elses");
+    let back = through_provider(&pair.provider, &tampered, "ann").await;
+    let res = client().get(&back).send().await.unwrap();
+    assert_eq!(res.status(), 403);
+    assert!(set_cookie(&res).is_none());
+    let body = res.text().await.unwrap();
+    assert!(body.contains("failed verification"), "{body}");
+    assert!(body.to_lowercase().contains("nonce"), "{body}");
+
+    // Gitea sending the user back with an error (they pressed Cancel).
+    let res = callback("error=access_denied&error_description=the+user+said+no&state=x").await;
+    assert_eq!(res.status(), 403);
+    assert!(
+        res.text()
+            .await
+            .unwrap()
+            .contains("access_denied: the user said no")
+    );
+
+    let denied = pair
+        .app
+        .audit()
+        .await
+        .into_iter()
+        .filter(|(_, action, outcome, _)| action == "signin" && outcome == "denied")
+        .count();
+    assert_eq!(denied, 4);
+}
