@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test binary uses a different part of it
 
 pub mod deck;
+pub mod repos;
 pub mod sandbox;
 pub mod server;
 pub mod sse;
