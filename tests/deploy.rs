@@ -199,7 +199,12 @@ build = [ {{ run = ["sh", "build.sh"] }} ]
     for sha in [&v1, &v2] {
         let job = deploy::request(ctx, &ada(), "web", sha).await.unwrap();
         let state = server.finished(job).await;
-        assert_eq!(state, State::Succeeded, "{:#?}", ctx.jobs.job(job).await.unwrap());
+        assert_eq!(
+            state,
+            State::Succeeded,
+            "{:#?}",
+            ctx.jobs.job(job).await.unwrap()
+        );
     }
     assert_eq!(answer(port).await, "v2");
     let job = rollback::request(ctx, &ada(), "web", None).await.unwrap();
@@ -220,6 +225,45 @@ build = [ {{ run = ["sh", "build.sh"] }} ]
         panic!("a bad release must not be a rollback target");
     };
     assert!(refused.contains("is not a good release"), "{refused}");
+
+    // The API: deploy v2 again, then roll back with no release named (to v1);
+    // a hostile ref is a 400 that says why.
+    let token = server.token("ci", Role::Admin).await;
+    let post = |path: &str, body: serde_json::Value| {
+        reqwest::Client::new()
+            .post(format!("{}/api/apps/web/{path}", server.url))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+    };
+    let refused = post("deploy", serde_json::json!({"ref": "main;id"}))
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
+    let error: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(
+        error["error"],
+        "the ref \"main;id\" is refused: it contains ';'; a ref may contain only letters, digits and . _ / + -"
+    );
+    for (path, body, answers) in [
+        ("deploy", serde_json::json!({"ref": v2}), "v2"),
+        ("rollback", serde_json::json!({}), "v1"),
+    ] {
+        let accepted = post(path, body).await.unwrap();
+        assert_eq!(accepted.status(), 202);
+        let job: serde_json::Value = accepted.json().await.unwrap();
+        let state = server.finished(job["job"].as_i64().unwrap()).await;
+        assert_eq!(state, State::Succeeded, "{path}");
+        assert_eq!(answer(port).await, answers, "{path}");
+    }
+    let audit: Vec<(String, String)> = sqlx::query_as(
+        "SELECT actor, detail FROM audit_events WHERE action = 'release.create' ORDER BY id DESC LIMIT 1",
+    )
+    .fetch_all(&ctx.db)
+    .await
+    .unwrap();
+    assert_eq!(audit[0].0, "token:ci");
+    assert!(audit[0].1.contains(&v1), "{}", audit[0].1);
 }
 
 /// The unit was just started; it listens a moment later.
