@@ -5,8 +5,6 @@
 mod support;
 
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use opsdeck::Error;
@@ -14,78 +12,10 @@ use opsdeck::config::Health;
 use opsdeck::host::git::{self, Sha};
 use opsdeck::host::probe;
 use opsdeck::host::systemd::Systemctl;
+use support::repos::{Repos, sh_git};
 use support::sandbox::Sandbox;
 
 // ---------------------------------------------------------------- git
-
-/// A bare "origin" and a deployed clone of it (the app's work tree), like
-/// `git clone https://git.example.org/…/rfc-app.git /opt/rfc-app`.
-struct Repos {
-    _dir: tempfile::TempDir,
-    author: PathBuf,
-    app: PathBuf,
-}
-
-fn sh_git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(["-c", "init.defaultBranch=main"])
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_AUTHOR_NAME", "Ada Lovelace")
-        .env("GIT_AUTHOR_EMAIL", "ada@example.org")
-        .env("GIT_COMMITTER_NAME", "Ada Lovelace")
-        .env("GIT_COMMITTER_EMAIL", "ada@example.org")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-impl Repos {
-    fn new() -> Repos {
-        let dir = tempfile::tempdir().unwrap();
-        let origin = dir.path().join("origin.git");
-        let author = dir.path().join("author");
-        let app = dir.path().join("app");
-        fs::create_dir(&author).unwrap();
-        sh_git(dir.path(), &["init", "--bare", "origin.git"]);
-        sh_git(&author, &["init"]);
-        sh_git(
-            &author,
-            &["remote", "add", "origin", origin.to_str().unwrap()],
-        );
-        let repos = Repos {
-            _dir: dir,
-            author,
-            app,
-        };
-        repos.commit("version", "v1", "First version");
-        sh_git(&repos.author, &["push", "-q", "origin", "main"]);
-        sh_git(
-            repos.app.parent().unwrap(),
-            &["clone", "-q", origin.to_str().unwrap(), "app"],
-        );
-        repos
-    }
-
-    /// Commits in the author's clone and pushes to origin; returns the SHA.
-    fn push(&self, file: &str, text: &str, subject: &str) -> String {
-        let sha = self.commit(file, text, subject);
-        sh_git(&self.author, &["push", "-q", "origin", "main"]);
-        sha
-    }
-
-    fn commit(&self, file: &str, text: &str, subject: &str) -> String {
-        fs::write(self.author.join(file), text).unwrap();
-        sh_git(&self.author, &["add", file]);
-        sh_git(&self.author, &["commit", "-q", "-m", subject]);
-        sh_git(&self.author, &["rev-parse", "HEAD"])
-    }
-}
 
 #[tokio::test]
 async fn fetch_then_resolve_gives_the_remote_branch_not_the_stale_local_one() {

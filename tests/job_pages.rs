@@ -5,6 +5,7 @@ mod support;
 
 use opsdeck::auth::Role;
 use support::server::{self, Server};
+use support::sse::read_events;
 
 const APPS: &str = r#"
 [[app]]
@@ -29,47 +30,6 @@ async fn start() -> Server {
 fn gate(server: &Server) -> std::path::PathBuf {
     let config = server.ctx.config.app("shop").unwrap();
     std::path::PathBuf::from(&config.actions[0].env["GATE"])
-}
-
-/// One SSE event: (event name, id, data).
-type SseEvent = (String, Option<u64>, String);
-
-/// Reads events from an SSE response until `stop` says so.
-async fn read_events(
-    response: &mut reqwest::Response,
-    buf: &mut String,
-    stop: impl Fn(&SseEvent) -> bool,
-) -> Vec<SseEvent> {
-    let mut events = Vec::new();
-    loop {
-        while let Some(end) = buf.find("\n\n") {
-            let block: String = buf.drain(..end + 2).collect();
-            if block.starts_with(':') {
-                continue;
-            }
-            let (mut name, mut id, mut data) = ("message".to_string(), None, Vec::new());
-            for field in block.lines().filter(|l| !l.is_empty()) {
-                match field.split_once(": ") {
-                    Some(("event", v)) => name = v.to_string(),
-                    Some(("id", v)) => id = Some(v.parse().unwrap()),
-                    Some(("data", v)) => data.push(v.to_string()),
-                    _ => panic!("unexpected SSE field {field:?}"),
-                }
-            }
-            let event = (name, id, data.join("\n"));
-            let done = stop(&event);
-            events.push(event);
-            if done {
-                return events;
-            }
-        }
-        let chunk = response
-            .chunk()
-            .await
-            .unwrap()
-            .expect("the stream ended early");
-        buf.push_str(std::str::from_utf8(&chunk).unwrap());
-    }
 }
 
 async fn events_from(

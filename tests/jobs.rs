@@ -1,6 +1,7 @@
 //! The job engine against real child processes and a real SQLite database:
 //! queueing, cancel, timeouts, restart recovery and the output stream.
 
+mod cli_support;
 mod support;
 
 use opsdeck::jobs::State;
@@ -36,6 +37,10 @@ timeout = "300ms"
 [[app.action]]
 name = "fails"
 run = ["sh", "-c", "echo about to fail; exit 3"]
+
+[[app.action]]
+name = "escape"
+run = ["sh", "-c", "sleep 1000 & echo child $!; setsid sleep 1000 & echo escaped $!; wait"]
 
 [[app]]
 name = "blog"
@@ -256,4 +261,110 @@ async fn unknown_apps_and_actions_are_404_and_low_roles_403() {
     .await
     .unwrap();
     assert_eq!(denied, 1);
+}
+
+/// POSTs an action run to a served opsdeck; returns the job id.
+async fn post_run(url: &str, token: &str, app: &str, action: &str) -> i64 {
+    let response = reqwest::Client::new()
+        .post(format!("{url}/api/apps/{app}/actions/{action}/run"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    response.json::<serde_json::Value>().await.unwrap()["job"]
+        .as_i64()
+        .unwrap()
+}
+
+/// Follows a served job's SSE stream until `until` says stop; the data seen.
+async fn read_stream(
+    url: &str,
+    token: &str,
+    job: i64,
+    until: impl Fn(&str) -> bool,
+) -> Vec<String> {
+    let mut response = reqwest::Client::new()
+        .get(format!("{url}/api/jobs/{job}/events"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let events =
+        support::sse::read_events(&mut response, &mut String::new(), |e| until(&e.2)).await;
+    events.into_iter().map(|e| e.2).collect()
+}
+
+#[tokio::test]
+async fn a_server_killed_mid_job_leaves_it_interrupted_its_processes_gone_and_the_queue_running() {
+    let work = tempfile::tempdir().unwrap();
+    let instance =
+        cli_support::Instance::new(&APPS.replace("$DIR", &work.path().display().to_string()));
+    let token = instance.token("ci", "operator");
+    let mut server = instance.serve().await;
+    let job = post_run(&server.url, &token, "shop", "escape").await;
+    let seen = read_stream(&server.url, &token, job, |d| d.starts_with("escaped ")).await;
+    let pid = |prefix: &str| -> u32 {
+        seen.iter()
+            .find_map(|d| d.strip_prefix(prefix))
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let (child, escaped) = (pid("child "), pid("escaped "));
+    let next = post_run(&server.url, &token, "shop", "hello").await;
+
+    server.child.kill().unwrap(); // SIGKILL: no drain, no cleanup
+    server.child.wait().unwrap();
+    assert!(
+        !process_gone(child) && !process_gone(escaped),
+        "the job's processes outlive the server"
+    );
+
+    let server = instance.serve().await;
+    assert!(
+        process_gone(child),
+        "the job's child {child} survived the restart"
+    );
+    assert!(
+        process_gone(escaped),
+        "the process {escaped} that left the job's group survived the restart"
+    );
+    let shown: serde_json::Value = reqwest::Client::new()
+        .get(format!("{}/api/jobs/{job}", server.url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(shown["state"], "interrupted");
+    assert_eq!(shown["steps"][0]["state"], "interrupted");
+    let end = read_stream(&server.url, &token, next, |d| d.starts_with("{\"state\"")).await;
+    assert_eq!(
+        end.last().unwrap(),
+        r#"{"state":"succeeded"}"#,
+        "the queued job ran after the restart"
+    );
+
+    let (status, _) = server.stop();
+    assert!(status.success());
+    let verify = instance.run(&["audit", "verify"]);
+    assert!(
+        verify.status.success(),
+        "{}",
+        cli_support::text(&verify.stderr)
+    );
+    let db = instance.sqlite().await;
+    let ended: Vec<(String, String)> =
+        sqlx::query_as("SELECT action, outcome FROM audit_events WHERE job_id = ? ORDER BY id")
+            .bind(job)
+            .fetch_all(&db)
+            .await
+            .unwrap();
+    assert_eq!(
+        ended.last().unwrap(),
+        &("job.end".to_string(), "error".to_string())
+    );
 }

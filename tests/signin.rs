@@ -3,6 +3,8 @@
 
 #[path = "signin/app.rs"]
 mod app;
+#[path = "signin/browser.rs"]
+mod browser;
 #[path = "signin/dev.rs"]
 mod dev;
 #[path = "signin/flow.rs"]
@@ -11,3 +13,5 @@ mod flow;
 mod gitea;
 #[path = "support/oidc.rs"]
 mod oidc;
+#[path = "signin/sessions.rs"]
+mod sessions;

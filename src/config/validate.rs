@@ -25,6 +25,12 @@ pub(super) fn check(config: &Config, p: &mut Problems) {
         if let Err(e) = check_name(name) {
             p.error(&label, e);
         }
+        absolute(
+            p,
+            &label.key("identity_file"),
+            host.identity_file.as_deref(),
+        );
+        absolute(p, &label.key("known_hosts"), host.known_hosts.as_deref());
         if let Err(e) = host.address.parse::<SshTarget>() {
             p.error(&label.key("address"), e);
         }
@@ -142,6 +148,17 @@ fn auth(config: &Config, label: &Label, p: &mut Problems) {
             );
         }
     }
+    // Under systemd opsdeck runs in `/`, not where `check` was run.
+    absolute(
+        p,
+        &label.key("client_secret_file"),
+        a.client_secret_file.as_deref(),
+    );
+    absolute(
+        p,
+        &label.key("gitea_token_file"),
+        a.gitea_token_file.as_deref(),
+    );
     for (key, d) in [
         ("session_idle", a.session_idle),
         ("session_max", a.session_max),
@@ -222,6 +239,11 @@ fn app(config: &Config, app: &App, label: &Label, p: &mut Problems) {
     absolute(p, &key("repo"), app.repo.as_deref());
     absolute(p, &key("path"), app.path.as_deref());
     absolute(p, &key("env_file"), app.env_file.as_deref());
+    absolute(
+        p,
+        &key("webhook_secret_file"),
+        app.webhook_secret_file.as_deref(),
+    );
     report(p, &key("branch"), check_branch(&app.branch));
     if let Some(branch) = &app.auto_deploy {
         report(p, &key("auto_deploy"), check_branch(branch));

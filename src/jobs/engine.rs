@@ -111,7 +111,9 @@ impl Engine {
         // recorded process group: a child that made itself a new session
         // (a daemonizing script) leaves the group but keeps the tag, and a
         // tag cannot name an unrelated process after pid reuse or a reboot.
-        let killed = exec::kill_tagged(exec::JOB_TAG, &format!("{}:", inner.instance));
+        let prefix = format!("{}:", inner.instance);
+        let killed =
+            tokio::task::spawn_blocking(move || exec::kill_tagged(exec::JOB_TAG, &prefix)).await?;
         if killed > 0 {
             tracing::warn!(killed, "killed processes left by interrupted jobs");
         }
@@ -171,14 +173,23 @@ impl Engine {
         };
         let id = store::insert(&inner.db, new).await?;
         lock(&inner.live).insert(id, Live::new());
-        inner
-            .audit
-            .record(
-                Event::new(actor, "job.request", app)
-                    .job(id)
-                    .detail(serde_json::json!({"kind": kind, "target": target})),
+        let request = Event::new(actor, "job.request", app)
+            .job(id)
+            .detail(serde_json::json!({"kind": kind, "target": target}));
+        if let Err(e) = inner.audit.record(request).await {
+            // Nothing runs unaudited.
+            store::finish(
+                &inner.db,
+                id,
+                State::Failed,
+                "not run: its request could not be audited",
             )
             .await?;
+            if let Some(live) = lock(&inner.live).remove(&id) {
+                live.end(State::Failed);
+            }
+            return Err(e);
+        }
         drop(queue);
         if *mutating {
             inner.kick(app).await;

@@ -3,6 +3,7 @@
 //! numbered, stored and streamed live, its start and end audited.
 
 mod engine;
+mod host_work;
 mod output;
 pub mod plan;
 mod runner;

@@ -14,6 +14,11 @@ pub struct Plan {
     pub steps: Vec<Step>,
     #[serde(default)]
     pub recovery: Vec<Step>,
+    /// The recovery runs only when a step at this index or later fails:
+    /// the steps before it change nothing (a deploy's fetch or dirty-tree
+    /// check), so there is nothing to undo.
+    #[serde(default)]
+    pub recovery_from: usize,
     /// The whole job's limit; `[jobs] job_timeout` when absent.
     #[serde(default, with = "millis")]
     pub timeout: Option<Duration>,
@@ -42,6 +47,22 @@ pub enum Work {
         #[serde(default)]
         env: BTreeMap<String, String>,
     },
+    /// Refuses a work tree changed by hand, remembers the commit checked
+    /// out there (for `CheckoutPrevious`), then `git checkout --detach sha`.
+    Checkout { repo: PathBuf, sha: String },
+    /// Recovery: checks out again the commit `Checkout` found.
+    CheckoutPrevious { repo: PathBuf },
+    /// `systemctl restart` each unit (through `sudo -n` when `sudo`).
+    Restart { units: Vec<String>, sudo: bool },
+    /// Waits until every unit is active; fails when one fails.
+    WaitActive { units: Vec<String> },
+    /// The app's HTTP health check, retried until its timeout.
+    Probe {
+        url: String,
+        expect: Option<String>,
+        #[serde(with = "millis")]
+        timeout: Option<Duration>,
+    },
 }
 
 impl Work {
@@ -60,6 +81,7 @@ impl Work {
                     None => line,
                 }
             }
+            other => super::host_work::command_line(other),
         }
     }
 }

@@ -10,6 +10,7 @@ use tokio::time::Instant;
 
 use super::State;
 use super::engine::{Inner, Stop, job_actor};
+use super::host_work;
 use super::output::{self, Live};
 use super::plan::{Step, Work};
 use super::store::{self, Runnable};
@@ -61,6 +62,8 @@ pub(super) async fn run(
         stop,
         deadline: Instant::now() + limit,
         job_limit: limit,
+        reached: 0,
+        checked_out: host_work::CheckedOut::default(),
     };
     let (state, summary) = run.plan().await;
     let printed = recorder.await.unwrap_or(0);
@@ -88,6 +91,10 @@ struct Run<'a> {
     stop: watch::Receiver<Option<Stop>>,
     deadline: Instant,
     job_limit: Duration,
+    /// The index of the step that runs or ran last.
+    reached: usize,
+    /// What `Checkout` steps replaced, for `CheckoutPrevious`.
+    checked_out: host_work::CheckedOut,
 }
 
 impl Run<'_> {
@@ -135,7 +142,7 @@ impl Run<'_> {
                 );
             }
         };
-        if plan.recovery.is_empty() {
+        if plan.recovery.is_empty() || self.reached < plan.recovery_from {
             return (state, failure);
         }
         self.say(format!("{failure}; running the recovery steps"))
@@ -167,6 +174,7 @@ impl Run<'_> {
                 });
             }
             let limit = step.timeout.unwrap_or(self.inner.config.jobs.step_timeout);
+            self.reached = idx;
             store::step_started(&self.inner.db, self.job.id, idx).await?;
             self.say(format!("$ {}", step.work.command_line())).await;
             let ended = self.work(&step.work, limit.min(left)).await;
@@ -215,21 +223,42 @@ impl Run<'_> {
                     format!("{}:{}", self.inner.instance, self.job.id),
                 );
                 match exec::start(argv, cwd.as_deref(), &env) {
-                    Ok(child) => {
-                        let mut stop = self.stop.clone();
-                        let stopped = async move {
-                            // A dropped sender never stops the step.
-                            if stop.wait_for(Option::is_some).await.is_err() {
-                                std::future::pending::<()>().await;
-                            }
-                        };
-                        child.finish(&self.lines, limit, stopped).await
-                    }
+                    Ok(child) => child.finish(&self.lines, limit, self.stopped()).await,
                     Err(e) => {
                         self.say(e.public_message()).await;
                         Ended::Exited(None)
                     }
                 }
+            }
+            host => {
+                let stopped = self.stopped();
+                let work = host_work::run(host, &mut self.checked_out);
+                let done = tokio::select! {
+                    done = tokio::time::timeout(limit, work) => done,
+                    () = stopped => return Ended::Stopped,
+                };
+                match done {
+                    Ok(Ok(lines)) => {
+                        let _ = self.lines.send(lines).await;
+                        Ended::Exited(Some(0))
+                    }
+                    Ok(Err(e)) => {
+                        self.say(e.public_message()).await;
+                        Ended::Exited(None)
+                    }
+                    Err(_) => Ended::TimedOut,
+                }
+            }
+        }
+    }
+
+    /// Resolves when the job is asked to stop (cancel, shutdown).
+    fn stopped(&self) -> impl Future<Output = ()> + use<> {
+        let mut stop = self.stop.clone();
+        async move {
+            // A dropped sender never stops the step.
+            if stop.wait_for(Option::is_some).await.is_err() {
+                std::future::pending::<()>().await;
             }
         }
     }

@@ -52,6 +52,7 @@ pub async fn run(ctx: &Context, actor: &Actor, app: &str, action: &str) -> Resul
         plan: Plan {
             steps: vec![step],
             recovery: Vec::new(),
+            recovery_from: 0,
             timeout: None,
         },
     };

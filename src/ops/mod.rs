@@ -1,2 +1,4 @@
 //! What each button does: builds a Plan of Steps from config and submits it.
 pub mod actions;
+pub mod deploy;
+pub mod releases;

@@ -9,7 +9,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Form, Router};
+use axum::{Extension, Form, Router};
 use serde::Deserialize;
 
 use super::Page;
@@ -334,42 +334,23 @@ fn local_path(next: &str) -> &str {
     }
 }
 
-#[derive(Deserialize)]
-struct SignOutForm {
-    #[serde(default)]
-    csrf: String,
-}
-
-/// `POST /auth/logout`: ends the session (with its CSRF token, so another
-/// site cannot sign a user out) and drops the cookie.
+/// `POST /auth/logout`: ends the session and drops the cookie. The web
+/// middleware has checked the session's CSRF token before this runs, so
+/// another site cannot sign a user out.
 async fn sign_out(
     State(ctx): State<Context>,
-    client: Client,
+    actor: Option<Extension<Actor>>,
     headers: HeaderMap,
-    Form(form): Form<SignOutForm>,
 ) -> Result<Response> {
-    let (idle, max) = session::lifetimes(&ctx.config.auth);
     let cookie = headers
-        .get(header::COOKIE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|h| session::cookie_value(&ctx.config, h));
-    if let Some(cookie) = cookie
-        && let Some(live) = session::lookup(&ctx.db, cookie, idle, max).await?
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|h| session::cookie_value(&ctx.config, h));
+    if let (Some(Extension(actor)), Some(cookie)) = (actor, cookie)
+        && actor.via == Via::Session
+        && session::end(&ctx.db, cookie).await?.is_some()
     {
-        if form.csrf != live.csrf {
-            return Err(Error::Forbidden(
-                "this sign-out was sent without your session's CSRF token; reload the page and \
-                 sign out from there"
-                    .into(),
-            ));
-        }
-        session::end(&ctx.db, cookie).await?;
-        let actor = Actor {
-            login: live.login,
-            role: live.role,
-            via: Via::Session,
-            remote: client.remote(),
-        };
         ctx.audit.record(Event::new(&actor, "signout", "")).await?;
     }
     Ok((

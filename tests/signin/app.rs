@@ -95,3 +95,14 @@ pub fn readable(html: &str) -> String {
         .replace("&gt;", ">")
         .replace("&amp;", "&")
 }
+
+/// `GET /auth/login` as a user reads it (status 200 asserted).
+pub async fn sign_in_page(app: &App) -> String {
+    let res = client()
+        .get(format!("{}/auth/login?next=/apps/x", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    readable(&res.text().await.unwrap())
+}

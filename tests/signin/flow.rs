@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::app::{App, client, readable, set_cookie};
+use crate::app::{App, client, set_cookie, sign_in_page};
 use crate::oidc::{CLIENT_ID, CLIENT_SECRET, Provider, free_port};
 
 /// `[auth]` + `[roles]` for an opsdeck that signs in at `gitea_url`.
@@ -50,16 +50,9 @@ impl Pair {
 /// whether that worked or not. Polls: discovery runs in the background.
 pub async fn settled_sign_in_page(app: &App) -> String {
     for _ in 0..300 {
-        let body = client()
-            .get(format!("{}/auth/login", app.url))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let body = sign_in_page(app).await;
         if !body.contains("opsdeck is contacting Gitea") {
-            return readable(&body);
+            return body;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }

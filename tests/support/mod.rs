@@ -5,5 +5,7 @@
 
 pub mod browser;
 pub mod deck;
+pub mod repos;
 pub mod sandbox;
 pub mod server;
+pub mod sse;

@@ -254,6 +254,34 @@ impl Sandbox {
         String::from_utf8_lossy(&self.run(&argv).stdout).into_owned()
     }
 
+    /// Runs test `name` of this test binary again, inside the sandbox: there
+    /// `systemctl` and `journalctl` reach the sandbox's systemd, so opsdeck
+    /// code runs as it does on a host. The test is `#[ignore]`d (it runs
+    /// only when asked) and starts with `let Some(dir) = sandbox::inside()
+    /// else { return };`. Fails unless exactly that test ran and passed.
+    pub fn run_test_inside(&self, name: &str) {
+        let output = self
+            .command(std::env::current_exe().unwrap())
+            .args([
+                name,
+                "--exact",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(INSIDE, self.dir())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        println!("{stdout}");
+        eprintln!("{stderr}");
+        assert!(
+            output.status.success() && stdout.contains("1 passed"),
+            "{name} failed inside the sandbox"
+        );
+    }
+
     /// Writes a unit into the sandbox's /run/systemd/system and reloads.
     pub fn install_unit(&self, name: &str, contents: &str) {
         fs::write(self.root().join("run/systemd/system").join(name), contents).unwrap();
@@ -412,6 +440,15 @@ fn cgroup2_root() -> PathBuf {
         .find_map(|l| l.strip_prefix("0::"))
         .unwrap_or("/");
     PathBuf::from(mount).join(own.trim_start_matches('/'))
+}
+
+/// Names the sandbox's directory for a test run by `run_test_inside`.
+const INSIDE: &str = "OPSDECK_SANDBOX_DIR";
+
+/// The sandbox's directory when this test runs inside one (started by
+/// `run_test_inside`); `None` in an ordinary run.
+pub fn inside() -> Option<PathBuf> {
+    std::env::var_os(INSIDE).map(PathBuf::from)
 }
 
 /// Root and systemd; installs systemd when missing. Outside CI a missing

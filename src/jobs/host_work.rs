@@ -1,0 +1,135 @@
+//! Steps that act on the host through `host::git`, `host::systemd` and
+//! `host::probe` rather than by running a configured command: checkouts,
+//! restarts, waiting for units, health checks. Each returns the lines it
+//! prints into the job output, or an error sentence that becomes the
+//! step's failure.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::plan::Work;
+use crate::config::Health;
+use crate::host::exec::command_line as quoted;
+use crate::host::git::{self, Sha};
+use crate::host::probe;
+use crate::host::systemd::Systemctl;
+use crate::{Error, Result};
+
+/// How long `WaitActive` waits when the plan gives the step no timeout of
+/// its own (the job's step timeout still bounds it).
+const WAIT_ACTIVE: Duration = Duration::from_secs(90);
+
+/// The commit each `Checkout` replaced, per work tree, so the recovery can
+/// put it back. Lives as long as the job: a job is never resumed after a
+/// restart, so nothing needs storing.
+#[derive(Debug, Default)]
+pub(super) struct CheckedOut(Vec<(PathBuf, Sha)>);
+
+impl CheckedOut {
+    fn previous(&self, repo: &Path) -> Option<&Sha> {
+        self.0.iter().find(|(r, _)| r == repo).map(|(_, sha)| sha)
+    }
+}
+
+pub(super) async fn run(work: &Work, checked_out: &mut CheckedOut) -> Result<Vec<String>> {
+    match work {
+        Work::Run { .. } => Err(Error::Internal(anyhow::anyhow!(
+            "a command step reached the host-step runner"
+        ))),
+        Work::Checkout { repo, sha } => {
+            let sha = Sha::parse(sha)?;
+            git::ensure_clean(repo).await?;
+            let was = git::head(repo).await?;
+            if checked_out.previous(repo).is_none() {
+                checked_out.0.push((repo.clone(), was.clone()));
+            }
+            git::checkout(repo, &sha).await?;
+            Ok(vec![format!(
+                "{} was at {}; it is now at {sha}",
+                repo.display(),
+                was.short()
+            )])
+        }
+        Work::CheckoutPrevious { repo } => {
+            let Some(sha) = checked_out.previous(repo).cloned() else {
+                return Err(Error::Conflict(format!(
+                    "nothing to go back to: this job did not check out anything in {}",
+                    repo.display()
+                )));
+            };
+            git::checkout(repo, &sha).await?;
+            Ok(vec![format!("{} is back at {sha}", repo.display())])
+        }
+        Work::Restart { units, sudo } => {
+            Systemctl::local(*sudo).restart(units, WAIT_ACTIVE).await?;
+            Ok(vec![format!("restarted {}", units.join(", "))])
+        }
+        Work::WaitActive { units } => {
+            let systemctl = Systemctl::local(false);
+            let mut lines = Vec::new();
+            for unit in units {
+                let status = systemctl.wait_active(unit, WAIT_ACTIVE).await?;
+                let pid = status
+                    .main_pid
+                    .map(|p| format!(", main PID {p}"))
+                    .unwrap_or_default();
+                lines.push(format!("{unit} is {}{pid}", status.state()));
+            }
+            Ok(lines)
+        }
+        Work::Probe {
+            url,
+            expect,
+            timeout,
+        } => {
+            let health = Health {
+                url: url.clone(),
+                expect: expect.clone(),
+                timeout: timeout.unwrap_or(WAIT_ACTIVE),
+            };
+            let healthy = probe::check(&health).await?;
+            Ok(vec![format!(
+                "{url} answered {} (after {} attempt{})",
+                healthy.status,
+                healthy.attempts,
+                if healthy.attempts == 1 { "" } else { "s" }
+            )])
+        }
+    }
+}
+
+/// The command a host step stands for, printed before it runs.
+pub(super) fn command_line(work: &Work) -> String {
+    match work {
+        Work::Run { argv, .. } => quoted(argv),
+        Work::Checkout { repo, sha } => git_line(repo, &format!("checkout --detach {sha}")),
+        Work::CheckoutPrevious { repo } => {
+            git_line(repo, "checkout --detach <the commit this job replaced>")
+        }
+        Work::Restart { units, sudo } => {
+            let sudo = if *sudo { "sudo -n " } else { "" };
+            units
+                .iter()
+                .map(|u| {
+                    format!(
+                        "{sudo}systemctl restart {}",
+                        quoted(std::slice::from_ref(u))
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(" && ")
+        }
+        Work::WaitActive { units } => format!(
+            "systemctl show -p ActiveState,SubState,Result {} (until active)",
+            quoted(units)
+        ),
+        Work::Probe { url, expect, .. } => match expect {
+            Some(text) => format!("GET {url} (expecting 2xx and {text:?})"),
+            None => format!("GET {url} (expecting 2xx)"),
+        },
+    }
+}
+
+fn git_line(repo: &Path, args: &str) -> String {
+    format!("cd {} && git {args}", quoted(&[repo.display().to_string()]))
+}

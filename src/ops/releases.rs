@@ -1,0 +1,139 @@
+//! The release log of each app: what was deployed or rolled back to, by
+//! whom, when, by which job, how it ended, and which releases are bad.
+
+use serde::Serialize;
+use sqlx::SqlitePool;
+
+use crate::auth::Actor;
+use crate::host::git::Sha;
+use crate::jobs::State;
+use crate::{Error, Result};
+
+/// One deploy or rollback, as the app page and the API show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Release {
+    pub id: i64,
+    pub app: String,
+    pub job: i64,
+    /// `deploy` or `rollback`.
+    pub kind: String,
+    /// As requested: a branch, tag or commit.
+    #[serde(rename = "ref")]
+    pub git_ref: String,
+    pub sha: String,
+    pub actor: String,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    /// Its job's state: `succeeded` means it went live.
+    pub state: State,
+    /// Rolled away from, automatically or by a rollback; never a rollback target.
+    pub bad: bool,
+}
+
+impl Release {
+    /// Live once, and not rolled away from.
+    pub fn good(&self) -> bool {
+        self.state == State::Succeeded && !self.bad
+    }
+
+    /// "succeeded", "failed, rolled back", "queued", … for the history.
+    pub fn outcome(&self) -> String {
+        match (self.state, self.bad) {
+            (State::Succeeded, true) => "succeeded, later rolled back".into(),
+            (State::Succeeded, false) => "succeeded".into(),
+            (state, true) => format!("{state}, rolled back"),
+            (state, false) => state.to_string(),
+        }
+    }
+}
+
+/// What a new row records.
+pub(super) struct NewRelease<'a> {
+    pub app: &'a str,
+    pub job: i64,
+    pub kind: &'a str,
+    pub git_ref: &'a str,
+    pub sha: &'a Sha,
+    pub actor: &'a Actor,
+    /// The plan's step count: recovery steps are numbered from there.
+    pub recovery_step: usize,
+    pub replaces: Option<i64>,
+}
+
+pub(super) async fn record(db: &SqlitePool, new: NewRelease<'_>) -> Result<i64> {
+    let id = sqlx::query_scalar(
+        "INSERT INTO releases (app, job_id, kind, ref, sha, actor, created_at, recovery_step, replaces)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(new.app)
+    .bind(new.job)
+    .bind(new.kind)
+    .bind(new.git_ref)
+    .bind(new.sha.as_str())
+    .bind(&new.actor.login)
+    .bind(chrono::Utc::now().timestamp_millis())
+    .bind(i64::try_from(new.recovery_step).unwrap_or(i64::MAX))
+    .bind(new.replaces)
+    .fetch_one(db)
+    .await?;
+    Ok(id)
+}
+
+type Row = (
+    i64,
+    String,
+    i64,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    String,
+    bool,
+);
+
+/// The app's releases, newest first.
+pub async fn list(db: &SqlitePool, app: &str, limit: i64) -> Result<Vec<Release>> {
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT r.id, r.app, r.job_id, r.kind, r.ref, r.sha, r.actor, r.created_at, j.state,
+                EXISTS (SELECT 1 FROM job_steps s
+                         WHERE s.job_id = r.job_id AND s.idx >= r.recovery_step
+                           AND s.started_at IS NOT NULL)
+                OR EXISTS (SELECT 1 FROM releases b JOIN jobs bj ON bj.id = b.job_id
+                            WHERE b.replaces = r.id AND bj.state = 'succeeded')
+         FROM releases r JOIN jobs j ON j.id = r.job_id
+         WHERE r.app = ? ORDER BY r.id DESC LIMIT ?",
+    )
+    .bind(app)
+    .bind(limit)
+    .fetch_all(db)
+    .await?;
+    rows.into_iter().map(release).collect()
+}
+
+/// The release that is live now: the newest one whose job succeeded.
+pub async fn current(db: &SqlitePool, app: &str) -> Result<Option<Release>> {
+    Ok(list(db, app, i64::MAX)
+        .await?
+        .into_iter()
+        .find(|r| r.state == State::Succeeded))
+}
+
+fn release(row: Row) -> Result<Release> {
+    let (id, app, job, kind, git_ref, sha, actor, created_at, state, bad) = row;
+    let state = State::parse(&state).ok_or_else(|| {
+        Error::Internal(anyhow::anyhow!("release {id}: unknown job state {state:?}"))
+    })?;
+    Ok(Release {
+        id,
+        app,
+        job,
+        kind,
+        git_ref,
+        sha,
+        actor,
+        created_at,
+        state,
+        bad,
+    })
+}

@@ -1,0 +1,181 @@
+//! `scripts/bench` (`cargo bench --bench bench -- --bench`): the job
+//! engine's figures against the limits measured in the same run, as a
+//! Markdown table. Without `--bench` (as `cargo test --all-targets` runs
+//! it) it returns at once.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+use support::server;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use opsdeck::auth::Role;
+use opsdeck::jobs::State;
+
+const LINES: u64 = 1_000_000;
+
+/// A build-log-like child: a million lines of ~60 bytes.
+fn printer() -> Vec<String> {
+    let program = format!(
+        "BEGIN {{ for (i = 1; i <= {LINES}; i++) printf \"[%7d/{LINES}] compiling src/module_%d.rs ... ok\\n\", i, i }}"
+    );
+    vec!["awk".into(), program]
+}
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(bench());
+}
+
+async fn bench() {
+    let argv = printer();
+    let toml_argv = serde_json::to_string(&argv).unwrap();
+    let server = server::start(&format!(
+        r#"
+[[app]]
+name = "bench"
+
+[[app.action]]
+name = "print"
+run = {toml_argv}
+timeout = "10m"
+
+[[app.action]]
+name = "stamp"
+run = ["date", "+%s%N"]
+"#
+    ))
+    .await;
+    let token = server.token("bench", Role::Operator).await;
+    let alice = opsdeck::auth::Actor {
+        login: "bench".into(),
+        role: Role::Operator,
+        via: opsdeck::auth::Via::Token,
+        remote: String::new(),
+    };
+
+    // 1. A million lines: the child alone (to /dev/null), then as a job.
+    let child = median(3, || {
+        let start = Instant::now();
+        let status = Command::new(&argv[0])
+            .args(&argv[1..])
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        start.elapsed()
+    });
+    let mut job_times = Vec::new();
+    let mut job = 0;
+    for _ in 0..3 {
+        job = opsdeck::ops::actions::run(&server.ctx, &alice, "bench", "print")
+            .await
+            .unwrap();
+        let done = wait(&server, job).await;
+        assert_eq!(done.state, State::Succeeded);
+        job_times.push(Duration::from_millis(
+            (done.finished_at.unwrap() - done.started_at.unwrap()) as u64,
+        ));
+        let stored: (i64, i64) = sqlx::query_as("SELECT sum(last_line - first_line + 1), max(last_line) FROM job_output WHERE job_id = ?")
+            .bind(job)
+            .fetch_one(&server.ctx.db)
+            .await
+            .unwrap();
+        // The child's lines plus the command line printed first.
+        assert_eq!(
+            stored,
+            (LINES as i64 + 1, LINES as i64 + 1),
+            "every line stored once"
+        );
+    }
+    job_times.sort();
+    let job_time = job_times[1];
+
+    // 2. The whole output replayed over SSE.
+    let start = Instant::now();
+    let mut response = server::client()
+        .get(server.at(&format!("/api/jobs/{job}/events")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let (mut events, mut tail) = (0u64, Vec::new());
+    while let Some(chunk) = response.chunk().await.unwrap() {
+        tail.extend_from_slice(&chunk);
+        events += count_events(&mut tail);
+    }
+    let replay = start.elapsed();
+    assert_eq!(events, LINES + 2, "every line and the end event");
+
+    // 3. Asked → child started, through the engine (p50 of 30).
+    let mut latencies = Vec::new();
+    for _ in 0..30 {
+        let asked = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+        let id = opsdeck::ops::actions::run(&server.ctx, &alice, "bench", "stamp")
+            .await
+            .unwrap();
+        wait(&server, id).await;
+        let out: String =
+            sqlx::query_scalar("SELECT CAST(data AS TEXT) FROM job_output WHERE job_id = ?")
+                .bind(id)
+                .fetch_one(&server.ctx.db)
+                .await
+                .unwrap();
+        let started: u128 = out.lines().nth(1).unwrap().trim().parse().unwrap();
+        latencies.push(Duration::from_nanos((started - asked.as_nanos()) as u64));
+    }
+    latencies.sort();
+    let start_p50 = latencies[latencies.len() / 2];
+
+    println!("| figure | opsdeck | peer / limit (same run) | ratio | target |");
+    println!("|---|---|---|---|---|");
+    println!(
+        "| job whose child prints 1,000,000 lines (all {} stored) | {:.2} s | the child to /dev/null: {:.2} s | {:.2} | ≤ 1.5 |",
+        LINES + 1,
+        job_time.as_secs_f64(),
+        child.as_secs_f64(),
+        job_time.as_secs_f64() / child.as_secs_f64()
+    );
+    println!(
+        "| full replay of that output over SSE ({events} events) | {:.2} s | — | — | ≤ 2 s |",
+        replay.as_secs_f64()
+    );
+    println!(
+        "| asked → child started, p50 of 30 | {:.1} ms | — | — | ≤ 20 ms |",
+        start_p50.as_secs_f64() * 1000.0
+    );
+}
+
+/// Counts complete SSE events in `buf`, keeping an unfinished one.
+fn count_events(buf: &mut Vec<u8>) -> u64 {
+    let (mut n, mut last) = (0, 0);
+    for (i, pair) in buf.windows(2).enumerate() {
+        if pair == b"\n\n" {
+            n += 1;
+            last = i + 2;
+        }
+    }
+    buf.drain(..last);
+    n
+}
+
+fn median(runs: usize, mut f: impl FnMut() -> Duration) -> Duration {
+    let mut times: Vec<Duration> = (0..runs).map(|_| f()).collect();
+    times.sort();
+    times[runs / 2]
+}
+
+async fn wait(server: &server::Server, id: i64) -> opsdeck::jobs::Job {
+    loop {
+        let job = server.ctx.jobs.job(id).await.unwrap();
+        if job.state.is_final() {
+            return job;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}

@@ -1,0 +1,214 @@
+//! The Deploy button, `checkout` strategy, on a real systemd: a small HTTP
+//! service under a real unit, deployed from a real git repository whose
+//! commits include one that fails its health check and one whose build fails.
+
+mod support;
+
+use std::time::Duration;
+
+use opsdeck::Error;
+use opsdeck::auth::{Actor, Role, Via};
+use opsdeck::host::git;
+use opsdeck::jobs::State;
+use opsdeck::ops::{deploy, releases};
+use support::repos::{Repos, sh_git};
+use support::sandbox::{self, Sandbox};
+
+#[test]
+fn checkout_deploys_and_rolls_back_automatically_on_a_real_systemd() {
+    let Some(sandbox) = Sandbox::boot() else {
+        return;
+    };
+    sandbox.run_test_inside("inside_checkout_deploys_and_rolls_back");
+}
+
+/// Reads `VERSION` once at start (like an app loading its code), answers
+/// every GET with it, and answers 500 when the commit has an `UNHEALTHY` file.
+const SERVER: &str = r#"import http.server, pathlib, sys
+here = pathlib.Path(__file__).parent
+version = (here / "VERSION").read_text().strip()
+status = 500 if (here / "UNHEALTHY").exists() else 200
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = (version + "\n").encode()
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+"#;
+
+const BUILD: &str = "set -e
+if [ -e BROKEN_BUILD ]; then echo 'build failed: syntax error in app.js' >&2; exit 1; fi
+echo \"built $(cat VERSION)\" > build.out
+";
+
+fn ada() -> Actor {
+    Actor {
+        login: "ada".into(),
+        role: Role::Owner,
+        via: Via::Session,
+        remote: "127.0.0.1".into(),
+    }
+}
+
+async fn answer(port: u16) -> String {
+    let body = reqwest::get(format!("http://127.0.0.1:{port}/"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    body.trim().to_owned()
+}
+
+#[ignore = "runs inside the systemd sandbox; started by the test above"]
+#[tokio::test]
+async fn inside_checkout_deploys_and_rolls_back() {
+    let Some(_dir) = sandbox::inside() else {
+        return;
+    };
+    let repos = Repos::new();
+    repos.push_files(
+        &[
+            ("server.py", Some(SERVER)),
+            ("build.sh", Some(BUILD)),
+            ("VERSION", Some("v1")),
+        ],
+        "A web app",
+    );
+    sh_git(&repos.app, &["pull", "-q"]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // Inside the sandbox, /run/systemd/system is the sandbox's own.
+    std::fs::write(
+        "/run/systemd/system/web.service",
+        format!(
+            "[Service]\nExecStart=/usr/bin/python3 {}/server.py {port}\n",
+            repos.app.display()
+        ),
+    )
+    .unwrap();
+    sh(&["systemctl", "daemon-reload"]);
+    sh(&["systemctl", "start", "web.service"]);
+
+    let server = support::server::start(&format!(
+        r#"[[app]]
+name = "web"
+repo = "{}"
+units = ["web.service"]
+health = {{ url = "http://127.0.0.1:{port}/", expect = "v", timeout = "3s" }}
+build = [ {{ run = ["sh", "build.sh"] }} ]
+"#,
+        repos.app.display()
+    ))
+    .await;
+    let ctx = &server.ctx;
+    assert_eq!(answer_when_up(port).await, "v1");
+
+    // Deploy v2: the service answers v2; the release log says who and what.
+    let v2 = repos.push("VERSION", "v2", "Version 2");
+    let job = deploy::request(ctx, &ada(), "web", "main").await.unwrap();
+    assert_eq!(server.finished(job).await, State::Succeeded);
+    assert_eq!(answer(port).await, "v2");
+    let log = releases::list(&ctx.db, "web", 10).await.unwrap();
+    assert_eq!(log.len(), 1);
+    assert_eq!(
+        (
+            log[0].sha.as_str(),
+            log[0].git_ref.as_str(),
+            log[0].actor.as_str()
+        ),
+        (v2.as_str(), "main", "ada")
+    );
+    assert_eq!((log[0].job, log[0].outcome().as_str()), (job, "succeeded"));
+    assert!(log[0].good());
+
+    // v3 serves but fails its health check: rolled back to v2 automatically.
+    repos.push_files(
+        &[("VERSION", Some("v3")), ("UNHEALTHY", Some("yes"))],
+        "Version 3",
+    );
+    let job = deploy::request(ctx, &ada(), "web", "main").await.unwrap();
+    assert_eq!(server.finished(job).await, State::Failed);
+    let summary = ctx.jobs.job(job).await.unwrap().summary.unwrap();
+    assert_eq!(
+        summary,
+        "step \"Health check\" failed; the recovery steps succeeded"
+    );
+    assert_eq!(answer(port).await, "v2");
+    assert_eq!(git::head(&repos.app).await.unwrap().as_str(), v2);
+    let bad = &releases::list(&ctx.db, "web", 10).await.unwrap()[0];
+    assert_eq!(
+        (bad.bad, bad.outcome().as_str()),
+        (true, "failed, rolled back")
+    );
+    let current = releases::current(&ctx.db, "web").await.unwrap().unwrap();
+    assert_eq!(current.sha, v2);
+
+    // v4's build fails: the job fails, v2 still answers.
+    repos.push_files(
+        &[
+            ("VERSION", Some("v4")),
+            ("UNHEALTHY", None),
+            ("BROKEN_BUILD", Some("yes")),
+        ],
+        "Version 4",
+    );
+    let job = deploy::request(ctx, &ada(), "web", "main").await.unwrap();
+    assert_eq!(server.finished(job).await, State::Failed);
+    let summary = ctx.jobs.job(job).await.unwrap().summary.unwrap();
+    assert!(
+        summary.starts_with("step \"Build: sh build.sh\" failed"),
+        "{summary}"
+    );
+    assert_eq!(answer(port).await, "v2");
+    assert_eq!(git::head(&repos.app).await.unwrap().as_str(), v2);
+
+    // Hostile refs, unknown branches and a dirty tree are refused before
+    // anything is queued.
+    let jobs_before = ctx.jobs.recent(Some("web"), 100).await.unwrap().len();
+    let marker = repos.app.parent().unwrap().join("x");
+    for hostile in [
+        format!("--upload-pack=touch {}", marker.display()),
+        "../../etc".into(),
+        "main;id".into(),
+        "x".repeat(10 * 1024),
+    ] {
+        let refused = deploy::request(ctx, &ada(), "web", &hostile).await;
+        assert!(matches!(refused, Err(Error::BadRequest(ref m)) if m.contains("is refused")));
+    }
+    let unknown = deploy::request(ctx, &ada(), "web", "no-such-branch").await;
+    assert!(matches!(unknown, Err(Error::BadRequest(ref m)) if m.contains("is not a branch")));
+    std::fs::write(repos.app.join("VERSION"), "edited by hand").unwrap();
+    let Err(Error::Conflict(dirty)) = deploy::request(ctx, &ada(), "web", "main").await else {
+        panic!("a dirty work tree must be refused");
+    };
+    assert!(dirty.contains("uncommitted changes to VERSION"), "{dirty}");
+    assert!(!marker.exists());
+    let jobs_after = ctx.jobs.recent(Some("web"), 100).await.unwrap().len();
+    assert_eq!(jobs_after, jobs_before, "a refused deploy queued a job");
+    assert_eq!(answer(port).await, "v2");
+}
+
+/// The unit was just started; it listens a moment later.
+async fn answer_when_up(port: u16) -> String {
+    let health = opsdeck::config::Health {
+        url: format!("http://127.0.0.1:{port}/"),
+        expect: None,
+        timeout: Duration::from_secs(30),
+    };
+    opsdeck::host::probe::check(&health).await.unwrap();
+    answer(port).await
+}
+
+fn sh(argv: &[&str]) {
+    let status = std::process::Command::new(argv[0])
+        .args(&argv[1..])
+        .status()
+        .unwrap();
+    assert!(status.success(), "{argv:?}");
+}
