@@ -716,6 +716,9 @@ max_followers = 8
 max_viewers = 100
 backfill = 500
 
+[audit]
+journal = true
+
 [hosts.bastion]
 address = "ssh://jump@bastion.example.org"
 
@@ -817,5 +820,49 @@ fn every_key_of_the_reference_is_accepted() {
     assert_eq!(shop.webhook_secret().unwrap().as_deref(), Some("value"));
     assert_eq!(config.gitea_token().unwrap().as_deref(), Some("value"));
     assert_eq!(config.hosts["web1"].jump.as_deref(), Some("bastion"));
+    assert!(config.audit.journal);
     assert!(config.warnings().is_empty(), "{:?}", config.warnings());
+}
+
+/// The keys written in `text`: `key =` at a line start or inside `{ … }`.
+fn keys_in(text: &str) -> std::collections::BTreeSet<String> {
+    let mut keys = std::collections::BTreeSet::new();
+    for line in text.lines() {
+        for part in line.split(['{', ',']) {
+            if let Some((key, _)) = part.split_once(" = ") {
+                let key = key.trim();
+                if !key.is_empty() && key.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+                    keys.insert(key.to_string());
+                }
+            }
+        }
+    }
+    keys
+}
+
+#[test]
+fn the_readme_reference_documents_exactly_the_keys_of_the_full_config() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = readme.find("## Configuration reference").unwrap();
+    let end = readme[start + 3..]
+        .find("\n## ")
+        .map_or(readme.len(), |e| start + 3 + e);
+    let documented: std::collections::BTreeSet<String> = readme[start..end]
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix("| `")?
+                .split_once('`')
+                .map(|(k, _)| k.to_string())
+        })
+        .filter(|k| !k.starts_with("OPSDECK_"))
+        .collect();
+    // `permissions` holds action names, not keys; its row lists them.
+    let without_permissions: Vec<&str> = EVERY_KEY
+        .lines()
+        .filter(|l| !l.starts_with("permissions = "))
+        .collect();
+    let mut written = keys_in(&without_permissions.join("\n"));
+    written.insert("permissions".into());
+    assert_eq!(documented, written);
 }

@@ -19,6 +19,11 @@ pub(super) fn read(
         roles: root.table("roles", roles).unwrap_or_default(),
         jobs: root.table("jobs", jobs).unwrap_or_default(),
         logs: root.table("logs", log_limits).unwrap_or_default(),
+        audit: root
+            .table("audit", |s| AuditLog {
+                journal: s.bool_or("journal", false),
+            })
+            .unwrap_or_default(),
         hosts: root.named_tables("hosts", host),
         apps: root.tables("app", app),
         path: path.to_path_buf(),

@@ -35,6 +35,8 @@ pub struct Config {
     pub jobs: Jobs,
     /// `[logs]`: limits of the journal follow hub.
     pub logs: LogLimits,
+    /// `[audit]`: where audit rows are copied.
+    pub audit: AuditLog,
     /// `[hosts.<name>]`: SSH hosts apps can name in `host`.
     pub hosts: BTreeMap<String, Host>,
     /// `[[app]]`.
@@ -132,6 +134,15 @@ impl Default for LogLimits {
             backfill: 200,
         }
     }
+}
+
+/// `[audit]`.
+#[derive(Debug, Clone, Default)]
+pub struct AuditLog {
+    /// Also write every audit row to the journal with structured fields
+    /// (`OPSDECK_AUDIT_ID`, actor, action, app, outcome), so a central log
+    /// keeps a copy opsdeck cannot rewrite.
+    pub journal: bool,
 }
 
 /// `[hosts.<name>]`: an SSH host apps refer to by name.
