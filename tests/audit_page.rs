@@ -201,6 +201,45 @@ async fn tampering_shows_on_the_page_and_in_the_cli() {
 }
 
 #[tokio::test]
+async fn deleted_and_inserted_rows_show_on_the_page_and_in_the_cli() {
+    for (tamper, says) in [
+        (
+            &["DELETE FROM audit_events WHERE id = 3"][..],
+            "row #3 was deleted",
+        ),
+        (
+            &[
+                "UPDATE audit_events SET id = id + 1000 WHERE id > 4",
+                "UPDATE audit_events SET id = id - 999 WHERE id > 1000",
+                "INSERT INTO audit_events (id, at, actor, role, action, app, detail, outcome, job_id, remote, prev_hash, hash)
+                 VALUES (5, 0, 'cli:ben', 'owner', 'token.create', '', '{}', 'ok', NULL, '', 'forged', 'forged')",
+            ],
+            "row #5 was inserted",
+        ),
+    ] {
+        let i = Instance::new("");
+        let admin = i.token("admin", "admin");
+        for k in 0..5 {
+            i.token(&format!("t{k}"), "viewer");
+        }
+        let db = i.sqlite().await;
+        sqlx::query("DROP TRIGGER audit_no_update").execute(&db).await.unwrap();
+        sqlx::query("DROP TRIGGER audit_no_delete").execute(&db).await.unwrap();
+        for sql in tamper {
+            sqlx::query(sql).execute(&db).await.unwrap();
+        }
+        db.close().await;
+
+        let out = i.run(&["audit", "verify"]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(text(&out.stderr).contains(says), "{}", text(&out.stderr));
+        let server = i.serve().await;
+        let html = audit_page_after_verification(&server, &admin).await;
+        assert!(html.contains("chain-broken") && html.contains(says), "{html}");
+    }
+}
+
+#[tokio::test]
 async fn operators_and_viewers_are_refused_and_audited() {
     let i = Instance::new("");
     let viewer = i.token("look", "viewer");
