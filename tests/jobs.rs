@@ -368,3 +368,53 @@ async fn a_server_killed_mid_job_leaves_it_interrupted_its_processes_gone_and_th
         &("job.end".to_string(), "error".to_string())
     );
 }
+
+#[tokio::test]
+async fn sigterm_gives_running_jobs_the_grace_then_interrupts_them_and_keeps_the_queue() {
+    let work = tempfile::tempdir().unwrap();
+    let apps = APPS.replace("$DIR", &work.path().display().to_string());
+    let instance =
+        cli_support::Instance::new(&format!("[jobs]\nshutdown_grace = \"300ms\"\n{apps}"));
+    let token = instance.token("ci", "operator");
+    let server = instance.serve().await;
+    let job = post_run(&server.url, &token, "shop", "tree").await;
+    let seen = read_stream(&server.url, &token, job, |d| d.starts_with("grandchild ")).await;
+    let grandchild: u32 = seen.last().unwrap()["grandchild ".len()..].parse().unwrap();
+    let queued = post_run(&server.url, &token, "shop", "hello").await;
+
+    let (status, log) = server.stop();
+    assert!(status.success(), "{log}");
+    assert!(
+        process_gone(grandchild),
+        "the job's grandchild survived the shutdown"
+    );
+    let db = instance.sqlite().await;
+    let state = |id: i64| {
+        let db = db.clone();
+        async move {
+            sqlx::query_as::<_, (String, Option<String>)>(
+                "SELECT state, summary FROM jobs WHERE id = ?",
+            )
+            .bind(id)
+            .fetch_one(&db)
+            .await
+            .unwrap()
+        }
+    };
+    assert_eq!(
+        state(job).await,
+        (
+            "interrupted".into(),
+            Some("opsdeck shut down while this job was running".into())
+        )
+    );
+    assert_eq!(
+        state(queued).await.0,
+        "queued",
+        "a queued job waits for the next start"
+    );
+
+    let server = instance.serve().await;
+    let end = read_stream(&server.url, &token, queued, |d| d.starts_with("{\"state\"")).await;
+    assert_eq!(end.last().unwrap(), r#"{"state":"succeeded"}"#);
+}
