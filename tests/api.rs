@@ -783,3 +783,22 @@ async fn a_revoked_session_is_no_identity() {
         "/auth/login?next=%2Fapps%2Frfc-app"
     );
 }
+
+#[tokio::test]
+async fn signing_in_again_while_signed_in_needs_our_origin_but_no_token() {
+    let s = start(&format!("[auth]\ndev_login = true\n{APPS}")).await;
+    let (cookie, _) = s.session("ben", Role::Viewer).await;
+    let sign_in = |origin: &str| {
+        client()
+            .post(s.at("/auth/dev"))
+            .header(header::COOKIE, &cookie)
+            .header(header::ORIGIN, origin)
+            .form(&[("login", "ben"), ("role", "owner"), ("next", "/")])
+            .send()
+    };
+    let res = sign_in("https://evil.example").await.unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let res = sign_in(&s.url).await.unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert!(res.headers().contains_key(header::SET_COOKIE));
+}
