@@ -17,7 +17,7 @@ async fn server() -> Server {
 #[tokio::test]
 async fn healthz_answers_without_sign_in_and_carries_security_headers() {
     let s = server().await;
-    let res = client().get(s.at("/healthz")).send().await.unwrap();
+    let res = s.get("/healthz").await;
     assert_eq!(res.status(), StatusCode::OK);
     let h = res.headers().clone();
     assert_eq!(
@@ -56,7 +56,7 @@ async fn api_tokens_authenticate_and_bad_or_revoked_ones_are_refused() {
     assert_eq!(apps[0]["actions"][1]["role"], "admin");
     assert_eq!(apps[0]["actions"][1]["allowed"], false);
 
-    let res = client().get(s.at("/api/apps")).send().await.unwrap();
+    let res = s.get("/api/apps").await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(
         res.headers()[header::WWW_AUTHENTICATE],
@@ -201,11 +201,7 @@ async fn an_oversize_body_is_refused_with_413_and_the_connection_closed() {
 #[tokio::test]
 async fn static_files_are_embedded_typed_and_cached_long() {
     let s = server().await;
-    let res = client()
-        .get(s.at("/static/htmx.min.js"))
-        .send()
-        .await
-        .unwrap();
+    let res = s.get("/static/htmx.min.js").await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(
         res.headers()[header::CONTENT_TYPE],
@@ -217,22 +213,18 @@ async fn static_files_are_embedded_typed_and_cached_long() {
     );
     assert!(res.text().await.unwrap().contains("version:\"2."));
 
-    let res = client().get(s.at("/static/app.css")).send().await.unwrap();
+    let res = s.get("/static/app.css").await;
     assert_eq!(
         res.headers()[header::CONTENT_TYPE],
         "text/css; charset=utf-8"
     );
 
     // Browsers ask for /favicon.ico by themselves, signed in or not.
-    let res = client().get(s.at("/favicon.ico")).send().await.unwrap();
+    let res = s.get("/favicon.ico").await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.headers()[header::CONTENT_TYPE], "image/svg+xml");
 
-    let res = client()
-        .get(s.at("/static/secrets.txt"))
-        .send()
-        .await
-        .unwrap();
+    let res = s.get("/static/secrets.txt").await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
 }
 

@@ -17,11 +17,7 @@ async fn server() -> Server {
 #[tokio::test]
 async fn browsers_are_sent_to_sign_in_and_programs_get_401() {
     let s = server().await;
-    let res = client()
-        .get(s.at("/apps/rfc-app?tab=jobs"))
-        .send()
-        .await
-        .unwrap();
+    let res = s.get("/apps/rfc-app?tab=jobs").await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     assert_eq!(
         res.headers()[header::LOCATION],

@@ -136,6 +136,11 @@ impl Server {
         format!("{}{path}", self.url)
     }
 
+    /// `GET path`, as anyone.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        client().get(self.at(path)).send().await.unwrap()
+    }
+
     /// `GET path` with `Authorization: Bearer <token>`.
     pub async fn get_as(&self, path: &str, token: &str) -> reqwest::Response {
         client()
