@@ -265,6 +265,22 @@ fn permissions_name_known_actions_and_roles() {
 }
 
 #[test]
+fn a_single_bracket_array_table_says_how_to_write_it() {
+    rejects(
+        "[app]\nname = \"web\"\n",
+        1,
+        "app",
+        "expected an array of tables (`[[app]]`, not `[app]`), found a table",
+    );
+    rejects(
+        &format!("{APP}\n[app.action]\nname = \"x\"\nrun = [\"true\"]\n"),
+        7,
+        "app \"web\" → action",
+        "(`[[app.action]]`, not `[app.action]`)",
+    );
+}
+
+#[test]
 fn an_app_without_a_name_is_reported_at_its_table() {
     rejects(
         "\n[[app]]\nrepo = \"/srv/x\"\n",

@@ -10,7 +10,7 @@ use opsdeck::Error;
 use opsdeck::auth::{Actor, Role, Via};
 use opsdeck::host::git;
 use opsdeck::jobs::State;
-use opsdeck::ops::{deploy, releases};
+use opsdeck::ops::{deploy, releases, rollback};
 use support::repos::{Repos, sh_git};
 use support::sandbox::{self, Sandbox};
 
@@ -69,7 +69,7 @@ async fn inside_checkout_deploys_and_rolls_back() {
         return;
     };
     let repos = Repos::new();
-    repos.push_files(
+    let v1 = repos.push_files(
         &[
             ("server.py", Some(SERVER)),
             ("build.sh", Some(BUILD)),
@@ -192,6 +192,78 @@ build = [ {{ run = ["sh", "build.sh"] }} ]
     let jobs_after = ctx.jobs.recent(Some("web"), 100).await.unwrap().len();
     assert_eq!(jobs_after, jobs_before, "a refused deploy queued a job");
     assert_eq!(answer(port).await, "v2");
+    sh_git(&repos.app, &["checkout", "--", "VERSION"]);
+
+    // Rollback: with v1 and v2 deployed, the button goes back to v1 and
+    // marks v2 bad; a bad release cannot be chosen.
+    for sha in [&v1, &v2] {
+        let job = deploy::request(ctx, &ada(), "web", sha).await.unwrap();
+        let state = server.finished(job).await;
+        assert_eq!(
+            state,
+            State::Succeeded,
+            "{:#?}",
+            ctx.jobs.job(job).await.unwrap()
+        );
+    }
+    assert_eq!(answer(port).await, "v2");
+    let job = rollback::request(ctx, &ada(), "web", None).await.unwrap();
+    assert_eq!(server.finished(job).await, State::Succeeded);
+    assert_eq!(answer(port).await, "v1");
+    let log = releases::list(&ctx.db, "web", 10).await.unwrap();
+    let (back, v1_release, v2_release) = (&log[0], &log[2], &log[1]);
+    assert_eq!(back.kind, "rollback");
+    assert_eq!(back.sha, v1);
+    assert_eq!(
+        back.git_ref,
+        format!("release {} ({})", v1_release.id, &v1[..7])
+    );
+    assert!(v2_release.bad && v1_release.good() && back.good());
+    let Err(Error::Conflict(refused)) =
+        rollback::request(ctx, &ada(), "web", Some(v2_release.id)).await
+    else {
+        panic!("a bad release must not be a rollback target");
+    };
+    assert!(refused.contains("is not a good release"), "{refused}");
+
+    // The API: deploy v2 again, then roll back with no release named (to v1);
+    // a hostile ref is a 400 that says why.
+    let token = server.token("ci", Role::Admin).await;
+    let post = |path: &str, body: serde_json::Value| {
+        reqwest::Client::new()
+            .post(format!("{}/api/apps/web/{path}", server.url))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+    };
+    let refused = post("deploy", serde_json::json!({"ref": "main;id"}))
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
+    let error: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(
+        error["error"],
+        "the ref \"main;id\" is refused: it contains ';'; a ref may contain only letters, digits and . _ / + -"
+    );
+    for (path, body, answers) in [
+        ("deploy", serde_json::json!({"ref": v2}), "v2"),
+        ("rollback", serde_json::json!({}), "v1"),
+    ] {
+        let accepted = post(path, body).await.unwrap();
+        assert_eq!(accepted.status(), 202);
+        let job: serde_json::Value = accepted.json().await.unwrap();
+        let state = server.finished(job["job"].as_i64().unwrap()).await;
+        assert_eq!(state, State::Succeeded, "{path}");
+        assert_eq!(answer(port).await, answers, "{path}");
+    }
+    let audit: Vec<(String, String)> = sqlx::query_as(
+        "SELECT actor, detail FROM audit_events WHERE action = 'release.create' ORDER BY id DESC LIMIT 1",
+    )
+    .fetch_all(&ctx.db)
+    .await
+    .unwrap();
+    assert_eq!(audit[0].0, "token:ci");
+    assert!(audit[0].1.contains(&v1), "{}", audit[0].1);
 }
 
 /// The unit was just started; it listens a moment later.

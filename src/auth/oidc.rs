@@ -205,8 +205,16 @@ impl Gitea {
 
     /// Finishes a sign-in Gitea sent back: checks `state`, exchanges the
     /// code (with the PKCE verifier) and verifies the id_token (signature,
-    /// issuer, audience, expiry, nonce). Returns who signed in and `next`.
-    pub async fn finish(&self, code: &str, state: &str) -> Result<(Identity, String), Refusal> {
+    /// issuer, audience, expiry, nonce). `iss` is the issuer the callback
+    /// names when the provider sends one (RFC 9207; Gitea does not): it must
+    /// be ours, so a code from another provider is never sent to Gitea.
+    /// Returns who signed in and `next`.
+    pub async fn finish(
+        &self,
+        code: &str,
+        state: &str,
+        iss: Option<&str>,
+    ) -> Result<(Identity, String), Refusal> {
         let pending = {
             let mut pending = self.inner.pending.lock().unwrap_or_else(|e| e.into_inner());
             pending.remove(state)
@@ -215,6 +223,14 @@ impl Gitea {
             .filter(|p| p.started.elapsed() < PENDING_TTL)
             .ok_or(Refusal::UnknownState)?;
         let client = self.client()?;
+        if let (Some(iss), Ok(settings)) = (iss, &self.inner.settings)
+            && iss != settings.issuer
+        {
+            return Err(Refusal::BadIdToken(format!(
+                "the sign-in came back from the issuer \"{iss}\", not from \"{}\"",
+                settings.issuer
+            )));
+        }
         let tokens = client
             .exchange_code(AuthorizationCode::new(code.to_string()))
             .map_err(|e| Refusal::Misconfigured(format!("Gitea publishes no token endpoint: {e}")))?

@@ -15,6 +15,8 @@ pub(super) struct Section<'d, 'p, 't> {
     pub p: &'p mut Problems<'t>,
     table: &'d dyn TableLike,
     pub label: Label,
+    /// The TOML header of this table: `app.secret` for `[[app.secret]]`.
+    header: String,
     known: Vec<&'d str>,
 }
 
@@ -45,6 +47,33 @@ impl<'d, 'p, 't> Section<'d, 'p, 't> {
             p,
             table: doc,
             label: Label::default(),
+            header: String::new(),
+            known: Vec::new(),
+        }
+    }
+
+    /// The TOML header of the sub-table `key`.
+    fn header_of(&self, key: &str) -> String {
+        if self.header.is_empty() {
+            key.to_string()
+        } else {
+            format!("{}.{key}", self.header)
+        }
+    }
+
+    /// The section of the sub-table `key` of this one.
+    fn sub<'s>(
+        &'s mut self,
+        key: &str,
+        table: &'d dyn TableLike,
+        label: Label,
+    ) -> Section<'d, 's, 't> {
+        let header = self.header_of(key);
+        Section {
+            p: &mut *self.p,
+            table,
+            label,
+            header,
             known: Vec::new(),
         }
     }
@@ -212,12 +241,7 @@ impl<'d, 'p, 't> Section<'d, 'p, 't> {
                 .error(&label, format!("expected a table, found {found}"));
             return None;
         };
-        let mut section = Section {
-            p: &mut *self.p,
-            table,
-            label,
-            known: Vec::new(),
-        };
+        let mut section = self.sub(key, table, label);
         let value = read(&mut section);
         section.finish();
         Some(value)
@@ -234,12 +258,7 @@ impl<'d, 'p, 't> Section<'d, 'p, 't> {
             return out;
         };
         let outer_label = self.label.key(key);
-        let mut names = Section {
-            p: &mut *self.p,
-            table: outer,
-            label: outer_label,
-            known: Vec::new(),
-        };
+        let mut names = self.sub(key, outer, outer_label);
         for (name, _) in outer.iter() {
             if let Some(v) = names.table(name, &mut read) {
                 out.insert(name.to_string(), v);
@@ -255,7 +274,10 @@ impl<'d, 'p, 't> Section<'d, 'p, 't> {
         key: &'d str,
         mut read: impl FnMut(&mut Section<'d, '_, 't>) -> T,
     ) -> Vec<T> {
-        let Some(elements) = self.typed(key, "an array of tables", |item| match item {
+        // The likely slip is `[app]` for `[[app]]`; say how to write it.
+        let header = self.header_of(key);
+        let expected = format!("an array of tables (`[[{header}]]`, not `[{header}]`)");
+        let Some(elements) = self.typed(key, &expected, |item| match item {
             Item::ArrayOfTables(a) => Some(
                 a.iter()
                     .map(|t| (t as &dyn TableLike, t.span()))
@@ -281,12 +303,7 @@ impl<'d, 'p, 't> Section<'d, 'p, 't> {
             if let Some(at) = span.map(|s| s.start) {
                 self.p.remember(&label, Spot { key: at, value: at });
             }
-            let mut section = Section {
-                p: &mut *self.p,
-                table,
-                label,
-                known: Vec::new(),
-            };
+            let mut section = self.sub(key, table, label);
             out.push(read(&mut section));
             section.finish();
         }

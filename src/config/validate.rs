@@ -136,9 +136,9 @@ fn auth(config: &Config, label: &Label, p: &mut Problems) {
         );
     }
     if a.dev_login {
-        let loopback =
-            check_listen(&config.server.listen).is_ok_and(|addr| addr.ip().is_loopback());
-        if !loopback {
+        // An unparseable listen address is reported on its own.
+        let public = check_listen(&config.server.listen).is_ok_and(|addr| !addr.ip().is_loopback());
+        if public {
             p.error(
                 &label.key("dev_login"),
                 format!(

@@ -81,14 +81,22 @@ impl Systemctl {
         }
     }
 
-    /// Restarts each unit, after clearing a previous failure so a unit that
-    /// hit its start limit (a bad deploy, then the rollback) starts again.
+    /// Restarts each unit, after clearing its failed state and start count:
+    /// a deploy, its automatic rollback and the next deploy within seconds
+    /// would otherwise hit systemd's start limit (5 starts in 10 s).
     /// Fails with the unit's state when systemd could not start it.
     pub async fn restart(&self, units: &[String], timeout: Duration) -> Result<()> {
         for unit in units {
-            if self.status(unit).await?.active_state == "failed" {
-                self.privileged_call(&["reset-failed", unit], QUERY_TIMEOUT)
-                    .await?;
+            self.status(unit).await?;
+            if let Err(e) = self
+                .privileged_call(&["reset-failed", unit], QUERY_TIMEOUT)
+                .await
+            {
+                // A unit nothing has started since boot is not loaded and
+                // has no failure or start count to clear.
+                if !e.to_string().contains("not loaded") {
+                    return Err(e);
+                }
             }
             if let Err(refused) = self.privileged_call(&["restart", unit], timeout).await {
                 let status = self.status(unit).await?;
@@ -186,7 +194,9 @@ impl Systemctl {
             .chain(std::iter::once("systemctl".to_owned()))
             .chain(args.iter().map(|a| (*a).to_owned()))
             .collect();
-        let out = capture(&argv, None, &BTreeMap::new(), timeout).await?;
+        // English messages: they are quoted to operators and matched above.
+        let env = BTreeMap::from([("LC_ALL".to_owned(), "C".to_owned())]);
+        let out = capture(&argv, None, &env, timeout).await?;
         if out.success() {
             return Ok(out.stdout);
         }

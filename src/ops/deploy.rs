@@ -13,6 +13,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::audit::Event;
 use crate::auth::Actor;
 use crate::config::{App, Strategy};
 use crate::host::exec::command_line;
@@ -70,7 +71,14 @@ pub(super) async fn submit(
         recovery_step,
         replaces,
     };
-    releases::record(&ctx.db, release).await?;
+    let id = releases::record(&ctx.db, release).await?;
+    // job.request names the ref; this row adds the exact commit it became.
+    let event = Event::new(actor, "release.create", &app.name)
+        .job(job)
+        .detail(serde_json::json!({
+            "release": id, "kind": kind, "ref": git_ref, "sha": sha.as_str(), "replaces": replaces,
+        }));
+    ctx.audit.record(event).await?;
     Ok(job)
 }
 

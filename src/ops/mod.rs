@@ -2,3 +2,4 @@
 pub mod actions;
 pub mod deploy;
 pub mod releases;
+pub mod rollback;

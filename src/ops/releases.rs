@@ -36,6 +36,11 @@ impl Release {
         self.state == State::Succeeded && !self.bad
     }
 
+    /// The 7-character SHA people read.
+    pub fn short_sha(&self) -> &str {
+        self.sha.get(..7).unwrap_or(&self.sha)
+    }
+
     /// "succeeded", "failed, rolled back", "queued", … for the history.
     pub fn outcome(&self) -> String {
         match (self.state, self.bad) {

@@ -109,6 +109,7 @@ struct CallbackQuery {
     state: Option<String>,
     error: Option<String>,
     error_description: Option<String>,
+    iss: Option<String>,
 }
 
 /// `GET /auth/callback`: Gitea sends the browser back here. A verified
@@ -125,7 +126,7 @@ async fn callback(
             Some(d) => format!("{error}: {d}"),
             None => error,
         })),
-        (None, Some(code), Some(state)) => ctx.gitea.finish(&code, &state).await,
+        (None, Some(code), Some(state)) => ctx.gitea.finish(&code, &state, q.iss.as_deref()).await,
         _ => Err(Refusal::UnknownState),
     };
     let (identity, next) = match answer {

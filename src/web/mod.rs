@@ -15,6 +15,7 @@ mod api;
 mod apps;
 mod assets;
 mod audit;
+mod deploy;
 pub mod auth;
 mod error;
 mod headers;
@@ -39,6 +40,7 @@ pub fn router(ctx: Context) -> Router {
         .merge(sessions::router())
         .merge(apps::router())
         .merge(api::router())
+        .merge(deploy::router())
         .merge(audit::router())
         .merge(jobs::router())
         .fallback(not_found)

@@ -264,3 +264,81 @@ async fn forged_replayed_and_tampered_callbacks_are_refused_and_audited() {
         .count();
     assert_eq!(denied, 4);
 }
+
+/// `url` with query parameter `key` set to `value`.
+fn with_param(url: &str, key: &str, value: &str) -> String {
+    let mut url = url::Url::parse(url).unwrap();
+    let pairs: Vec<(String, String)> = url
+        .query_pairs()
+        .map(|(k, v)| {
+            let v = if k == key {
+                value.to_string()
+            } else {
+                v.into_owned()
+            };
+            (k.into_owned(), v)
+        })
+        .collect();
+    url.query_pairs_mut().clear().extend_pairs(pairs);
+    url.to_string()
+}
+
+#[tokio::test]
+async fn a_code_for_another_application_or_from_another_issuer_is_refused() {
+    if !oidc::available() {
+        return;
+    }
+    let pair = Pair::start().await;
+    ready(&pair.app).await;
+
+    // The provider issues a code to another application (same user, same
+    // provider), and it is slipped into opsdeck's callback with opsdeck's
+    // own state: Gitea refuses to hand opsdeck tokens for it.
+    let start = authorize_url(&pair.app).await;
+    let for_other = with_param(
+        &with_param(&start, "client_id", oidc::OTHER_CLIENT_ID),
+        "redirect_uri",
+        oidc::OTHER_REDIRECT,
+    );
+    let back = through_provider(&pair.provider, &for_other, "ann").await;
+    assert!(back.starts_with(oidc::OTHER_REDIRECT), "{back}");
+    let query = back.split_once('?').unwrap().1;
+    let res = client()
+        .get(format!("{}/auth/callback?{query}", pair.app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    assert!(set_cookie(&res).is_none());
+    let body = readable(&res.text().await.unwrap());
+    assert!(
+        body.contains("Gitea refused the sign-in code (invalid_grant"),
+        "{body}"
+    );
+    assert!(body.contains("issued to another application"), "{body}");
+
+    // A callback naming another issuer (RFC 9207 `iss`) is refused before
+    // its code goes anywhere.
+    let start = authorize_url(&pair.app).await;
+    let back = through_provider(&pair.provider, &start, "ann").await;
+    let res = client()
+        .get(with_param(&back, "iss", "https://evil.example/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    let body = readable(&res.text().await.unwrap());
+    assert!(
+        body.contains("came back from the issuer \"https://evil.example/\""),
+        "{body}"
+    );
+
+    let denied = pair
+        .app
+        .audit()
+        .await
+        .into_iter()
+        .filter(|(_, action, outcome, _)| action == "signin" && outcome == "denied")
+        .count();
+    assert_eq!(denied, 2);
+}

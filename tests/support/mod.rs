@@ -3,6 +3,7 @@
 //! journald sandbox (`sandbox.rs`).
 #![allow(dead_code)] // each test binary uses a different part of it
 
+pub mod browser;
 pub mod deck;
 pub mod repos;
 pub mod sandbox;

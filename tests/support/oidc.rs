@@ -12,6 +12,9 @@ use std::sync::Once;
 
 pub const CLIENT_ID: &str = "opsdeck";
 pub const CLIENT_SECRET: &str = "gto_test_client_secret";
+/// Another application registered at the same provider.
+pub const OTHER_CLIENT_ID: &str = "another-app";
+pub const OTHER_REDIRECT: &str = "http://127.0.0.1:9/another-app/callback";
 
 /// The Gitea users the provider knows: login → (numeric id, groups).
 pub const USERS: &[(&str, u32, &[&str])] = &[
@@ -104,11 +107,18 @@ impl Provider {
                 )
             })
             .collect();
-        let clients = serde_json::json!([{
-            "client_id": CLIENT_ID,
-            "client_secret": CLIENT_SECRET,
-            "redirect_uris": [redirect_uri],
-        }]);
+        let clients = serde_json::json!([
+            {
+                "client_id": CLIENT_ID,
+                "client_secret": CLIENT_SECRET,
+                "redirect_uris": [redirect_uri],
+            },
+            {
+                "client_id": OTHER_CLIENT_ID,
+                "client_secret": "another-secret",
+                "redirect_uris": [OTHER_REDIRECT],
+            },
+        ]);
         let mut child = Command::new("node")
             .arg(dir().join("provider.mjs"))
             .env("PORT", port.to_string())

@@ -9,6 +9,38 @@ use opsdeck::auth::Role;
 use opsdeck::config::Config;
 use opsdeck::jobs::{Followed, State};
 
+/// Two apps for tests of the web shell: `rfc-app` (production) with an
+/// action anyone from operator up may run and one for admins, and `books`
+/// (staging, deploys from a repo) that only admins may view.
+pub const TWO_APPS: &str = r#"
+[[app]]
+name = "rfc-app"
+environment = "production"
+host = "local"
+
+[[app.action]]
+name = "cleanup-sessions"
+run = ["true"]
+confirm = "Delete expired sessions of rfc-app?"
+
+[[app.action]]
+name = "reindex"
+run = ["true"]
+role = "admin"
+
+[[app]]
+name = "books"
+environment = "staging"
+permissions = { view = "admin" }
+repo = "/srv/books"
+branch = "release"
+"#;
+
+/// The body of a JSON response.
+pub async fn json(res: reqwest::Response) -> serde_json::Value {
+    res.json().await.unwrap()
+}
+
 pub struct Server {
     /// `http://127.0.0.1:<port>`, also the config's `server.public_url`.
     pub url: String,
@@ -102,6 +134,11 @@ impl Server {
 
     pub fn at(&self, path: &str) -> String {
         format!("{}{path}", self.url)
+    }
+
+    /// `GET path`, as anyone.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        client().get(self.at(path)).send().await.unwrap()
     }
 
     /// `GET path` with `Authorization: Bearer <token>`.

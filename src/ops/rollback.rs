@@ -1,0 +1,67 @@
+//! The Rollback button (DESIGN.md "Deploy and rollback"): by default the
+//! newest good release older than the current one, or any good release on
+//! request. With the `checkout` strategy it is a deploy of that release's
+//! SHA (check out, rebuild, restart, probe, and back again if that fails);
+//! once it succeeds, the release it moved away from is marked bad.
+
+use crate::auth::Actor;
+use crate::host::git::{self, Sha};
+use crate::jobs::State;
+use crate::ops::deploy;
+use crate::ops::releases::{self, Release};
+use crate::{Context, Error, Result};
+
+/// Rolls `app` back to release `to` (or the default target) for `actor`;
+/// returns the job id.
+pub async fn request(ctx: &Context, actor: &Actor, app: &str, to: Option<i64>) -> Result<i64> {
+    let app = ctx.app(app)?;
+    ctx.authorize(actor, Some(app), "rollback").await?;
+    let repo = deploy::work_tree(app)?;
+    let log = releases::list(&ctx.db, &app.name, i64::MAX).await?;
+    let current = log
+        .iter()
+        .find(|r| r.state == State::Succeeded)
+        .ok_or_else(|| {
+            Error::Conflict(format!(
+                "{} has no release deployed by opsdeck yet, so there is nothing to roll back to",
+                app.name
+            ))
+        })?;
+    let target = target(&log, current, to)?;
+    git::ensure_clean(repo).await?;
+    let label = format!("release {} ({})", target.id, target.short_sha());
+    let sha = Sha::parse(&target.sha)?;
+    deploy::submit(ctx, actor, app, "rollback", &label, &sha, Some(current.id)).await
+}
+
+fn target<'a>(log: &'a [Release], current: &Release, to: Option<i64>) -> Result<&'a Release> {
+    let Some(id) = to else {
+        return log
+            .iter()
+            .find(|r| r.id < current.id && r.good() && r.sha != current.sha)
+            .ok_or_else(|| {
+                Error::Conflict(format!(
+                    "there is no good release older than the current one (release {}) to roll back to",
+                    current.id
+                ))
+            });
+    };
+    let chosen = log
+        .iter()
+        .find(|r| r.id == id)
+        .ok_or_else(|| Error::NotFound(format!("there is no release {id} of this app")))?;
+    if chosen.sha == current.sha {
+        return Err(Error::Conflict(format!(
+            "release {id} ({}) is what runs now",
+            chosen.short_sha()
+        )));
+    }
+    if !chosen.good() {
+        return Err(Error::Conflict(format!(
+            "release {id} ({}) is not a good release ({}); choose one that went live and was not rolled back",
+            chosen.short_sha(),
+            chosen.outcome()
+        )));
+    }
+    Ok(chosen)
+}
