@@ -107,10 +107,8 @@ async fn an_app_page_says_where_the_app_deploys_from_only_when_it_deploys() {
     );
 }
 
-/// The CSP forbids inline script and style; a template that used them would
-/// silently break in the browser. So none may.
-#[test]
-fn no_template_has_inline_script_style_or_event_handlers() {
+/// Every template, as (path, lower-cased text).
+fn templates() -> Vec<(std::path::PathBuf, String)> {
     let mut files = vec![];
     let mut dirs = vec![std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("templates")];
     while let Some(dir) = dirs.pop() {
@@ -124,8 +122,20 @@ fn no_template_has_inline_script_style_or_event_handlers() {
         }
     }
     assert!(files.len() >= 4, "templates found: {files:?}");
-    for file in files {
-        let text = std::fs::read_to_string(&file).unwrap().to_lowercase();
+    files
+        .into_iter()
+        .map(|f| {
+            let text = std::fs::read_to_string(&f).unwrap().to_lowercase();
+            (f, text)
+        })
+        .collect()
+}
+
+/// The CSP forbids inline script and style; a template that used them would
+/// silently break in the browser. So none may.
+#[test]
+fn no_template_has_inline_script_style_or_event_handlers() {
+    for (file, text) in templates() {
         let mut rest = text.as_str();
         while let Some(at) = rest.find("<script") {
             let tag_end = rest[at..].find('>').unwrap() + at;
@@ -165,6 +175,28 @@ fn no_template_has_inline_script_style_or_event_handlers() {
             "javascript:",
         ] {
             assert!(!text.contains(handler), "{}: {handler}", file.display());
+        }
+    }
+}
+
+/// A browser POST without the session's CSRF token is refused, so a form
+/// that forgot it would only fail when someone clicks it.
+#[test]
+fn every_post_form_carries_the_csrf_token() {
+    for (file, text) in templates() {
+        let mut rest = text.as_str();
+        while let Some(at) = rest.find("<form") {
+            let end = rest[at..].find("</form>").unwrap() + at;
+            let form = &rest[at..end];
+            // Signing in has no session yet; Origin guards it.
+            if form.contains(r#"method="post""#) && !form.contains(r#"action="/auth/dev""#) {
+                assert!(
+                    form.contains(r#"<input type="hidden" name="csrf" value="{{ page.csrf }}">"#),
+                    "{}: a POST form without the CSRF field:\n{form}",
+                    file.display()
+                );
+            }
+            rest = &rest[end..];
         }
     }
 }
