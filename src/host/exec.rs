@@ -339,9 +339,16 @@ fn spawn(command: &mut Command, argv: &[String]) -> Result<Child> {
 
 /// A pipe whose ends are not inherited by other children started meanwhile
 /// (they would hold it open and the job would never see end-of-file).
+/// Also a large one (1 MiB where allowed): a chatty build then rarely
+/// waits for opsdeck to read its output.
 fn output_pipe() -> Result<(OwnedFd, OwnedFd)> {
-    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-        .map_err(|e| Error::Internal(anyhow::anyhow!("cannot create a pipe: {e}")))
+    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| Error::Internal(anyhow::anyhow!("cannot create a pipe: {e}")))?;
+    let _ = nix::fcntl::fcntl(
+        std::os::fd::AsRawFd::as_raw_fd(&read),
+        nix::fcntl::FcntlArg::F_SETPIPE_SZ(1 << 20),
+    );
+    Ok((read, write))
 }
 
 /// Cuts a byte stream into lines (`\n`, with a trailing `\r` dropped),

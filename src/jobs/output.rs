@@ -18,6 +18,8 @@ use crate::Result;
 const FLUSH_EVERY: Duration = Duration::from_millis(200);
 /// ...and as soon as this many are waiting.
 const FLUSH_LINES: usize = 4096;
+/// Chunks waiting to be stored before reading the child pauses.
+const STORE_BACKLOG: usize = 16;
 /// Batches a live follower may fall behind before it re-reads the database.
 const LIVE_BACKLOG: usize = 512;
 
@@ -78,43 +80,52 @@ impl Live {
 }
 
 /// Numbers, broadcasts and stores every line sent to `lines` until all its
-/// senders are gone; returns how many lines the job printed.
+/// senders are gone; returns how many lines the job printed. Storing runs
+/// in a task of its own so that reading the child never waits for SQLite
+/// (a child blocked on a full pipe is a slower build).
 pub async fn record(
     live: Arc<Live>,
     db: SqlitePool,
     job: i64,
     mut lines: mpsc::Receiver<Vec<String>>,
 ) -> u64 {
+    let (chunks, to_store) = mpsc::channel(STORE_BACKLOG);
+    let storing = tokio::spawn(store_chunks(live.clone(), db, job, to_store));
     let flush_timer = tokio::time::sleep(FLUSH_EVERY);
     tokio::pin!(flush_timer);
+    let mut chunk: Vec<Arc<Batch>> = Vec::new();
     let mut waiting = 0usize;
     loop {
         tokio::select! {
             batch = lines.recv() => match batch {
                 Some(batch) => {
-                    waiting += batch.len();
-                    if waiting == batch.len() {
+                    if chunk.is_empty() {
                         flush_timer.as_mut().reset(tokio::time::Instant::now() + FLUSH_EVERY);
                     }
-                    publish(&live, batch);
+                    waiting += batch.len();
+                    chunk.push(publish(&live, batch));
                     if waiting >= FLUSH_LINES {
-                        store_unstored(&live, &db, job).await;
+                        let _ = chunks.send(std::mem::take(&mut chunk)).await;
                         waiting = 0;
                     }
                 }
                 None => break,
             },
-            _ = &mut flush_timer, if waiting > 0 => {
-                store_unstored(&live, &db, job).await;
+            _ = &mut flush_timer, if !chunk.is_empty() => {
+                let _ = chunks.send(std::mem::take(&mut chunk)).await;
                 waiting = 0;
             }
         }
     }
-    store_unstored(&live, &db, job).await;
+    if !chunk.is_empty() {
+        let _ = chunks.send(chunk).await;
+    }
+    drop(chunks);
+    let _ = storing.await;
     live.lock().next - 1
 }
 
-fn publish(live: &Live, lines: Vec<String>) {
+fn publish(live: &Live, lines: Vec<String>) -> Arc<Batch> {
     let mut live = live.lock();
     let batch = Arc::new(Batch {
         first: live.next,
@@ -122,36 +133,37 @@ fn publish(live: &Live, lines: Vec<String>) {
     });
     live.next += batch.lines.len() as u64;
     live.unstored.push(batch.clone());
-    let _ = live.events.send(Event::Lines(batch));
+    let _ = live.events.send(Event::Lines(batch.clone()));
+    batch
 }
 
-/// Writes the waiting lines as one chunk. Only the recording task adds
-/// lines, so nothing arrives while this runs; followers meanwhile still see
-/// the lines in `unstored` until they are in the database.
-async fn store_unstored(live: &Live, db: &SqlitePool, job: i64) {
-    let batches = live.lock().unstored.clone();
-    let (Some(first), Some(last)) = (batches.first(), batches.last()) else {
-        return;
-    };
-    let (first, last) = (first.first, last.first + last.lines.len() as u64 - 1);
-    let mut data = Vec::with_capacity(
-        batches
-            .iter()
-            .flat_map(|b| &b.lines)
-            .map(|l| l.len() + 1)
-            .sum(),
-    );
-    for line in batches.iter().flat_map(|b| &b.lines) {
-        data.extend_from_slice(line.as_bytes());
-        data.push(b'\n');
+/// Writes each chunk of batches as one row, in order; followers see the
+/// lines in `unstored` until they are in the database.
+async fn store_chunks(
+    live: Arc<Live>,
+    db: SqlitePool,
+    job: i64,
+    mut chunks: mpsc::Receiver<Vec<Arc<Batch>>>,
+) {
+    while let Some(batches) = chunks.recv().await {
+        let (Some(first), Some(last)) = (batches.first(), batches.last()) else {
+            continue;
+        };
+        let (first, last) = (first.first, last.first + last.lines.len() as u64 - 1);
+        let lines = || batches.iter().flat_map(|b| &b.lines);
+        let mut data = Vec::with_capacity(lines().map(|l| l.len() + 1).sum());
+        for line in lines() {
+            data.extend_from_slice(line.as_bytes());
+            data.push(b'\n');
+        }
+        data.pop();
+        if let Err(e) = store::insert_chunk(&db, job, first, last, &data).await {
+            tracing::error!(job, first, last, error = %e, "job output lines could not be stored");
+        }
+        let mut live = live.lock();
+        live.stored = last;
+        live.unstored.drain(..batches.len());
     }
-    data.pop();
-    if let Err(e) = store::insert_chunk(db, job, first, last, &data).await {
-        tracing::error!(job, first, last, error = %e, "job output lines could not be stored");
-    }
-    let mut live = live.lock();
-    live.stored = last;
-    live.unstored.drain(..batches.len());
 }
 
 /// What a follower receives.
