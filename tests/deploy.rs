@@ -68,46 +68,13 @@ async fn inside_checkout_deploys_and_rolls_back() {
     let Some(_dir) = sandbox::inside() else {
         return;
     };
-    let repos = Repos::new();
-    let v1 = repos.push_files(
-        &[
-            ("server.py", Some(SERVER)),
-            ("build.sh", Some(BUILD)),
-            ("VERSION", Some("v1")),
-        ],
-        "A web app",
-    );
-    sh_git(&repos.app, &["pull", "-q"]);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    // Inside the sandbox, /run/systemd/system is the sandbox's own.
-    std::fs::write(
-        "/run/systemd/system/web.service",
-        format!(
-            "[Service]\nExecStart=/usr/bin/python3 {}/server.py {port}\n",
-            repos.app.display()
-        ),
-    )
-    .unwrap();
-    sh(&["systemctl", "daemon-reload"]);
-    sh(&["systemctl", "start", "web.service"]);
-
-    let server = support::server::start(&format!(
-        r#"[[app]]
-name = "web"
-repo = "{}"
-units = ["web.service"]
-health = {{ url = "http://127.0.0.1:{port}/", expect = "v", timeout = "3s" }}
-build = [ {{ run = ["sh", "build.sh"] }} ]
-"#,
-        repos.app.display()
-    ))
-    .await;
+    let WebApp {
+        repos,
+        server,
+        port,
+        v1,
+    } = WebApp::start().await;
     let ctx = &server.ctx;
-    assert_eq!(answer_when_up(port).await, "v1");
 
     // Deploy v2: the service answers v2; the release log says who and what.
     let v2 = repos.push("VERSION", "v2", "Version 2");
@@ -264,6 +231,121 @@ build = [ {{ run = ["sh", "build.sh"] }} ]
     .unwrap();
     assert_eq!(audit[0].0, "token:ci");
     assert!(audit[0].1.contains(&v1), "{}", audit[0].1);
+}
+
+/// The web app of these tests at v1: its repository, its unit (started)
+/// and an opsdeck that deploys it.
+struct WebApp {
+    repos: Repos,
+    server: support::server::Server,
+    port: u16,
+    v1: String,
+}
+
+impl WebApp {
+    async fn start() -> WebApp {
+        let repos = Repos::new();
+        let v1 = repos.push_files(
+            &[
+                ("server.py", Some(SERVER)),
+                ("build.sh", Some(BUILD)),
+                ("VERSION", Some("v1")),
+            ],
+            "A web app",
+        );
+        sh_git(&repos.app, &["pull", "-q"]);
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        // Inside the sandbox, /run/systemd/system is the sandbox's own.
+        std::fs::write(
+            "/run/systemd/system/web.service",
+            format!(
+                "[Service]\nExecStart=/usr/bin/python3 {}/server.py {port}\n",
+                repos.app.display()
+            ),
+        )
+        .unwrap();
+        sh(&["systemctl", "daemon-reload"]);
+        sh(&["systemctl", "start", "web.service"]);
+
+        let server = support::server::start(&format!(
+            r#"[[app]]
+name = "web"
+repo = "{}"
+units = ["web.service"]
+health = {{ url = "http://127.0.0.1:{port}/", expect = "v", timeout = "3s" }}
+build = [ {{ run = ["sh", "build.sh"] }} ]
+"#,
+            repos.app.display()
+        ))
+        .await;
+        assert_eq!(answer_when_up(port).await, "v1");
+        WebApp {
+            repos,
+            server,
+            port,
+            v1,
+        }
+    }
+}
+
+#[test]
+fn twenty_concurrent_deploys_run_one_at_a_time_and_none_twice() {
+    let Some(sandbox) = Sandbox::boot() else {
+        return;
+    };
+    sandbox.run_test_inside("inside_twenty_concurrent_deploys");
+}
+
+#[ignore = "runs inside the systemd sandbox; started by the test above"]
+#[tokio::test]
+async fn inside_twenty_concurrent_deploys() {
+    let Some(_dir) = sandbox::inside() else {
+        return;
+    };
+    let web = WebApp::start().await;
+    let ctx = &web.server.ctx;
+    web.repos.push("VERSION", "v2", "Version 2");
+    let requests = (0..20).map(|i| {
+        let actor = Actor {
+            login: format!("user{i}"),
+            ..ada()
+        };
+        async move { deploy::request(ctx, &actor, "web", "main").await }
+    });
+    let results = futures_util::future::join_all(requests).await;
+    let mut jobs = Vec::new();
+    for result in results {
+        match result {
+            Ok(job) => jobs.push(job),
+            Err(Error::Conflict(m))
+                if m.contains("deploy main of web is already queued by user") => {}
+            Err(other) => panic!("unexpected refusal: {other}"),
+        }
+    }
+    let mut ran = Vec::new();
+    for &job in &jobs {
+        assert_eq!(web.server.finished(job).await, State::Succeeded);
+        let job = ctx.jobs.job(job).await.unwrap();
+        ran.push((job.started_at.unwrap(), job.finished_at.unwrap()));
+    }
+    ran.sort();
+    for pair in ran.windows(2) {
+        assert!(
+            pair[1].0 >= pair[0].1,
+            "two deploys of web overlapped: {ran:?}"
+        );
+    }
+    let log = releases::list(&ctx.db, "web", 100).await.unwrap();
+    assert_eq!(
+        log.len(),
+        jobs.len(),
+        "each accepted request is one release"
+    );
+    assert_eq!(answer(web.port).await, "v2");
 }
 
 /// The unit was just started; it listens a moment later.

@@ -3,7 +3,8 @@
 //!
 //! 1. now, before anything is queued: the ref is validated, `git fetch`ed
 //!    and resolved to a full SHA (the job deploys exactly that commit, even
-//!    if the branch moves meanwhile), and a dirty work tree is refused;
+//!    if the branch moves meanwhile), and a dirty work tree is refused
+//!    (when the app is idle);
 //! 2. the job: check out the SHA (refusing a tree changed since), run the
 //!    build steps, restart the units, wait until they are active, probe
 //!    health;
@@ -22,9 +23,10 @@ use crate::jobs::{Plan, Request, Step, Work};
 use crate::ops::releases::{self, NewRelease};
 use crate::{Context, Error, Result};
 
-/// Concurrent fetches of one repository fight over its ref locks; deploy
-/// requests are rare, so one fetch at a time is simplest.
-static FETCHING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// Deploy and rollback requests are prepared one at a time: concurrent
+/// fetches of one repository fight over its ref locks, and a request must
+/// see the job the previous one queued (see `refuse_dirty_if_idle`).
+pub(super) static PREPARING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Deploys `git_ref` of `app` for `actor`; returns the job id.
 pub async fn request(ctx: &Context, actor: &Actor, app: &str, git_ref: &str) -> Result<i64> {
@@ -32,13 +34,23 @@ pub async fn request(ctx: &Context, actor: &Actor, app: &str, git_ref: &str) -> 
     ctx.authorize(actor, Some(app), "deploy").await?;
     git::validate_ref(git_ref)?;
     let repo = work_tree(app)?;
-    let sha = {
-        let _one_at_a_time = FETCHING.lock().await;
-        git::fetch(repo).await?;
-        git::resolve(repo, git_ref).await?
-    };
-    git::ensure_clean(repo).await?;
+    let _one_at_a_time = PREPARING.lock().await;
+    git::fetch(repo).await?;
+    let sha = git::resolve(repo, git_ref).await?;
+    refuse_dirty_if_idle(ctx, app, repo).await?;
     submit(ctx, actor, app, "deploy", git_ref, &sha, None).await
+}
+
+/// Refuses a work tree changed by hand at once, rather than in the job.
+/// Only when no job of the app is queued or running: a running checkout
+/// makes the tree look changed for a moment, and a queued job changes it
+/// before this one runs anyway (its own checkout step checks again).
+pub(super) async fn refuse_dirty_if_idle(ctx: &Context, app: &App, repo: &Path) -> Result<()> {
+    let queue = ctx.jobs.queue(&app.name).await?;
+    if queue.running.is_none() && queue.waiting.is_empty() {
+        git::ensure_clean(repo).await?;
+    }
+    Ok(())
 }
 
 /// Queues the checkout plan for `sha` and records it in the release log.

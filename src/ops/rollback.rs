@@ -5,7 +5,7 @@
 //! once it succeeds, the release it moved away from is marked bad.
 
 use crate::auth::Actor;
-use crate::host::git::{self, Sha};
+use crate::host::git::Sha;
 use crate::jobs::State;
 use crate::ops::deploy;
 use crate::ops::releases::{self, Release};
@@ -17,6 +17,7 @@ pub async fn request(ctx: &Context, actor: &Actor, app: &str, to: Option<i64>) -
     let app = ctx.app(app)?;
     ctx.authorize(actor, Some(app), "rollback").await?;
     let repo = deploy::work_tree(app)?;
+    let _one_at_a_time = deploy::PREPARING.lock().await;
     let log = releases::list(&ctx.db, &app.name, i64::MAX).await?;
     let current = log
         .iter()
@@ -28,7 +29,7 @@ pub async fn request(ctx: &Context, actor: &Actor, app: &str, to: Option<i64>) -
             ))
         })?;
     let target = target(&log, current, to)?;
-    git::ensure_clean(repo).await?;
+    deploy::refuse_dirty_if_idle(ctx, app, repo).await?;
     let label = format!("release {} ({})", target.id, target.short_sha());
     let sha = Sha::parse(&target.sha)?;
     deploy::submit(ctx, actor, app, "rollback", &label, &sha, Some(current.id)).await
