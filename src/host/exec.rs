@@ -140,7 +140,7 @@ impl Streaming {
         stop: impl Future<Output = ()>,
     ) -> Ended {
         let mut splitter = LineSplitter::default();
-        let mut buf = vec![0u8; 64 * 1024];
+        let mut buf = vec![0u8; 256 * 1024];
         let deadline = tokio::time::sleep(timeout);
         tokio::pin!(deadline, stop);
         let mut eof = false;
@@ -394,7 +394,12 @@ impl LineSplitter {
 
 fn decode(bytes: &[u8]) -> String {
     let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
-    String::from_utf8_lossy(bytes).into_owned()
+    // The strict check is much faster than the lossy one on valid text,
+    // which nearly every line is.
+    match std::str::from_utf8(bytes) {
+        Ok(text) => text.to_owned(),
+        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+    }
 }
 
 #[cfg(test)]

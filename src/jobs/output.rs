@@ -17,7 +17,7 @@ use crate::Result;
 /// Lines are stored at least this often while a job prints...
 const FLUSH_EVERY: Duration = Duration::from_millis(200);
 /// ...and as soon as this many are waiting.
-const FLUSH_LINES: usize = 4096;
+const FLUSH_LINES: usize = 16384;
 /// Chunks waiting to be stored before reading the child pauses.
 const STORE_BACKLOG: usize = 16;
 /// Batches a live follower may fall behind before it re-reads the database.
