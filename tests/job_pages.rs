@@ -236,3 +236,84 @@ async fn the_job_page_and_history_show_steps_commands_and_who() {
     assert!(history.contains("No job holds shop."));
     assert_eq!(server.get_as("/apps/nope/jobs", &token).await.status(), 404);
 }
+#[tokio::test]
+async fn the_cancel_button_posts_the_form_with_its_csrf_token() {
+    let gates = tempfile::tempdir().unwrap().keep();
+    let config = format!(
+        "[auth]\ndev_login = true\n{}",
+        APPS.replace("$DIR", &gates.display().to_string())
+    );
+    let server = server::start(&config).await;
+    let signed_in = server::client()
+        .post(server.at("/auth/dev"))
+        .header("origin", &server.url)
+        .form(&[("login", "olga"), ("role", "operator")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), 303);
+    let cookie = signed_in.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let job = run_action(&server, "forever").await;
+
+    let page = server::client()
+        .get(server.at(&format!("/jobs/{job}")))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200, "{cookie} {:?}", page.headers());
+    let html = page.text().await.unwrap();
+    let form = &html[html
+        .find(&format!(r#"action="/jobs/{job}/cancel""#))
+        .unwrap_or_else(|| panic!("no Cancel button in {html}"))..];
+    let csrf = form
+        .split(r#"name="csrf" value=""#)
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    assert_eq!(csrf.len(), 64);
+
+    let cancel = |csrf: String| {
+        let request = server::client()
+            .post(server.at(&format!("/jobs/{job}/cancel")))
+            .header("cookie", &cookie)
+            .header("origin", &server.url)
+            .form(&[("csrf", csrf)]);
+        async move { request.send().await.unwrap() }
+    };
+    assert_eq!(
+        cancel("0".repeat(64)).await.status(),
+        403,
+        "a wrong token is refused"
+    );
+    let done = cancel(csrf.to_string()).await;
+    assert_eq!(done.status(), 303);
+    assert_eq!(done.headers()["location"], format!("/jobs/{job}"));
+    let mut stream = server::client()
+        .get(server.at(&format!("/jobs/{job}/events")))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    let events = read_events(&mut stream, &mut String::new(), |e| e.0 == "end").await;
+    assert!(events.last().unwrap().2.contains("cancelled"));
+    assert_eq!(
+        server
+            .ctx
+            .jobs
+            .job(job)
+            .await
+            .unwrap()
+            .cancelled_by
+            .as_deref(),
+        Some("olga")
+    );
+}
