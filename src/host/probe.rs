@@ -12,6 +12,8 @@ const LONGEST_RETRY: Duration = Duration::from_secs(2);
 /// One request never waits longer than this, so a hung app still leaves
 /// time for retries.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the attempt at the deadline may take.
+const LAST_ATTEMPT: Duration = Duration::from_secs(1);
 /// Only the start of the body is searched for `expect`.
 const MAX_BODY: usize = 64 * 1024;
 
@@ -36,20 +38,22 @@ pub async fn check(health: &Health) -> Result<Healthy> {
     let mut attempts = 0;
     loop {
         attempts += 1;
+        // The last attempt, at the deadline, still gets a moment to answer.
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let problem = match ask(&client, health, left.min(REQUEST_TIMEOUT)).await {
+        let wait = left.clamp(LAST_ATTEMPT, REQUEST_TIMEOUT);
+        let problem = match ask(&client, health, wait).await {
             Ok(status) => return Ok(Healthy { status, attempts }),
             Err(problem) => problem,
         };
         let now = tokio::time::Instant::now();
-        if now + pause >= deadline {
+        if now >= deadline {
             return Err(Error::Unavailable(format!(
                 "health check {} failed {attempts} times in {:.1}s; last: {problem}",
                 health.url,
                 (now - started).as_secs_f32()
             )));
         }
-        tokio::time::sleep(pause).await;
+        tokio::time::sleep(pause.min(deadline - now)).await;
         pause = (pause * 2).min(LONGEST_RETRY);
     }
 }

@@ -120,7 +120,7 @@ fn checkout_plan(app: &App, repo: &Path, sha: &Sha, git_ref: &str) -> Plan {
         timeout: None,
     };
     let back = Step {
-        title: "Check out the commit this deploy replaced".into(),
+        title: "Roll back: check out the commit this deploy replaced".into(),
         work: Work::CheckoutPrevious {
             repo: repo.to_owned(),
         },
