@@ -107,7 +107,10 @@ impl Run<'_> {
             Ok(Steps::Succeeded) => {
                 return (
                     State::Succeeded,
-                    format!("all {} steps succeeded", plan.steps.len()),
+                    match plan.steps.len() {
+                        1 => "the step succeeded".to_string(),
+                        n => format!("all {n} steps succeeded"),
+                    },
                 );
             }
             Ok(Steps::Failed { title, exit_code }) => (
