@@ -92,7 +92,9 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Actor {
         _state: &S,
     ) -> Result<Actor, crate::Error> {
         parts.extensions.get::<Actor>().cloned().ok_or_else(|| {
-            crate::Error::Unauthorized("sign in first, or send an API token as `Authorization: Bearer <token>`".into())
+            crate::Error::Unauthorized(
+                "sign in first, or send an API token as `Authorization: Bearer <token>`".into(),
+            )
         })
     }
 }

@@ -81,12 +81,11 @@ pub async fn list(db: &SqlitePool) -> Result<Vec<TokenInfo>> {
 
 /// Revokes a token by name; false when no live token has that name.
 pub async fn revoke(db: &SqlitePool, name: &str) -> Result<bool> {
-    let done = sqlx::query(
-        "UPDATE api_tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL",
-    )
-    .bind(chrono::Utc::now().timestamp_millis())
-    .bind(name)
-    .execute(db)
-    .await?;
+    let done =
+        sqlx::query("UPDATE api_tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL")
+            .bind(chrono::Utc::now().timestamp_millis())
+            .bind(name)
+            .execute(db)
+            .await?;
     Ok(done.rows_affected() > 0)
 }
