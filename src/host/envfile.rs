@@ -150,20 +150,42 @@ pub fn write_atomically(path: &Path, content: &[u8]) -> Result<()> {
 /// mode 0600, and keeps only the newest `keep` backups. Returns the copy.
 pub fn backup(path: &Path, keep: usize) -> Result<PathBuf> {
     let content = fs::read(path).map_err(|e| io_error("read", path, e))?;
-    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
-    let copy = parent(path).join(format!("{}.opsdeck-backup-{stamp}", file_name(path)));
-    let written = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&copy)?;
-        file.write_all(&content)?;
-        file.sync_all()
-    })();
-    written.map_err(|e| io_error("write", &copy, e))?;
-    prune_backups(path, keep.max(1))?;
-    Ok(copy)
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ").to_string();
+    // Two backups within one microsecond get a counter suffix; "…Z" sorts
+    // before "…Z-1", so names still sort oldest first.
+    for attempt in 0..100 {
+        let suffix = if attempt == 0 {
+            String::new()
+        } else {
+            format!("-{attempt}")
+        };
+        let copy = parent(path).join(format!(
+            "{}.opsdeck-backup-{stamp}{suffix}",
+            file_name(path)
+        ));
+        let written = (|| {
+            let mut file = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&copy)?;
+            file.write_all(&content)?;
+            file.sync_all()
+        })();
+        match written {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(io_error("write", &copy, e)),
+            Ok(()) => {
+                prune_backups(path, keep.max(1))?;
+                return Ok(copy);
+            }
+        }
+    }
+    Err(io_error(
+        "write a backup of",
+        path,
+        "100 backups already exist for this microsecond",
+    ))
 }
 
 /// Backups of `path`, oldest first (their names sort by time).
