@@ -17,9 +17,10 @@ mod app;
 #[path = "../tests/signin/flow.rs"]
 #[allow(dead_code)]
 mod flow;
-#[path = "../tests/support/oidc.rs"]
-#[allow(dead_code)]
-mod oidc;
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use support::oidc;
 
 const ROUNDS: usize = 2_000;
 

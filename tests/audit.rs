@@ -1,11 +1,11 @@
 //! The audit chain against real SQLite files and the real binary: what an
 //! admin sees from `opsdeck audit verify` when the log was tampered with.
 
-mod cli_support;
+mod support;
 
-use cli_support::{Instance, path_str, text};
 use opsdeck::audit::{Audit, Event, Outcome};
 use opsdeck::auth::Actor;
+use support::cli::{Instance, path_str, text};
 
 /// `n` rows written by opsdeck itself, through the library.
 async fn instance_with_rows(n: usize) -> Instance {
@@ -49,7 +49,7 @@ async fn concurrent_writers_in_several_processes_keep_one_chain() {
     // Tasks of this process and other opsdeck processes write at once.
     let cli: Vec<std::process::Child> = (0..4)
         .map(|k| {
-            std::process::Command::new(cli_support::BIN)
+            std::process::Command::new(support::cli::BIN)
                 .args([
                     "token",
                     "create",
@@ -230,7 +230,7 @@ async fn an_export_verifies_offline_and_an_edited_one_does_not() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("exported 20 events"));
 
-    let ok = cli_support::run(&["audit", "verify", "--file", path_str(&file)]);
+    let ok = support::cli::run(&["audit", "verify", "--file", path_str(&file)]);
     assert_eq!(ok.status.code(), Some(0), "{}", text(&ok.stderr));
     assert_eq!(text(&ok.stdout), "verified 20 events (through #20)\n");
 
@@ -240,7 +240,7 @@ async fn an_export_verifies_offline_and_an_edited_one_does_not() {
         1,
     );
     std::fs::write(&file, edited).unwrap();
-    let bad = cli_support::run(&["audit", "verify", "--file", path_str(&file)]);
+    let bad = support::cli::run(&["audit", "verify", "--file", path_str(&file)]);
     assert_eq!(bad.status.code(), Some(1));
     assert!(
         text(&bad.stderr).contains("row #12 was changed"),
@@ -255,7 +255,7 @@ async fn an_export_verifies_offline_and_an_edited_one_does_not() {
         .collect();
     lines[11] = "not json".into();
     std::fs::write(&file, lines.join("\n")).unwrap();
-    let bad = cli_support::run(&["audit", "verify", "--file", path_str(&file)]);
+    let bad = support::cli::run(&["audit", "verify", "--file", path_str(&file)]);
     assert_eq!(bad.status.code(), Some(1));
     assert!(
         text(&bad.stderr).contains("line 12: not an audit row"),
@@ -293,7 +293,7 @@ async fn a_filtered_export_verifies_row_by_row() {
         path_str(&file),
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let ok = cli_support::run(&["audit", "verify", "--file", path_str(&file)]);
+    let ok = support::cli::run(&["audit", "verify", "--file", path_str(&file)]);
     assert_eq!(ok.status.code(), Some(0), "{}", text(&ok.stderr));
     let stdout = text(&ok.stdout);
     assert!(

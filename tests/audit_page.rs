@@ -2,9 +2,9 @@
 //! filters and keyset pages on a million rows, tamper evidence, roles, and
 //! the streamed export.
 
-mod cli_support;
+mod support;
 
-use cli_support::{Instance, Server, text};
+use support::cli::{Instance, Server, text};
 
 /// `GET path` with a bearer token: (status, body).
 async fn get(server: &Server, token: &str, path: &str) -> (u16, String) {
@@ -299,7 +299,7 @@ async fn the_api_streams_exports_that_verify_offline() {
     assert_eq!(jsonl.lines().count(), 3, "{jsonl}");
     let file = i.dir.path().join("api.jsonl");
     std::fs::write(&file, &jsonl).unwrap();
-    let out = cli_support::run(&["audit", "verify", "--file", file.to_str().unwrap()]);
+    let out = support::cli::run(&["audit", "verify", "--file", file.to_str().unwrap()]);
     assert_eq!(
         text(&out.stdout),
         "verified 3 events (through #3)\n",

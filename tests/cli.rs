@@ -1,8 +1,8 @@
 //! The command line, run as a user runs it: the real binary, real SQLite files.
 
-mod cli_support;
+mod support;
 
-use cli_support::{Instance, run, text};
+use support::cli::{Instance, run, text};
 
 #[test]
 fn migrate_creates_the_database() {

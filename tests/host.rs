@@ -12,6 +12,7 @@ use opsdeck::config::Health;
 use opsdeck::host::git::{self, Sha};
 use opsdeck::host::probe;
 use opsdeck::host::systemd::Systemctl;
+use support::free_port;
 use support::repos::{Repos, sh_git};
 use support::sandbox::Sandbox;
 
@@ -185,14 +186,6 @@ fn web_unit(sandbox: &Sandbox, version: &str) -> WebUnit {
         systemctl: Systemctl::via(via),
         port,
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn health(port: u16, path: &str, expect: Option<&str>, timeout: Duration) -> Health {

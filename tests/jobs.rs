@@ -1,7 +1,6 @@
 //! The job engine against real child processes and a real SQLite database:
 //! queueing, cancel, timeouts, restart recovery and the output stream.
 
-mod cli_support;
 mod support;
 
 use opsdeck::jobs::State;
@@ -299,7 +298,7 @@ async fn read_stream(
 async fn a_server_killed_mid_job_leaves_it_interrupted_its_processes_gone_and_the_queue_running() {
     let work = tempfile::tempdir().unwrap();
     let instance =
-        cli_support::Instance::new(&APPS.replace("$DIR", &work.path().display().to_string()));
+        support::cli::Instance::new(&APPS.replace("$DIR", &work.path().display().to_string()));
     let token = instance.token("ci", "operator");
     let mut server = instance.serve().await;
     let job = post_run(&server.url, &token, "shop", "escape").await;
@@ -354,7 +353,7 @@ async fn a_server_killed_mid_job_leaves_it_interrupted_its_processes_gone_and_th
     assert!(
         verify.status.success(),
         "{}",
-        cli_support::text(&verify.stderr)
+        support::cli::text(&verify.stderr)
     );
     let db = instance.sqlite().await;
     let ended: Vec<(String, String)> =
@@ -374,7 +373,7 @@ async fn sigterm_gives_running_jobs_the_grace_then_interrupts_them_and_keeps_the
     let work = tempfile::tempdir().unwrap();
     let apps = APPS.replace("$DIR", &work.path().display().to_string());
     let instance =
-        cli_support::Instance::new(&format!("[jobs]\nshutdown_grace = \"300ms\"\n{apps}"));
+        support::cli::Instance::new(&format!("[jobs]\nshutdown_grace = \"300ms\"\n{apps}"));
     let token = instance.token("ci", "operator");
     let server = instance.serve().await;
     let job = post_run(&server.url, &token, "shop", "tree").await;

@@ -11,7 +11,8 @@ mod dev;
 mod flow;
 #[path = "signin/gitea.rs"]
 mod gitea;
-#[path = "support/oidc.rs"]
-mod oidc;
 #[path = "signin/sessions.rs"]
 mod sessions;
+mod support;
+
+use support::oidc;

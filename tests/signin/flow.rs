@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 
 use crate::app::{App, client, set_cookie, sign_in_page};
-use crate::oidc::{CLIENT_ID, CLIENT_SECRET, Provider, free_port};
+use crate::oidc::{CLIENT_ID, CLIENT_SECRET, Provider};
+use crate::support::free_port;
 
 /// `[auth]` + `[roles]` for an opsdeck that signs in at `gitea_url`.
 pub fn gitea_config(dir_for_secret: &std::path::Path, gitea_url: &str, secret: &str) -> String {

@@ -7,7 +7,8 @@ use crate::flow::{
     Pair, authorize_url, gitea_config, ready, settled_sign_in_page, sign_in, signed_in_cookie,
     through_provider,
 };
-use crate::oidc::{self, Provider, free_port};
+use crate::oidc::{self, Provider};
+use crate::support::free_port;
 
 fn value(cookie: &str) -> &str {
     cookie.split_once('=').unwrap().1

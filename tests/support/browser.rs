@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use super::free_port;
+
 pub struct Browser {
     driver: Child,
     /// `http://127.0.0.1:<port>/session/<id>`
@@ -146,17 +148,36 @@ impl Browser {
         panic!("the page never satisfied: {script}");
     }
 
-    pub async fn click(&self, css: &str) {
+    /// The WebDriver id of the first element matching `css`.
+    async fn element(&self, css: &str) -> String {
         let found = self
             .post("/element", json!({"using": "css selector", "value": css}))
             .await;
-        let id = found
+        found
             .as_object()
             .and_then(|o| o.values().next())
             .and_then(Value::as_str)
             .unwrap_or_else(|| panic!("no element {css}: {found}"))
-            .to_string();
+            .to_string()
+    }
+
+    pub async fn click(&self, css: &str) {
+        let id = self.element(css).await;
         self.post(&format!("/element/{id}/click"), json!({})).await;
+    }
+
+    /// Types `text` into the field matching `css`, as a user would.
+    pub async fn type_into(&self, css: &str, text: &str) {
+        let id = self.element(css).await;
+        self.post(&format!("/element/{id}/value"), json!({ "text": text }))
+            .await;
+    }
+
+    /// The page's visible text.
+    pub async fn text(&self) -> String {
+        let body = self.element("body").await;
+        let text = self.get(&format!("/element/{body}/text")).await;
+        text.as_str().unwrap_or_default().to_string()
     }
 
     /// The text of the open alert/confirm dialog (waits for it to open).
@@ -229,12 +250,4 @@ impl Drop for Browser {
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }

@@ -4,8 +4,19 @@
 #![allow(dead_code)] // each test binary uses a different part of it
 
 pub mod browser;
+pub mod cli;
 pub mod deck;
+pub mod oidc;
 pub mod repos;
 pub mod sandbox;
 pub mod server;
 pub mod sse;
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

@@ -5,7 +5,6 @@
 //! elsewhere the test is skipped with a loud message.
 
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Once;
@@ -83,14 +82,6 @@ fn has(program: &str) -> bool {
 }
 
 /// A port nobody listens on right now (for a provider started later).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl Provider {
     /// Gitea's own shape: the issuer is its ROOT_URL, with a trailing slash.
     pub fn start(port: u16, redirect_uri: &str) -> Provider {

@@ -6,6 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
+use super::free_port;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_opsdeck");
 
 pub struct Instance {
@@ -117,14 +119,6 @@ pub fn run(args: &[&str]) -> Output {
 
 pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
-}
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 pub fn path_str(p: &Path) -> &str {
