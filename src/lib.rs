@@ -32,7 +32,7 @@ pub struct Context {
 
 impl Context {
     /// Opens the database, starts the job engine (recovering what a previous
-    /// run left behind) and records the config load in the audit log.
+    /// run left behind) and starts Gitea discovery in the background.
     pub async fn start(config: config::Config) -> anyhow::Result<Context> {
         let config = Arc::new(config);
         let db = db::open(&config.server.data_dir).await?;

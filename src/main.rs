@@ -133,7 +133,11 @@ fn init_tracing(default: &str) {
 async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Check(c) => Ok(match Config::load(&c.config) {
-            Ok(_) => {
+            Ok(config) => {
+                // Warnings do not fail the check: opsdeck would start.
+                for warning in config.warnings() {
+                    eprintln!("warning: {warning}");
+                }
                 println!("ok");
                 ExitCode::SUCCESS
             }

@@ -17,11 +17,17 @@ fn migrate_creates_the_database() {
 }
 
 #[test]
-fn check_says_ok() {
+fn check_says_ok_and_prints_warnings() {
     let i = Instance::new("");
     let out = i.run(&["check"]);
     assert!(out.status.success());
     assert_eq!(text(&out.stdout), "ok\n");
+    // No sign-in is configured: opsdeck starts, but the operator is told.
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("warning: ") && err.contains("nobody can sign in"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -387,3 +387,11 @@ impl App {
             .unwrap_or_else(|| Role::default_for(action))
     }
 }
+
+impl Action {
+    /// The minimum role for this button: its own `role`, else the app's
+    /// rule for custom actions.
+    pub fn required_role(&self, app: &App) -> Role {
+        self.role.unwrap_or_else(|| app.required_role("action"))
+    }
+}

@@ -14,10 +14,8 @@ pub async fn run(ctx: &Context, actor: &Actor, app: &str, action: &str) -> Resul
         .iter()
         .find(|a| a.name == action)
         .ok_or_else(|| Error::NotFound(format!("{} has no action named {action:?}", app.name)))?;
-    match found.role {
-        Some(role) => ctx.require_role(actor, Some(app), "action", role).await?,
-        None => ctx.authorize(actor, Some(app), "action").await?,
-    }
+    ctx.require_role(actor, Some(app), "action", found.required_role(app))
+        .await?;
     // A relative cwd is inside the app's repository, which is also where
     // an action without a cwd runs.
     let cwd = match (&found.cwd, &app.repo) {

@@ -73,7 +73,7 @@ pub struct ActionButton {
 
 impl ActionButton {
     fn new(app: &App, action: &Action, actor: &Actor) -> ActionButton {
-        let needs = action.role.unwrap_or_else(|| app.required_role("action"));
+        let needs = action.required_role(app);
         ActionButton {
             name: action.name.clone(),
             description: action.description.clone().unwrap_or_default(),
