@@ -233,24 +233,29 @@ impl Run<'_> {
                     }
                 }
             }
-            host => {
-                let stopped = self.stopped();
-                let work = host_work::run(host, &mut self.checked_out);
-                let done = tokio::select! {
-                    done = tokio::time::timeout(limit, work) => done,
-                    () = stopped => return Ended::Stopped,
+            Work::Sweep {
+                sweep,
+                dry_run,
+                previewed,
+            } => {
+                let job = crate::ops::sweeps::SweepJob {
+                    config: &self.inner.config,
+                    db: &self.inner.db,
+                    job: self.job.id,
+                    app: &self.job.app,
                 };
-                match done {
-                    Ok(Ok(lines)) => {
-                        let _ = self.lines.send(lines).await;
-                        Ended::Exited(Some(0))
-                    }
-                    Ok(Err(e)) => {
-                        self.say(e.public_message()).await;
-                        Ended::Exited(None)
-                    }
-                    Err(_) => Ended::TimedOut,
-                }
+                let lines = self.lines.clone();
+                let work = async {
+                    crate::ops::sweeps::perform(&job, sweep, *dry_run, previewed.as_ref(), &lines)
+                        .await
+                        .map(|()| Vec::new())
+                };
+                in_process(work, limit, self.stopped(), &self.lines).await
+            }
+            host => {
+                let (stopped, lines) = (self.stopped(), self.lines.clone());
+                let work = host_work::run(host, &mut self.checked_out);
+                in_process(work, limit, stopped, &lines).await
             }
         }
     }
@@ -269,6 +274,32 @@ impl Run<'_> {
     /// Prints one line of opsdeck's own into the job output.
     async fn say(&self, line: String) {
         let _ = self.lines.send(vec![line]).await;
+    }
+}
+
+/// Runs a step done by opsdeck itself rather than by a child process.
+async fn in_process(
+    work: impl Future<Output = crate::Result<Vec<String>>>,
+    limit: Duration,
+    stopped: impl Future<Output = ()>,
+    lines: &Lines,
+) -> Ended {
+    let done = tokio::select! {
+        done = tokio::time::timeout(limit, work) => done,
+        () = stopped => return Ended::Stopped,
+    };
+    match done {
+        Ok(Ok(printed)) => {
+            if !printed.is_empty() {
+                let _ = lines.send(printed).await;
+            }
+            Ended::Exited(Some(0))
+        }
+        Ok(Err(e)) => {
+            let _ = lines.send(vec![e.public_message()]).await;
+            Ended::Exited(None)
+        }
+        Err(_) => Ended::TimedOut,
     }
 }
 

@@ -3,3 +3,5 @@ pub mod actions;
 pub mod deploy;
 pub mod releases;
 pub mod rollback;
+pub mod schedule;
+pub mod sweeps;

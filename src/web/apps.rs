@@ -154,6 +154,7 @@ struct AppPage {
     running: Option<JobLine>,
     waiting: Vec<JobLine>,
     history: Vec<JobLine>,
+    sweeps: Vec<super::sweeps::SweepCard>,
 }
 
 async fn show(
@@ -180,6 +181,7 @@ async fn show(
         running: queue.running.as_ref().map(JobLine::from),
         waiting: queue.waiting.iter().map(JobLine::from).collect(),
         history: history.iter().map(JobLine::from).collect(),
+        sweeps: super::sweeps::cards(&ctx, app, &actor).await?,
     })
 }
 
@@ -193,13 +195,18 @@ async fn run_action(
     headers: HeaderMap,
 ) -> Result<Response> {
     let job = crate::ops::actions::run(&ctx, &actor, &app, &action).await?;
+    Ok(show_job(job, &headers))
+}
+
+/// After a button started job `job`: its page (`HX-Redirect` for htmx).
+pub(super) fn show_job(job: i64, headers: &HeaderMap) -> Response {
     let to = format!("/jobs/{job}");
     if headers.contains_key("hx-request") {
         let mut res = ().into_response();
         if let Ok(value) = HeaderValue::from_str(&to) {
             res.headers_mut().insert("hx-redirect", value);
         }
-        return Ok(res);
+        return res;
     }
-    Ok(Redirect::to(&to).into_response())
+    Redirect::to(&to).into_response()
 }

@@ -24,6 +24,7 @@ mod json;
 pub mod login;
 mod page;
 mod sessions;
+mod sweeps;
 
 pub use json::Json;
 pub use page::{Moment, Page};
@@ -43,6 +44,7 @@ pub fn router(ctx: Context) -> Router {
         .merge(deploy::router())
         .merge(audit::router())
         .merge(jobs::router())
+        .merge(sweeps::router())
         .fallback(not_found)
         // Innermost first: authentication sees only bodies within the limit,
         // and every error, from any layer, leaves as the client expects it.
