@@ -36,7 +36,7 @@ impl Context {
     pub async fn start(config: config::Config) -> anyhow::Result<Context> {
         let config = Arc::new(config);
         let db = db::open(&config.server.data_dir).await?;
-        let audit = audit::Audit::new(db.clone());
+        let audit = audit::Audit::new(db.clone(), &config.audit);
         let jobs = jobs::Engine::start(config.clone(), db.clone(), audit.clone()).await?;
         let gitea = auth::oidc::Gitea::start(&config);
         Ok(Context {

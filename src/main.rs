@@ -218,7 +218,10 @@ async fn token_command(t: TokenCommand) -> anyhow::Result<ExitCode> {
             let value = token::create(&db, &name, role).await?;
             let event = Event::new(&cli_actor(), "token.create", "")
                 .detail(serde_json::json!({"name": name, "role": role}));
-            if let Err(e) = audit::Audit::new(db.clone()).record(event).await {
+            if let Err(e) = audit::Audit::new(db.clone(), &config.audit)
+                .record(event)
+                .await
+            {
                 // Nothing happens unaudited: take the token back.
                 token::revoke(&db, &name).await?;
                 return Err(anyhow::Error::from(e)
@@ -264,7 +267,7 @@ async fn token_command(t: TokenCommand) -> anyhow::Result<ExitCode> {
                 token::revoke(&db, &name).await?,
                 "there is no active token named {name:?} (see `opsdeck token list`)"
             );
-            audit::Audit::new(db)
+            audit::Audit::new(db, &config.audit)
                 .record(
                     Event::new(&cli_actor(), "token.revoke", "")
                         .detail(serde_json::json!({"name": name})),

@@ -11,7 +11,7 @@ use support::cli::{Instance, path_str, text};
 async fn instance_with_rows(n: usize) -> Instance {
     let i = Instance::new("");
     let db = opsdeck::db::open(&i.dir.path().join("data")).await.unwrap();
-    let audit = Audit::new(db.clone());
+    let audit = Audit::new(db.clone(), &Default::default());
     for k in 0..n {
         audit
             .record(
@@ -45,7 +45,7 @@ async fn drop_triggers(db: &sqlx::SqlitePool) {
 async fn concurrent_writers_in_several_processes_keep_one_chain() {
     let i = Instance::new("");
     let db = opsdeck::db::open(&i.dir.path().join("data")).await.unwrap();
-    let audit = Audit::new(db.clone());
+    let audit = Audit::new(db.clone(), &Default::default());
     // Tasks of this process and other opsdeck processes write at once.
     let cli: Vec<std::process::Child> = (0..4)
         .map(|k| {
@@ -268,7 +268,7 @@ async fn an_export_verifies_offline_and_an_edited_one_does_not() {
 async fn a_filtered_export_verifies_row_by_row() {
     let i = instance_with_rows(5).await;
     let db = opsdeck::db::connect(&i.database()).await.unwrap();
-    let audit = Audit::new(db);
+    let audit = Audit::new(db, &Default::default());
     audit
         .record(Event::new(&Actor::system("ben"), "deploy", "rfc-app").outcome(Outcome::Denied))
         .await
@@ -356,4 +356,57 @@ async fn export_filters_are_checked() {
     let out = i.run(&["audit", "export", "--actor", "x' OR '1'='1"]);
     assert!(out.status.success());
     assert!(out.stdout.is_empty());
+}
+
+/// `[audit] journal = true`: each row also reaches a real journald with the
+/// structured fields a central log collector matches on.
+#[test]
+fn rows_are_forwarded_to_the_journal_with_structured_fields() {
+    let Some(sandbox) = support::sandbox::Sandbox::boot() else {
+        return;
+    };
+    let i = Instance::new("[audit]\njournal = true\n");
+    // Run inside the sandbox, where the journal socket is its journald's.
+    let out = sandbox
+        .command(support::cli::BIN)
+        .args(["token", "create", "--name", "forwarded", "--role", "viewer"])
+        .args(["--config", path_str(&i.config)])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    // journald takes datagrams asynchronously: wait for the entry.
+    let entry = (0..500)
+        .find_map(|_| {
+            let json = sandbox.run_ok(&[
+                "journalctl",
+                "--no-pager",
+                "-o",
+                "json",
+                "OPSDECK_ACTION=token.create",
+            ]);
+            let found = json.lines().next().map(str::to_owned);
+            if found.is_none() {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            found
+        })
+        .expect("the audit row reached the journal");
+    let entry: serde_json::Value = serde_json::from_str(&entry).unwrap();
+    assert_eq!(entry["OPSDECK_AUDIT_ID"], "1", "{entry}");
+    assert_eq!(entry["OPSDECK_OUTCOME"], "ok");
+    assert_eq!(entry["SYSLOG_IDENTIFIER"], "opsdeck");
+    assert!(entry["OPSDECK_ACTOR"].as_str().unwrap().starts_with("cli:"));
+    assert!(
+        entry["OPSDECK_DETAIL"]
+            .as_str()
+            .unwrap()
+            .contains("forwarded")
+    );
+    // The journal's copy carries the chain hash, so it can be checked
+    // against the database (or an export) later.
+    let export = i.run(&["audit", "export", "--format", "jsonl"]);
+    let row: serde_json::Value =
+        serde_json::from_str(text(&export.stdout).lines().next().unwrap()).unwrap();
+    assert_eq!(entry["OPSDECK_HASH"], row["hash"], "{row}");
 }

@@ -80,12 +80,19 @@ async fn an_operator_runs_an_action_from_the_dashboard_and_sees_its_output() {
     // Readable on a phone: nothing wider than the screen.
     browser.resize(390, 844).await;
     let shots = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-    for (path, name) in [
-        ("/", "dashboard"),
-        ("/apps/rfc-app", "app"),
-        ("/jobs/1", "job"),
+    // Each page is measured once what a user came for is on screen (the
+    // job's output is replayed over SSE after the page loads).
+    for (path, name, shown) in [
+        ("/", "dashboard", "rfc-app"),
+        ("/apps/rfc-app", "app", "hello"),
+        ("/jobs/1", "job", "second line"),
     ] {
         browser.goto(&s.at(path)).await;
+        browser
+            .until(&format!(
+                "return document.body.innerText.includes('{shown}')"
+            ))
+            .await;
         let overflow = browser
             .js(
                 "return document.documentElement.scrollWidth - window.innerWidth",

@@ -3,12 +3,13 @@
 //! Every row links to the one before it (`chain`), SQLite triggers refuse
 //! UPDATE and DELETE, `verify` recomputes the chain and `export` writes it out
 //! with every chain field so a copy can be verified offline. Each row is also
-//! emitted as a tracing event with target `audit`, so journald keeps a copy
-//! opsdeck cannot rewrite.
+//! logged as a tracing event with target `audit` and, with `[audit] journal
+//! = true`, sent to journald with structured fields (`journal.rs`).
 
 mod chain;
 mod export;
 mod filter;
+mod journal;
 mod verify;
 mod watch;
 
@@ -103,13 +104,16 @@ impl Event {
 pub struct Audit {
     db: SqlitePool,
     watch: watch::Watch,
+    /// `[audit] journal`: also send every row to journald.
+    to_journal: bool,
 }
 
 impl Audit {
-    pub fn new(db: SqlitePool) -> Audit {
+    pub fn new(db: SqlitePool, config: &crate::config::AuditLog) -> Audit {
         Audit {
             db,
             watch: watch::Watch::default(),
+            to_journal: config.journal,
         }
     }
 
@@ -139,6 +143,16 @@ impl Audit {
             hash = %record.hash,
             "{} {} {}", record.actor, record.action, record.outcome
         );
+        if self.to_journal {
+            // The row is stored and chained already; a journal that is
+            // down must not undo the operation, but it must not go unnoticed.
+            if let Err(e) = journal::forward(&record).await {
+                tracing::warn!(
+                    "cannot send audit row #{} to the journal ({e}); it is stored in the database",
+                    record.id
+                );
+            }
+        }
         Ok(record.id)
     }
 }

@@ -1,0 +1,371 @@
+//! The Debian package, installed the way the README installs it: `dpkg -i`
+//! inside the systemd sandbox, the shipped `opsdeck.service` started by a
+//! real systemd, `/healthz` answered, and the shipped permissions — the
+//! polkit rule (with a real D-Bus and polkitd), then the sudoers file with
+//! its drop-in — letting opsdeck restart exactly the configured units,
+//! through opsdeck's own jobs under the unit's hardening, and not another.
+//!
+//! dpkg writes only into overlays of `/usr`, `/etc` and `/var/lib` mounted in
+//! the sandbox's private mount namespace: the host is left as it was.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+use support::free_port;
+use support::sandbox::Sandbox;
+
+/// Builds the package from the binary this test run built, as `cargo deb`
+/// does for a release (`--no-build --profile dev`: the test does not pay for
+/// a release build; the package's contents are the same files).
+fn build_deb(dir: &Path) -> Option<PathBuf> {
+    let found = Command::new("cargo")
+        .args(["deb", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true and cargo-deb is missing: cargo install cargo-deb --locked"
+        );
+        eprintln!("skipped: cargo-deb is not installed");
+        return None;
+    }
+    let deb = dir.join("opsdeck.deb");
+    let out = Command::new("cargo")
+        .args([
+            "deb",
+            "--no-build",
+            "--profile",
+            "dev",
+            "--strip",
+            "--fast",
+            "-q",
+        ])
+        .arg("--output")
+        .arg(&deb)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "cargo deb failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(deb)
+}
+
+/// Mounts writable overlays over the directories dpkg and the service write
+/// to, inside the sandbox only. `/var/lib/systemd` (the sandbox's own tmpfs)
+/// is put back on top of the `/var/lib` overlay.
+fn overlay_system_dirs(sandbox: &Sandbox) {
+    let base = sandbox.dir().join("overlay");
+    let mut script = String::from("set -e\n");
+    let keep = base.join("var-lib-systemd");
+    script += &format!(
+        "mkdir -p {k}\nmount --bind /var/lib/systemd {k}\n",
+        k = keep.display()
+    );
+    for dir in ["/usr", "/etc", "/var/lib"] {
+        let name = dir.trim_start_matches('/').replace('/', "-");
+        let (upper, work) = (base.join(&name), base.join(format!("{name}.work")));
+        script += &format!(
+            "mkdir -p {u} {w}\nmount -t overlay overlay -o lowerdir={dir},upperdir={u},workdir={w} {dir}\n",
+            u = upper.display(),
+            w = work.display()
+        );
+    }
+    script += &format!(
+        "mount --bind {k} /var/lib/systemd\numount -l {k}\n",
+        k = keep.display()
+    );
+    sandbox.run_ok(&["sh", "-c", &script]);
+}
+
+const UNIT: &str = "[Service]\nExecStart=/bin/sleep infinity\n";
+
+#[tokio::test]
+async fn the_deb_installs_and_runs_under_the_shipped_unit_with_exactly_the_shipped_permissions() {
+    let work = tempfile::tempdir().unwrap();
+    let Some(deb) = build_deb(work.path()) else {
+        return;
+    };
+    let Some(sandbox) = Sandbox::boot() else {
+        return;
+    };
+    overlay_system_dirs(&sandbox);
+    // The units the shipped examples name, and one they do not.
+    for unit in ["rfc-app.service", "wppackages.service", "other.service"] {
+        sandbox.install_unit(unit, UNIT);
+        sandbox.run_ok(&["systemctl", "start", unit]);
+    }
+
+    // README "Install on a host", step by step.
+    let deb = deb.display().to_string();
+    sandbox.run_ok(&["dpkg", "--log=/dev/null", "-i", &deb]);
+    let id = sandbox.run_ok(&["id", "opsdeck"]);
+    assert!(id.contains("systemd-journal"), "{id}");
+    start_bus_and_polkit(&sandbox);
+    sandbox.run_ok(&[
+        "install",
+        "-m",
+        "0644",
+        "/usr/share/doc/opsdeck/examples/polkit/50-opsdeck.rules",
+        "/etc/polkit-1/rules.d/50-opsdeck.rules",
+    ]);
+    let port = free_port();
+    let config = format!(
+        r#"[server]
+listen = "127.0.0.1:{port}"
+public_url = "http://127.0.0.1:{port}"
+data_dir = "/var/lib/opsdeck"
+
+[[app]]
+name = "rfc-app"
+units = ["rfc-app.service"]
+
+[[app.action]]
+name = "restart"
+run = ["/usr/bin/systemctl", "restart", "rfc-app.service"]
+
+[[app.action]]
+name = "restart-other"
+run = ["/usr/bin/systemctl", "restart", "other.service"]
+
+[[app.action]]
+name = "sudo-restart"
+run = ["sudo", "-n", "/usr/bin/systemctl", "restart", "rfc-app.service"]
+
+[[app.action]]
+name = "sudo-restart-other"
+run = ["sudo", "-n", "/usr/bin/systemctl", "restart", "other.service"]
+"#
+    );
+    let staged = work.path().join("opsdeck.toml");
+    std::fs::write(&staged, config).unwrap();
+    let staged = staged.display().to_string();
+    sandbox.run_ok(&[
+        "install",
+        "-m",
+        "0640",
+        "-g",
+        "opsdeck",
+        &staged,
+        "/etc/opsdeck/opsdeck.toml",
+    ]);
+    let started = sandbox.run(&["systemctl", "enable", "--now", "opsdeck"]);
+    assert!(
+        started.status.success(),
+        "opsdeck.service did not start:\n{}",
+        service_journal(&sandbox)
+    );
+
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let health = wait_for_health(&http, &base, &sandbox).await;
+    assert_eq!(health["database"], "ok", "{health}");
+    let user = sandbox.systemctl(&["show", "opsdeck", "-p", "User", "--value"]);
+    assert_eq!(user.trim(), "opsdeck");
+    let data = sandbox.run_ok(&["stat", "-c", "%U %a", "/var/lib/opsdeck"]);
+    assert_eq!(data.trim(), "opsdeck 700");
+
+    // A token, made as the service's user so the database stays its own.
+    let token = sandbox.run_ok(&[
+        "runuser",
+        "-u",
+        "opsdeck",
+        "--",
+        "opsdeck",
+        "token",
+        "create",
+        "--config",
+        "/etc/opsdeck/opsdeck.toml",
+        "--name",
+        "package-test",
+        "--role",
+        "owner",
+    ]);
+    let token = token.trim();
+
+    // polkit: the fully hardened unit restarts exactly the listed units.
+    restarts(&sandbox, &http, &base, token, "restart", "rfc-app.service").await;
+    refused(
+        &sandbox,
+        &http,
+        &base,
+        token,
+        "restart-other",
+        "other.service",
+        // polkit says no: the rule does not cover it, and no one is there
+        // to type a password.
+        "Interactive authentication required",
+    )
+    .await;
+    // Hardened, the unit cannot gain privileges: sudo is stopped outright.
+    refused(
+        &sandbox,
+        &http,
+        &base,
+        token,
+        "sudo-restart",
+        "rfc-app.service",
+        "no new privileges",
+    )
+    .await;
+
+    // The sudoers alternative: the file and the drop-in the README names.
+    sandbox.run_ok(&[
+        "install",
+        "-m",
+        "0440",
+        "/usr/share/doc/opsdeck/examples/sudoers.d/opsdeck",
+        "/etc/sudoers.d/opsdeck",
+    ]);
+    sandbox.run_ok(&["visudo", "-cf", "/etc/sudoers.d/opsdeck"]);
+    // A host puts the drop-in in /etc/systemd/system/opsdeck.service.d; the
+    // sandbox's systemd reads /run/systemd/system instead of the host's /etc.
+    sandbox.run_ok(&["mkdir", "-p", "/run/systemd/system/opsdeck.service.d"]);
+    sandbox.run_ok(&[
+        "cp",
+        "/usr/share/doc/opsdeck/examples/sudo.conf",
+        "/run/systemd/system/opsdeck.service.d/sudo.conf",
+    ]);
+    sandbox.run_ok(&["rm", "/etc/polkit-1/rules.d/50-opsdeck.rules"]);
+    sandbox.run_ok(&["systemctl", "daemon-reload"]);
+    sandbox.run_ok(&["systemctl", "restart", "opsdeck"]);
+    wait_for_health(&http, &base, &sandbox).await;
+    restarts(
+        &sandbox,
+        &http,
+        &base,
+        token,
+        "sudo-restart",
+        "rfc-app.service",
+    )
+    .await;
+    refused(
+        &sandbox,
+        &http,
+        &base,
+        token,
+        "sudo-restart-other",
+        "other.service",
+        "password is required",
+    )
+    .await;
+
+    sandbox.run_ok(&["systemctl", "stop", "opsdeck"]);
+}
+
+async fn wait_for_health(http: &reqwest::Client, base: &str, sandbox: &Sandbox) -> Value {
+    for _ in 0..600 {
+        if let Ok(res) = http.get(format!("{base}/healthz")).send().await {
+            return res.json().await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "opsdeck.service never answered; its journal:\n{}",
+        service_journal(sandbox)
+    );
+}
+
+/// The system bus and polkitd, which the sandbox does not start by itself:
+/// `systemctl` run by a user asks systemd over D-Bus, and systemd asks polkit.
+fn start_bus_and_polkit(sandbox: &Sandbox) {
+    sandbox.run_ok(&[
+        "rm",
+        "/run/systemd/system.control/dbus.service",
+        "/run/systemd/system.control/dbus.socket",
+    ]);
+    sandbox.run_ok(&["systemctl", "daemon-reload"]);
+    sandbox.run_ok(&["systemctl", "start", "dbus.socket", "dbus.service"]);
+    sandbox.run_ok(&["systemctl", "start", "polkit.service"]);
+}
+
+/// The action restarts `unit` (its main process changes).
+async fn restarts(
+    sandbox: &Sandbox,
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    action: &str,
+    unit: &str,
+) {
+    let before = main_pid(sandbox, unit);
+    let (job, output) = run_action(http, base, token, action).await;
+    assert_eq!(job["state"], "succeeded", "{action}: {job}\n{output}");
+    assert_ne!(main_pid(sandbox, unit), before, "{action} restarted {unit}");
+}
+
+/// The action fails saying `why`, and `unit` keeps running untouched.
+async fn refused(
+    sandbox: &Sandbox,
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    action: &str,
+    unit: &str,
+    why: &str,
+) {
+    let before = main_pid(sandbox, unit);
+    let (job, output) = run_action(http, base, token, action).await;
+    assert_eq!(job["state"], "failed", "{action}: {job}\n{output}");
+    assert!(output.contains(why), "{action}: {job}\n{output}");
+    assert_eq!(
+        main_pid(sandbox, unit),
+        before,
+        "{action} left {unit} alone"
+    );
+}
+
+fn service_journal(sandbox: &Sandbox) -> String {
+    let journal = sandbox.run(&["journalctl", "--no-pager", "-o", "cat", "-u", "opsdeck"]);
+    String::from_utf8_lossy(&journal.stdout).into_owned()
+}
+
+fn main_pid(sandbox: &Sandbox, unit: &str) -> String {
+    let pid = sandbox.systemctl(&["show", unit, "-p", "MainPID", "--value"]);
+    assert_ne!(pid.trim(), "0", "{unit} is not running");
+    pid.trim().to_string()
+}
+
+/// Runs an action through the API; returns its job once it ended, and the
+/// job's output.
+async fn run_action(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    action: &str,
+) -> (Value, String) {
+    let started: Value = http
+        .post(format!("{base}/api/apps/rfc-app/actions/{action}/run"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = started["job"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("{started}"));
+    let get = |path: String| http.get(format!("{base}{path}")).bearer_auth(token).send();
+    for _ in 0..1200 {
+        let job: Value = get(format!("/api/jobs/{id}"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if job["finished_at"].is_number() {
+            let output = get(format!("/api/jobs/{id}/output"));
+            return (job, output.await.unwrap().text().await.unwrap());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("job {id} ({action}) did not end within a minute");
+}
