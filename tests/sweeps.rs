@@ -135,16 +135,16 @@ async fn sqlite_backup_of_a_database_being_written_passes_integrity_check_and_ke
             .await
             .unwrap();
     assert!(n >= 500 && partial == 0, "{n} rows in the copy");
+    assert!(snapshot >= before, "the copy is not older than the backup");
     copy.close().await;
-
+    // The writer is still at it after the copy's instant.
+    while transactions(&db).await <= snapshot {
+        tokio::task::yield_now().await;
+    }
     std::fs::write(&stop, "").unwrap();
     for process in &mut writing {
         assert!(process.wait().unwrap().success());
     }
-    assert!(
-        transactions(&db).await > snapshot && snapshot >= before,
-        "the writer went on writing around the backup"
-    );
 
     // Retention: with keep = 2, a dry run lists exactly the oldest backup
     // beyond it, and the runs leave exactly 2 (other files untouched).
@@ -712,4 +712,121 @@ keep = 0
         ],
         "{errors:#?}"
     );
+}
+
+// ---------------------------------------------------------------- page and API
+
+const ON_THE_PAGE: &str = r#"
+[[app]]
+name = "shop"
+environment = "production"
+
+[[app.sweep]]
+name = "tidy"
+kind = "command"
+run = ["echo", "tidied"]
+schedule = "30 4 * * *"
+timezone = "UTC"
+
+[[app.sweep]]
+name = "vacuum"
+kind = "command"
+run = ["true"]
+role = "admin"
+"#;
+
+#[tokio::test]
+async fn the_page_shows_each_sweep_and_the_api_runs_it_as_designed() {
+    use reqwest::StatusCode;
+    use support::server::{client, json};
+
+    let s = support::server::start(ON_THE_PAGE).await;
+    let operator = s.token("ci", Role::Operator).await;
+    let viewer = s.token("watcher", Role::Viewer).await;
+    let run = |sweep: &str, token: &str, body: serde_json::Value| {
+        client()
+            .post(s.at(&format!("/api/apps/shop/sweeps/{sweep}/run")))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+    };
+
+    let res = run("tidy", &operator, serde_json::json!({"dry_run": true}))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let job = json(res).await["job"].as_i64().unwrap();
+    assert_eq!(s.finished(job).await, State::Succeeded);
+
+    for (sweep, token, body, status, says) in [
+        (
+            "tidy",
+            &operator,
+            serde_json::json!({}),
+            StatusCode::BAD_REQUEST,
+            "dry_run",
+        ),
+        (
+            "tidy",
+            &viewer,
+            serde_json::json!({"dry_run": true}),
+            StatusCode::FORBIDDEN,
+            "needs the operator role",
+        ),
+        (
+            "vacuum",
+            &operator,
+            serde_json::json!({"dry_run": false}),
+            StatusCode::FORBIDDEN,
+            "needs the admin role",
+        ),
+        (
+            "nope",
+            &operator,
+            serde_json::json!({"dry_run": true}),
+            StatusCode::NOT_FOUND,
+            "no sweep named \"nope\"",
+        ),
+    ] {
+        let res = run(sweep, token, body).await.unwrap();
+        assert_eq!(res.status(), status, "{sweep}");
+        let error = json(res).await["error"].as_str().unwrap().to_string();
+        assert!(error.contains(says), "{error}");
+    }
+
+    // The page: last run with what it listed, next run, the buttons (the
+    // admin-only sweep's disabled for an operator).
+    let (cookie, csrf) = s.session("alice", Role::Operator).await;
+    let page = s.browse("/apps/shop", &cookie).await.text().await.unwrap();
+    assert!(page.contains("<h2>Sweeps</h2>"), "{page}");
+    assert!(page.contains(&format!("#{job}</a> (dry run)")), "{page}");
+    assert!(page.contains("would run echo tidied"), "{page}");
+    let next =
+        opsdeck::ops::schedule::next_run(&s.ctx.config.apps[0].sweeps[0], Utc::now()).unwrap();
+    assert!(
+        page.contains(&next.format("%Y-%m-%d 04:30:00 UTC").to_string()),
+        "{page}"
+    );
+    assert!(page.contains("not scheduled"), "{page}");
+    assert!(
+        page.contains(r#"disabled title="needs the admin role">Run now"#),
+        "{page}"
+    );
+
+    let res = client()
+        .post(s.at("/apps/shop/sweeps/tidy/run"))
+        .header(reqwest::header::COOKIE, &cookie)
+        .header(reqwest::header::ORIGIN, &s.url)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let to = res.headers()[reqwest::header::LOCATION].to_str().unwrap();
+    let job: i64 = to.strip_prefix("/jobs/").unwrap().parse().unwrap();
+    assert_eq!(s.finished(job).await, State::Succeeded);
+    let listed = json(s.get_as("/api/apps/shop/sweeps", &operator).await).await;
+    assert_eq!(listed[0]["last_run"]["job"]["id"], job);
+    assert_eq!(listed[0]["last_run"]["job"]["actor"], "alice");
+    assert_eq!(listed[0]["next_run"], next.timestamp_millis());
 }

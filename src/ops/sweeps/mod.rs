@@ -200,14 +200,14 @@ pub async fn perform(
             let argv = sweep.run.as_deref().unwrap_or_default();
             let listed = vec![format!("run {}", command_line(argv))];
             say(lines, format!("would {}", listed[0])).await;
-            return record::listed(job.db, job.job, &listed).await;
+            return record::listed(job, name, dry_run, &listed).await;
         }
     };
     for kept in &found.kept {
         say(lines, format!("keep {kept}")).await;
     }
     let listed: Vec<String> = found.items.iter().map(Item::label).collect();
-    record::listed(job.db, job.job, &listed).await?;
+    record::listed(job, name, dry_run, &listed).await?;
     if dry_run {
         for item in &found.items {
             let why = match item {

@@ -3,6 +3,7 @@
 
 use sqlx::SqlitePool;
 
+use super::SweepJob;
 use crate::jobs::plan::Preview;
 use crate::jobs::{Job, State};
 use crate::{Context, Result};
@@ -31,12 +32,24 @@ pub(super) async fn started(
     Ok(())
 }
 
-pub(super) async fn listed(db: &SqlitePool, job: i64, listed: &[String]) -> Result<()> {
-    sqlx::query("UPDATE sweep_runs SET listed = ? WHERE job_id = ?")
-        .bind(json(listed))
-        .bind(job)
-        .execute(db)
-        .await?;
+/// What the job found; the row may not exist yet (a dry run starts at once).
+pub(super) async fn listed(
+    job: &SweepJob<'_>,
+    sweep: &str,
+    dry_run: bool,
+    listed: &[String],
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO sweep_runs (job_id, app, sweep, dry_run, listed) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (job_id) DO UPDATE SET listed = excluded.listed",
+    )
+    .bind(job.job)
+    .bind(job.app)
+    .bind(sweep)
+    .bind(dry_run)
+    .bind(json(listed))
+    .execute(job.db)
+    .await?;
     Ok(())
 }
 
