@@ -70,7 +70,7 @@ fn warn_if_everyone_reads(p: &mut Problems, label: &Label, path: &Path) {
     let everyone_reads = std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o004 != 0);
     if everyone_reads {
         let path = path.display();
-        p.warn(label, format!("{path} holds a secret and is readable by every user on this machine; run `chmod 600` on it"));
+        p.warn(label, format!("{path} holds a secret and is readable by every user on this machine; run `chmod o-rwx` on it (opsdeck reads it through its group)"));
     }
 }
 
