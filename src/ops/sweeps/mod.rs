@@ -191,6 +191,15 @@ pub async fn perform(
         .app(job.app)
         .ok_or_else(|| Error::Conflict(format!("{} is no longer in the config", job.app)))?;
     let sweep = find(app, name)?;
+    let on_files = matches!(sweep.kind, SweepKind::Releases | SweepKind::SqliteBackup);
+    if on_files && !app.is_local() {
+        return Err(Error::Unavailable(format!(
+            "a \"{}\" sweep works on this machine's files, and {} runs on {}",
+            sweep.kind.as_str(),
+            app.name,
+            app.host
+        )));
+    }
     let found = match sweep.kind {
         SweepKind::Releases => releases::find(job, app, sweep).await?,
         SweepKind::SqliteBackup => sqlite_backup::find(sweep)?,
