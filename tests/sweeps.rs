@@ -658,6 +658,14 @@ async fn a_run_missed_while_down_runs_once_at_start_and_never_two_at_once() {
         fired[0].job,
         Err("its previous run is still queued or running".into())
     );
+    let skipped: Vec<String> = sqlx::query_scalar(
+        "SELECT json_extract(detail, '$.sweep') FROM audit_events
+         WHERE action = 'sweep.skip' AND actor = 'system:scheduler' ORDER BY id",
+    )
+    .fetch_all(&deck.ctx.db)
+    .await
+    .unwrap();
+    assert_eq!(skipped, ["no-catch-up", "nightly", "no-catch-up"]);
     std::fs::write(deck.path("gate"), "").unwrap();
     deck.wait(hold).await;
     let runs: Vec<(String, DateTime<Utc>)> = scheduled(&deck)

@@ -10,6 +10,7 @@ use super::{Found, Item, SweepJob};
 use crate::config::{App, Sweep};
 use crate::jobs::State;
 use crate::ops::releases::{self, Release};
+use crate::ops::rollback;
 use crate::{Error, Result};
 
 /// A release directory and what the release log says about it.
@@ -97,10 +98,7 @@ fn release_dirs(root: &Path, log: &[Release]) -> Result<Vec<Dir>> {
 /// directory older than `current`.
 fn rollback_target(log: &[Release], dirs: &[Dir], current: Option<&Path>) -> Option<PathBuf> {
     let live = log.iter().find(|r| r.state == State::Succeeded);
-    let logged = live.and_then(|live| {
-        log.iter()
-            .find(|r| r.id < live.id && r.good() && r.sha != live.sha)
-    });
+    let logged = live.and_then(|live| rollback::target(log, live, None).ok());
     if let Some(release) = logged {
         let sha7 = release.short_sha();
         if let Some(dir) = dirs.iter().find(|d| d.name.ends_with(&format!("-{sha7}"))) {
