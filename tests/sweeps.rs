@@ -123,7 +123,14 @@ async fn sqlite_backup_of_a_database_being_written_passes_integrity_check_and_ke
         .map(|n| deck.path("backups").join(n))
         .collect();
     assert_eq!(copies.len(), 1, "{copies:?}");
-    let copy = opsdeck::db::connect(&copies[0]).await.unwrap();
+    // Read-only, as a restore would look first: nothing written beside it.
+    let copy = sqlx::SqlitePool::connect_with(
+        sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&copies[0])
+            .read_only(true),
+    )
+    .await
+    .unwrap();
     let check: Vec<String> = sqlx::query_scalar("PRAGMA integrity_check")
         .fetch_all(&copy)
         .await

@@ -180,5 +180,11 @@ pub(super) async fn remove(file: &Path) -> Result<String> {
     tokio::fs::remove_file(file)
         .await
         .map_err(|e| Error::Unavailable(format!("cannot remove {}: {e}", file.display())))?;
+    // What SQLite leaves beside a backup someone opened (to restore from it).
+    for suffix in ["-wal", "-shm", "-journal"] {
+        let mut beside = file.as_os_str().to_owned();
+        beside.push(suffix);
+        let _ = tokio::fs::remove_file(PathBuf::from(beside)).await;
+    }
     Ok(format!("removed backup {}", file.display()))
 }
