@@ -12,6 +12,7 @@ pub mod repos;
 pub mod sandbox;
 pub mod server;
 pub mod sse;
+pub mod sshd;
 
 /// A loopback port nobody listens on right now.
 pub fn free_port() -> u16 {
