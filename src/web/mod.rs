@@ -19,6 +19,7 @@ pub mod auth;
 mod deploy;
 mod error;
 mod headers;
+mod hosts;
 mod jobs;
 mod json;
 pub mod login;
@@ -39,6 +40,7 @@ pub fn router(ctx: Context) -> Router {
         .merge(assets::router())
         .merge(login::router())
         .merge(sessions::router())
+        .merge(hosts::router())
         .merge(apps::router())
         .merge(api::router())
         .merge(deploy::router())
