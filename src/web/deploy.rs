@@ -57,7 +57,7 @@ async fn roll_back(
 }
 
 /// `202 {"job": id}` with the job's address.
-fn accepted(job: i64) -> impl IntoResponse {
+pub(super) fn accepted(job: i64) -> impl IntoResponse {
     (
         StatusCode::ACCEPTED,
         [(header::LOCATION, format!("/api/jobs/{job}"))],
