@@ -134,12 +134,21 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Check(c) => Ok(match Config::load(&c.config) {
             Ok(config) => {
-                // Warnings do not fail the check: opsdeck would start.
-                for warning in config.warnings() {
+                // Warnings do not fail the check: opsdeck would start, but
+                // some button would not work.
+                let host = opsdeck::host::preflight::run(&config).await;
+                for warning in config.warnings().iter().chain(&host.warnings) {
                     eprintln!("warning: {warning}");
                 }
-                println!("ok");
-                ExitCode::SUCCESS
+                for error in &host.errors {
+                    eprintln!("error: {error}");
+                }
+                if host.errors.is_empty() {
+                    println!("ok");
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                }
             }
             Err(e) => {
                 eprint!("{e}");

@@ -109,13 +109,9 @@ async fn the_deb_installs_and_runs_under_the_shipped_unit_with_exactly_the_shipp
     let id = sandbox.run_ok(&["id", "opsdeck"]);
     assert!(id.contains("systemd-journal"), "{id}");
     start_bus_and_polkit(&sandbox);
-    sandbox.run_ok(&[
-        "install",
-        "-m",
-        "0644",
-        "/usr/share/doc/opsdeck/examples/polkit/50-opsdeck.rules",
-        "/etc/polkit-1/rules.d/50-opsdeck.rules",
-    ]);
+    // The app's work tree, the opsdeck user's, but not in the shipped unit's
+    // ReadWritePaths (the README's troubleshooting table has this row).
+    sandbox.run_ok(&["install", "-d", "-o", "opsdeck", "/var/lib/rfc-app"]);
     let port = free_port();
     let config = format!(
         r#"[server]
@@ -125,6 +121,7 @@ data_dir = "/var/lib/opsdeck"
 
 [[app]]
 name = "rfc-app"
+repo = "/var/lib/rfc-app"
 units = ["rfc-app.service"]
 
 [[app.action]]
@@ -156,6 +153,38 @@ run = ["sudo", "-n", "/usr/bin/systemctl", "restart", "other.service"]
         &staged,
         "/etc/opsdeck/opsdeck.toml",
     ]);
+
+    // `opsdeck check` finds the missing polkit rule before anyone clicks.
+    let check = |sandbox: &Sandbox| {
+        let out = sandbox.run(&[
+            "runuser",
+            "-u",
+            "opsdeck",
+            "--",
+            "opsdeck",
+            "check",
+            "--config",
+            "/etc/opsdeck/opsdeck.toml",
+        ]);
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let warnings = check(&sandbox);
+    assert!(
+        warnings.contains("opsdeck may not restart rfc-app.service")
+            && warnings.contains("50-opsdeck.rules"),
+        "{warnings}"
+    );
+    sandbox.run_ok(&[
+        "install",
+        "-m",
+        "0644",
+        "/usr/share/doc/opsdeck/examples/polkit/50-opsdeck.rules",
+        "/etc/polkit-1/rules.d/50-opsdeck.rules",
+    ]);
+    let warnings = check(&sandbox);
+    assert!(!warnings.contains("may not restart"), "{warnings}");
+
     let started = sandbox.run(&["systemctl", "enable", "--now", "opsdeck"]);
     assert!(
         started.status.success(),
@@ -171,6 +200,14 @@ run = ["sudo", "-n", "/usr/bin/systemctl", "restart", "other.service"]
     assert_eq!(user.trim(), "opsdeck");
     let data = sandbox.run_ok(&["stat", "-c", "%U %a", "/var/lib/opsdeck"]);
     assert_eq!(data.trim(), "opsdeck 700");
+    // Under the unit's ProtectSystem=strict the work tree is read-only, and
+    // the check the unit runs first says so in the journal.
+    let journal = service_journal(&sandbox);
+    assert!(
+        journal.contains("/var/lib/rfc-app is not writable by opsdeck")
+            && journal.contains("ReadWritePaths"),
+        "{journal}"
+    );
 
     // A token, made as the service's user so the database stays its own.
     let token = sandbox.run_ok(&[

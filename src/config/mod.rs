@@ -379,6 +379,11 @@ impl Config {
 }
 
 impl App {
+    /// Whether the app runs on this machine (`host = "local"`).
+    pub fn is_local(&self) -> bool {
+        matches!(self.host.parse(), Ok(HostAddress::Local))
+    }
+
     /// The minimum role for `action` (`view`, `logs`, `deploy`, …).
     pub fn required_role(&self, action: &str) -> Role {
         self.permissions

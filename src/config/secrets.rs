@@ -9,7 +9,7 @@ use std::path::Path;
 use anyhow::anyhow;
 
 use super::problems::{Label, Problems};
-use super::{App, Config, HostAddress};
+use super::{App, Config};
 
 pub(super) const CLIENT_SECRET_ENV: &str = "OPSDECK_CLIENT_SECRET";
 pub(super) const GITEA_TOKEN_ENV: &str = "OPSDECK_GITEA_TOKEN";
@@ -70,7 +70,7 @@ fn warn_if_everyone_reads(p: &mut Problems, label: &Label, path: &Path) {
     let everyone_reads = std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o004 != 0);
     if everyone_reads {
         let path = path.display();
-        p.warn(label, format!("{path} holds a secret and is readable by every user on this machine; run `chmod 600` on it"));
+        p.warn(label, format!("{path} holds a secret and is readable by every user on this machine; run `chmod o-rwx` on it (opsdeck reads it through its group)"));
     }
 }
 
@@ -122,7 +122,7 @@ pub(super) fn check(config: &Config, p: &mut Problems) {
         if let Some(path) = &app.webhook_secret_file {
             check_file(p, &label.key("webhook_secret_file"), path);
         }
-        let local = matches!(app.host.parse(), Ok(HostAddress::Local));
+        let local = app.is_local();
         if let Some(env_file) = app.env_file.as_ref().filter(|f| local && f.is_absolute()) {
             check_env_file(p, &label.key("env_file"), env_file);
         }

@@ -4,6 +4,7 @@ pub mod envfile;
 pub mod exec;
 pub mod git;
 pub mod gitea;
+pub mod preflight;
 pub mod probe;
 pub mod secret;
 pub mod systemd;

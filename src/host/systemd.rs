@@ -109,6 +109,25 @@ impl Systemctl {
         Ok(())
     }
 
+    /// Proves opsdeck may manage `unit` (through polkit or sudo, as a
+    /// restart would) by clearing its failed state — a no-op on a unit that
+    /// is not failed, and skipped on a failed one, whose failure the
+    /// operator may still want to read. `Ok(false)`: could not tell.
+    pub async fn may_manage(&self, unit: &str) -> Result<bool> {
+        if self.status(unit).await?.active_state == "failed" {
+            return Ok(false);
+        }
+        match self
+            .privileged_call(&["reset-failed", unit], QUERY_TIMEOUT)
+            .await
+        {
+            Ok(_) => Ok(true),
+            // systemd answers "not loaded" before it asks polkit.
+            Err(e) if e.to_string().contains("not loaded") => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Waits until the unit is `active`; an error when it fails, stops, or
     /// is still not active when `timeout` runs out (e.g. restarting in a loop).
     pub async fn wait_active(&self, unit: &str, timeout: Duration) -> Result<UnitStatus> {

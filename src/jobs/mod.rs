@@ -93,6 +93,17 @@ pub struct Job {
     pub steps: Vec<StepRecord>,
 }
 
+impl Job {
+    /// `action cleanup-sessions`, `deploy main`, `rollback` — in the
+    /// operator's words, for lists and titles.
+    pub fn what(&self) -> String {
+        match self.target.as_str() {
+            "" => self.kind.clone(),
+            target => format!("{} {target}", self.kind),
+        }
+    }
+}
+
 /// One step of a job as it ran (or has yet to run).
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct StepRecord {

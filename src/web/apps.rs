@@ -101,7 +101,7 @@ impl From<&Job> for JobLine {
     fn from(job: &Job) -> JobLine {
         JobLine {
             id: job.id,
-            what: format!("{} {}", job.kind, job.target),
+            what: job.what(),
             actor: job.actor.clone(),
             state: job.state,
             summary: job.summary.clone().unwrap_or_default(),

@@ -11,11 +11,10 @@ use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use chrono::{DateTime, SecondsFormat};
 use futures_util::StreamExt;
 use serde::Deserialize;
 
-use super::Page;
+use super::{Moment, Page};
 use crate::audit::{self, ChainStatus, FilterInput, Format, Record};
 use crate::auth::Actor;
 use crate::{Context, Error, Result};
@@ -87,25 +86,19 @@ impl Banner {
 /// One row as the table and the detail page show it.
 struct RowView {
     r: Record,
-    /// RFC 3339 for `<time datetime>`, and for people.
-    when: String,
-    when_text: String,
+    when: Moment,
     /// The details as pretty JSON (or as stored, if not JSON).
     detail_pretty: String,
 }
 
 impl RowView {
     fn new(r: Record) -> RowView {
-        let when = DateTime::from_timestamp_millis(r.at)
-            .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
-            .unwrap_or_default();
         let detail_pretty = serde_json::from_str::<serde_json::Value>(&r.detail)
             .ok()
             .and_then(|v| serde_json::to_string_pretty(&v).ok())
             .unwrap_or_else(|| r.detail.clone());
         RowView {
-            when_text: audit::format_time(r.at),
-            when,
+            when: Moment::from_millis(r.at),
             detail_pretty,
             r,
         }

@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 
-use super::{Json, Page};
+use super::{Json, Moment, Page};
 use crate::auth::Actor;
 use crate::jobs::{Followed, Follower, Job, Queue, State as JobState};
 use crate::{Context, Error, Result};
@@ -214,14 +214,11 @@ impl JobView {
     }
 
     fn what(&self) -> String {
-        match self.job.target.as_str() {
-            "" => self.job.kind.clone(),
-            target => format!("{} {target}", self.job.kind),
-        }
+        self.job.what()
     }
 
-    fn created(&self) -> String {
-        iso(self.job.created_at)
+    fn created(&self) -> Moment {
+        Moment::from_millis(self.job.created_at)
     }
 
     fn elapsed(&self) -> String {
@@ -235,13 +232,6 @@ impl JobView {
             .map(|s| elapsed(s.started_at, s.finished_at))
             .unwrap_or_default()
     }
-}
-
-/// `2026-12-03T08:01:02Z`, for `<time datetime>` (shown in the reader's zone).
-fn iso(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
-        .unwrap_or_default()
 }
 
 /// How long something ran (or has been running): `4.2s`, `3m 07s`.

@@ -85,7 +85,7 @@ impl Moment {
         let at = chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default();
         Moment {
             iso: at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            utc: at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+            utc: crate::audit::format_time(ms),
         }
     }
 }
