@@ -156,8 +156,8 @@ pub fn write_atomically(path: &Path, content: &[u8]) -> Result<()> {
     let meta = fs::metadata(path).map_err(|e| io_error("read", path, e))?;
     let dir = parent(path);
     remove_stale_temps(path)?;
-    let tmp = write_temp(path, content, Some(&meta), "write")
-        .map_err(|e| io_error("write", path, e))?;
+    let tmp =
+        write_temp(path, content, Some(&meta), "write").map_err(|e| io_error("write", path, e))?;
     let renamed = fs::rename(&tmp, path).and_then(|()| {
         crash_point("write:renamed");
         File::open(dir)?.sync_all()

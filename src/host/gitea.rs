@@ -63,7 +63,9 @@ impl Gitea {
         let mut hooks = Vec::new();
         for page in 1.. {
             let url = format!("{}/repos/{repo}/hooks?page={page}&limit={PAGE}", self.api);
-            let res = self.send(self.client.get(&url), repo, "list the webhooks of").await?;
+            let res = self
+                .send(self.client.get(&url), repo, "list the webhooks of")
+                .await?;
             let batch: Vec<Hook> = res.json().await.map_err(|e| {
                 Error::Unavailable(format!(
                     "Gitea's list of webhooks of {repo} is not what its API returns: {e}"
@@ -106,7 +108,10 @@ impl Gitea {
         what: &str,
     ) -> Result<reqwest::Response> {
         let res = request
-            .header(reqwest::header::AUTHORIZATION, format!("token {}", self.token))
+            .header(
+                reqwest::header::AUTHORIZATION,
+                format!("token {}", self.token),
+            )
             .send()
             .await
             .map_err(|e| {

@@ -22,7 +22,8 @@ pub fn generate(generator: Generator) -> String {
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes(n))
         }
         Generator::Alnum(n) => {
-            const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+            const ALPHABET: &[u8] =
+                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
             (0..n)
                 .map(|_| ALPHABET[OsRng.gen_range(0..ALPHABET.len())] as char)
                 .collect()

@@ -106,9 +106,18 @@ impl Redactor {
 /// `SECRET_KEY`, `GITEA_TOKEN`, `DB_PASSWORD`, …
 fn names_a_secret(key: &str) -> bool {
     let key = key.to_ascii_uppercase();
-    ["SECRET", "TOKEN", "PASS", "KEY", "PRIVATE", "CREDENTIAL", "AUTH", "SALT"]
-        .iter()
-        .any(|word| key.contains(word))
+    [
+        "SECRET",
+        "TOKEN",
+        "PASS",
+        "KEY",
+        "PRIVATE",
+        "CREDENTIAL",
+        "AUTH",
+        "SALT",
+    ]
+    .iter()
+    .any(|word| key.contains(word))
 }
 
 #[cfg(test)]

@@ -35,7 +35,11 @@ pub(super) struct Tools<'a> {
     pub redactor: &'a Redactor,
 }
 
-pub(super) async fn run(work: &Work, done: &mut Rotations, tools: &Tools<'_>) -> Result<Vec<String>> {
+pub(super) async fn run(
+    work: &Work,
+    done: &mut Rotations,
+    tools: &Tools<'_>,
+) -> Result<Vec<String>> {
     match work {
         Work::RotateSecret {
             env_file,
@@ -216,9 +220,8 @@ fn read(env_file: &Path) -> Result<String> {
 
 /// `key`'s value in the env file now.
 fn current(env_file: &Path, key: &str) -> Result<String> {
-    envfile::get(env_file, &read(env_file)?, key)?.ok_or_else(|| {
-        Error::Conflict(format!("{key} is not set in {}", env_file.display()))
-    })
+    envfile::get(env_file, &read(env_file)?, key)?
+        .ok_or_else(|| Error::Conflict(format!("{key} is not set in {}", env_file.display())))
 }
 
 fn gitea(config: &Config, gitea_url: &str) -> Result<Gitea> {

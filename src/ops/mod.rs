@@ -3,3 +3,4 @@ pub mod actions;
 pub mod deploy;
 pub mod releases;
 pub mod rollback;
+pub mod secrets;

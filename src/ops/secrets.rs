@@ -52,7 +52,10 @@ fn find<'a>(app: &'a App, name: &str) -> Result<&'a Secret> {
 
 fn plan(ctx: &Context, app: &App, secret: &Secret) -> Result<Plan> {
     let env_file = app.env_file.clone().ok_or_else(|| {
-        Error::Unavailable(format!("{} has no `env_file` to rotate secrets in", app.name))
+        Error::Unavailable(format!(
+            "{} has no `env_file` to rotate secrets in",
+            app.name
+        ))
     })?;
     // Validated when the config was loaded; checked again rather than trusted.
     let generate: Generator = secret.generate.parse().map_err(Error::Unavailable)?;
@@ -137,7 +140,10 @@ pub struct SecretStatus {
 
 /// Every secret of `app` with its fingerprint and last rotation.
 pub async fn list(ctx: &Context, app: &App) -> Result<Vec<SecretStatus>> {
-    let text = app.env_file.as_deref().map(|f| (f, std::fs::read_to_string(f)));
+    let text = app
+        .env_file
+        .as_deref()
+        .map(|f| (f, std::fs::read_to_string(f)));
     let mut out = Vec::new();
     for secret in &app.secrets {
         let fingerprint = match &text {

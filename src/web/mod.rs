@@ -23,6 +23,7 @@ mod jobs;
 mod json;
 pub mod login;
 mod page;
+mod secrets;
 mod sessions;
 
 pub use json::Json;
@@ -41,6 +42,7 @@ pub fn router(ctx: Context) -> Router {
         .merge(apps::router())
         .merge(api::router())
         .merge(deploy::router())
+        .merge(secrets::router())
         .merge(audit::router())
         .merge(jobs::router())
         .fallback(not_found)

@@ -73,6 +73,7 @@ pub async fn rows(ctx: &Context, app: &App, actor: &Actor) -> Result<Vec<SecretR
                 name: s.name,
                 fingerprint: s.fingerprint,
                 webhook_repo: s.webhook_repo,
-            })
+            }
+        })
         .collect())
 }

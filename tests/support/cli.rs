@@ -54,11 +54,17 @@ impl Instance {
 
     /// Starts `opsdeck serve` and waits until /healthz answers.
     pub async fn serve(&self) -> Server {
+        self.serve_with(&[], Stdio::null(), Stdio::piped()).await
+    }
+
+    /// `serve` with extra environment variables and where its output goes.
+    pub async fn serve_with(&self, env: &[(&str, &str)], stdout: Stdio, stderr: Stdio) -> Server {
         let child = Command::new(BIN)
             .args(["serve", "--config"])
             .arg(&self.config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .envs(env.iter().copied())
+            .stdout(stdout)
+            .stderr(stderr)
             .spawn()
             .unwrap();
         let mut server = Server {
@@ -74,8 +80,9 @@ impl Instance {
             }
             if let Some(status) = server.child.try_wait().unwrap() {
                 let mut err = String::new();
-                std::io::Read::read_to_string(server.child.stderr.as_mut().unwrap(), &mut err)
-                    .unwrap();
+                if let Some(stderr) = server.child.stderr.as_mut() {
+                    std::io::Read::read_to_string(stderr, &mut err).unwrap();
+                }
                 panic!("opsdeck serve exited with {status}: {err}");
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;

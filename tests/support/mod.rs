@@ -6,6 +6,7 @@
 pub mod browser;
 pub mod cli;
 pub mod deck;
+pub mod gitea_api;
 pub mod oidc;
 pub mod repos;
 pub mod sandbox;
