@@ -69,6 +69,7 @@ pub fn welcome(config: &Config) -> String {
          \x20 2. On the dashboard, click \"hello\" on demo-app: the job page streams its output.\n\
          \x20 3. Click \"slow-build\" and watch it live; click Cancel to stop it.\n\
          \x20 4. Click \"failing-check\" to see a failed job, then open the audit log.\n\
+         \x20 5. On demo-app's page, under Sweeps, click Dry run, then Run now on db-backup.\n\
          \nThe demo's files and database live in {dir}; Ctrl-C stops it.\n",
         url = config.server.public_url,
         dir = config
@@ -118,7 +119,22 @@ name = "failing-check"
 description = "Always fails, to show what a failed job looks like."
 run = ["sh", "-c", "echo 'checking disk quota…'; echo 'quota exceeded on /srv' >&2; exit 3"]
 confirm = "This check always fails. Run it anyway?"
+
+[[app.sweep]]
+name = "db-backup"
+kind = "sqlite-backup"
+database = {db:?}
+dir = {backups:?}
+keep = 3
+schedule = "0 3 * * *"
+
+[[app.sweep]]
+name = "old-job-output"
+kind = "job-output"
+days = 7
 "#,
+        db = data.join("opsdeck.db").display().to_string(),
+        backups = dir.join("backups").display().to_string(),
         data = data.display().to_string(),
         repo = repo.display().to_string(),
     )

@@ -47,6 +47,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .context("cannot write the audit log")?;
 
     ctx.audit.watch_chain();
+    let scheduler = crate::ops::schedule::Scheduler::new(ctx.clone());
+    tokio::spawn(async move {
+        scheduler.run(&crate::ops::schedule::SystemClock).await;
+    });
     let local = listener.local_addr()?;
     tracing::info!("opsdeck listening on http://{local}");
     let app = crate::web::router(ctx.clone()).into_make_service_with_connect_info::<SocketAddr>();

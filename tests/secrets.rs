@@ -11,16 +11,15 @@ use std::path::{Path, PathBuf};
 use opsdeck::auth::Role;
 use opsdeck::host::envfile;
 use opsdeck::jobs::State;
-use support::gitea_api::GiteaApi;
+use support::gitea::{FakeGitea, Hook, TOKEN as GITEA_TOKEN};
 use support::server::{self, Server};
 
 /// An env file as people write them: comments, quoting, `export`, blank lines.
 const ENV: &str = "# web settings\nGITEA_URL=https://git.example.org\n\nexport SECRET_KEY='old secret value 1234' # rotated monthly\nWEBHOOK_SECRET=\"old-webhook-secret-5678\"\nPORT=8000\n";
-const GITEA_TOKEN: &str = "gitea-bot-token-abcdef";
 
 struct Fixture {
     server: Server,
-    gitea: GiteaApi,
+    gitea: FakeGitea,
     env: PathBuf,
     owner: String,
     _dir: tempfile::TempDir,
@@ -37,17 +36,18 @@ async fn fixture() -> Fixture {
     if nix::unistd::geteuid().is_root() {
         std::os::unix::fs::chown(&env, Some(4242), Some(4242)).unwrap();
     }
-    let gitea = GiteaApi::start(GITEA_TOKEN).await;
-    assert_eq!(
-        gitea.add_hook(
-            "org/web",
-            "gitea",
-            "old-webhook-secret-5678",
-            &["push", "pull_request"]
-        ),
-        1
-    );
-    gitea.add_hook("org/web", "slack", "", &["push"]);
+    let gitea = FakeGitea::start().await;
+    gitea.with_repo("org/web", |repo| {
+        repo.hooks = vec![
+            Hook::new(
+                1,
+                "gitea",
+                "old-webhook-secret-5678",
+                &["push", "pull_request"],
+            ),
+            Hook::new(2, "slack", "", &["push"]),
+        ]
+    });
     let file = |name: &str, text: &str| {
         let path = dir.path().join(name);
         std::fs::write(&path, text).unwrap();
@@ -128,6 +128,14 @@ impl Fixture {
             .await
             .text()
             .await
+            .unwrap()
+    }
+
+    fn hook(&self, id: i64) -> Hook {
+        self.gitea
+            .with_repo("org/web", |repo| {
+                repo.hooks.iter().find(|h| h.id == id).cloned()
+            })
             .unwrap()
     }
 
@@ -244,7 +252,7 @@ async fn the_gitea_webhook_changes_in_the_same_job_and_a_failure_there_restores_
     let (job, state) = f.rotated("WEBHOOK_SECRET").await;
     assert_eq!(state, State::Succeeded, "{}", f.output(job).await);
     let value = f.value("WEBHOOK_SECRET");
-    let hook = f.gitea.hook("org/web", 1);
+    let hook = f.hook(1);
     assert_eq!(hook.secret, value, "Gitea signs with the app's new secret");
     assert_eq!(
         hook.events,
@@ -252,11 +260,7 @@ async fn the_gitea_webhook_changes_in_the_same_job_and_a_failure_there_restores_
         "the edit kept the events"
     );
     assert_eq!((hook.branch_filter.as_str(), hook.active), ("main", true));
-    assert_eq!(
-        f.gitea.hook("org/web", 2).secret,
-        "",
-        "the Slack hook is not touched"
-    );
+    assert_eq!(f.hook(2).secret, "", "the Slack hook is not touched");
     let output = f.output(job).await;
     assert!(
         output.contains("webhook 1 of org/web now signs with WEBHOOK_SECRET (sha256:"),
@@ -265,7 +269,8 @@ async fn the_gitea_webhook_changes_in_the_same_job_and_a_failure_there_restores_
     assert!(!output.contains(&value));
 
     // Gitea fails: the job fails and the app's file is as it was.
-    f.gitea.set_failing(true);
+    f.gitea
+        .with_repo("org/web", |repo| repo.failing_edits = true);
     let before = std::fs::read(&f.env).unwrap();
     let (job, state) = f.rotated("WEBHOOK_SECRET").await;
     assert_eq!(state, State::Failed);
@@ -274,11 +279,11 @@ async fn the_gitea_webhook_changes_in_the_same_job_and_a_failure_there_restores_
         before,
         "the app side is restored"
     );
-    assert_eq!(f.gitea.hook("org/web", 1).secret, value);
+    assert_eq!(f.hook(1).secret, value);
     let output = f.output(job).await;
     assert!(
         output.contains(
-            "Gitea answered 500 Internal Server Error: UpdateWebhook: database is locked"
+            "Gitea refused /api/v1/repos/org/web/hooks/1 500 Internal Server Error: UpdateWebhook: database is locked"
         ),
         "{output}"
     );

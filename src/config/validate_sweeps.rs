@@ -88,6 +88,12 @@ fn kind(config: &Config, app: &App, sweep: &Sweep, label: &Label, p: &mut Proble
             needs("database", "the SQLite file to back up");
             needs("dir", "the directory backups are written to");
             needs("keep", "how many backups to keep");
+            if sweep.keep == Some(0) {
+                p.error(
+                    &label.key("keep"),
+                    "a \"sqlite-backup\" sweep keeps at least the backup it makes: `keep` must be 1 or more",
+                );
+            }
         }
         SweepKind::GiteaBranches => {
             needs("repo", "the Gitea repository as \"owner/name\"");

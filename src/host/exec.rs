@@ -46,9 +46,43 @@ pub async fn capture(
     env: &BTreeMap<String, String>,
     timeout: Duration,
 ) -> Result<Captured> {
+    capture_fed(argv, cwd, env, None, timeout).await
+}
+
+/// Like [`capture`], with `input` written to the command's stdin: how a
+/// secret or a file's content reaches a command without appearing in its
+/// argv (which every user of the host can read in `ps`).
+pub async fn capture_with_input(
+    argv: &[String],
+    input: Vec<u8>,
+    timeout: Duration,
+) -> Result<Captured> {
+    capture_fed(argv, None, &BTreeMap::new(), Some(input), timeout).await
+}
+
+async fn capture_fed(
+    argv: &[String],
+    cwd: Option<&Path>,
+    env: &BTreeMap<String, String>,
+    input: Option<Vec<u8>>,
+    timeout: Duration,
+) -> Result<Captured> {
     let mut command = command(argv, cwd, env)?;
     command.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let child = spawn(&mut command, argv)?;
+    if input.is_some() {
+        command.stdin(Stdio::piped());
+    }
+    let mut child = spawn(&mut command, argv)?;
+    if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
+        // Written alongside the reads: a command that prints before it has
+        // read everything must not deadlock against a full pipe.
+        tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            // A command that exits without reading all of it reports that
+            // through its exit status; the broken pipe here adds nothing.
+            let _ = stdin.write_all(&input).await;
+        });
+    }
     let pgid = child.id();
     match tokio::time::timeout(timeout, child.wait_with_output()).await {
         Ok(output) => {
@@ -289,7 +323,8 @@ pub fn command_line(argv: &[String]) -> String {
     argv.iter().map(|a| quote(a)).collect::<Vec<_>>().join(" ")
 }
 
-fn quote(arg: &str) -> String {
+/// `arg` as one word of a POSIX shell command line.
+pub fn quote(arg: &str) -> String {
     let plain = !arg.is_empty()
         && arg
             .chars()

@@ -1,28 +1,61 @@
-//! The few Gitea API calls opsdeck makes on a repository's behalf: list its
-//! webhooks and change their secret (`GET`/`PATCH
-//! /api/v1/repos/{owner}/{repo}/hooks[/{id}]`), with the bot token from
-//! `auth.gitea_token_file`.
+//! The Gitea REST API (`/api/v1`), with the API token from
+//! `auth.gitea_token_file`: what sweeps (and webhook secrets) need of it.
 
 use std::time::Duration;
 
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
 use crate::{Error, Result};
 
-/// One request may take this long.
-const TIMEOUT: Duration = Duration::from_secs(30);
-/// Hooks asked for per page.
+/// Items per page asked for; Gitea caps it at its `MAX_RESPONSE_ITEMS` (50).
 const PAGE: usize = 50;
+/// Never follow more pages than this (50 000 items): a loop guard.
+const MAX_PAGES: usize = 1000;
+const TIMEOUT: Duration = Duration::from_secs(30);
 
+#[derive(Clone)]
 pub struct Gitea {
-    /// The API root, `<gitea_url>/api/v1`.
-    api: String,
+    api: url::Url,
     token: String,
     client: reqwest::Client,
 }
 
-/// A repository webhook as Gitea's API lists it (the fields opsdeck keeps
-/// when it edits one).
+/// A branch as `GET /repos/{owner}/{repo}/branches` lists it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Branch {
+    pub name: String,
+    pub commit: BranchCommit,
+    #[serde(default)]
+    pub protected: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct BranchCommit {
+    pub id: String,
+    /// RFC 3339.
+    pub timestamp: String,
+}
+
+/// A pull request as `GET /repos/{owner}/{repo}/pulls` lists it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Pull {
+    pub number: i64,
+    #[serde(default)]
+    pub merged: bool,
+    /// RFC 3339, when merged.
+    pub merged_at: Option<String>,
+    pub head: PullHead,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct PullHead {
+    #[serde(rename = "ref")]
+    pub branch: String,
+}
+
+/// A repository webhook as `GET /repos/{owner}/{repo}/hooks` lists it: the
+/// fields opsdeck sends back when it changes the secret.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Hook {
     pub id: i64,
@@ -39,53 +72,77 @@ pub struct Hook {
 }
 
 #[derive(Deserialize)]
-struct Message {
-    message: Option<String>,
+struct Repository {
+    default_branch: String,
 }
 
 impl Gitea {
-    pub fn new(gitea_url: &str, token: String) -> Result<Gitea> {
+    /// A client for the Gitea at `base` (`https://git.example.org/`).
+    pub fn new(base: &str, token: String) -> Result<Gitea> {
+        let mut api = url::Url::parse(base).map_err(|e| {
+            Error::Unavailable(format!("auth.gitea_url {base:?} is not a URL: {e}"))
+        })?;
+        api.path_segments_mut()
+            .map_err(|()| Error::Unavailable(format!("auth.gitea_url {base:?} cannot have paths")))?
+            .pop_if_empty()
+            .extend(["api", "v1"]);
         let client = reqwest::Client::builder()
-            .timeout(TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
+            .timeout(TIMEOUT)
             .build()
-            .map_err(|e| Error::Internal(e.into()))?;
-        Ok(Gitea {
-            api: format!("{}/api/v1", gitea_url.trim_end_matches('/')),
-            token,
-            client,
-        })
+            .map_err(|e| Error::Internal(anyhow::anyhow!("building the HTTP client: {e}")))?;
+        Ok(Gitea { api, token, client })
     }
 
-    /// The webhooks of `repo` (`owner/name`) that sign their deliveries
-    /// with a secret (Gitea's own kind; chat hooks have none).
-    pub async fn signed_hooks(&self, repo: &str) -> Result<Vec<Hook>> {
-        let mut hooks = Vec::new();
-        for page in 1.. {
-            let url = format!("{}/repos/{repo}/hooks?page={page}&limit={PAGE}", self.api);
-            let res = self
-                .send(self.client.get(&url), repo, "list the webhooks of")
-                .await?;
-            let batch: Vec<Hook> = res.json().await.map_err(|e| {
-                Error::Unavailable(format!(
-                    "Gitea's list of webhooks of {repo} is not what its API returns: {e}"
-                ))
-            })?;
-            let last = batch.len() < PAGE;
-            hooks.extend(batch);
-            if last {
-                break;
-            }
+    /// `/api/v1/repos/{owner}/{name}/<rest…>`; each segment is escaped.
+    fn repo_url(&self, repo: &str, rest: &[&str]) -> url::Url {
+        let mut url = self.api.clone();
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments.push("repos").extend(repo.split('/')).extend(rest);
         }
+        url
+    }
+
+    pub async fn default_branch(&self, repo: &str) -> Result<String> {
+        let repository: Repository = self.get(self.repo_url(repo, &[])).await?;
+        Ok(repository.default_branch)
+    }
+
+    pub async fn branches(&self, repo: &str) -> Result<Vec<Branch>> {
+        self.all_pages(self.repo_url(repo, &["branches"])).await
+    }
+
+    /// Closed pull requests (merged ones among them).
+    pub async fn closed_pulls(&self, repo: &str) -> Result<Vec<Pull>> {
+        let mut url = self.repo_url(repo, &["pulls"]);
+        url.query_pairs_mut().append_pair("state", "closed");
+        self.all_pages(url).await
+    }
+
+    /// `DELETE /repos/{owner}/{repo}/branches/{branch}`.
+    pub async fn delete_branch(&self, repo: &str, branch: &str) -> Result<()> {
+        let mut url = self.repo_url(repo, &["branches"]);
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments.extend(branch.split('/'));
+        }
+        let res = self.send(self.client.delete(url.clone())).await?;
+        check(&url, res).await.map(drop)
+    }
+
+    /// The webhooks of `repo` that sign deliveries with a secret (Gitea's
+    /// own kind; chat hooks have none).
+    pub async fn signed_hooks(&self, repo: &str) -> Result<Vec<Hook>> {
+        let mut hooks: Vec<Hook> = self.all_pages(self.repo_url(repo, &["hooks"])).await?;
         hooks.retain(|h| h.kind == "gitea");
         Ok(hooks)
     }
 
-    /// Sets `hook`'s secret, sending back its events, branch filter,
-    /// authorization header and active flag: Gitea's edit resets whatever
-    /// the request leaves out (events to `push` only).
+    /// `PATCH /repos/{owner}/{repo}/hooks/{id}` with the new `config.secret`,
+    /// sending back the hook's events, branch filter, authorization header
+    /// and active flag: Gitea's edit resets whatever the request leaves out
+    /// (events to `push` only). Errors never quote the request.
     pub async fn set_secret(&self, repo: &str, hook: &Hook, secret: &str) -> Result<()> {
-        let url = format!("{}/repos/{repo}/hooks/{}", self.api, hook.id);
+        let url = self.repo_url(repo, &["hooks", &hook.id.to_string()]);
         let body = serde_json::json!({
             "config": { "secret": secret },
             "events": hook.events,
@@ -93,46 +150,71 @@ impl Gitea {
             "authorization_header": hook.authorization_header,
             "active": hook.active,
         });
-        let what = format!("change the secret of webhook {} of", hook.id);
-        self.send(self.client.patch(&url).json(&body), repo, &what)
-            .await
-            .map(drop)
+        let res = self
+            .send(self.client.patch(url.clone()).json(&body))
+            .await?;
+        check(&url, res).await.map(drop)
     }
 
-    /// Sends with the token; a failure says what was attempted and Gitea's
-    /// own message (never the request, which may carry the secret).
-    async fn send(
-        &self,
-        request: reqwest::RequestBuilder,
-        repo: &str,
-        what: &str,
-    ) -> Result<reqwest::Response> {
-        let res = request
+    async fn all_pages<T: DeserializeOwned>(&self, url: url::Url) -> Result<Vec<T>> {
+        let mut all = Vec::new();
+        for page in 1..=MAX_PAGES {
+            let mut url = url.clone();
+            url.query_pairs_mut()
+                .append_pair("page", &page.to_string())
+                .append_pair("limit", &PAGE.to_string());
+            let items: Vec<T> = self.get(url).await?;
+            let last = items.len() < PAGE;
+            all.extend(items);
+            if last {
+                break;
+            }
+        }
+        Ok(all)
+    }
+
+    async fn get<T: DeserializeOwned>(&self, url: url::Url) -> Result<T> {
+        let res = self.send(self.client.get(url.clone())).await?;
+        let res = check(&url, res).await?;
+        res.json().await.map_err(|e| {
+            Error::Unavailable(format!(
+                "Gitea answered {} with unexpected JSON: {e}",
+                url.path()
+            ))
+        })
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response> {
+        request
             .header(
                 reqwest::header::AUTHORIZATION,
                 format!("token {}", self.token),
             )
+            .header(reqwest::header::ACCEPT, "application/json")
             .send()
             .await
-            .map_err(|e| {
-                Error::Unavailable(format!(
-                    "cannot {what} {repo}: Gitea did not answer ({})",
-                    e.without_url()
-                ))
-            })?;
-        let status = res.status();
-        if status.is_success() {
-            return Ok(res);
-        }
-        let message = res
-            .json::<Message>()
-            .await
-            .ok()
-            .and_then(|m| m.message)
-            .map(|m| format!(": {m}"))
-            .unwrap_or_default();
-        Err(Error::Unavailable(format!(
-            "cannot {what} {repo}: Gitea answered {status}{message}"
-        )))
+            .map_err(|e| Error::Unavailable(format!("cannot reach Gitea at {}: {e}", self.api)))
     }
+}
+
+/// A 2xx response, or an error quoting Gitea's own message.
+async fn check(url: &url::Url, res: reqwest::Response) -> Result<reqwest::Response> {
+    let status = res.status();
+    if status.is_success() {
+        return Ok(res);
+    }
+    #[derive(Deserialize)]
+    struct Message {
+        message: String,
+    }
+    let said = res
+        .json::<Message>()
+        .await
+        .map(|m| format!(": {}", m.message))
+        .unwrap_or_default();
+    Err(Error::Unavailable(format!(
+        "Gitea refused {} {}{said}",
+        url.path(),
+        status
+    )))
 }

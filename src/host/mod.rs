@@ -7,4 +7,5 @@ pub mod gitea;
 pub mod preflight;
 pub mod probe;
 pub mod secret;
+pub mod ssh;
 pub mod systemd;

@@ -34,6 +34,7 @@ impl CheckedOut {
 pub(super) async fn run(work: &Work, checked_out: &mut CheckedOut) -> Result<Vec<String>> {
     match work {
         Work::Run { .. }
+        | Work::Sweep { .. }
         | Work::RotateSecret { .. }
         | Work::RestoreEnv { .. }
         | Work::SetWebhookSecret { .. }
@@ -132,6 +133,20 @@ pub(super) fn command_line(work: &Work) -> String {
             "systemctl show -p ActiveState,SubState,Result {} (until active)",
             quoted(units)
         ),
+        Work::Sweep {
+            sweep,
+            dry_run: true,
+            ..
+        } => format!("sweep {sweep} --dry-run (list only)"),
+        Work::Sweep {
+            sweep, previewed, ..
+        } => match previewed {
+            Some(p) => format!(
+                "sweep {sweep} (what dry run job {} listed, if still due)",
+                p.job
+            ),
+            None => format!("sweep {sweep}"),
+        },
         Work::Probe { url, expect, .. } => match expect {
             Some(text) => format!("GET {url} (expecting 2xx and {text:?})"),
             None => format!("GET {url} (expecting 2xx)"),

@@ -92,6 +92,21 @@ pub enum Work {
         #[serde(with = "millis")]
         timeout: Option<Duration>,
     },
+    /// A built-in sweep of the job's app (`ops::sweeps`): lists what it
+    /// would remove or create and, unless `dry_run`, does it — only what
+    /// `previewed` (the dry run before it) listed too, when given.
+    Sweep {
+        sweep: String,
+        dry_run: bool,
+        previewed: Option<Preview>,
+    },
+}
+
+/// What a sweep's dry run listed, carried by the real run after it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Preview {
+    pub job: i64,
+    pub items: Vec<String>,
 }
 
 impl Work {

@@ -245,8 +245,27 @@ impl Run<'_> {
                     }
                 }
             }
+            Work::Sweep {
+                sweep,
+                dry_run,
+                previewed,
+            } => {
+                let job = crate::ops::sweeps::SweepJob {
+                    config: &self.inner.config,
+                    db: &self.inner.db,
+                    job: self.job.id,
+                    app: &self.job.app,
+                };
+                let lines = self.lines.clone();
+                let work = async {
+                    crate::ops::sweeps::perform(&job, sweep, *dry_run, previewed.as_ref(), &lines)
+                        .await
+                        .map(|()| Vec::new())
+                };
+                in_process(work, limit, self.stopped(), &self.lines).await
+            }
             host => {
-                let stopped = self.stopped();
+                let (stopped, lines) = (self.stopped(), self.lines.clone());
                 let tools = secret_work::Tools {
                     config: &self.inner.config,
                     key: &self.inner.server_key,
@@ -263,22 +282,9 @@ impl Run<'_> {
                         _ => host_work::run(host, &mut self.checked_out).await,
                     }
                 };
-                let done = tokio::select! {
-                    done = tokio::time::timeout(limit, work) => done,
-                    () = stopped => return Ended::Stopped,
-                };
+                let ended = in_process(work, limit, stopped, &lines).await;
                 self.record_rotations().await;
-                match done {
-                    Ok(Ok(lines)) => {
-                        let _ = self.lines.send(lines).await;
-                        Ended::Exited(Some(0))
-                    }
-                    Ok(Err(e)) => {
-                        self.say(e.public_message()).await;
-                        Ended::Exited(None)
-                    }
-                    Err(_) => Ended::TimedOut,
-                }
+                ended
             }
         }
     }
@@ -329,6 +335,32 @@ fn learn_env_file(inner: &Inner, app: &str, redactor: &Redactor) {
     if let Some(env_file) = app.env_file.as_deref().filter(|_| local) {
         let secrets: Vec<String> = app.secrets.iter().map(|s| s.name.clone()).collect();
         redactor.learn_file(env_file, &secrets);
+    }
+}
+
+/// Runs a step done by opsdeck itself rather than by a child process.
+async fn in_process(
+    work: impl Future<Output = crate::Result<Vec<String>>>,
+    limit: Duration,
+    stopped: impl Future<Output = ()>,
+    lines: &Lines,
+) -> Ended {
+    let done = tokio::select! {
+        done = tokio::time::timeout(limit, work) => done,
+        () = stopped => return Ended::Stopped,
+    };
+    match done {
+        Ok(Ok(printed)) => {
+            if !printed.is_empty() {
+                let _ = lines.send(printed).await;
+            }
+            Ended::Exited(Some(0))
+        }
+        Ok(Err(e)) => {
+            let _ = lines.send(vec![e.public_message()]).await;
+            Ended::Exited(None)
+        }
+        Err(_) => Ended::TimedOut,
     }
 }
 

@@ -3,4 +3,6 @@ pub mod actions;
 pub mod deploy;
 pub mod releases;
 pub mod rollback;
+pub mod schedule;
 pub mod secrets;
+pub mod sweeps;

@@ -35,7 +35,12 @@ pub async fn request(ctx: &Context, actor: &Actor, app: &str, to: Option<i64>) -
     deploy::submit(ctx, actor, app, "rollback", &label, &sha, Some(current.id)).await
 }
 
-fn target<'a>(log: &'a [Release], current: &Release, to: Option<i64>) -> Result<&'a Release> {
+/// Release `to`, or by default the newest good release older than `current`.
+pub(super) fn target<'a>(
+    log: &'a [Release],
+    current: &Release,
+    to: Option<i64>,
+) -> Result<&'a Release> {
     let Some(id) = to else {
         return log
             .iter()

@@ -156,6 +156,7 @@ struct AppPage {
     history: Vec<JobLine>,
     /// Each secret with its fingerprint and last rotation (`apps/_secrets.html`).
     secrets: Vec<super::secrets::SecretRow>,
+    sweeps: Vec<super::sweeps::SweepCard>,
 }
 
 async fn show(
@@ -183,6 +184,7 @@ async fn show(
         waiting: queue.waiting.iter().map(JobLine::from).collect(),
         history: history.iter().map(JobLine::from).collect(),
         secrets: super::secrets::rows(&ctx, app, &actor).await?,
+        sweeps: super::sweeps::cards(&ctx, app, &actor).await?,
     })
 }
 
@@ -196,13 +198,18 @@ async fn run_action(
     headers: HeaderMap,
 ) -> Result<Response> {
     let job = crate::ops::actions::run(&ctx, &actor, &app, &action).await?;
+    Ok(show_job(job, &headers))
+}
+
+/// After a button started job `job`: its page (`HX-Redirect` for htmx).
+pub(super) fn show_job(job: i64, headers: &HeaderMap) -> Response {
     let to = format!("/jobs/{job}");
     if headers.contains_key("hx-request") {
         let mut res = ().into_response();
         if let Ok(value) = HeaderValue::from_str(&to) {
             res.headers_mut().insert("hx-redirect", value);
         }
-        return Ok(res);
+        return res;
     }
-    Ok(Redirect::to(&to).into_response())
+    Redirect::to(&to).into_response()
 }

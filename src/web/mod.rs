@@ -25,6 +25,7 @@ pub mod login;
 mod page;
 mod secrets;
 mod sessions;
+mod sweeps;
 
 pub use json::Json;
 pub use page::{Moment, Page};
@@ -45,6 +46,7 @@ pub fn router(ctx: Context) -> Router {
         .merge(secrets::router())
         .merge(audit::router())
         .merge(jobs::router())
+        .merge(sweeps::router())
         .fallback(not_found)
         // Innermost first: authentication sees only bodies within the limit,
         // and every error, from any layer, leaves as the client expects it.

@@ -6,12 +6,13 @@
 pub mod browser;
 pub mod cli;
 pub mod deck;
-pub mod gitea_api;
+pub mod gitea;
 pub mod oidc;
 pub mod repos;
 pub mod sandbox;
 pub mod server;
 pub mod sse;
+pub mod sshd;
 
 /// A loopback port nobody listens on right now.
 pub fn free_port() -> u16 {

@@ -1,0 +1,319 @@
+//! Apps on other hosts (`host = "ssh://user@host:port"` or a
+//! `[hosts.<name>]` table): commands reach them through the system `ssh`
+//! client — the tool operators already trust, no agent to install.
+//!
+//! - Batch mode: never a password or passphrase prompt; a missing key fails.
+//! - Strict host key checking against the configured `known_hosts` (or the
+//!   user's): an unknown or changed host key is refused, never learned.
+//! - Connection reuse (ControlMaster): a deploy's ten steps share one
+//!   connection instead of paying a handshake each. Sockets live in
+//!   `<data_dir>/ssh`, private to opsdeck's user.
+//! - `ssh` hands the remote side one string for the login shell to parse, so
+//!   every word is quoted for a POSIX shell ([`remote_line`]): no ref,
+//!   path, file name or value can be read there as shell syntax.
+//! - File contents (env files, secrets) travel on stdin, never in argv.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::config::{Config, HostAddress, SshTarget};
+use crate::host::exec::{Captured, capture_with_input, command_line, quote};
+use crate::{Error, Result};
+
+/// How long an idle shared connection stays open.
+const PERSIST: &str = "120";
+/// How long connecting may take before the step fails.
+const CONNECT_TIMEOUT: &str = "10";
+
+/// A host reached over SSH, with every option opsdeck insists on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Remote {
+    target: SshTarget,
+    identity: Option<PathBuf>,
+    known_hosts: Option<PathBuf>,
+    /// The jump host, already resolved (with its own key and known_hosts).
+    jump: Option<Box<Remote>>,
+    /// Where ControlMaster sockets live.
+    control_dir: PathBuf,
+}
+
+impl Remote {
+    /// How `host` (an app's `host` value) is reached: `None` for this
+    /// machine. Errors name what in the config is wrong.
+    pub fn resolve(config: &Config, host: &str) -> Result<Option<Remote>> {
+        let control_dir = config.server.data_dir.join("ssh");
+        let address: HostAddress = host.parse().map_err(Error::BadRequest)?;
+        match address {
+            HostAddress::Local => Ok(None),
+            HostAddress::Ssh(target) => Ok(Some(Remote {
+                target,
+                identity: None,
+                known_hosts: None,
+                jump: None,
+                control_dir,
+            })),
+            HostAddress::Named(name) => named(config, &name, control_dir, 0).map(Some),
+        }
+    }
+
+    /// `user@host:port`, as pages and messages name the host.
+    pub fn name(&self) -> String {
+        format!(
+            "{}@{}:{}",
+            self.target.user, self.target.host, self.target.port
+        )
+    }
+
+    /// The local command line that runs `argv` on the host, in `cwd`, with
+    /// `env` added to the remote login environment.
+    pub fn command(
+        &self,
+        argv: &[String],
+        cwd: Option<&Path>,
+        env: &BTreeMap<String, String>,
+    ) -> Vec<String> {
+        let mut all = self.ssh();
+        all.push(remote_line(argv, cwd, env));
+        all
+    }
+
+    /// Runs `argv` on the host and returns what it printed. A connection
+    /// that cannot be made (key, host key, network) is an error naming the
+    /// host and ssh's own reason.
+    pub async fn capture(&self, argv: &[String], timeout: Duration) -> Result<Captured> {
+        self.run(argv, Vec::new(), timeout).await
+    }
+
+    /// Replaces `path` on the host with `content`, atomically as a local
+    /// write is: a temp file in the same directory, mode `mode`, `sync`,
+    /// then `mv` over the original. The content goes on stdin.
+    pub async fn write_file(
+        &self,
+        path: &Path,
+        content: Vec<u8>,
+        mode: u32,
+        timeout: Duration,
+    ) -> Result<()> {
+        let target = path.display().to_string();
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(|| ".".to_owned(), |p| p.display().to_string());
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .ok_or_else(|| Error::BadRequest(format!("{target} is not a file name")))?;
+        // `sh -c SCRIPT sh DIR NAME MODE TARGET`: the values are positional
+        // parameters, never parsed as shell syntax.
+        let script = "umask 077; t=$(mktemp \"$1/.$2.opsdeck-XXXXXX\") || exit 1; \
+                      if cat > \"$t\" && chmod \"$3\" \"$t\" && sync \"$t\" && mv -f \"$t\" \"$4\"; \
+                      then sync \"$1\"; else rm -f \"$t\"; exit 1; fi";
+        let argv: Vec<String> = [
+            "sh",
+            "-c",
+            script,
+            "sh",
+            &dir,
+            &name,
+            &format!("{mode:o}"),
+            &target,
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        let out = self.run(&argv, content, timeout).await?;
+        if out.success() {
+            Ok(())
+        } else {
+            Err(Error::Unavailable(format!(
+                "cannot write {target} on {}: {}",
+                self.name(),
+                out.stderr.trim()
+            )))
+        }
+    }
+
+    async fn run(&self, argv: &[String], input: Vec<u8>, timeout: Duration) -> Result<Captured> {
+        private_dir(&self.control_dir)?;
+        let local = self.command(argv, None, &BTreeMap::new());
+        let out = capture_with_input(&local, input, timeout).await?;
+        // ssh's own failures exit 255 (a remote command rarely does).
+        if out.status == Some(255) {
+            return Err(Error::Unavailable(format!(
+                "cannot run `{}` on {}: {}",
+                command_line(argv),
+                self.name(),
+                explain(&out.stderr)
+            )));
+        }
+        Ok(out)
+    }
+
+    /// `ssh` with opsdeck's options, up to the destination.
+    fn ssh(&self) -> Vec<String> {
+        let mut argv = vec!["ssh".to_owned()];
+        argv.extend(self.options());
+        argv.extend([
+            "-o".to_owned(),
+            format!("ControlPath={}/%C", self.control_dir.display()),
+            "-o".to_owned(),
+            "ControlMaster=auto".to_owned(),
+            "-o".to_owned(),
+            format!("ControlPersist={PERSIST}"),
+            "-T".to_owned(),
+            "--".to_owned(),
+            self.target.host.clone(),
+        ]);
+        argv
+    }
+
+    /// The options that decide whom ssh talks to and how it checks them:
+    /// shared by the connection and the jump host's `ProxyCommand`.
+    fn options(&self) -> Vec<String> {
+        let o = |key: &str, value: String| ["-o".to_owned(), format!("{key}={value}")];
+        let mut argv: Vec<String> = Vec::new();
+        argv.extend(o("BatchMode", "yes".into()));
+        argv.extend(o("StrictHostKeyChecking", "yes".into()));
+        argv.extend(o("ConnectTimeout", CONNECT_TIMEOUT.into()));
+        argv.extend(o("ServerAliveInterval", "10".into()));
+        argv.extend(o("ServerAliveCountMax", "3".into()));
+        argv.extend(o("LogLevel", "ERROR".into()));
+        argv.extend(o("User", self.target.user.clone()));
+        argv.extend(o("Port", self.target.port.to_string()));
+        if let Some(file) = &self.known_hosts {
+            argv.extend(o("UserKnownHostsFile", file.display().to_string()));
+            argv.extend(o("GlobalKnownHostsFile", "/dev/null".into()));
+        }
+        if let Some(key) = &self.identity {
+            argv.extend(o("IdentityFile", key.display().to_string()));
+            argv.extend(o("IdentitiesOnly", "yes".into()));
+        }
+        if let Some(jump) = &self.jump {
+            // ProxyCommand rather than -J: -J would not pass these options
+            // (strict checking, the jump's own known_hosts and key) on.
+            let mut proxy = vec!["ssh".to_owned()];
+            proxy.extend(jump.options());
+            proxy.extend([
+                "-W".into(),
+                "[%h]:%p".into(),
+                "--".into(),
+                jump.target.host.clone(),
+            ]);
+            argv.extend(o("ProxyCommand", command_line(&proxy)));
+        }
+        argv
+    }
+}
+
+/// The directory of the shared connections' sockets: whoever can reach a
+/// socket can run commands on the host as opsdeck, so only opsdeck may.
+fn private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let made = std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir);
+    let private =
+        made.and_then(|()| std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)));
+    private.map_err(|e| Error::Unavailable(format!("cannot make {}: {e}", dir.display())))
+}
+
+/// Resolves `[hosts.<name>]`, following jump hosts (at most a few deep, so a
+/// loop in the config cannot recurse forever).
+fn named(config: &Config, name: &str, control_dir: PathBuf, depth: usize) -> Result<Remote> {
+    let host = config.hosts.get(name).ok_or_else(|| {
+        Error::BadRequest(format!("there is no [hosts.{name}] table in the config"))
+    })?;
+    let target: SshTarget = host
+        .address
+        .parse()
+        .map_err(|e| Error::BadRequest(format!("hosts.{name}.address: {e}")))?;
+    let jump = match &host.jump {
+        None => None,
+        Some(_) if depth >= 4 => {
+            return Err(Error::BadRequest(format!(
+                "hosts.{name}.jump: jump hosts nest more than 4 deep (a loop?)"
+            )));
+        }
+        Some(jump) if config.hosts.contains_key(jump) => Some(Box::new(named(
+            config,
+            jump,
+            control_dir.clone(),
+            depth + 1,
+        )?)),
+        Some(jump) => Some(Box::new(Remote {
+            target: jump
+                .parse()
+                .map_err(|e| Error::BadRequest(format!("hosts.{name}.jump: {e}")))?,
+            identity: host.identity_file.clone(),
+            known_hosts: host.known_hosts.clone(),
+            jump: None,
+            control_dir: control_dir.clone(),
+        })),
+    };
+    Ok(Remote {
+        target,
+        identity: host.identity_file.clone(),
+        known_hosts: host.known_hosts.clone(),
+        jump,
+        control_dir,
+    })
+}
+
+/// The one string the remote login shell runs, every word quoted:
+/// `cd 'dir' && exec env -- 'K=V' 'program' 'arg' …` (`--`: a program
+/// named like an option is still a program).
+pub fn remote_line(argv: &[String], cwd: Option<&Path>, env: &BTreeMap<String, String>) -> String {
+    let mut words: Vec<String> = vec!["env".to_owned(), "--".to_owned()];
+    words.extend(env.iter().map(|(key, value)| format!("{key}={value}")));
+    words.extend(argv.iter().cloned());
+    let line = format!("exec {}", command_line(&words));
+    match cwd {
+        Some(cwd) => format!("cd {} && {line}", quote(&cwd.display().to_string())),
+        None => line,
+    }
+}
+
+/// ssh's reason, with the fix for the common ones.
+fn explain(stderr: &str) -> String {
+    let said = stderr.trim();
+    let hint = if said.contains("REMOTE HOST IDENTIFICATION HAS CHANGED") {
+        "the host's key is not the one in known_hosts: if the host was reinstalled, replace its line in known_hosts (ssh-keyscan, then compare the fingerprint out of band)"
+    } else if said.contains("Host key verification failed") {
+        "the host's key is not in known_hosts: add it (ssh-keyscan -p PORT HOST >> known_hosts, after checking its fingerprint)"
+    } else if said.contains("Permission denied") {
+        "the host refused opsdeck's key: add its public key to the remote user's authorized_keys, or set identity_file"
+    } else if said.contains("Connection refused") || said.contains("timed out") {
+        "nothing answers there: is sshd running, and is the port right?"
+    } else {
+        ""
+    };
+    match hint {
+        "" => said.to_owned(),
+        hint => format!("{said} ({hint})"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remote_lines_quote_every_word() {
+        let argv = vec![
+            "git".to_owned(),
+            "checkout".to_owned(),
+            "main;id".to_owned(),
+        ];
+        let env = BTreeMap::from([("GREETING".to_owned(), "a b'c".to_owned())]);
+        assert_eq!(
+            remote_line(&argv, Some(Path::new("/srv/my app")), &env),
+            "cd '/srv/my app' && exec env -- 'GREETING=a b'\\''c' git checkout 'main;id'"
+        );
+        assert_eq!(
+            remote_line(&["-x".to_owned()], None, &BTreeMap::new()),
+            "exec env -- -x"
+        );
+    }
+}

@@ -1,0 +1,190 @@
+//! `sqlite-backup`: a consistent copy of a live SQLite database (the rfc-app
+//! runbook's 03:00 `sqlite3 .backup`), made with `VACUUM INTO` while the app
+//! keeps writing, checked with `PRAGMA integrity_check` before it gets its
+//! final name, then the oldest backups beyond `keep` removed.
+//!
+//! Backups are `<dir>/<database stem>-<UTC timestamp>.<ext>`; other files in
+//! `dir` are never touched.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::Connection;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
+
+use super::{Found, Item};
+use crate::config::Sweep;
+use crate::{Error, Result};
+
+/// How long the backup waits for the app's write lock before giving up.
+const BUSY: Duration = Duration::from_secs(60);
+
+pub(super) fn find(sweep: &Sweep) -> Result<Found> {
+    let (Some(database), Some(dir)) = (&sweep.database, &sweep.dir) else {
+        return Err(Error::Unavailable(format!(
+            "sweep {} needs `database` and `dir`",
+            sweep.name
+        )));
+    };
+    // The new backup is one of the `keep`.
+    let keep = sweep.keep.unwrap_or(1).max(1);
+    let mut found = Found::default();
+    found.items.push(Item::CreateBackup {
+        database: database.clone(),
+        dir: dir.clone(),
+    });
+    let existing = backups(database, dir)?;
+    let remove = (existing.len() + 1).saturating_sub(keep);
+    for old in existing.iter().take(remove) {
+        found.items.push(Item::RemoveBackup(old.clone()));
+    }
+    for kept in existing.iter().skip(remove) {
+        found.kept.push(format!("backup {}", kept.display()));
+    }
+    Ok(found)
+}
+
+/// `<stem>-` and `.<ext>` around a backup's timestamp.
+fn affixes(database: &Path) -> (String, String) {
+    let stem = database
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "database".into());
+    let ext = database
+        .extension()
+        .map(|e| format!(".{}", e.to_string_lossy()))
+        .unwrap_or_else(|| ".db".into());
+    (format!("{stem}-"), ext)
+}
+
+/// The backups of `database` in `dir`, oldest first.
+fn backups(database: &Path, dir: &Path) -> Result<Vec<PathBuf>> {
+    let (prefix, suffix) = affixes(database);
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => {
+            return Err(Error::Unavailable(format!(
+                "cannot list {}: {e}",
+                dir.display()
+            )));
+        }
+    };
+    let mut found: Vec<PathBuf> = entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.strip_prefix(&prefix)
+                .and_then(|rest| rest.strip_suffix(&suffix))
+                .is_some_and(is_timestamp)
+        })
+        .map(|e| e.path())
+        .collect();
+    found.sort();
+    Ok(found)
+}
+
+/// `20261203T030000123Z`: what [`create`] names backups with.
+fn is_timestamp(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.len() == 19
+        && bytes[8] == b'T'
+        && bytes[18] == b'Z'
+        && bytes
+            .iter()
+            .enumerate()
+            .all(|(i, b)| matches!(i, 8 | 18) || b.is_ascii_digit())
+}
+
+pub(super) async fn create(database: &Path, dir: &Path) -> Result<String> {
+    if !database.is_file() {
+        return Err(Error::Unavailable(format!(
+            "{} does not exist",
+            database.display()
+        )));
+    }
+    tokio::fs::create_dir_all(dir)
+        .await
+        .map_err(|e| Error::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
+    let (prefix, suffix) = affixes(database);
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%3fZ");
+    let file = dir.join(format!("{prefix}{stamp}{suffix}"));
+    let partial = dir.join(format!(".{prefix}{stamp}{suffix}.partial"));
+    let made = copy(database, &partial).await.and(verify(&partial).await);
+    if let Err(e) = made {
+        let _ = tokio::fs::remove_file(&partial).await;
+        return Err(e);
+    }
+    // The copy holds what the database holds: no more readable than it.
+    if let Ok(meta) = tokio::fs::metadata(database).await {
+        let _ = tokio::fs::set_permissions(&partial, meta.permissions()).await;
+    }
+    tokio::fs::rename(&partial, &file)
+        .await
+        .map_err(|e| Error::Unavailable(format!("cannot rename {}: {e}", partial.display())))?;
+    let size = tokio::fs::metadata(&file)
+        .await
+        .map(|m| m.len())
+        .unwrap_or(0);
+    Ok(format!(
+        "created backup {} ({size} bytes, integrity_check ok)",
+        file.display()
+    ))
+}
+
+async fn open(file: &Path, read_only: bool) -> Result<SqliteConnection> {
+    let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", file.display()))
+        .map_err(|e| Error::Unavailable(format!("{}: {e}", file.display())))?
+        .create_if_missing(false)
+        .read_only(read_only)
+        .busy_timeout(BUSY);
+    SqliteConnection::connect_with(&options)
+        .await
+        .map_err(|e| Error::Unavailable(format!("cannot open {}: {e}", file.display())))
+}
+
+/// `VACUUM INTO`: one read transaction, so the copy is the database as of
+/// one instant, whatever the app writes meanwhile.
+async fn copy(database: &Path, to: &Path) -> Result<()> {
+    let mut conn = open(database, false).await?;
+    let copied = sqlx::query("VACUUM INTO ?")
+        .bind(to.display().to_string())
+        .execute(&mut conn)
+        .await;
+    let _ = conn.close().await;
+    copied.map_err(|e| Error::Unavailable(format!("VACUUM INTO {} failed: {e}", to.display())))?;
+    Ok(())
+}
+
+async fn verify(copy: &Path) -> Result<()> {
+    let mut conn = open(copy, true).await?;
+    let said: Result<Vec<String>, _> = sqlx::query_scalar("PRAGMA integrity_check")
+        .fetch_all(&mut conn)
+        .await;
+    let _ = conn.close().await;
+    let said = said.map_err(|e| {
+        Error::Unavailable(format!("the copy {} does not open: {e}", copy.display()))
+    })?;
+    if said != ["ok"] {
+        return Err(Error::Unavailable(format!(
+            "the copy failed PRAGMA integrity_check: {}",
+            said.join("; ")
+        )));
+    }
+    Ok(())
+}
+
+pub(super) async fn remove(file: &Path) -> Result<String> {
+    tokio::fs::remove_file(file)
+        .await
+        .map_err(|e| Error::Unavailable(format!("cannot remove {}: {e}", file.display())))?;
+    // What SQLite leaves beside a backup someone opened (to restore from it).
+    for suffix in ["-wal", "-shm", "-journal"] {
+        let mut beside = file.as_os_str().to_owned();
+        beside.push(suffix);
+        let _ = tokio::fs::remove_file(PathBuf::from(beside)).await;
+    }
+    Ok(format!("removed backup {}", file.display()))
+}

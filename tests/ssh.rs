@@ -1,0 +1,224 @@
+//! The SSH transport against a real sshd: hostile values arrive as data,
+//! files are written atomically with their content on stdin, host keys are
+//! checked strictly, one connection is shared, and a dropped connection
+//! fails cleanly without breaking the next command.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use opsdeck::config::Config;
+use opsdeck::host::ssh::Remote;
+use support::sshd::Sshd;
+
+const T: Duration = Duration::from_secs(30);
+
+/// opsdeck's view of the test server, with its own data directory (so its
+/// own shared-connection sockets) and `known_hosts`.
+fn remote(sshd: &Sshd, data: &Path, known_hosts: &Path) -> Remote {
+    let text = format!(
+        "[server]\ndata_dir = {:?}\n{}",
+        data.display().to_string(),
+        sshd.hosts_toml(known_hosts)
+    );
+    let config = Config::parse(&text, &data.join("opsdeck.toml")).unwrap();
+    Remote::resolve(&config, "remote").unwrap().unwrap()
+}
+
+fn argv(words: &[&str]) -> Vec<String> {
+    words.iter().map(|w| (*w).to_owned()).collect()
+}
+
+#[tokio::test]
+async fn hostile_values_reach_the_remote_side_as_data() {
+    let Some(sshd) = Sshd::start() else { return };
+    let data = tempfile::tempdir().unwrap();
+    let remote = remote(&sshd, data.path(), &sshd.known_hosts());
+    let marker = data.path().join("pwned");
+    let m = marker.display().to_string();
+    let hostile = [
+        format!("$(touch {m})"),
+        format!("`touch {m}`"),
+        format!("; touch {m}"),
+        format!("' ; touch {m}; '"),
+        format!("\" ; touch {m}; \""),
+        format!("&& touch {m}"),
+        format!("| touch {m}"),
+        format!("\ntouch {m}\n"),
+        "*".into(),
+        "~".into(),
+        "$HOME".into(),
+        "\\".into(),
+        "--upload-pack=touch /tmp/x".into(),
+        "-e".into(),
+        "{a,b}".into(),
+        "é ✓ \t tab".into(),
+        String::new(),
+    ];
+    for value in &hostile {
+        let out = remote
+            .capture(&argv(&["printf", "%s", value]), T)
+            .await
+            .unwrap();
+        assert!(out.success(), "{value:?}: {out:?}");
+        assert_eq!(&out.stdout, value);
+    }
+
+    // A working directory and an environment value, hostile too.
+    let dir = data.path().join("it's a $(dir) `x`");
+    std::fs::create_dir(&dir).unwrap();
+    let env = BTreeMap::from([("VALUE".to_owned(), format!("'$(touch {m})'"))]);
+    let line = remote.command(
+        &argv(&["sh", "-c", "pwd; printf %s \"$VALUE\""]),
+        Some(&dir),
+        &env,
+    );
+    let out = std::process::Command::new(&line[0])
+        .args(&line[1..])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout, format!("{}\n'$(touch {m})'", dir.display()));
+    assert!(!marker.exists(), "a value was run as a command");
+}
+
+#[tokio::test]
+async fn files_are_replaced_atomically_with_their_content_on_stdin() {
+    let Some(sshd) = Sshd::start() else { return };
+    let data = tempfile::tempdir().unwrap();
+    let remote = remote(&sshd, data.path(), &sshd.known_hosts());
+    let dir = data.path().join("app dir");
+    std::fs::create_dir(&dir).unwrap();
+    let env_file = dir.join(".env");
+    std::fs::write(&env_file, "OLD=1\n").unwrap();
+
+    let content = b"# kept\nSECRET_KEY='a$(b)`c`'\nBINARY=\x01\x02\n".to_vec();
+    remote
+        .write_file(&env_file, content.clone(), 0o600, T)
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(&env_file).unwrap(), content);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&env_file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let left: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().collect();
+    assert_eq!(left.len(), 1, "no temp file is left behind: {left:?}");
+
+    // A directory that does not exist: a clear error, nothing written.
+    let err = remote
+        .write_file(&data.path().join("nope/.env"), content, 0o600, T)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("cannot write") && err.contains("nope/.env"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn unknown_or_changed_host_keys_are_refused_and_nothing_runs() {
+    let Some(sshd) = Sshd::start() else { return };
+    let data = tempfile::tempdir().unwrap();
+    let marker = data.path().join("ran");
+    let touch = argv(&["touch", &marker.display().to_string()]);
+
+    let changed = data.path().join("known_hosts_changed");
+    sshd.write_known_hosts(&changed, &sshd.other_key("impostor"));
+    let err = remote(&sshd, &data.path().join("a"), &changed)
+        .capture(&touch, T)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("REMOTE HOST IDENTIFICATION HAS CHANGED"),
+        "{err}"
+    );
+    assert!(err.contains("127.0.0.1"), "the error names the host: {err}");
+
+    let empty = data.path().join("known_hosts_empty");
+    std::fs::write(&empty, "").unwrap();
+    let err = remote(&sshd, &data.path().join("b"), &empty)
+        .capture(&touch, T)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("Host key verification failed"), "{err}");
+    assert!(
+        err.contains("ssh-keyscan"),
+        "the error says what to do: {err}"
+    );
+    assert!(!marker.exists());
+}
+
+#[tokio::test]
+async fn commands_share_one_connection_and_survive_a_dropped_one() {
+    let Some(sshd) = Sshd::start() else { return };
+    let data = tempfile::tempdir().unwrap();
+    let remote = remote(&sshd, data.path(), &sshd.known_hosts());
+    for i in 0..10 {
+        let out = remote
+            .capture(&argv(&["echo", &i.to_string()]), T)
+            .await
+            .unwrap();
+        assert_eq!(out.stdout, format!("{i}\n"));
+    }
+    assert_eq!(sshd.connections(), 1, "ten commands, one connection");
+
+    // The network drops while a command runs: that command fails with
+    // ssh's reason; the next one connects again and works.
+    let nonce = format!("opsdeck-ssh-test-{}", std::process::id());
+    let running = {
+        let remote = remote.clone();
+        let script = argv(&["sh", "-c", "echo started; sleep 20", &nonce]);
+        tokio::spawn(async move { remote.capture(&script, T).await })
+    };
+    let mut sessions = 0;
+    for _ in 0..400 {
+        sessions = remote_processes(&nonce);
+        if sessions > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(sessions > 0, "the remote command started");
+    assert!(sshd.drop_connections() > 0);
+    let err = running.await.unwrap().unwrap_err().to_string();
+    assert!(err.contains("cannot run"), "{err}");
+    let out = remote.capture(&argv(&["echo", "again"]), T).await.unwrap();
+    assert_eq!(out.stdout, "again\n");
+    kill_remote_processes(&nonce);
+}
+
+/// The test's remote commands (sshd runs them on this same machine; the
+/// local `ssh` client's own command line holds the nonce too, but starts
+/// with `ssh`).
+fn remote_processes(nonce: &str) -> usize {
+    pids_with(nonce).len()
+}
+
+fn kill_remote_processes(nonce: &str) {
+    for pid in pids_with(nonce) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+}
+
+fn pids_with(nonce: &str) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                c.starts_with(b"sh\0-c\0echo started")
+                    && String::from_utf8_lossy(&c).contains(nonce)
+            })
+        })
+        .filter(|pid| *pid != std::process::id() as i32)
+        .collect()
+}
