@@ -234,6 +234,15 @@ async fn releases_keeps_current_rollback_target_and_in_use_even_with_keep_0() {
     let three = release(&deck, 3, "failed").await;
     let four = release(&deck, 4, "succeeded").await;
     let five = release(&deck, 5, "succeeded").await;
+    let (lines, state) = sweep(&deck, "wppackages", "old-releases", true).await;
+    assert_eq!(state, State::Failed);
+    assert!(
+        lines
+            .last()
+            .unwrap()
+            .contains("current does not point to a directory"),
+        "{lines:#?}"
+    );
     std::os::unix::fs::symlink(&five, deck.path("srv/current")).unwrap();
     // An old worker still running from release 2.
     let mut worker = Command::new("sleep")

@@ -36,6 +36,8 @@ pub struct Remote {
     jump: Option<Box<Remote>>,
     /// Where ControlMaster sockets live.
     control_dir: PathBuf,
+    /// Share one connection between commands (ControlMaster).
+    reuse: bool,
 }
 
 impl Remote {
@@ -52,9 +54,17 @@ impl Remote {
                 known_hosts: None,
                 jump: None,
                 control_dir,
+                reuse: true,
             })),
             HostAddress::Named(name) => named(config, &name, control_dir, 0).map(Some),
         }
+    }
+
+    /// A new connection per command: for an sshd that forbids sessions
+    /// sharing a connection, and to measure what sharing saves.
+    pub fn without_connection_reuse(mut self) -> Remote {
+        self.reuse = false;
+        self
     }
 
     /// `user@host:port`, as pages and messages name the host.
@@ -154,17 +164,17 @@ impl Remote {
     fn ssh(&self) -> Vec<String> {
         let mut argv = vec!["ssh".to_owned()];
         argv.extend(self.options());
-        argv.extend([
-            "-o".to_owned(),
-            format!("ControlPath={}/%C", self.control_dir.display()),
-            "-o".to_owned(),
-            "ControlMaster=auto".to_owned(),
-            "-o".to_owned(),
-            format!("ControlPersist={PERSIST}"),
-            "-T".to_owned(),
-            "--".to_owned(),
-            self.target.host.clone(),
-        ]);
+        if self.reuse {
+            argv.extend([
+                "-o".to_owned(),
+                format!("ControlPath={}/%C", self.control_dir.display()),
+                "-o".to_owned(),
+                "ControlMaster=auto".to_owned(),
+                "-o".to_owned(),
+                format!("ControlPersist={PERSIST}"),
+            ]);
+        }
+        argv.extend(["-T".to_owned(), "--".to_owned(), self.target.host.clone()]);
         argv
     }
 
@@ -250,6 +260,7 @@ fn named(config: &Config, name: &str, control_dir: PathBuf, depth: usize) -> Res
             known_hosts: host.known_hosts.clone(),
             jump: None,
             control_dir: control_dir.clone(),
+            reuse: true,
         })),
     };
     Ok(Remote {
@@ -258,6 +269,7 @@ fn named(config: &Config, name: &str, control_dir: PathBuf, depth: usize) -> Res
         known_hosts: host.known_hosts.clone(),
         jump,
         control_dir,
+        reuse: true,
     })
 }
 

@@ -8,7 +8,7 @@ use axum::extract::{Path, State};
 use axum::response::Redirect;
 use axum::routing::{get, post};
 
-use super::Page;
+use super::{Moment, Page};
 use crate::audit::Event;
 use crate::auth::{Actor, session};
 use crate::{Context, Error, Result};
@@ -34,9 +34,9 @@ struct Row {
     groups: String,
     remote: String,
     user_agent: String,
-    created: String,
-    last_seen: String,
-    expires: String,
+    created: Moment,
+    last_seen: Moment,
+    expires: Moment,
 }
 
 impl From<session::Session> for Row {
@@ -48,18 +48,11 @@ impl From<session::Session> for Row {
             groups: s.groups.join(", "),
             remote: s.remote,
             user_agent: s.user_agent,
-            created: when(s.created_at),
-            last_seen: when(s.last_seen_at),
-            expires: when(s.expires_at),
+            created: Moment::from_millis(s.created_at),
+            last_seen: Moment::from_millis(s.last_seen_at),
+            expires: Moment::from_millis(s.expires_at),
         }
     }
-}
-
-/// Milliseconds since the epoch as `2026-12-03 08:15 UTC`.
-fn when(millis: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(millis)
-        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
-        .unwrap_or_default()
 }
 
 /// `GET /sessions`: every live session, most recently active first.

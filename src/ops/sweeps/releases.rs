@@ -29,6 +29,14 @@ pub(super) async fn find(job: &SweepJob<'_>, app: &App, sweep: &Sweep) -> Result
     let log = releases::list(job.db, &app.name, i64::MAX).await?;
     let dirs = release_dirs(root, &log)?;
     let current = std::fs::canonicalize(root.join("current")).ok();
+    // Without a current release nothing tells what is live: remove nothing.
+    if !dirs.is_empty() && !dirs.iter().any(|d| Some(&d.path) == current.as_ref()) {
+        return Err(Error::Conflict(format!(
+            "{} does not point to a directory in {}, so no release is known to be live; nothing is removed until it does",
+            root.join("current").display(),
+            root.join("releases").display()
+        )));
+    }
     let target = rollback_target(&log, &dirs, current.as_deref());
     let in_use = in_use(&dirs);
     let mut found = Found::default();
