@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use opsdeck::auth::Role;
 use opsdeck::host::envfile;
 use opsdeck::jobs::State;
-use support::gitea::{FakeGitea, Hook, TOKEN as GITEA_TOKEN};
+use support::gitea::{FakeGitea, Hook};
 use support::server::{self, Server};
 
 /// An env file as people write them: comments, quoting, `export`, blank lines.
@@ -48,20 +48,8 @@ async fn fixture() -> Fixture {
             Hook::new(2, "slack", "", &["push"]),
         ]
     });
-    let file = |name: &str, text: &str| {
-        let path = dir.path().join(name);
-        std::fs::write(&path, text).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-        path.display().to_string()
-    };
     let server = server::start(&format!(
-        r#"[auth]
-gitea_url = "{gitea}"
-client_id = "opsdeck"
-client_secret_file = "{client_secret}"
-gitea_token_file = "{token}"
-
-[[app]]
+        r#"{auth}[[app]]
 name = "web"
 env_file = "{env}"
 
@@ -85,9 +73,7 @@ role = "admin"
 name = "show-env"
 run = ["cat", "{env}"]
 "#,
-        gitea = gitea.url,
-        client_secret = file("client_secret", "oauth-client-secret"),
-        token = file("gitea_token", GITEA_TOKEN),
+        auth = gitea.auth_config(dir.path()),
         env = env.display(),
     ))
     .await;

@@ -9,7 +9,6 @@ mod support;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
 use std::process::Stdio;
-use std::time::Duration;
 
 use opsdeck::host::envfile;
 use support::cli::Instance;
@@ -98,7 +97,8 @@ async fn kill_9_at_every_point_of_a_rotation_leaves_the_old_or_the_new_file() {
     let res = rotate().await.unwrap();
     assert_eq!(res.status(), 202);
     let job: serde_json::Value = res.json().await.unwrap();
-    let state = wait(&client, &instance, &token, job["job"].as_i64().unwrap()).await;
+    let url = format!("http://127.0.0.1:{}", instance.port);
+    let state = support::cli::job_end(&url, &token, job["job"].as_i64().unwrap()).await;
     assert_eq!(state, "succeeded");
     let leftovers: Vec<String> = std::fs::read_dir(app.path())
         .unwrap()
@@ -122,29 +122,4 @@ fn value(text: &str) -> String {
     envfile::get(std::path::Path::new(".env"), text, "SECRET_KEY")
         .unwrap()
         .unwrap()
-}
-
-/// Polls the job until it ends; its final state.
-async fn wait(client: &reqwest::Client, instance: &Instance, token: &str, job: i64) -> String {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let res: serde_json::Value = client
-            .get(format!("http://127.0.0.1:{}/api/jobs/{job}", instance.port))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let state = res["state"].as_str().unwrap().to_string();
-        if !matches!(state.as_str(), "queued" | "running") {
-            return state;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "job {job} did not end"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }

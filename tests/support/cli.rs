@@ -120,6 +120,33 @@ impl Drop for Server {
     }
 }
 
+/// Polls `GET <url>/api/jobs/{job}` with `token` until the job ends; its
+/// final state.
+pub async fn job_end(url: &str, token: &str, job: i64) -> String {
+    let client = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let body: serde_json::Value = client
+            .get(format!("{url}/api/jobs/{job}"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let state = body["state"].as_str().unwrap().to_string();
+        if !matches!(state.as_str(), "queued" | "running") {
+            return state;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "job {job} did not end"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 pub fn run(args: &[&str]) -> Output {
     Command::new(BIN).args(args).output().unwrap()
 }

@@ -103,6 +103,24 @@ impl FakeGitea {
         FakeGitea { url, repos }
     }
 
+    /// An `[auth]` section for an opsdeck that calls this Gitea: its URL,
+    /// and the OAuth2 client secret and API token in 0600 files in `dir`.
+    pub fn auth_config(&self, dir: &std::path::Path) -> String {
+        use std::os::unix::fs::PermissionsExt;
+        let file = |name: &str, text: &str| {
+            let path = dir.join(name);
+            std::fs::write(&path, text).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+            path.display().to_string()
+        };
+        format!(
+            "[auth]\ngitea_url = {:?}\nclient_id = \"opsdeck\"\nclient_secret_file = {:?}\ngitea_token_file = {:?}\n\n",
+            self.url,
+            file("client_secret", "oauth-client-secret"),
+            file("gitea_token", TOKEN),
+        )
+    }
+
     /// Changes repository `full_name` (`owner/name`), creating it if needed.
     pub fn with_repo<T>(&self, full_name: &str, change: impl FnOnce(&mut Repo) -> T) -> T {
         let mut repos = self.repos.lock().unwrap();
