@@ -16,7 +16,6 @@ use super::redact::Redactor;
 use super::store::{self, Runnable};
 use super::{host_work, secret_work};
 use crate::audit::{Event, Outcome};
-use crate::config::HostAddress;
 use crate::host::exec::{self, Ended};
 
 type Lines = mpsc::Sender<Vec<String>>;
@@ -331,8 +330,7 @@ fn learn_env_file(inner: &Inner, app: &str, redactor: &Redactor) {
     let Some(app) = inner.config.app(app) else {
         return;
     };
-    let local = matches!(app.host.parse(), Ok(HostAddress::Local));
-    if let Some(env_file) = app.env_file.as_deref().filter(|_| local) {
+    if let Some(env_file) = app.env_file.as_deref().filter(|_| app.is_local()) {
         let secrets: Vec<String> = app.secrets.iter().map(|s| s.name.clone()).collect();
         redactor.learn_file(env_file, &secrets);
     }

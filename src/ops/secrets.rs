@@ -51,6 +51,14 @@ fn find<'a>(app: &'a App, name: &str) -> Result<&'a Secret> {
 }
 
 fn plan(ctx: &Context, app: &App, secret: &Secret) -> Result<Plan> {
+    if !app.is_local() {
+        // The env file is edited where opsdeck runs; editing it over SSH
+        // would need the same guarantees (backup, atomic rename, fsync) there.
+        return Err(Error::Unavailable(format!(
+            "{} runs on {}; this opsdeck rotates secrets of apps on its own host only",
+            app.name, app.host
+        )));
+    }
     let env_file = app.env_file.clone().ok_or_else(|| {
         Error::Unavailable(format!(
             "{} has no `env_file` to rotate secrets in",
