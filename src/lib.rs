@@ -28,6 +28,8 @@ pub struct Context {
     pub signin_limit: auth::limit::Limiter,
     /// Gitea sign-in; discovers Gitea in the background.
     pub gitea: auth::oidc::Gitea,
+    /// Fingerprints secret values (`<data_dir>/server.key`).
+    pub server_key: host::secret::ServerKey,
 }
 
 impl Context {
@@ -37,7 +39,14 @@ impl Context {
         let config = Arc::new(config);
         let db = db::open(&config.server.data_dir).await?;
         let audit = audit::Audit::new(db.clone(), &config.audit);
-        let jobs = jobs::Engine::start(config.clone(), db.clone(), audit.clone()).await?;
+        let server_key = host::secret::ServerKey::load_or_create(&config.server.data_dir)?;
+        let jobs = jobs::Engine::start(
+            config.clone(),
+            db.clone(),
+            audit.clone(),
+            server_key.clone(),
+        )
+        .await?;
         let gitea = auth::oidc::Gitea::start(&config);
         Ok(Context {
             config,
@@ -46,6 +55,7 @@ impl Context {
             jobs,
             signin_limit: auth::limit::Limiter::new(auth::limit::SIGNINS_PER_MINUTE),
             gitea,
+            server_key,
         })
     }
 }

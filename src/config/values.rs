@@ -4,8 +4,10 @@
 
 use std::str::FromStr;
 
-/// How a secret's new value is made (`generate = "hex:32"`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How a secret's new value is made (`generate = "hex:32"`). Stored in a
+/// job's plan by its spec (the value itself is made inside the step).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub enum Generator {
     /// N random bytes as 2·N lowercase hex digits.
     Hex(usize),
@@ -37,6 +39,30 @@ impl FromStr for Generator {
             "base64url" => Ok(Generator::Base64Url(n)),
             "alnum" => Ok(Generator::Alnum(n)),
             _ => Err(format!("{expected}, found {text:?}")),
+        }
+    }
+}
+
+impl TryFrom<String> for Generator {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Generator, String> {
+        text.parse()
+    }
+}
+
+impl From<Generator> for String {
+    fn from(generator: Generator) -> String {
+        generator.to_string()
+    }
+}
+
+impl std::fmt::Display for Generator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Generator::Hex(n) => write!(f, "hex:{n}"),
+            Generator::Base64Url(n) => write!(f, "base64url:{n}"),
+            Generator::Alnum(n) => write!(f, "alnum:{n}"),
         }
     }
 }

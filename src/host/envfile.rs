@@ -88,6 +88,28 @@ pub fn values(path: &Path, text: &str) -> Result<Vec<(String, String)>> {
     Ok(out)
 }
 
+/// What job output must never show of this file, read leniently: each
+/// assignment's `(Some(key), value)`, and `(None, line)` for each line that
+/// does not parse (it may be a value pasted on a line of its own).
+pub fn redactable(text: &str) -> Vec<(Option<String>, String)> {
+    text.lines()
+        .filter_map(|line| match parse_line(line) {
+            Ok(Some(a)) => Some((Some(a.key.to_string()), a.value)),
+            Ok(None) => None,
+            Err(_) => Some((None, line.trim().to_string())),
+        })
+        .collect()
+}
+
+/// The value of `key`, if the file sets it.
+pub fn get(path: &Path, text: &str, key: &str) -> Result<Option<String>> {
+    Ok(values(path, text)?
+        .into_iter()
+        .rev()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v))
+}
+
 /// The file's text with `key` set to `value`, everything else byte-identical.
 /// A missing key is appended at the end.
 pub fn set(path: &Path, text: &str, key: &str, value: &str) -> Result<String> {
@@ -114,15 +136,53 @@ pub fn set(path: &Path, text: &str, key: &str, value: &str) -> Result<String> {
     Ok(out)
 }
 
+/// Names the point at which opsdeck kills itself (see [`crash_point`]).
+pub const CRASH_AT: &str = "OPSDECK_CRASH_AT";
+
+/// A test hook for crash safety: when `OPSDECK_CRASH_AT` names this point,
+/// opsdeck sends itself SIGKILL right here, as a power cut or an OOM kill
+/// would, so a test can stop it at exact points of a write instead of
+/// racing a `kill -9` against it. Unset, it costs one environment lookup.
+pub fn crash_point(name: &str) {
+    if std::env::var_os(CRASH_AT).is_some_and(|at| at == name) {
+        let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+    }
+}
+
 /// Replaces `path` with `content` atomically: a temp file in the same
 /// directory with the original's mode and owner, fsync, rename over the
 /// original, fsync the directory (so the rename itself survives a crash).
 pub fn write_atomically(path: &Path, content: &[u8]) -> Result<()> {
     let meta = fs::metadata(path).map_err(|e| io_error("read", path, e))?;
     let dir = parent(path);
-    let tmp = dir.join(format!(
-        ".{}.opsdeck-{:016x}",
-        file_name(path),
+    remove_stale_temps(path)?;
+    let tmp =
+        write_temp(path, content, Some(&meta), "write").map_err(|e| io_error("write", path, e))?;
+    let renamed = fs::rename(&tmp, path).and_then(|()| {
+        crash_point("write:renamed");
+        File::open(dir)?.sync_all()
+    });
+    if let Err(e) = renamed {
+        let _ = fs::remove_file(&tmp);
+        return Err(io_error("write", path, e));
+    }
+    crash_point("write:dir-synced");
+    Ok(())
+}
+
+/// Writes `content` to a new temp file next to `path` and fsyncs it: with
+/// `like`'s owner and mode, or private (0600, opsdeck's) without. `stage`
+/// names its crash points (`write:…`, `backup:…`).
+fn write_temp(
+    path: &Path,
+    content: &[u8],
+    like: Option<&fs::Metadata>,
+    stage: &str,
+) -> std::io::Result<PathBuf> {
+    let point = |name: &str| crash_point(&format!("{stage}:{name}"));
+    let tmp = parent(path).join(format!(
+        "{}{:016x}",
+        temp_prefix(path),
         rand::rngs::OsRng.next_u64()
     ));
     let written = (|| {
@@ -131,28 +191,80 @@ pub fn write_atomically(path: &Path, content: &[u8]) -> Result<()> {
             .create_new(true)
             .mode(0o600)
             .open(&tmp)?;
-        // Owner first, then mode: chown may clear set-id bits.
-        std::os::unix::fs::fchown(&file, Some(meta.uid()), Some(meta.gid()))?;
-        file.set_permissions(fs::Permissions::from_mode(meta.mode() & 0o7777))?;
+        point("created");
+        if let Some(meta) = like {
+            // Owner first, then mode: chown may clear set-id bits.
+            std::os::unix::fs::fchown(&file, Some(meta.uid()), Some(meta.gid()))?;
+            file.set_permissions(fs::Permissions::from_mode(meta.mode() & 0o7777))?;
+        }
+        point("owned");
         file.write_all(content)?;
+        point("written");
         file.sync_all()?;
-        fs::rename(&tmp, path)?;
-        File::open(dir)?.sync_all()
+        point("synced");
+        Ok(())
     })();
-    if let Err(e) = written {
-        let _ = fs::remove_file(&tmp);
-        return Err(io_error("write", path, e));
+    match written {
+        Ok(()) => Ok(tmp),
+        Err(e) => {
+            let _ = fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
+}
+
+/// `.<name>.opsdeck-`: temp files of `path`, hidden and never read as the file.
+fn temp_prefix(path: &Path) -> String {
+    format!(".{}.opsdeck-", file_name(path))
+}
+
+/// Removes temp files a crash left between writing and renaming them:
+/// they may hold a value that never went live.
+fn remove_stale_temps(path: &Path) -> Result<()> {
+    let prefix = temp_prefix(path);
+    let dir = parent(path);
+    let entries = fs::read_dir(dir).map_err(|e| io_error("list", dir, e))?;
+    for entry in entries.filter_map(|entry| entry.ok()) {
+        if entry.file_name().to_string_lossy().starts_with(&prefix) {
+            let stale = entry.path();
+            fs::remove_file(&stale).map_err(|e| io_error("remove", &stale, e))?;
+        }
     }
     Ok(())
 }
 
+/// Puts `backup`'s content back at `path` (atomically, keeping `path`'s
+/// mode and owner).
+pub fn restore(path: &Path, backup: &Path) -> Result<()> {
+    let content = fs::read(backup).map_err(|e| io_error("read", backup, e))?;
+    write_atomically(path, &content)
+}
+
 /// Copies the file to `<name>.opsdeck-backup-<UTC timestamp>` next to it,
 /// mode 0600, and keeps only the newest `keep` backups. Returns the copy.
+/// The copy is written under a temp name and linked into place, so a
+/// backup that exists is always complete.
 pub fn backup(path: &Path, keep: usize) -> Result<PathBuf> {
     let content = fs::read(path).map_err(|e| io_error("read", path, e))?;
+    remove_stale_temps(path)?;
+    let tmp = write_temp(path, &content, None, "backup")
+        .map_err(|e| io_error("write a backup of", path, e))?;
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ").to_string();
-    // Two backups within one microsecond get a counter suffix; "…Z" sorts
-    // before "…Z-1", so names still sort oldest first.
+    let linked = link_backup(path, &tmp, &stamp);
+    let _ = fs::remove_file(&tmp);
+    let copy = linked?;
+    File::open(parent(path))
+        .and_then(|dir| dir.sync_all())
+        .map_err(|e| io_error("write", &copy, e))?;
+    crash_point("backup:linked");
+    prune_backups(path, keep.max(1))?;
+    Ok(copy)
+}
+
+/// Links `tmp` as the backup named for `stamp`. Two backups within one
+/// microsecond get a counter suffix; "…Z" sorts before "…Z-1", so names
+/// still sort oldest first.
+fn link_backup(path: &Path, tmp: &Path, stamp: &str) -> Result<PathBuf> {
     for attempt in 0..100 {
         let suffix = if attempt == 0 {
             String::new()
@@ -163,22 +275,10 @@ pub fn backup(path: &Path, keep: usize) -> Result<PathBuf> {
             "{}.opsdeck-backup-{stamp}{suffix}",
             file_name(path)
         ));
-        let written = (|| {
-            let mut file = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&copy)?;
-            file.write_all(&content)?;
-            file.sync_all()
-        })();
-        match written {
+        match fs::hard_link(tmp, &copy) {
+            Ok(()) => return Ok(copy),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(io_error("write", &copy, e)),
-            Ok(()) => {
-                prune_backups(path, keep.max(1))?;
-                return Ok(copy);
-            }
         }
     }
     Err(io_error(
@@ -304,7 +404,7 @@ mod tests {
                     .unwrap()
                     .file_name()
                     .to_string_lossy()
-                    .contains("opsdeck-0")
+                    .starts_with("..env.opsdeck-")
             })
             .count();
         assert_eq!(leftovers, 0, "no temp file is left behind");

@@ -54,6 +54,23 @@ pub struct PullHead {
     pub branch: String,
 }
 
+/// A repository webhook as `GET /repos/{owner}/{repo}/hooks` lists it: the
+/// fields opsdeck sends back when it changes the secret.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Hook {
+    pub id: i64,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub events: Vec<String>,
+    #[serde(default)]
+    pub branch_filter: String,
+    #[serde(default)]
+    pub authorization_header: String,
+    #[serde(default)]
+    pub active: bool,
+}
+
 #[derive(Deserialize)]
 struct Repository {
     default_branch: String,
@@ -109,6 +126,33 @@ impl Gitea {
             segments.extend(branch.split('/'));
         }
         let res = self.send(self.client.delete(url.clone())).await?;
+        check(&url, res).await.map(drop)
+    }
+
+    /// The webhooks of `repo` that sign deliveries with a secret (Gitea's
+    /// own kind; chat hooks have none).
+    pub async fn signed_hooks(&self, repo: &str) -> Result<Vec<Hook>> {
+        let mut hooks: Vec<Hook> = self.all_pages(self.repo_url(repo, &["hooks"])).await?;
+        hooks.retain(|h| h.kind == "gitea");
+        Ok(hooks)
+    }
+
+    /// `PATCH /repos/{owner}/{repo}/hooks/{id}` with the new `config.secret`,
+    /// sending back the hook's events, branch filter, authorization header
+    /// and active flag: Gitea's edit resets whatever the request leaves out
+    /// (events to `push` only). Errors never quote the request.
+    pub async fn set_secret(&self, repo: &str, hook: &Hook, secret: &str) -> Result<()> {
+        let url = self.repo_url(repo, &["hooks", &hook.id.to_string()]);
+        let body = serde_json::json!({
+            "config": { "secret": secret },
+            "events": hook.events,
+            "branch_filter": hook.branch_filter,
+            "authorization_header": hook.authorization_header,
+            "active": hook.active,
+        });
+        let res = self
+            .send(self.client.patch(url.clone()).json(&body))
+            .await?;
         check(&url, res).await.map(drop)
     }
 

@@ -9,53 +9,24 @@ use hmac::{Hmac, Mac};
 use rand::{Rng, RngCore, rngs::OsRng};
 use sha2::Sha256;
 
+use crate::config::Generator;
 use crate::{Error, Result};
 
-/// A generator from config: `hex:N` (N random bytes as hex), `base64url:N`
-/// (N random bytes, unpadded URL-safe base64), `alnum:N` (N characters).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Generator {
-    Hex(usize),
-    Base64Url(usize),
-    Alnum(usize),
-}
-
-impl Generator {
-    pub fn parse(spec: &str) -> std::result::Result<Generator, String> {
-        let (kind, n) = spec
-            .split_once(':')
-            .ok_or_else(|| format!("expected hex:N, base64url:N or alnum:N, found {spec:?}"))?;
-        let n: usize = n
-            .parse()
-            .map_err(|_| format!("expected a number after {kind}:, found {n:?}"))?;
-        if !(16..=512).contains(&n) {
-            return Err(format!("{spec}: N must be between 16 and 512"));
+/// A fresh value from the OS CSPRNG. Every alphabet is safe unquoted in
+/// an env file.
+pub fn generate(generator: Generator) -> String {
+    match generator {
+        Generator::Hex(n) => hex::encode(random_bytes(n)),
+        Generator::Base64Url(n) => {
+            use base64::Engine as _;
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes(n))
         }
-        match kind {
-            "hex" => Ok(Generator::Hex(n)),
-            "base64url" => Ok(Generator::Base64Url(n)),
-            "alnum" => Ok(Generator::Alnum(n)),
-            _ => Err(format!(
-                "unknown generator {kind:?}; expected hex, base64url or alnum"
-            )),
-        }
-    }
-
-    /// A fresh value. Every alphabet is safe unquoted in an env file.
-    pub fn generate(self) -> String {
-        match self {
-            Generator::Hex(n) => hex::encode(random_bytes(n)),
-            Generator::Base64Url(n) => {
-                use base64::Engine as _;
-                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes(n))
-            }
-            Generator::Alnum(n) => {
-                const ALPHABET: &[u8] =
-                    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-                (0..n)
-                    .map(|_| ALPHABET[OsRng.gen_range(0..ALPHABET.len())] as char)
-                    .collect()
-            }
+        Generator::Alnum(n) => {
+            const ALPHABET: &[u8] =
+                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+            (0..n)
+                .map(|_| ALPHABET[OsRng.gen_range(0..ALPHABET.len())] as char)
+                .collect()
         }
     }
 }
@@ -122,21 +93,24 @@ mod tests {
 
     #[test]
     fn generators_make_values_of_the_right_shape() {
-        let hex = Generator::parse("hex:32").unwrap().generate();
+        let make = |spec: &str| generate(spec.parse().unwrap());
+        let hex = make("hex:32");
         assert_eq!(hex.len(), 64);
         assert!(hex.chars().all(|c| c.is_ascii_hexdigit()));
-        let b64 = Generator::parse("base64url:32").unwrap().generate();
+        let b64 = make("base64url:32");
         assert_eq!(b64.len(), 43);
         assert!(
             b64.chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         );
-        let alnum = Generator::parse("alnum:40").unwrap().generate();
+        let alnum = make("alnum:40");
         assert_eq!(alnum.len(), 40);
-        assert_ne!(alnum, Generator::parse("alnum:40").unwrap().generate());
+        assert_ne!(alnum, make("alnum:40"));
         for bad in ["hex", "hex:x", "hex:8", "rot13:32", "alnum:100000"] {
-            assert!(Generator::parse(bad).is_err(), "{bad}");
+            assert!(bad.parse::<Generator>().is_err(), "{bad}");
         }
+        let spec: Generator = "base64url:24".parse().unwrap();
+        assert_eq!(spec.to_string(), "base64url:24", "plans store the spec");
     }
 
     #[test]

@@ -19,6 +19,7 @@ use crate::audit::{Audit, Event, Outcome};
 use crate::auth::Actor;
 use crate::config::Config;
 use crate::host::exec;
+use crate::host::secret::ServerKey;
 use crate::{Error, Result};
 
 /// A job to run, as an `ops` module builds it.
@@ -55,6 +56,8 @@ pub(super) struct Inner {
     /// so that a restart finds what a crashed run left behind, and only
     /// that (several opsdecks, each with its own data_dir, may share a host).
     pub instance: String,
+    /// Fingerprints secret values in rotation output and audit rows.
+    pub server_key: ServerKey,
     /// Taken to change which jobs run; held across the few database writes
     /// that must not interleave (duplicate check + insert, queued → running).
     queue: tokio::sync::Mutex<Scheduling>,
@@ -81,9 +84,11 @@ impl Engine {
         config: Arc<Config>,
         db: SqlitePool,
         audit: Audit,
+        server_key: ServerKey,
     ) -> anyhow::Result<Engine> {
         let inner = Arc::new(Inner {
             instance: instance_tag(&config.server.data_dir),
+            server_key,
             config,
             db,
             audit,

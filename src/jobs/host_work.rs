@@ -33,8 +33,14 @@ impl CheckedOut {
 
 pub(super) async fn run(work: &Work, checked_out: &mut CheckedOut) -> Result<Vec<String>> {
     match work {
-        Work::Run { .. } | Work::Sweep { .. } => Err(Error::Internal(anyhow::anyhow!(
-            "a command or sweep step reached the host-step runner"
+        Work::Run { .. }
+        | Work::Sweep { .. }
+        | Work::RotateSecret { .. }
+        | Work::RestoreEnv { .. }
+        | Work::SetWebhookSecret { .. }
+        | Work::RestoreWebhookSecret { .. } => Err(Error::Internal(anyhow::anyhow!(
+            "{} reached the host-step runner",
+            work.command_line()
         ))),
         Work::Checkout { repo, sha } => {
             let sha = Sha::parse(sha)?;
@@ -102,6 +108,10 @@ pub(super) async fn run(work: &Work, checked_out: &mut CheckedOut) -> Result<Vec
 pub(super) fn command_line(work: &Work) -> String {
     match work {
         Work::Run { argv, .. } => quoted(argv),
+        secret @ (Work::RotateSecret { .. }
+        | Work::RestoreEnv { .. }
+        | Work::SetWebhookSecret { .. }
+        | Work::RestoreWebhookSecret { .. }) => super::secret_work::command_line(secret),
         Work::Checkout { repo, sha } => git_line(repo, &format!("checkout --detach {sha}")),
         Work::CheckoutPrevious { repo } => {
             git_line(repo, "checkout --detach <the commit this job replaced>")

@@ -6,7 +6,9 @@ mod engine;
 mod host_work;
 mod output;
 pub mod plan;
+pub mod redact;
 mod runner;
+mod secret_work;
 mod store;
 
 use serde::Serialize;

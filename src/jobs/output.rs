@@ -11,6 +11,7 @@ use std::time::Duration;
 use sqlx::SqlitePool;
 use tokio::sync::{broadcast, mpsc};
 
+use super::redact::Redactor;
 use super::{State, store};
 use crate::Result;
 
@@ -79,8 +80,8 @@ impl Live {
     }
 }
 
-/// Numbers, broadcasts and stores every line sent to `lines` until all its
-/// senders are gone; returns how many lines the job printed. Storing runs
+/// Masks (with `redactor`), numbers, broadcasts and stores every line sent
+/// to `lines` until all its senders are gone; returns how many lines the job printed. Storing runs
 /// in a task of its own so that reading the child never waits for SQLite
 /// (a child blocked on a full pipe is a slower build).
 pub async fn record(
@@ -88,6 +89,7 @@ pub async fn record(
     db: SqlitePool,
     job: i64,
     mut lines: mpsc::Receiver<Vec<String>>,
+    redactor: Arc<Redactor>,
 ) -> u64 {
     let (chunks, to_store) = mpsc::channel(STORE_BACKLOG);
     let storing = tokio::spawn(store_chunks(live.clone(), db, job, to_store));
@@ -98,7 +100,8 @@ pub async fn record(
     loop {
         tokio::select! {
             batch = lines.recv() => match batch {
-                Some(batch) => {
+                Some(mut batch) => {
+                    redactor.mask_all(&mut batch);
                     if chunk.is_empty() {
                         flush_timer.as_mut().reset(tokio::time::Instant::now() + FLUSH_EVERY);
                     }

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::Generator;
+
 /// An ordered list of steps, plus the steps to run when one of them fails
 /// (an automatic rollback, for instance).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,6 +58,33 @@ pub enum Work {
     Restart { units: Vec<String>, sudo: bool },
     /// Waits until every unit is active; fails when one fails.
     WaitActive { units: Vec<String> },
+    /// Sets `key` in the env file to a value made inside the step from the
+    /// OS CSPRNG (never stored anywhere else), after a 0600 backup next to
+    /// the file; the write is atomic.
+    RotateSecret {
+        env_file: PathBuf,
+        key: String,
+        generate: Generator,
+        keep_backups: usize,
+    },
+    /// Recovery: puts back the env file as it was before this job's rotation.
+    RestoreEnv { env_file: PathBuf },
+    /// Sets the secret of `repo`'s Gitea webhooks to `key`'s value in the
+    /// env file (read when the step runs).
+    SetWebhookSecret {
+        gitea_url: String,
+        repo: String,
+        env_file: PathBuf,
+        key: String,
+    },
+    /// Recovery: sets the webhooks this job changed back to `key`'s value
+    /// in the (restored) env file.
+    RestoreWebhookSecret {
+        gitea_url: String,
+        repo: String,
+        env_file: PathBuf,
+        key: String,
+    },
     /// The app's HTTP health check, retried until its timeout.
     Probe {
         url: String,
@@ -96,6 +125,10 @@ impl Work {
                     None => line,
                 }
             }
+            Work::RotateSecret { .. }
+            | Work::RestoreEnv { .. }
+            | Work::SetWebhookSecret { .. }
+            | Work::RestoreWebhookSecret { .. } => super::secret_work::command_line(self),
             other => super::host_work::command_line(other),
         }
     }

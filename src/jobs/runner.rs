@@ -10,10 +10,11 @@ use tokio::time::Instant;
 
 use super::State;
 use super::engine::{Inner, Stop, job_actor};
-use super::host_work;
 use super::output::{self, Live};
 use super::plan::{Step, Work};
+use super::redact::Redactor;
 use super::store::{self, Runnable};
+use super::{host_work, secret_work};
 use crate::audit::{Event, Outcome};
 use crate::host::exec::{self, Ended};
 
@@ -47,12 +48,15 @@ pub(super) async fn run(
     if let Err(e) = inner.audit.record(audit("job.start")).await {
         tracing::error!(job = job.id, error = %e, "cannot audit the job's start");
     }
+    let redactor = Arc::new(Redactor::default());
+    learn_env_file(&inner, &job.app, &redactor);
     let (lines, received) = mpsc::channel(64);
     let recorder = tokio::spawn(output::record(
         live.clone(),
         inner.db.clone(),
         job.id,
         received,
+        redactor.clone(),
     ));
     let limit = job.plan.timeout.unwrap_or(inner.config.jobs.job_timeout);
     let run = Run {
@@ -64,8 +68,11 @@ pub(super) async fn run(
         job_limit: limit,
         reached: 0,
         checked_out: host_work::CheckedOut::default(),
+        rotations: secret_work::Rotations::default(),
+        redactor: redactor.clone(),
     };
     let (state, summary) = run.plan().await;
+    let summary = redactor.mask(&summary).into_owned();
     let printed = recorder.await.unwrap_or(0);
     if let Err(e) = store::finish(&inner.db, job.id, state, &summary).await {
         tracing::error!(job = job.id, error = %e, "cannot record the job's end");
@@ -95,6 +102,10 @@ struct Run<'a> {
     reached: usize,
     /// What `Checkout` steps replaced, for `CheckoutPrevious`.
     checked_out: host_work::CheckedOut,
+    /// What rotation steps changed, for their recovery steps.
+    rotations: secret_work::Rotations,
+    /// Masks the app's env-file values in every line printed.
+    redactor: Arc<Redactor>,
 }
 
 impl Run<'_> {
@@ -254,8 +265,44 @@ impl Run<'_> {
             }
             host => {
                 let (stopped, lines) = (self.stopped(), self.lines.clone());
-                let work = host_work::run(host, &mut self.checked_out);
-                in_process(work, limit, stopped, &lines).await
+                let tools = secret_work::Tools {
+                    config: &self.inner.config,
+                    key: &self.inner.server_key,
+                    redactor: &self.redactor,
+                };
+                let work = async {
+                    match host {
+                        Work::RotateSecret { .. }
+                        | Work::RestoreEnv { .. }
+                        | Work::SetWebhookSecret { .. }
+                        | Work::RestoreWebhookSecret { .. } => {
+                            secret_work::run(host, &mut self.rotations, &tools).await
+                        }
+                        _ => host_work::run(host, &mut self.checked_out).await,
+                    }
+                };
+                let ended = in_process(work, limit, stopped, &lines).await;
+                self.record_rotations().await;
+                ended
+            }
+        }
+    }
+
+    /// Audits what rotation steps changed (fingerprints, never values) and
+    /// learns the env file's values again: a step may have made new ones.
+    async fn record_rotations(&mut self) {
+        let rows = std::mem::take(&mut self.rotations.audit);
+        if rows.is_empty() {
+            return;
+        }
+        learn_env_file(self.inner, &self.job.app, &self.redactor);
+        let actor = job_actor(&self.job.actor, &self.job.role);
+        for (action, detail) in rows {
+            let event = Event::new(&actor, action, &self.job.app)
+                .job(self.job.id)
+                .detail(detail);
+            if let Err(e) = self.inner.audit.record(event).await {
+                tracing::error!(job = self.job.id, error = %e, "cannot audit a secret change");
             }
         }
     }
@@ -274,6 +321,18 @@ impl Run<'_> {
     /// Prints one line of opsdeck's own into the job output.
     async fn say(&self, line: String) {
         let _ = self.lines.send(vec![line]).await;
+    }
+}
+
+/// Masks from now on the values of `app`'s env file (local apps: a remote
+/// host's file is not readable here).
+fn learn_env_file(inner: &Inner, app: &str, redactor: &Redactor) {
+    let Some(app) = inner.config.app(app) else {
+        return;
+    };
+    if let Some(env_file) = app.env_file.as_deref().filter(|_| app.is_local()) {
+        let secrets: Vec<String> = app.secrets.iter().map(|s| s.name.clone()).collect();
+        redactor.learn_file(env_file, &secrets);
     }
 }
 

@@ -155,11 +155,19 @@ fn build_and_restart(app: &App, repo: &Path) -> Vec<Step> {
             timeout: build.timeout,
         })
         .collect();
-    if !app.units.is_empty() {
+    steps.extend(restart_and_check(app, &app.units));
+    steps
+}
+
+/// Restart `units`, wait until they are active, health check: what makes
+/// a change to the app live (after a build, after a secret rotation).
+pub(super) fn restart_and_check(app: &App, units: &[String]) -> Vec<Step> {
+    let mut steps = Vec::new();
+    if !units.is_empty() {
         steps.push(Step {
-            title: format!("Restart {}", app.units.join(", ")),
+            title: format!("Restart {}", units.join(", ")),
             work: Work::Restart {
-                units: app.units.clone(),
+                units: units.to_vec(),
                 sudo: app.sudo,
             },
             timeout: None,
@@ -167,7 +175,7 @@ fn build_and_restart(app: &App, repo: &Path) -> Vec<Step> {
         steps.push(Step {
             title: "Wait until the units are active".into(),
             work: Work::WaitActive {
-                units: app.units.clone(),
+                units: units.to_vec(),
             },
             timeout: None,
         });

@@ -4,4 +4,5 @@ pub mod deploy;
 pub mod releases;
 pub mod rollback;
 pub mod schedule;
+pub mod secrets;
 pub mod sweeps;

@@ -154,6 +154,8 @@ struct AppPage {
     running: Option<JobLine>,
     waiting: Vec<JobLine>,
     history: Vec<JobLine>,
+    /// Each secret with its fingerprint and last rotation (`apps/_secrets.html`).
+    secrets: Vec<super::secrets::SecretRow>,
     sweeps: Vec<super::sweeps::SweepCard>,
 }
 
@@ -181,6 +183,7 @@ async fn show(
         running: queue.running.as_ref().map(JobLine::from),
         waiting: queue.waiting.iter().map(JobLine::from).collect(),
         history: history.iter().map(JobLine::from).collect(),
+        secrets: super::secrets::rows(&ctx, app, &actor).await?,
         sweeps: super::sweeps::cards(&ctx, app, &actor).await?,
     })
 }

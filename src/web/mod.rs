@@ -24,6 +24,7 @@ mod jobs;
 mod json;
 pub mod login;
 mod page;
+mod secrets;
 mod sessions;
 mod sweeps;
 
@@ -44,6 +45,7 @@ pub fn router(ctx: Context) -> Router {
         .merge(apps::router())
         .merge(api::router())
         .merge(deploy::router())
+        .merge(secrets::router())
         .merge(audit::router())
         .merge(jobs::router())
         .merge(sweeps::router())

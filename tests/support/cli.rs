@@ -54,11 +54,17 @@ impl Instance {
 
     /// Starts `opsdeck serve` and waits until /healthz answers.
     pub async fn serve(&self) -> Server {
+        self.serve_with(&[], Stdio::null(), Stdio::piped()).await
+    }
+
+    /// `serve` with extra environment variables and where its output goes.
+    pub async fn serve_with(&self, env: &[(&str, &str)], stdout: Stdio, stderr: Stdio) -> Server {
         let child = Command::new(BIN)
             .args(["serve", "--config"])
             .arg(&self.config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .envs(env.iter().copied())
+            .stdout(stdout)
+            .stderr(stderr)
             .spawn()
             .unwrap();
         let mut server = Server {
@@ -74,8 +80,9 @@ impl Instance {
             }
             if let Some(status) = server.child.try_wait().unwrap() {
                 let mut err = String::new();
-                std::io::Read::read_to_string(server.child.stderr.as_mut().unwrap(), &mut err)
-                    .unwrap();
+                if let Some(stderr) = server.child.stderr.as_mut() {
+                    std::io::Read::read_to_string(stderr, &mut err).unwrap();
+                }
                 panic!("opsdeck serve exited with {status}: {err}");
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -110,6 +117,33 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Polls `GET <url>/api/jobs/{job}` with `token` until the job ends; its
+/// final state.
+pub async fn job_end(url: &str, token: &str, job: i64) -> String {
+    let client = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let body: serde_json::Value = client
+            .get(format!("{url}/api/jobs/{job}"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let state = body["state"].as_str().unwrap().to_string();
+        if !matches!(state.as_str(), "queued" | "running") {
+            return state;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "job {job} did not end"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
 
