@@ -70,11 +70,13 @@ async fn hostile_values_reach_the_remote_side_as_data() {
     let dir = data.path().join("it's a $(dir) `x`");
     std::fs::create_dir(&dir).unwrap();
     let env = BTreeMap::from([("VALUE".to_owned(), format!("'$(touch {m})'"))]);
-    let line = remote.command(
-        &argv(&["sh", "-c", "pwd; printf %s \"$VALUE\""]),
-        Some(&dir),
-        &env,
-    );
+    let line = remote
+        .command(
+            &argv(&["sh", "-c", "pwd; printf %s \"$VALUE\""]),
+            Some(&dir),
+            &env,
+        )
+        .unwrap();
     let out = std::process::Command::new(&line[0])
         .args(&line[1..])
         .output()
@@ -221,4 +223,78 @@ fn pids_with(nonce: &str) -> Vec<i32> {
         })
         .filter(|pid| *pid != std::process::id() as i32)
         .collect()
+}
+
+/// A custom action of an app on another host runs there, in its `cwd` with
+/// its `env`; cancelling it stops its processes on that host too.
+#[tokio::test]
+async fn actions_of_a_remote_app_run_there_and_a_cancel_stops_them_there() {
+    let Some(sshd) = Sshd::start() else { return };
+    let work = tempfile::tempdir().unwrap();
+    let nonce = format!("opsdeck-ssh-cancel-{}", std::process::id());
+    let config = format!(
+        "{}\n[[app]]\nname = \"far\"\nhost = \"remote\"\n\n\
+         [[app.action]]\nname = \"hello\"\nrun = [\"sh\", \"-c\", \"echo \\\"$GREETING from $(pwd)\\\"\"]\n\
+         cwd = {:?}\nenv = {{ GREETING = \"hi; $(id)\" }}\n\n\
+         [[app.action]]\nname = \"long\"\nrun = [\"sh\", \"-c\", \"echo started; sleep 30\", {nonce:?}]\n",
+        sshd.hosts_toml(&sshd.known_hosts()),
+        work.path().display().to_string(),
+    );
+    let s = support::server::start(&config).await;
+    let token = s.token("ops", opsdeck::auth::Role::Owner).await;
+    let http = support::server::client();
+    let run = |action: &'static str| {
+        http.post(s.at(&format!("/api/apps/far/actions/{action}/run")))
+            .bearer_auth(&token)
+            .send()
+    };
+
+    let id = support::server::json(run("hello").await.unwrap()).await["job"]
+        .as_i64()
+        .unwrap();
+    let state = s.finished(id).await;
+    let output = s
+        .get_as(&format!("/api/jobs/{id}/output"), &token)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(state, opsdeck::jobs::State::Succeeded, "{output}");
+    assert!(
+        output.contains(&format!("hi; $(id) from {}", work.path().display())),
+        "{output}"
+    );
+
+    let id = support::server::json(run("long").await.unwrap()).await["job"]
+        .as_i64()
+        .unwrap();
+    let mut started = false;
+    for _ in 0..400 {
+        if remote_processes(&nonce) > 0 {
+            started = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(started, "the step runs on the host");
+    let cancel = http
+        .post(s.at(&format!("/api/jobs/{id}/cancel")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert!(cancel.status().is_success(), "{cancel:?}");
+    assert_eq!(s.finished(id).await, opsdeck::jobs::State::Cancelled);
+    let mut left = usize::MAX;
+    for _ in 0..400 {
+        left = remote_processes(&nonce);
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(
+        left, 0,
+        "the cancelled step's processes on the host were stopped"
+    );
 }

@@ -84,10 +84,26 @@ impl Remote {
         argv: &[String],
         cwd: Option<&Path>,
         env: &BTreeMap<String, String>,
-    ) -> Vec<String> {
-        let mut all = self.ssh();
+    ) -> Result<Vec<String>> {
+        let mut all = self.ssh(false)?;
         all.push(remote_line(argv, cwd, env));
-        all
+        Ok(all)
+    }
+
+    /// Like [`Remote::command`], for a job step: with a terminal on the
+    /// remote side, so that when opsdeck stops the local `ssh` (a cancel, a
+    /// timeout, a restart's cleanup) the host hangs the step's processes up
+    /// instead of leaving them running. Output then has `\r\n` line ends,
+    /// which the line splitter drops.
+    pub fn step_command(
+        &self,
+        argv: &[String],
+        cwd: Option<&Path>,
+        env: &BTreeMap<String, String>,
+    ) -> Result<Vec<String>> {
+        let mut all = self.ssh(true)?;
+        all.push(remote_line(argv, cwd, env));
+        Ok(all)
     }
 
     /// Runs `argv` on the host and returns what it printed. A connection
@@ -147,8 +163,7 @@ impl Remote {
     }
 
     async fn run(&self, argv: &[String], input: Vec<u8>, timeout: Duration) -> Result<Captured> {
-        private_dir(&self.control_dir)?;
-        let local = self.command(argv, None, &BTreeMap::new());
+        let local = self.command(argv, None, &BTreeMap::new())?;
         let out = capture_with_input(&local, input, timeout).await?;
         // ssh's own failures exit 255 (a remote command rarely does).
         if out.status == Some(255) {
@@ -162,8 +177,12 @@ impl Remote {
         Ok(out)
     }
 
-    /// `ssh` with opsdeck's options, up to the destination.
-    fn ssh(&self) -> Vec<String> {
+    /// `ssh` with opsdeck's options, up to the destination (making the
+    /// shared connections' directory first).
+    fn ssh(&self, tty: bool) -> Result<Vec<String>> {
+        if self.reuse {
+            private_dir(&self.control_dir)?;
+        }
         let mut argv = vec!["ssh".to_owned()];
         argv.extend(self.options());
         if self.reuse {
@@ -187,8 +206,9 @@ impl Remote {
                 format!("ControlPersist={PERSIST}"),
             ]);
         }
-        argv.extend(["-T".to_owned(), "--".to_owned(), self.target.host.clone()]);
-        argv
+        let tty = if tty { "-tt" } else { "-T" };
+        argv.extend([tty.to_owned(), "--".to_owned(), self.target.host.clone()]);
+        Ok(argv)
     }
 
     /// The options that decide whom ssh talks to and how it checks them:

@@ -2,6 +2,7 @@
 //! first, the recovery steps when one fails, and the job's end recorded in
 //! the database, the audit log and for every follower.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ use super::store::{self, Runnable};
 use super::{host_work, secret_work};
 use crate::audit::{Event, Outcome};
 use crate::host::exec::{self, Ended};
+use crate::host::ssh::Remote;
 
 type Lines = mpsc::Sender<Vec<String>>;
 
@@ -231,12 +233,25 @@ impl Run<'_> {
     async fn work(&mut self, work: &Work, limit: Duration) -> Ended {
         match work {
             Work::Run { argv, cwd, env } => {
-                let mut env = exec::job_env(env);
-                env.insert(
-                    exec::JOB_TAG.into(),
-                    format!("{}:{}", self.inner.instance, self.job.id),
-                );
-                match exec::start(argv, cwd.as_deref(), &env) {
+                let tag = format!("{}:{}", self.inner.instance, self.job.id);
+                let started = self.remote().and_then(|remote| {
+                    let tagged = (exec::JOB_TAG.to_owned(), tag);
+                    match remote {
+                        // The step's env goes to the host; locally `ssh`
+                        // gets only the basics and the tag.
+                        Some(remote) => exec::start(
+                            &remote.step_command(argv, cwd.as_deref(), env)?,
+                            None,
+                            &exec::job_env(&BTreeMap::from([tagged])),
+                        ),
+                        None => {
+                            let mut env = exec::job_env(env);
+                            env.insert(tagged.0, tagged.1);
+                            exec::start(argv, cwd.as_deref(), &env)
+                        }
+                    }
+                });
+                match started {
                     Ok(child) => child.finish(&self.lines, limit, self.stopped()).await,
                     Err(e) => {
                         self.say(e.public_message()).await;
@@ -315,6 +330,14 @@ impl Run<'_> {
             if stop.wait_for(Option::is_some).await.is_err() {
                 std::future::pending::<()>().await;
             }
+        }
+    }
+
+    /// Where the job's app runs: `None` for this machine.
+    fn remote(&self) -> crate::Result<Option<Remote>> {
+        match self.inner.config.app(&self.job.app) {
+            Some(app) => Remote::resolve(&self.inner.config, &app.host),
+            None => Ok(None),
         }
     }
 
