@@ -38,7 +38,7 @@ impl Role {
     pub fn default_for(action: &str) -> Role {
         match action {
             "view" => Role::Viewer,
-            "logs" | "rollback" | "sweep" | "action" | "cancel" => Role::Operator,
+            "logs" | "rollback" | "sweep" | "action" | "cancel" | "hosts" => Role::Operator,
             "deploy" | "audit" | "sessions" => Role::Admin,
             // rotate, and anything unknown: only the most trusted.
             _ => Role::Owner,

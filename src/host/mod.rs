@@ -8,4 +8,5 @@ pub mod preflight;
 pub mod probe;
 pub mod secret;
 pub mod ssh;
+pub mod survey;
 pub mod systemd;

@@ -17,6 +17,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use sha2::{Digest, Sha256};
+
 use crate::config::{Config, HostAddress, SshTarget};
 use crate::host::exec::{Captured, capture_with_input, command_line, quote};
 use crate::{Error, Result};
@@ -165,9 +167,20 @@ impl Remote {
         let mut argv = vec!["ssh".to_owned()];
         argv.extend(self.options());
         if self.reuse {
+            // One socket per host *and* way of checking it: ssh's own %C
+            // names only the address, so two entries for one address with
+            // different known_hosts files would share a connection that
+            // only one of them verified.
+            let mut key = self.options();
+            key.push(self.target.host.clone());
+            let key = Sha256::digest(key.join("\0").as_bytes());
             argv.extend([
                 "-o".to_owned(),
-                format!("ControlPath={}/%C", self.control_dir.display()),
+                format!(
+                    "ControlPath={}/{}",
+                    self.control_dir.display(),
+                    hex::encode(&key[..10])
+                ),
                 "-o".to_owned(),
                 "ControlMaster=auto".to_owned(),
                 "-o".to_owned(),

@@ -19,6 +19,7 @@ pub mod auth;
 mod deploy;
 mod error;
 mod headers;
+mod hosts;
 mod jobs;
 mod json;
 pub mod login;
@@ -40,6 +41,7 @@ pub fn router(ctx: Context) -> Router {
         .merge(assets::router())
         .merge(login::router())
         .merge(sessions::router())
+        .merge(hosts::router())
         .merge(apps::router())
         .merge(api::router())
         .merge(deploy::router())
