@@ -24,6 +24,11 @@ const APP_FILES: &[(&str, &str)] = &[
     ),
 ];
 
+/// The demo app's env file, outside its work tree (like a real app's `.env`
+/// that git ignores), with a secret to rotate.
+const DEMO_ENV: &str =
+    "# demo-app settings\nSECRET_KEY=demo-secret-change-me-0000000000\nPORT=8000\n";
+
 /// Writes the demo directory (idempotent) and returns the config to serve.
 pub fn prepare(dir: &Path) -> anyhow::Result<Config> {
     let dir = absolute(dir)?;
@@ -55,6 +60,13 @@ pub fn prepare(dir: &Path) -> anyhow::Result<Config> {
             ],
         )?;
     }
+    let env_file = dir.join("demo-app.env");
+    if !env_file.exists() {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::write(&env_file, DEMO_ENV)
+            .with_context(|| format!("cannot write {}", env_file.display()))?;
+        std::fs::set_permissions(&env_file, std::fs::Permissions::from_mode(0o600))?;
+    }
     let config_path = dir.join("opsdeck.toml");
     std::fs::write(&config_path, config_text(&dir, &repo))
         .with_context(|| format!("cannot write {}", config_path.display()))?;
@@ -70,6 +82,7 @@ pub fn welcome(config: &Config) -> String {
          \x20 3. Click \"slow-build\" and watch it live; click Cancel to stop it.\n\
          \x20 4. Click \"failing-check\" to see a failed job, then open the audit log.\n\
          \x20 5. On demo-app's page, under Sweeps, click Dry run, then Run now on db-backup.\n\
+         \x20 6. Under Secrets, rotate SECRET_KEY: its fingerprint changes, its value is never shown.\n\
          \nThe demo's files and database live in {dir}; Ctrl-C stops it.\n",
         url = config.server.public_url,
         dir = config
@@ -102,6 +115,7 @@ repo = {repo:?}
 branch = "main"
 strategy = "checkout"
 build = [ {{ run = ["./build.sh"] }} ]
+env_file = {env_file:?}
 
 [[app.action]]
 name = "hello"
@@ -120,6 +134,11 @@ description = "Always fails, to show what a failed job looks like."
 run = ["sh", "-c", "echo 'checking disk quota…'; echo 'quota exceeded on /srv' >&2; exit 3"]
 confirm = "This check always fails. Run it anyway?"
 
+[[app.secret]]
+name = "SECRET_KEY"
+generate = "hex:32"
+note = "Everyone signed in to demo-app is signed out."
+
 [[app.sweep]]
 name = "db-backup"
 kind = "sqlite-backup"
@@ -137,6 +156,7 @@ days = 7
         backups = dir.join("backups").display().to_string(),
         data = data.display().to_string(),
         repo = repo.display().to_string(),
+        env_file = dir.join("demo-app.env").display().to_string(),
     )
 }
 

@@ -65,6 +65,12 @@ generate = "base64url:32"
 gitea_webhook = {{ repo = "org/web" }}
 
 [[app.secret]]
+name = "DEPLOY_HOOK_SECRET"
+generate = "hex:16"
+gitea_webhook = {{ repo = "org/web" }}
+restore_on_failure = false
+
+[[app.secret]]
 name = "API_TOKEN"
 generate = "alnum:40"
 role = "admin"
@@ -291,6 +297,16 @@ async fn the_gitea_webhook_changes_in_the_same_job_and_a_failure_there_restores_
         summary,
         "step \"Give the Gitea webhooks of org/web the new WEBHOOK_SECRET\" failed; the recovery steps succeeded"
     );
+
+    // `restore_on_failure = false`: the new value stays, nothing is undone.
+    let (job, state) = f.rotated("DEPLOY_HOOK_SECRET").await;
+    assert_eq!(state, State::Failed);
+    assert_eq!(f.value("DEPLOY_HOOK_SECRET").len(), 32);
+    let summary = f.server.ctx.jobs.job(job).await.unwrap().summary.unwrap();
+    assert_eq!(
+        summary,
+        "step \"Give the Gitea webhooks of org/web the new DEPLOY_HOOK_SECRET\" failed"
+    );
 }
 
 #[tokio::test]
@@ -357,4 +373,26 @@ async fn unknown_secrets_underprivileged_actors_and_unparseable_files_are_refuse
         backups,
         "no backup either"
     );
+}
+
+#[tokio::test]
+async fn the_demo_has_a_secret_to_rotate() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = opsdeck::demo::prepare(dir.path()).unwrap();
+    let env = config.app("demo-app").unwrap().env_file.clone().unwrap();
+    assert_eq!(mode(&env), 0o600);
+    let ctx = opsdeck::Context::start(config).await.unwrap();
+    let owner = support::deck::actor("demo", Role::Owner);
+    let job = opsdeck::ops::secrets::rotate(&ctx, &owner, "demo-app", "SECRET_KEY")
+        .await
+        .unwrap();
+    let mut follower = ctx.jobs.follow(job, 0).await.unwrap();
+    let state = loop {
+        if let Some(opsdeck::jobs::Followed::End(state)) = follower.next().await.unwrap() {
+            break state;
+        }
+    };
+    assert_eq!(state, State::Succeeded);
+    let text = std::fs::read_to_string(&env).unwrap();
+    assert!(!text.contains("demo-secret-change-me"), "{text}");
 }

@@ -12,7 +12,7 @@ use aho_corasick::{AhoCorasick, MatchKind};
 use crate::host::envfile;
 
 /// What replaces a value.
-pub const MASK: &str = "[redacted]";
+const MASK: &str = "[redacted]";
 
 /// Values shorter than this are not masked unless their key names a secret:
 /// ports, booleans and `production` would otherwise turn every line into

@@ -282,7 +282,7 @@ impl Run<'_> {
                 let (stopped, lines) = (self.stopped(), self.lines.clone());
                 let tools = secret_work::Tools {
                     config: &self.inner.config,
-                    key: &self.inner.server_key,
+                    server_key: &self.inner.server_key,
                     redactor: &self.redactor,
                 };
                 let work = async {

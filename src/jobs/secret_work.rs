@@ -31,7 +31,7 @@ pub(super) struct Rotations {
 /// What a secret step needs besides its own fields.
 pub(super) struct Tools<'a> {
     pub config: &'a Config,
-    pub key: &'a ServerKey,
+    pub server_key: &'a ServerKey,
     pub redactor: &'a Redactor,
 }
 
@@ -47,6 +47,8 @@ pub(super) async fn run(
             generate,
             keep_backups,
         } => {
+            // Synchronous from here to the write, on purpose: with no await
+            // in between, a cancel or timeout cannot stop the step half-way.
             let text = read(env_file)?;
             crash_point("rotate:read");
             // Parses the whole file first: a line it cannot read fails the
@@ -60,8 +62,8 @@ pub(super) async fn run(
                 done.backups.push((env_file.clone(), backup.clone()));
             }
             envfile::write_atomically(env_file, changed.as_bytes())?;
-            let was = before.map_or("not set".to_string(), |v| tools.key.fingerprint(&v));
-            let now = tools.key.fingerprint(&value);
+            let was = before.map_or("not set".to_string(), |v| tools.server_key.fingerprint(&v));
+            let now = tools.server_key.fingerprint(&value);
             done.audit.push((
                 "secret.rotate",
                 serde_json::json!({
@@ -109,7 +111,7 @@ pub(super) async fn run(
                     "{repo} has no Gitea webhook whose secret could be changed; add the app's webhook in Gitea first"
                 )));
             }
-            let fingerprint = tools.key.fingerprint(&value);
+            let fingerprint = tools.server_key.fingerprint(&value);
             let mut lines = Vec::new();
             for hook in &hooks {
                 gitea.set_secret(repo, hook, &value).await?;
@@ -142,7 +144,7 @@ pub(super) async fn run(
             }
             let value = current(env_file, key)?;
             let gitea = gitea(tools.config, gitea_url)?;
-            let fingerprint = tools.key.fingerprint(&value);
+            let fingerprint = tools.server_key.fingerprint(&value);
             let mut lines = Vec::new();
             for hook in gitea.signed_hooks(repo).await? {
                 if changed.contains(&hook.id) {
