@@ -4,15 +4,14 @@
 
 mod support;
 
-use std::time::Duration;
-
 use opsdeck::Error;
-use opsdeck::auth::{Actor, Role, Via};
+use opsdeck::auth::{Actor, Role};
 use opsdeck::host::git;
 use opsdeck::jobs::State;
 use opsdeck::ops::{deploy, releases, rollback};
-use support::repos::{Repos, sh_git};
+use support::repos::sh_git;
 use support::sandbox::{self, Sandbox};
+use support::webapp::{WebApp, ada, answer};
 
 #[test]
 fn checkout_deploys_and_rolls_back_automatically_on_a_real_systemd() {
@@ -20,46 +19,6 @@ fn checkout_deploys_and_rolls_back_automatically_on_a_real_systemd() {
         return;
     };
     sandbox.run_test_inside("inside_checkout_deploys_and_rolls_back");
-}
-
-/// Reads `VERSION` once at start (like an app loading its code), answers
-/// every GET with it, and answers 500 when the commit has an `UNHEALTHY` file.
-const SERVER: &str = r#"import http.server, pathlib, sys
-here = pathlib.Path(__file__).parent
-version = (here / "VERSION").read_text().strip()
-status = 500 if (here / "UNHEALTHY").exists() else 200
-class Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = (version + "\n").encode()
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
-"#;
-
-const BUILD: &str = "set -e
-if [ -e BROKEN_BUILD ]; then echo 'build failed: syntax error in app.js' >&2; exit 1; fi
-echo \"built $(cat VERSION)\" > build.out
-";
-
-fn ada() -> Actor {
-    Actor {
-        login: "ada".into(),
-        role: Role::Owner,
-        via: Via::Session,
-        remote: "127.0.0.1".into(),
-    }
-}
-
-async fn answer(port: u16) -> String {
-    let body = reqwest::get(format!("http://127.0.0.1:{port}/"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    body.trim().to_owned()
 }
 
 #[ignore = "runs inside the systemd sandbox; started by the test above"]
@@ -73,7 +32,8 @@ async fn inside_checkout_deploys_and_rolls_back() {
         server,
         port,
         v1,
-    } = WebApp::start().await;
+        ..
+    } = WebApp::checkout().await;
     let ctx = &server.ctx;
 
     // Deploy v2: the service answers v2; the release log says who and what.
@@ -233,65 +193,6 @@ async fn inside_checkout_deploys_and_rolls_back() {
     assert!(audit[0].1.contains(&v1), "{}", audit[0].1);
 }
 
-/// The web app of these tests at v1: its repository, its unit (started)
-/// and an opsdeck that deploys it.
-struct WebApp {
-    repos: Repos,
-    server: support::server::Server,
-    port: u16,
-    v1: String,
-}
-
-impl WebApp {
-    async fn start() -> WebApp {
-        let repos = Repos::new();
-        let v1 = repos.push_files(
-            &[
-                ("server.py", Some(SERVER)),
-                ("build.sh", Some(BUILD)),
-                ("VERSION", Some("v1")),
-            ],
-            "A web app",
-        );
-        sh_git(&repos.app, &["pull", "-q"]);
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        // Inside the sandbox, /run/systemd/system is the sandbox's own.
-        std::fs::write(
-            "/run/systemd/system/web.service",
-            format!(
-                "[Service]\nExecStart=/usr/bin/python3 {}/server.py {port}\n",
-                repos.app.display()
-            ),
-        )
-        .unwrap();
-        sh(&["systemctl", "daemon-reload"]);
-        sh(&["systemctl", "start", "web.service"]);
-
-        let server = support::server::start(&format!(
-            r#"[[app]]
-name = "web"
-repo = "{}"
-units = ["web.service"]
-health = {{ url = "http://127.0.0.1:{port}/", expect = "v", timeout = "3s" }}
-build = [ {{ run = ["sh", "build.sh"] }} ]
-"#,
-            repos.app.display()
-        ))
-        .await;
-        assert_eq!(answer_when_up(port).await, "v1");
-        WebApp {
-            repos,
-            server,
-            port,
-            v1,
-        }
-    }
-}
-
 #[test]
 fn twenty_concurrent_deploys_run_one_at_a_time_and_none_twice() {
     let Some(sandbox) = Sandbox::boot() else {
@@ -306,7 +207,7 @@ async fn inside_twenty_concurrent_deploys() {
     let Some(_dir) = sandbox::inside() else {
         return;
     };
-    let web = WebApp::start().await;
+    let web = WebApp::checkout().await;
     let ctx = &web.server.ctx;
     web.repos.push("VERSION", "v2", "Version 2");
     let requests = (0..20).map(|i| {
@@ -346,23 +247,4 @@ async fn inside_twenty_concurrent_deploys() {
         "each accepted request is one release"
     );
     assert_eq!(answer(web.port).await, "v2");
-}
-
-/// The unit was just started; it listens a moment later.
-async fn answer_when_up(port: u16) -> String {
-    let health = opsdeck::config::Health {
-        url: format!("http://127.0.0.1:{port}/"),
-        expect: None,
-        timeout: Duration::from_secs(30),
-    };
-    opsdeck::host::probe::check(&health).await.unwrap();
-    answer(port).await
-}
-
-fn sh(argv: &[&str]) {
-    let status = std::process::Command::new(argv[0])
-        .args(&argv[1..])
-        .status()
-        .unwrap();
-    assert!(status.success(), "{argv:?}");
 }

@@ -10,7 +10,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
 use std::process::Stdio;
 
-use opsdeck::host::envfile;
+use opsdeck::host::{self, envfile};
 use support::cli::Instance;
 
 const ENV: &str = "# web settings\nGITEA_URL=https://git.example.org\n\nexport SECRET_KEY='old secret value 1234' # rotated monthly\nPORT=8000\n";
@@ -58,7 +58,7 @@ async fn kill_9_at_every_point_of_a_rotation_leaves_the_old_or_the_new_file() {
         let before = std::fs::read_to_string(&env).unwrap();
         let old = value(&before);
         let mut server = instance
-            .serve_with(&[(envfile::CRASH_AT, point)], Stdio::null(), Stdio::null())
+            .serve_with(&[(host::CRASH_AT, point)], Stdio::null(), Stdio::null())
             .await;
         // opsdeck may die before it answers: the job starts at once.
         let _ = rotate().await;

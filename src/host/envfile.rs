@@ -136,19 +136,6 @@ pub fn set(path: &Path, text: &str, key: &str, value: &str) -> Result<String> {
     Ok(out)
 }
 
-/// Names the point at which opsdeck kills itself (see [`crash_point`]).
-pub const CRASH_AT: &str = "OPSDECK_CRASH_AT";
-
-/// A test hook for crash safety: when `OPSDECK_CRASH_AT` names this point,
-/// opsdeck sends itself SIGKILL right here, as a power cut or an OOM kill
-/// would, so a test can stop it at exact points of a write instead of
-/// racing a `kill -9` against it. Unset, it costs one environment lookup.
-pub fn crash_point(name: &str) {
-    if std::env::var_os(CRASH_AT).is_some_and(|at| at == name) {
-        let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
-    }
-}
-
 /// Replaces `path` with `content` atomically: a temp file in the same
 /// directory with the original's mode and owner, fsync, rename over the
 /// original, fsync the directory (so the rename itself survives a crash).
@@ -159,14 +146,14 @@ pub fn write_atomically(path: &Path, content: &[u8]) -> Result<()> {
     let tmp =
         write_temp(path, content, Some(&meta), "write").map_err(|e| io_error("write", path, e))?;
     let renamed = fs::rename(&tmp, path).and_then(|()| {
-        crash_point("write:renamed");
+        super::crash_point("write:renamed");
         File::open(dir)?.sync_all()
     });
     if let Err(e) = renamed {
         let _ = fs::remove_file(&tmp);
         return Err(io_error("write", path, e));
     }
-    crash_point("write:dir-synced");
+    super::crash_point("write:dir-synced");
     Ok(())
 }
 
@@ -179,7 +166,7 @@ fn write_temp(
     like: Option<&fs::Metadata>,
     stage: &str,
 ) -> std::io::Result<PathBuf> {
-    let point = |name: &str| crash_point(&format!("{stage}:{name}"));
+    let point = |name: &str| super::crash_point(&format!("{stage}:{name}"));
     let tmp = parent(path).join(format!(
         "{}{:016x}",
         temp_prefix(path),
@@ -256,7 +243,7 @@ pub fn backup(path: &Path, keep: usize) -> Result<PathBuf> {
     File::open(parent(path))
         .and_then(|dir| dir.sync_all())
         .map_err(|e| io_error("write", &copy, e))?;
-    crash_point("backup:linked");
+    super::crash_point("backup:linked");
     prune_backups(path, keep.max(1))?;
     Ok(copy)
 }

@@ -12,6 +12,7 @@ use crate::config::Health;
 use crate::host::exec::command_line as quoted;
 use crate::host::git::{self, Sha};
 use crate::host::probe;
+use crate::host::release_tree;
 use crate::host::systemd::Systemctl;
 use crate::{Error, Result};
 
@@ -19,22 +20,37 @@ use crate::{Error, Result};
 /// its own (the job's step timeout still bounds it).
 const WAIT_ACTIVE: Duration = Duration::from_secs(90);
 
-/// The commit each `Checkout` replaced, per work tree, so the recovery can
-/// put it back. Lives as long as the job: a job is never resumed after a
+/// What the job's `Checkout` and `SwitchRelease` steps replaced (the commit
+/// per work tree, the release per releases root), so the recovery can put
+/// it back. Lives as long as the job: a job is never resumed after a
 /// restart, so nothing needs storing.
 #[derive(Debug, Default)]
-pub(super) struct CheckedOut(Vec<(PathBuf, Sha)>);
+pub(super) struct Replaced {
+    commits: Vec<(PathBuf, Sha)>,
+    releases: Vec<(PathBuf, Option<String>)>,
+}
 
-impl CheckedOut {
-    fn previous(&self, repo: &Path) -> Option<&Sha> {
-        self.0.iter().find(|(r, _)| r == repo).map(|(_, sha)| sha)
+impl Replaced {
+    fn commit(&self, repo: &Path) -> Option<&Sha> {
+        self.commits
+            .iter()
+            .find(|(r, _)| r == repo)
+            .map(|(_, sha)| sha)
+    }
+
+    fn release(&self, root: &Path) -> Option<&Option<String>> {
+        self.releases
+            .iter()
+            .find(|(r, _)| r == root)
+            .map(|(_, name)| name)
     }
 }
 
-pub(super) async fn run(work: &Work, checked_out: &mut CheckedOut) -> Result<Vec<String>> {
+pub(super) async fn run(work: &Work, replaced: &mut Replaced) -> Result<Vec<String>> {
     match work {
         Work::Run { .. }
         | Work::Sweep { .. }
+        | Work::CleanupReleases { .. }
         | Work::RotateSecret { .. }
         | Work::RestoreEnv { .. }
         | Work::SetWebhookSecret { .. }
@@ -46,8 +62,8 @@ pub(super) async fn run(work: &Work, checked_out: &mut CheckedOut) -> Result<Vec
             let sha = Sha::parse(sha)?;
             git::ensure_clean(repo).await?;
             let was = git::head(repo).await?;
-            if checked_out.previous(repo).is_none() {
-                checked_out.0.push((repo.clone(), was.clone()));
+            if replaced.commit(repo).is_none() {
+                replaced.commits.push((repo.clone(), was.clone()));
             }
             git::checkout(repo, &sha).await?;
             Ok(vec![format!(
@@ -57,7 +73,7 @@ pub(super) async fn run(work: &Work, checked_out: &mut CheckedOut) -> Result<Vec
             )])
         }
         Work::CheckoutPrevious { repo } => {
-            let Some(sha) = checked_out.previous(repo).cloned() else {
+            let Some(sha) = replaced.commit(repo).cloned() else {
                 return Err(Error::Conflict(format!(
                     "nothing to go back to: this job did not check out anything in {}",
                     repo.display()
@@ -66,6 +82,42 @@ pub(super) async fn run(work: &Work, checked_out: &mut CheckedOut) -> Result<Vec
             git::checkout(repo, &sha).await?;
             Ok(vec![format!("{} is back at {sha}", repo.display())])
         }
+        Work::MakeRelease {
+            repo,
+            sha,
+            root,
+            name,
+            shared,
+        } => {
+            let sha = Sha::parse(sha)?;
+            let dir = release_tree::release_dir(root, name);
+            release_tree::export(repo, &sha, &dir).await?;
+            crate::host::crash_point("release:exported");
+            let mut lines = vec![format!("{} holds {sha}", dir.display())];
+            lines.extend(release_tree::link_shared(root, &dir, shared)?);
+            Ok(lines)
+        }
+        Work::SwitchRelease { root, name } => {
+            let was = release_tree::current(root)?;
+            if replaced.release(root).is_none() {
+                replaced.releases.push((root.clone(), was.clone()));
+            }
+            release_tree::switch(root, name)?;
+            let was = was.unwrap_or_else(|| "nothing".into());
+            Ok(vec![format!("current was {was}; it is now {name}")])
+        }
+        Work::SwitchBack { root } => match replaced.release(root).cloned() {
+            Some(Some(name)) => {
+                release_tree::switch(root, &name)?;
+                Ok(vec![format!("current is back at {name}")])
+            }
+            Some(None) => Ok(vec![
+                "current pointed to no release before this job; it is left at the new one".into(),
+            ]),
+            None => Ok(vec![
+                "this job did not switch current; nothing to switch back".into(),
+            ]),
+        },
         Work::Restart { units, sudo } => {
             Systemctl::local(*sudo).restart(units, WAIT_ACTIVE).await?;
             Ok(vec![format!("restarted {}", units.join(", "))])
@@ -116,6 +168,29 @@ pub(super) fn command_line(work: &Work) -> String {
         Work::CheckoutPrevious { repo } => {
             git_line(repo, "checkout --detach <the commit this job replaced>")
         }
+        Work::MakeRelease {
+            repo,
+            sha,
+            root,
+            name,
+            ..
+        } => format!(
+            "{} && git archive {sha} | tar -x -C {}",
+            cd(repo),
+            quoted(&[release_tree::release_dir(root, name).display().to_string()])
+        ),
+        Work::SwitchRelease { root, name } => format!(
+            "{} && ln -sfn {} current",
+            cd(root),
+            quoted(&[format!("releases/{name}")])
+        ),
+        Work::SwitchBack { root } => format!(
+            "{} && ln -sfn releases/<the release this job replaced> current",
+            cd(root)
+        ),
+        Work::CleanupReleases { keep } => {
+            format!("sweep releases (keep {keep} good releases)")
+        }
         Work::Restart { units, sudo } => {
             let sudo = if *sudo { "sudo -n " } else { "" };
             units
@@ -155,5 +230,9 @@ pub(super) fn command_line(work: &Work) -> String {
 }
 
 fn git_line(repo: &Path, args: &str) -> String {
-    format!("cd {} && git {args}", quoted(&[repo.display().to_string()]))
+    format!("{} && git {args}", cd(repo))
+}
+
+fn cd(dir: &Path) -> String {
+    format!("cd {}", quoted(&[dir.display().to_string()]))
 }

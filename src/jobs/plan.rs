@@ -54,6 +54,25 @@ pub enum Work {
     Checkout { repo: PathBuf, sha: String },
     /// Recovery: checks out again the commit `Checkout` found.
     CheckoutPrevious { repo: PathBuf },
+    /// Makes `<root>/releases/<name>` from commit `sha` of `repo` and links
+    /// the `shared` entries of `<root>/shared` into it.
+    MakeRelease {
+        repo: PathBuf,
+        sha: String,
+        root: PathBuf,
+        name: String,
+        shared: Vec<String>,
+    },
+    /// Remembers the release `<root>/current` points to (for
+    /// `SwitchBack`), then points it at release `name`, atomically.
+    SwitchRelease { root: PathBuf, name: String },
+    /// Recovery: points `<root>/current` back at the release
+    /// `SwitchRelease` found.
+    SwitchBack { root: PathBuf },
+    /// After a deploy went live: the `releases` sweep's rule with the app's
+    /// `keep`, this job's release counted as live. A failure is reported,
+    /// never a reason to roll a healthy release back.
+    CleanupReleases { keep: usize },
     /// `systemctl restart` each unit (through `sudo -n` when `sudo`).
     Restart { units: Vec<String>, sudo: bool },
     /// Waits until every unit is active; fails when one fails.

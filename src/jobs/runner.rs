@@ -69,7 +69,7 @@ pub(super) async fn run(
         deadline: Instant::now() + limit,
         job_limit: limit,
         reached: 0,
-        checked_out: host_work::CheckedOut::default(),
+        replaced: host_work::Replaced::default(),
         rotations: secret_work::Rotations::default(),
         redactor: redactor.clone(),
     };
@@ -102,8 +102,9 @@ struct Run<'a> {
     job_limit: Duration,
     /// The index of the step that runs or ran last.
     reached: usize,
-    /// What `Checkout` steps replaced, for `CheckoutPrevious`.
-    checked_out: host_work::CheckedOut,
+    /// What `Checkout` and `SwitchRelease` steps replaced, for their
+    /// recovery steps.
+    replaced: host_work::Replaced,
     /// What rotation steps changed, for their recovery steps.
     rotations: secret_work::Rotations,
     /// Masks the app's env-file values in every line printed.
@@ -264,17 +265,20 @@ impl Run<'_> {
                 dry_run,
                 previewed,
             } => {
-                let job = crate::ops::sweeps::SweepJob {
-                    config: &self.inner.config,
-                    db: &self.inner.db,
-                    job: self.job.id,
-                    app: &self.job.app,
-                };
                 let lines = self.lines.clone();
                 let work = async {
+                    let job = self.sweep_job();
                     crate::ops::sweeps::perform(&job, sweep, *dry_run, previewed.as_ref(), &lines)
                         .await
                         .map(|()| Vec::new())
+                };
+                in_process(work, limit, self.stopped(), &self.lines).await
+            }
+            Work::CleanupReleases { keep } => {
+                let lines = self.lines.clone();
+                let work = async {
+                    let job = self.sweep_job();
+                    Ok(crate::ops::sweeps::after_deploy(&job, *keep, &lines).await)
                 };
                 in_process(work, limit, self.stopped(), &self.lines).await
             }
@@ -293,13 +297,23 @@ impl Run<'_> {
                         | Work::RestoreWebhookSecret { .. } => {
                             secret_work::run(host, &mut self.rotations, &tools).await
                         }
-                        _ => host_work::run(host, &mut self.checked_out).await,
+                        _ => host_work::run(host, &mut self.replaced).await,
                     }
                 };
                 let ended = in_process(work, limit, stopped, &lines).await;
                 self.record_rotations().await;
                 ended
             }
+        }
+    }
+
+    /// What a sweep's step needs of this job.
+    fn sweep_job(&self) -> crate::ops::sweeps::SweepJob<'_> {
+        crate::ops::sweeps::SweepJob {
+            config: &self.inner.config,
+            db: &self.inner.db,
+            job: self.job.id,
+            app: &self.job.app,
         }
     }
 

@@ -1,16 +1,21 @@
-//! The Deploy button (DESIGN.md "Deploy and rollback", strategy `checkout`,
-//! the rfc-app runbook's "git pull, build, restart"):
+//! The Deploy button (DESIGN.md "Deploy and rollback"), the rfc-app
+//! runbook's "git pull, build, restart" and the wppackages build promotion:
 //!
 //! 1. now, before anything is queued: the ref is validated, `git fetch`ed
 //!    and resolved to a full SHA (the job deploys exactly that commit, even
-//!    if the branch moves meanwhile), and a dirty work tree is refused
-//!    (when the app is idle);
-//! 2. the job: check out the SHA (refusing a tree changed since), run the
-//!    build steps, restart the units, wait until they are active, probe
-//!    health;
-//! 3. when a step after the checkout fails, the job goes back to the commit
-//!    it replaced and rebuilds, restarts and probes that; it ends `failed`,
-//!    saying the recovery steps ran, and the release log marks the release bad.
+//!    if the branch moves meanwhile), and with `checkout` a dirty work tree
+//!    is refused (when the app is idle);
+//! 2. the job, `checkout`: check out the SHA (refusing a tree changed
+//!    since), build, restart the units, wait until they are active, probe;
+//!    `releases`: export the SHA into `releases/<UTC timestamp>-<sha7>/`,
+//!    link the shared files, build there, switch `current` atomically,
+//!    restart, wait, probe, then remove old releases beyond `keep`;
+//! 3. when a step after the point of no return fails (the checkout, the
+//!    switch), the job goes back to what it replaced — checks out and
+//!    rebuilds the old commit, or switches `current` back — restarts and
+//!    probes that; it ends `failed`, saying the recovery steps ran, and the
+//!    release log marks the release bad. A failed build of a new release
+//!    changes nothing live, so it needs no recovery.
 
 use std::path::{Path, PathBuf};
 
@@ -19,6 +24,7 @@ use crate::auth::Actor;
 use crate::config::{App, Strategy};
 use crate::host::exec::command_line;
 use crate::host::git::{self, Sha};
+use crate::host::release_tree;
 use crate::jobs::{Plan, Request, Step, Work};
 use crate::ops::releases::{self, NewRelease};
 use crate::{Context, Error, Result};
@@ -33,12 +39,35 @@ pub async fn request(ctx: &Context, actor: &Actor, app: &str, git_ref: &str) -> 
     let app = ctx.app(app)?;
     ctx.authorize(actor, Some(app), "deploy").await?;
     git::validate_ref(git_ref)?;
-    let repo = work_tree(app)?;
+    let repo = repository(app)?;
     let _one_at_a_time = PREPARING.lock().await;
     git::fetch(repo).await?;
     let sha = git::resolve(repo, git_ref).await?;
-    refuse_dirty_if_idle(ctx, app, repo).await?;
-    submit(ctx, actor, app, "deploy", git_ref, &sha, None).await
+    let shipment = match app.strategy {
+        Strategy::Releases => {
+            let root = releases_root(app)?;
+            let name = new_release_name(ctx, app, root, &sha).await?;
+            Shipment {
+                plan: release_plan(app, repo, root, &sha, &name),
+                dir: Some(name),
+            }
+        }
+        _ => {
+            refuse_dirty_if_idle(ctx, app, repo).await?;
+            Shipment {
+                plan: checkout_plan(app, repo, &sha, git_ref),
+                dir: None,
+            }
+        }
+    };
+    submit(ctx, actor, app, "deploy", git_ref, &sha, None, shipment).await
+}
+
+/// What a deploy or rollback job does, and the release directory it
+/// makes or goes to (`releases` strategy).
+pub(super) struct Shipment {
+    pub plan: Plan,
+    pub dir: Option<String>,
 }
 
 /// Refuses a work tree changed by hand at once, rather than in the job.
@@ -53,7 +82,8 @@ pub(super) async fn refuse_dirty_if_idle(ctx: &Context, app: &App, repo: &Path) 
     Ok(())
 }
 
-/// Queues the checkout plan for `sha` and records it in the release log.
+/// Queues `shipment` and records it in the release log.
+#[allow(clippy::too_many_arguments)] // each is a column of the release log
 pub(super) async fn submit(
     ctx: &Context,
     actor: &Actor,
@@ -62,8 +92,9 @@ pub(super) async fn submit(
     git_ref: &str,
     sha: &Sha,
     replaces: Option<i64>,
+    shipment: Shipment,
 ) -> Result<i64> {
-    let plan = checkout_plan(app, work_tree(app)?, sha, git_ref);
+    let Shipment { plan, dir } = shipment;
     let recovery_step = plan.steps.len();
     let request = Request {
         app: app.name.clone(),
@@ -82,6 +113,7 @@ pub(super) async fn submit(
         actor,
         recovery_step,
         replaces,
+        dir: dir.as_deref(),
     };
     let id = releases::record(&ctx.db, release).await?;
     // job.request names the ref; this row adds the exact commit it became.
@@ -89,28 +121,75 @@ pub(super) async fn submit(
         .job(job)
         .detail(serde_json::json!({
             "release": id, "kind": kind, "ref": git_ref, "sha": sha.as_str(), "replaces": replaces,
+            "dir": dir,
         }));
     ctx.audit.record(event).await?;
     Ok(job)
 }
 
-/// The work tree a `checkout` app deploys in.
-pub(super) fn work_tree(app: &App) -> Result<&Path> {
-    if app.strategy != Strategy::Checkout {
+/// The git repository `app` deploys from: the work tree (`checkout`) or
+/// the clone releases are exported from (`releases`).
+pub(super) fn repository(app: &App) -> Result<&Path> {
+    if app.strategy == Strategy::Command {
         return Err(Error::Unavailable(format!(
-            "{} uses the {:?} strategy; this opsdeck deploys only the checkout strategy so far",
-            app.name, app.strategy
+            "{} uses the command strategy, which this opsdeck cannot deploy yet; use `checkout` or `releases`",
+            app.name
+        )));
+    }
+    if !app.is_local() && app.strategy == Strategy::Releases {
+        return Err(Error::Unavailable(format!(
+            "{} runs on {}; this opsdeck makes releases on its own machine only so far",
+            app.name, app.host
         )));
     }
     app.repo.as_deref().ok_or_else(|| {
         Error::Unavailable(format!(
-            "{} has no `repo` in the config, so there is nothing to check out",
+            "{} has no `repo` in the config, so there is nothing to deploy",
             app.name
         ))
     })
 }
 
-fn checkout_plan(app: &App, repo: &Path, sha: &Sha, git_ref: &str) -> Plan {
+/// Where a `releases` app's `releases/`, `shared/` and `current` live.
+pub(super) fn releases_root(app: &App) -> Result<&Path> {
+    app.path.as_deref().ok_or_else(|| {
+        Error::Unavailable(format!(
+            "{} has no `path` in the config, so it has nowhere to keep releases",
+            app.name
+        ))
+    })
+}
+
+/// `<UTC timestamp>-<sha7>`, its timestamp later than every release made
+/// before (on disk or queued), so names sort in deploy order even for two
+/// deploys within one second or after the clock stepped back.
+async fn new_release_name(ctx: &Context, app: &App, root: &Path, sha: &Sha) -> Result<String> {
+    const STAMP: &str = "%Y%m%d%H%M%S";
+    let mut names = releases::dirs(&ctx.db, &app.name).await?;
+    if let Ok(entries) = std::fs::read_dir(root.join("releases")) {
+        names.extend(
+            entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned()),
+        );
+    }
+    let latest = names
+        .iter()
+        .filter_map(|name| name.split('-').next())
+        .filter_map(|stamp| chrono::NaiveDateTime::parse_from_str(stamp, STAMP).ok())
+        .max();
+    let now = chrono::Utc::now().naive_utc();
+    let at = match latest {
+        // Names have whole seconds: compare those.
+        Some(latest) if latest.and_utc().timestamp() >= now.and_utc().timestamp() => {
+            latest + chrono::Duration::seconds(1)
+        }
+        _ => now,
+    };
+    Ok(format!("{}-{}", at.format(STAMP), sha.short()))
+}
+
+pub(super) fn checkout_plan(app: &App, repo: &Path, sha: &Sha, git_ref: &str) -> Plan {
     let checkout = Step {
         title: format!("Check out {} ({git_ref})", sha.short()),
         work: Work::Checkout {
@@ -139,24 +218,90 @@ fn checkout_plan(app: &App, repo: &Path, sha: &Sha, git_ref: &str) -> Plan {
     }
 }
 
+/// The releases plan: make the release, build it, switch, restart, probe,
+/// clean up. The recovery switches back: the release before is still
+/// built, so going back costs a restart.
+fn release_plan(app: &App, repo: &Path, root: &Path, sha: &Sha, name: &str) -> Plan {
+    let dir = release_tree::release_dir(root, name);
+    let make = Step {
+        title: format!("Make release {name}"),
+        work: Work::MakeRelease {
+            repo: repo.to_owned(),
+            sha: sha.to_string(),
+            root: root.to_owned(),
+            name: name.to_owned(),
+            shared: app.shared.clone(),
+        },
+        timeout: None,
+    };
+    let mut steps = vec![make];
+    steps.extend(builds(app, &dir));
+    let recovery_from = steps.len();
+    let mut switch_and_restart = switch_plan(app, root, name);
+    steps.append(&mut switch_and_restart.steps);
+    steps.push(Step {
+        title: format!("Clean up: keep {} good releases", app.keep),
+        work: Work::CleanupReleases { keep: app.keep },
+        timeout: None,
+    });
+    Plan {
+        steps,
+        recovery: switch_and_restart.recovery,
+        recovery_from,
+        timeout: None,
+    }
+}
+
+/// Switch `current` to release `name`, restart, probe; switch back when
+/// that fails. A rollback with `releases` is exactly this.
+pub(super) fn switch_plan(app: &App, root: &Path, name: &str) -> Plan {
+    let mut steps = vec![Step {
+        title: format!("Switch current to {name}"),
+        work: Work::SwitchRelease {
+            root: root.to_owned(),
+            name: name.to_owned(),
+        },
+        timeout: None,
+    }];
+    steps.extend(restart_and_check(app, &app.units));
+    let mut recovery = vec![Step {
+        title: "Roll back: switch current back to the release this job replaced".into(),
+        work: Work::SwitchBack {
+            root: root.to_owned(),
+        },
+        timeout: None,
+    }];
+    recovery.extend(restart_and_check(app, &app.units));
+    Plan {
+        steps,
+        recovery,
+        recovery_from: 0,
+        timeout: None,
+    }
+}
+
 /// Build, restart, wait until active, health check: what follows a checkout,
 /// after a deploy and after going back.
 fn build_and_restart(app: &App, repo: &Path) -> Vec<Step> {
-    let mut steps: Vec<Step> = app
-        .build
+    let mut steps = builds(app, repo);
+    steps.extend(restart_and_check(app, &app.units));
+    steps
+}
+
+/// The app's build steps, run in `dir` (the work tree or the new release).
+fn builds(app: &App, dir: &Path) -> Vec<Step> {
+    app.build
         .iter()
         .map(|build| Step {
             title: format!("Build: {}", command_line(&build.run)),
             work: Work::Run {
                 argv: build.run.clone(),
-                cwd: Some(in_repo(repo, build.cwd.as_deref())),
+                cwd: Some(in_dir(dir, build.cwd.as_deref())),
                 env: build.env.clone(),
             },
             timeout: build.timeout,
         })
-        .collect();
-    steps.extend(restart_and_check(app, &app.units));
-    steps
+        .collect()
 }
 
 /// Restart `units`, wait until they are active, health check: what makes
@@ -195,10 +340,10 @@ pub(super) fn restart_and_check(app: &App, units: &[String]) -> Vec<Step> {
     steps
 }
 
-/// A build step's `cwd` is relative to the work tree.
-fn in_repo(repo: &Path, cwd: Option<&Path>) -> PathBuf {
+/// A build step's `cwd` is relative to the work tree or the release.
+fn in_dir(dir: &Path, cwd: Option<&Path>) -> PathBuf {
     match cwd {
-        Some(cwd) => repo.join(cwd),
-        None => repo.to_owned(),
+        Some(cwd) => dir.join(cwd),
+        None => dir.to_owned(),
     }
 }

@@ -28,6 +28,8 @@ pub struct Release {
     pub state: State,
     /// Rolled away from, automatically or by a rollback; never a rollback target.
     pub bad: bool,
+    /// `releases` strategy: its directory under `<path>/releases/`.
+    pub dir: Option<String>,
 }
 
 impl Release {
@@ -63,12 +65,13 @@ pub(super) struct NewRelease<'a> {
     /// The plan's step count: recovery steps are numbered from there.
     pub recovery_step: usize,
     pub replaces: Option<i64>,
+    pub dir: Option<&'a str>,
 }
 
 pub(super) async fn record(db: &SqlitePool, new: NewRelease<'_>) -> Result<i64> {
     let id = sqlx::query_scalar(
-        "INSERT INTO releases (app, job_id, kind, ref, sha, actor, created_at, recovery_step, replaces)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        "INSERT INTO releases (app, job_id, kind, ref, sha, actor, created_at, recovery_step, replaces, dir)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
     )
     .bind(new.app)
     .bind(new.job)
@@ -79,6 +82,7 @@ pub(super) async fn record(db: &SqlitePool, new: NewRelease<'_>) -> Result<i64> 
     .bind(chrono::Utc::now().timestamp_millis())
     .bind(i64::try_from(new.recovery_step).unwrap_or(i64::MAX))
     .bind(new.replaces)
+    .bind(new.dir)
     .fetch_one(db)
     .await?;
     Ok(id)
@@ -95,6 +99,7 @@ type Row = (
     i64,
     String,
     bool,
+    Option<String>,
 );
 
 /// The app's releases, newest first.
@@ -105,7 +110,8 @@ pub async fn list(db: &SqlitePool, app: &str, limit: i64) -> Result<Vec<Release>
                          WHERE s.job_id = r.job_id AND s.idx >= r.recovery_step
                            AND s.started_at IS NOT NULL)
                 OR EXISTS (SELECT 1 FROM releases b JOIN jobs bj ON bj.id = b.job_id
-                            WHERE b.replaces = r.id AND bj.state = 'succeeded')
+                            WHERE b.replaces = r.id AND bj.state = 'succeeded'),
+                r.dir
          FROM releases r JOIN jobs j ON j.id = r.job_id
          WHERE r.app = ? ORDER BY r.id DESC LIMIT ?",
     )
@@ -125,7 +131,7 @@ pub async fn current(db: &SqlitePool, app: &str) -> Result<Option<Release>> {
 }
 
 fn release(row: Row) -> Result<Release> {
-    let (id, app, job, kind, git_ref, sha, actor, created_at, state, bad) = row;
+    let (id, app, job, kind, git_ref, sha, actor, created_at, state, bad, dir) = row;
     let state = State::parse(&state).ok_or_else(|| {
         Error::Internal(anyhow::anyhow!("release {id}: unknown job state {state:?}"))
     })?;
@@ -140,5 +146,17 @@ fn release(row: Row) -> Result<Release> {
         created_at,
         state,
         bad,
+        dir,
     })
+}
+
+/// The release directories deploys of `app` made or are about to make.
+pub(super) async fn dirs(db: &SqlitePool, app: &str) -> Result<Vec<String>> {
+    let dirs = sqlx::query_scalar(
+        "SELECT dir FROM releases WHERE app = ? AND kind = 'deploy' AND dir IS NOT NULL",
+    )
+    .bind(app)
+    .fetch_all(db)
+    .await?;
+    Ok(dirs)
 }

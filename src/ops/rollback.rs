@@ -2,10 +2,14 @@
 //! newest good release older than the current one, or any good release on
 //! request. With the `checkout` strategy it is a deploy of that release's
 //! SHA (check out, rebuild, restart, probe, and back again if that fails);
-//! once it succeeds, the release it moved away from is marked bad.
+//! with `releases` it switches `current` to that release's directory and
+//! restarts — no rebuild. Once it succeeds, the release it moved away from
+//! is marked bad.
 
 use crate::auth::Actor;
+use crate::config::Strategy;
 use crate::host::git::Sha;
+use crate::host::release_tree;
 use crate::jobs::State;
 use crate::ops::deploy;
 use crate::ops::releases::{self, Release};
@@ -16,7 +20,7 @@ use crate::{Context, Error, Result};
 pub async fn request(ctx: &Context, actor: &Actor, app: &str, to: Option<i64>) -> Result<i64> {
     let app = ctx.app(app)?;
     ctx.authorize(actor, Some(app), "rollback").await?;
-    let repo = deploy::work_tree(app)?;
+    let repo = deploy::repository(app)?;
     let _one_at_a_time = deploy::PREPARING.lock().await;
     let log = releases::list(&ctx.db, &app.name, i64::MAX).await?;
     let current = log
@@ -29,10 +33,53 @@ pub async fn request(ctx: &Context, actor: &Actor, app: &str, to: Option<i64>) -
             ))
         })?;
     let target = target(&log, current, to)?;
-    deploy::refuse_dirty_if_idle(ctx, app, repo).await?;
     let label = format!("release {} ({})", target.id, target.short_sha());
     let sha = Sha::parse(&target.sha)?;
-    deploy::submit(ctx, actor, app, "rollback", &label, &sha, Some(current.id)).await
+    let shipment = match app.strategy {
+        Strategy::Releases => {
+            let root = deploy::releases_root(app)?;
+            let dir = built_release(root, target)?;
+            deploy::Shipment {
+                plan: deploy::switch_plan(app, root, &dir),
+                dir: Some(dir),
+            }
+        }
+        _ => {
+            deploy::refuse_dirty_if_idle(ctx, app, repo).await?;
+            deploy::Shipment {
+                plan: deploy::checkout_plan(app, repo, &sha, &label),
+                dir: None,
+            }
+        }
+    };
+    let replaces = Some(current.id);
+    deploy::submit(
+        ctx, actor, app, "rollback", &label, &sha, replaces, shipment,
+    )
+    .await
+}
+
+/// The directory of `release`, still on disk: a rollback switches to it.
+fn built_release(root: &std::path::Path, release: &Release) -> Result<String> {
+    let gone = |why: &str| {
+        Error::Conflict(format!(
+            "release {} ({}) {why}; deploy {} again instead",
+            release.id,
+            release.short_sha(),
+            release.short_sha()
+        ))
+    };
+    let dir = release
+        .dir
+        .clone()
+        .ok_or_else(|| gone("was not deployed as a release directory"))?;
+    if !release_tree::release_dir(root, &dir).is_dir() {
+        return Err(gone(&format!(
+            "has no directory any more ({} was removed)",
+            release_tree::release_dir(root, &dir).display()
+        )));
+    }
+    Ok(dir)
 }
 
 /// Release `to`, or by default the newest good release older than `current`.

@@ -50,25 +50,7 @@ impl Deck {
 
     /// Reads the job's output until it ends: (lines, final state).
     pub async fn wait(&self, job: i64) -> (Vec<String>, State) {
-        let mut follower = self.ctx.jobs.follow(job, 0).await.unwrap();
-        let mut lines = Vec::new();
-        loop {
-            match follower.next().await.unwrap() {
-                Some(Followed::Lines {
-                    first,
-                    lines: batch,
-                }) => {
-                    assert_eq!(
-                        first as usize,
-                        lines.len() + 1,
-                        "lines arrive in order, none missing"
-                    );
-                    lines.extend(batch);
-                }
-                Some(Followed::End(state)) => return (lines, state),
-                None => panic!("the output ended without the job's end"),
-            }
-        }
+        output(&self.ctx, job).await
     }
 
     /// Reads the job's output until a line satisfies `found`; returns it.
@@ -115,5 +97,28 @@ pub fn process_gone(pid: u32) -> bool {
             .rsplit(')')
             .next()
             .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+    }
+}
+
+/// Every line job `job` printed, in order, and how it ended (waits for it).
+pub async fn output(ctx: &opsdeck::Context, job: i64) -> (Vec<String>, State) {
+    let mut follower = ctx.jobs.follow(job, 0).await.unwrap();
+    let mut lines = Vec::new();
+    loop {
+        match follower.next().await.unwrap() {
+            Some(Followed::Lines {
+                first,
+                lines: batch,
+            }) => {
+                assert_eq!(
+                    first as usize,
+                    lines.len() + 1,
+                    "lines arrive in order, none missing"
+                );
+                lines.extend(batch);
+            }
+            Some(Followed::End(state)) => return (lines, state),
+            None => panic!("the output ended without the job's end"),
+        }
     }
 }

@@ -13,6 +13,7 @@ pub mod sandbox;
 pub mod server;
 pub mod sse;
 pub mod sshd;
+pub mod webapp;
 
 /// A loopback port nobody listens on right now.
 pub fn free_port() -> u16 {

@@ -201,7 +201,7 @@ pub async fn perform(
         )));
     }
     let found = match sweep.kind {
-        SweepKind::Releases => releases::find(job, app, sweep).await?,
+        SweepKind::Releases => releases::find(job, app, sweep.keep.unwrap_or(app.keep)).await?,
         SweepKind::SqliteBackup => sqlite_backup::find(sweep)?,
         SweepKind::GiteaBranches => gitea_branches::find(job.config, sweep).await?,
         SweepKind::JobOutput => job_output::find(job, sweep).await?,
@@ -261,6 +261,41 @@ pub async fn perform(
             Ok(())
         }
     }
+}
+
+/// The cleanup step at the end of a `releases` deploy: the `releases`
+/// sweep's rule with `keep`, run at once without a dry run (the rule never
+/// removes current or the rollback target). It prints what it did or why
+/// it could not; either way the deploy stands.
+pub async fn after_deploy(job: &SweepJob<'_>, keep: usize, lines: &Lines) -> Vec<String> {
+    let Some(app) = job.config.app(job.app) else {
+        return vec![format!(
+            "{} is no longer in the config; no cleanup",
+            job.app
+        )];
+    };
+    let found = match releases::find(job, app, keep).await {
+        Ok(found) => found,
+        Err(e) => return vec![format!("cleanup skipped: {}", e.public_message())],
+    };
+    for kept in &found.kept {
+        say(lines, format!("keep {kept}")).await;
+    }
+    let mut said = Vec::new();
+    for item in &found.items {
+        match apply(job, item).await {
+            Ok(did) => say(lines, did).await,
+            Err(e) => {
+                said.push(format!(
+                    "cleanup stopped: could not {}: {}",
+                    item.label(),
+                    e.public_message()
+                ));
+                break;
+            }
+        }
+    }
+    said
 }
 
 fn count(verb: &str, n: usize) -> String {

@@ -3,11 +3,12 @@
 //! but never the current release, the rollback target, or a release a
 //! process still runs in or from, whatever `keep` says. Releases the log
 //! knows only as failed or rolled back do not count toward `keep`.
+//! A deploy's own cleanup step runs the same rule (`after_deploy`).
 
 use std::path::{Path, PathBuf};
 
 use super::{Found, Item, SweepJob};
-use crate::config::{App, Sweep};
+use crate::config::App;
 use crate::jobs::State;
 use crate::ops::releases::{self, Release};
 use crate::ops::rollback;
@@ -21,12 +22,17 @@ struct Dir {
     good: bool,
 }
 
-pub(super) async fn find(job: &SweepJob<'_>, app: &App, sweep: &Sweep) -> Result<Found> {
+/// What to remove keeping `keep` good releases. The release of the job
+/// running this (a deploy's cleanup step) counts as live: it passed its
+/// health check, and the release it replaced is now the rollback target.
+pub(super) async fn find(job: &SweepJob<'_>, app: &App, keep: usize) -> Result<Found> {
     let root = app.path.as_deref().ok_or_else(|| {
         Error::Unavailable(format!("{} has no `path`, so it has no releases", app.name))
     })?;
-    let keep = sweep.keep.unwrap_or(app.keep);
-    let log = releases::list(job.db, &app.name, i64::MAX).await?;
+    let mut log = releases::list(job.db, &app.name, i64::MAX).await?;
+    for release in log.iter_mut().filter(|r| r.job == job.job) {
+        release.state = State::Succeeded;
+    }
     let dirs = release_dirs(root, &log)?;
     let current = std::fs::canonicalize(root.join("current")).ok();
     // Without a current release nothing tells what is live: remove nothing.
