@@ -6,3 +6,4 @@ pub mod rollback;
 pub mod schedule;
 pub mod secrets;
 pub mod sweeps;
+pub mod webhook;

@@ -19,6 +19,7 @@ pub mod auth;
 mod deploy;
 mod error;
 mod headers;
+mod hooks;
 mod hosts;
 mod jobs;
 mod json;
@@ -42,6 +43,7 @@ pub fn router(ctx: Context) -> Router {
         .merge(login::router())
         .merge(sessions::router())
         .merge(hosts::router())
+        .merge(hooks::router())
         .merge(apps::router())
         .merge(api::router())
         .merge(deploy::router())
