@@ -36,6 +36,28 @@ pub(super) static PREPARING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_
 
 /// Deploys `git_ref` of `app` for `actor`; returns the job id.
 pub async fn request(ctx: &Context, actor: &Actor, app: &str, git_ref: &str) -> Result<i64> {
+    prepare(ctx, actor, app, git_ref, None).await
+}
+
+/// Deploys `git_ref` only if it still is commit `previewed` — what the
+/// page's "what ships" showed the person who clicked Deploy.
+pub async fn request_previewed(
+    ctx: &Context,
+    actor: &Actor,
+    app: &str,
+    git_ref: &str,
+    previewed: &str,
+) -> Result<i64> {
+    prepare(ctx, actor, app, git_ref, Some(previewed)).await
+}
+
+async fn prepare(
+    ctx: &Context,
+    actor: &Actor,
+    app: &str,
+    git_ref: &str,
+    previewed: Option<&str>,
+) -> Result<i64> {
     let app = ctx.app(app)?;
     ctx.authorize(actor, Some(app), "deploy").await?;
     git::validate_ref(git_ref)?;
@@ -43,6 +65,13 @@ pub async fn request(ctx: &Context, actor: &Actor, app: &str, git_ref: &str) -> 
     let _one_at_a_time = PREPARING.lock().await;
     git::fetch(repo).await?;
     let sha = git::resolve(repo, git_ref).await?;
+    if let Some(previewed) = previewed.filter(|p| *p != sha.as_str()) {
+        return Err(Error::Conflict(format!(
+            "{git_ref} moved since the preview: it was {}, it is now {}; look at what ships again",
+            previewed.get(..7).unwrap_or(previewed),
+            sha.short()
+        )));
+    }
     let shipment = match app.strategy {
         Strategy::Releases => {
             let root = releases_root(app)?;

@@ -1,9 +1,11 @@
 //! What each button does: builds a Plan of Steps from config and submits it.
 pub mod actions;
 pub mod deploy;
+pub mod health;
 pub mod releases;
 pub mod rollback;
 pub mod schedule;
 pub mod secrets;
 pub mod sweeps;
 pub mod webhook;
+pub mod what_ships;

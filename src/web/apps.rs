@@ -1,6 +1,8 @@
-//! The dashboard (`/`: every app the actor may view, one button per action,
-//! its last job), an app's page (`/apps/{app}`: actions, who holds the app
-//! and who waits, job history) and the action buttons' target.
+//! The dashboard (`/`: every app the actor may view, its health at a
+//! glance, one button per action, its last job), an app's page
+//! (`/apps/{app}`: health, deploys and releases, actions, secrets, sweeps,
+//! who holds the app and who waits, job history), the health fragment
+//! both load lazily, and the action buttons' target.
 
 use askama::Template;
 use askama_web::WebTemplate;
@@ -23,6 +25,7 @@ pub fn router() -> Router<Context> {
     Router::new()
         .route("/", get(dashboard))
         .route("/apps/{app}", get(show))
+        .route("/apps/{app}/health", get(health))
         .route("/apps/{app}/actions/{action}/run", post(run_action))
 }
 
@@ -52,11 +55,22 @@ impl AppCard {
 
     /// The badge colour: production stands out, staging warns, the rest is calm.
     pub fn environment_class(&self) -> &'static str {
+        if AppCard::is_production_environment(&self.environment) {
+            return "env-production";
+        }
         match self.environment.to_ascii_lowercase().as_str() {
-            "production" | "prod" | "live" => "env-production",
             "staging" | "stage" | "preview" => "env-staging",
             _ => "env-other",
         }
+    }
+
+    /// Environments where a slip costs users: deploys there ask for the
+    /// app's name.
+    pub fn is_production_environment(environment: &str) -> bool {
+        matches!(
+            environment.to_ascii_lowercase().as_str(),
+            "production" | "prod" | "live"
+        )
     }
 }
 
@@ -150,6 +164,8 @@ struct AppPage {
     /// `(repository, branch, strategy)`.
     source: Option<(String, String, String)>,
     units: Vec<String>,
+    /// What runs, the deploy form and the release history (`apps/_deploy.html`).
+    deploy: Option<super::deploy::DeployCard>,
     /// The mutating job holding the app, and those waiting, in order.
     running: Option<JobLine>,
     waiting: Vec<JobLine>,
@@ -180,11 +196,34 @@ async fn show(
             )
         }),
         units: app.units.clone(),
+        deploy: super::deploy::card(&ctx, app, &actor).await?,
         running: queue.running.as_ref().map(JobLine::from),
         waiting: queue.waiting.iter().map(JobLine::from).collect(),
         history: history.iter().map(JobLine::from).collect(),
         secrets: super::secrets::rows(&ctx, app, &actor).await?,
         sweeps: super::sweeps::cards(&ctx, app, &actor).await?,
+    })
+}
+
+/// The health fragment (`apps/_health.html`): units and a quick health
+/// check, loaded after the page so a hung app never slows it.
+#[derive(Template, WebTemplate)]
+#[template(path = "apps/_health.html")]
+struct HealthFragment {
+    health: crate::ops::health::AppHealth,
+    host: String,
+}
+
+async fn health(
+    State(ctx): State<Context>,
+    Path(name): Path<String>,
+    actor: Actor,
+) -> Result<HealthFragment> {
+    let app = ctx.app(&name)?;
+    ctx.authorize(&actor, Some(app), "view").await?;
+    Ok(HealthFragment {
+        health: crate::ops::health::glance(app).await,
+        host: app.host.clone(),
     })
 }
 

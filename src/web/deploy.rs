@@ -1,23 +1,38 @@
-//! The JSON API of deploys and rollbacks (DESIGN.md "The contract"):
-//! `POST /api/apps/{app}/deploy {"ref"}`, `POST /api/apps/{app}/rollback
-//! {"release"?}` → `202 {"job": id}`.
+//! Deploys and rollbacks over HTTP. The JSON API (DESIGN.md "The
+//! contract"): `POST /api/apps/{app}/deploy {"ref"}`, `POST
+//! /api/apps/{app}/rollback {"release"?}` → `202 {"job": id}`. The app
+//! page's Deploy section: "what ships" for a ref, the Deploy button under
+//! it (production asks for the app's name), the release history and its
+//! Rollback buttons.
 
-use axum::Router;
-use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
-use axum::routing::post;
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
 use serde::Deserialize;
 
-use super::Json;
+use super::apps::{AppCard, show_job};
+use super::{Json, Moment, Page};
 use crate::auth::Actor;
+use crate::config::App;
+use crate::ops::releases::{self, Release};
+use crate::ops::what_ships::{self, WhatShips};
 use crate::ops::{deploy, rollback};
-use crate::{Context, Result};
+use crate::{Context, Error, Result};
+
+/// How many releases the app page lists.
+const HISTORY: i64 = 20;
 
 pub fn router() -> Router<Context> {
     Router::new()
         .route("/api/apps/{app}/deploy", post(deploy_ref))
         .route("/api/apps/{app}/rollback", post(roll_back))
+        .route("/apps/{app}/deploy/preview", get(preview))
+        .route("/apps/{app}/deploy", post(deploy_form))
+        .route("/apps/{app}/rollback", post(rollback_form))
 }
 
 #[derive(Deserialize)]
@@ -63,4 +78,173 @@ pub(super) fn accepted(job: i64) -> impl IntoResponse {
         [(header::LOCATION, format!("/api/jobs/{job}"))],
         Json(serde_json::json!({ "job": job })),
     )
+}
+
+#[derive(Deserialize)]
+struct PreviewQuery {
+    #[serde(rename = "ref")]
+    git_ref: String,
+}
+
+/// The "what ships" fragment under the deploy form.
+#[derive(Template, WebTemplate)]
+#[template(path = "apps/_what_ships.html")]
+struct Preview {
+    page: Page,
+    app: AppCard,
+    ships: WhatShips,
+    /// Production asks for the app's name before deploying.
+    production: bool,
+}
+
+async fn preview(
+    State(ctx): State<Context>,
+    Path(name): Path<String>,
+    Query(query): Query<PreviewQuery>,
+    actor: Actor,
+    page: Page,
+) -> Result<Preview> {
+    let ships = what_ships::preview(&ctx, &actor, &name, query.git_ref.trim()).await?;
+    let app = ctx.app(&name)?;
+    Ok(Preview {
+        page,
+        app: AppCard::new(app, &actor),
+        ships,
+        production: is_production(app),
+    })
+}
+
+#[derive(Deserialize)]
+struct DeployForm {
+    #[serde(rename = "ref")]
+    git_ref: String,
+    /// The commit "what ships" showed.
+    sha: String,
+    /// Production: the app's name, typed.
+    #[serde(default)]
+    confirm: String,
+}
+
+/// The Deploy button under "what ships".
+async fn deploy_form(
+    State(ctx): State<Context>,
+    Path(name): Path<String>,
+    actor: Actor,
+    headers: HeaderMap,
+    Form(form): Form<DeployForm>,
+) -> Result<Response> {
+    let app = ctx.app(&name)?;
+    if is_production(app) && form.confirm.trim() != app.name {
+        return Err(Error::BadRequest(format!(
+            "{} is production: type its name to confirm the deploy",
+            app.name
+        )));
+    }
+    let job = deploy::request_previewed(&ctx, &actor, &name, &form.git_ref, &form.sha).await?;
+    Ok(show_job(job, &headers))
+}
+
+#[derive(Deserialize)]
+struct RollbackForm {
+    /// Empty: the previous good release.
+    #[serde(default)]
+    release: String,
+}
+
+/// A Rollback button of the release history.
+async fn rollback_form(
+    State(ctx): State<Context>,
+    Path(name): Path<String>,
+    actor: Actor,
+    headers: HeaderMap,
+    Form(form): Form<RollbackForm>,
+) -> Result<Response> {
+    let release = match form.release.trim() {
+        "" => None,
+        id => Some(
+            id.parse()
+                .map_err(|_| Error::BadRequest(format!("{id:?} is not a release number")))?,
+        ),
+    };
+    let job = rollback::request(&ctx, &actor, &name, release).await?;
+    Ok(show_job(job, &headers))
+}
+
+fn is_production(app: &App) -> bool {
+    AppCard::is_production_environment(&app.environment)
+}
+
+/// The app page's Deploy section (`apps/_deploy.html`).
+pub struct DeployCard {
+    pub branch: String,
+    pub live: Option<ReleaseLine>,
+    pub history: Vec<ReleaseLine>,
+    pub may_deploy: bool,
+    pub may_rollback: bool,
+}
+
+/// One row of the release history.
+pub struct ReleaseLine {
+    pub id: i64,
+    pub job: i64,
+    pub kind: String,
+    pub git_ref: String,
+    pub short_sha: String,
+    pub actor: String,
+    pub at: Moment,
+    pub outcome: String,
+    pub good: bool,
+    /// The release live now.
+    pub live: bool,
+    /// Its commit is what runs now (the live release, or an earlier one of
+    /// the same commit): nothing to roll back to.
+    pub runs_now: bool,
+    pub dir: String,
+    /// The question its Rollback button asks.
+    pub confirm: String,
+}
+
+/// What the app page shows of deploys; `None` for an app that only runs
+/// actions.
+pub async fn card(ctx: &Context, app: &App, actor: &Actor) -> Result<Option<DeployCard>> {
+    if app.repo.is_none() {
+        return Ok(None);
+    }
+    let log = releases::list(&ctx.db, &app.name, HISTORY).await?;
+    let live = log
+        .iter()
+        .find(|r| r.state == crate::jobs::State::Succeeded);
+    let live_id = live.map(|r| r.id);
+    let live_sha = live.map(|r| r.sha.clone());
+    let line = |r: &Release| ReleaseLine {
+        id: r.id,
+        job: r.job,
+        kind: r.kind.clone(),
+        git_ref: r.git_ref.clone(),
+        short_sha: r.short_sha().to_owned(),
+        actor: r.actor.clone(),
+        at: Moment::from_millis(r.created_at),
+        outcome: r.outcome(),
+        good: r.good(),
+        live: Some(r.id) == live_id,
+        runs_now: Some(&r.sha) == live_sha.as_ref(),
+        dir: r.dir.clone().unwrap_or_default(),
+        confirm: format!(
+            "Roll {} ({}) back to release {} ({}, {} by {})?",
+            app.name,
+            app.environment,
+            r.id,
+            r.short_sha(),
+            r.kind,
+            r.actor
+        ),
+    };
+    let history: Vec<ReleaseLine> = log.iter().map(line).collect();
+    Ok(Some(DeployCard {
+        branch: app.branch.clone(),
+        live: log.iter().find(|r| Some(r.id) == live_id).map(line),
+        history,
+        may_deploy: actor.role >= app.required_role("deploy"),
+        may_rollback: actor.role >= app.required_role("rollback"),
+    }))
 }

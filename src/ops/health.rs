@@ -1,0 +1,86 @@
+//! Each app's health at a glance, for the dashboard and the app page: its
+//! units' states and one quick health check, asked when the page loads
+//! (lazily, so a hung app never slows the page itself).
+
+use std::time::Duration;
+
+use crate::config::{App, Health};
+use crate::host::probe;
+use crate::host::systemd::{Systemctl, UnitStatus};
+
+/// How long the glance's health check may take: a dashboard is not a deploy.
+const GLANCE: Duration = Duration::from_secs(3);
+
+pub struct AppHealth {
+    /// Each unit's state, or why it is unknown.
+    pub units: Vec<(String, Result<UnitStatus, String>)>,
+    /// The health check's answer, or why it failed; `None` without `health`.
+    pub probe: Option<Result<String, String>>,
+    /// What the dashboard badge says.
+    pub verdict: Verdict,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Healthy,
+    Unhealthy,
+    /// Nothing to ask (no units, no health check), or on another host.
+    Unknown,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Healthy => "healthy",
+            Verdict::Unhealthy => "unhealthy",
+            Verdict::Unknown => "unknown",
+        }
+    }
+}
+
+pub async fn glance(app: &App) -> AppHealth {
+    if !app.is_local() {
+        return AppHealth {
+            units: Vec::new(),
+            probe: None,
+            verdict: Verdict::Unknown,
+        };
+    }
+    let systemctl = Systemctl::for_app(app);
+    let mut units = Vec::new();
+    for unit in &app.units {
+        let status = systemctl.status(unit).await.map_err(|e| e.public_message());
+        units.push((unit.clone(), status));
+    }
+    let probe = match &app.health {
+        Some(health) => {
+            let quick = Health {
+                timeout: health.timeout.min(GLANCE),
+                ..health.clone()
+            };
+            Some(
+                probe::check(&quick)
+                    .await
+                    .map(|ok| format!("{} answered {}", health.url, ok.status))
+                    .map_err(|e| e.public_message()),
+            )
+        }
+        None => None,
+    };
+    let units_ok = units
+        .iter()
+        .all(|(_, s)| s.as_ref().is_ok_and(|s| s.active_state == "active"));
+    let probe_ok = probe.as_ref().is_none_or(|p| p.is_ok());
+    let verdict = if units.is_empty() && probe.is_none() {
+        Verdict::Unknown
+    } else if units_ok && probe_ok {
+        Verdict::Healthy
+    } else {
+        Verdict::Unhealthy
+    };
+    AppHealth {
+        units,
+        probe,
+        verdict,
+    }
+}

@@ -1,0 +1,61 @@
+//! "What ships" before the Deploy button is pressed (DESIGN.md "Deploy and
+//! rollback"): the ref resolved after a fetch, and `git log --oneline
+//! current..target` with authors.
+
+use crate::auth::Actor;
+use crate::config::Strategy;
+use crate::host::git::{self, Commit, Sha};
+use crate::ops::{deploy, releases};
+use crate::{Context, Result};
+
+/// How many commits the page lists; the rest are counted.
+const SHOWN: usize = 50;
+
+pub struct WhatShips {
+    pub git_ref: String,
+    pub target: Sha,
+    /// What runs now, when opsdeck knows.
+    pub current: Option<Sha>,
+    /// Newest first, at most `SHOWN`.
+    pub commits: Vec<Commit>,
+    /// Commits beyond those listed.
+    pub more: usize,
+    /// The target is behind what runs: deploying it takes commits away.
+    pub going_back: Vec<Commit>,
+}
+
+pub async fn preview(ctx: &Context, actor: &Actor, app: &str, git_ref: &str) -> Result<WhatShips> {
+    let app = ctx.app(app)?;
+    ctx.authorize(actor, Some(app), "deploy").await?;
+    git::validate_ref(git_ref)?;
+    let repo = deploy::repository(app)?;
+    let target = {
+        let _one_at_a_time = deploy::PREPARING.lock().await;
+        git::fetch(repo).await?;
+        git::resolve(repo, git_ref).await?
+    };
+    let current = match app.strategy {
+        Strategy::Releases => match releases::current(&ctx.db, &app.name).await? {
+            Some(release) => Some(Sha::parse(&release.sha)?),
+            None => None,
+        },
+        _ => Some(git::head(repo).await?),
+    };
+    let (mut commits, going_back) = match &current {
+        Some(current) => (
+            git::log(repo, current, &target).await?,
+            git::log(repo, &target, current).await?,
+        ),
+        None => (Vec::new(), Vec::new()),
+    };
+    let more = commits.len().saturating_sub(SHOWN);
+    commits.truncate(SHOWN);
+    Ok(WhatShips {
+        git_ref: git_ref.to_owned(),
+        target,
+        current,
+        commits,
+        more,
+        going_back,
+    })
+}
