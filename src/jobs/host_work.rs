@@ -140,6 +140,7 @@ pub(super) async fn run(work: &Work, replaced: &mut Replaced) -> Result<Vec<Stri
             expect,
             timeout,
         } => {
+            crate::host::crash_point("probe:start");
             let health = Health {
                 url: url.clone(),
                 expect: expect.clone(),

@@ -234,6 +234,7 @@ impl Run<'_> {
     async fn work(&mut self, work: &Work, limit: Duration) -> Ended {
         match work {
             Work::Run { argv, cwd, env } => {
+                crate::host::crash_point("run:start");
                 let tag = format!("{}:{}", self.inner.instance, self.job.id);
                 let started = self.remote().and_then(|remote| {
                     let tagged = (exec::JOB_TAG.to_owned(), tag);

@@ -110,17 +110,9 @@ impl WebApp {
     pub async fn releases(keep: usize) -> WebApp {
         let (repos, v1) = repository();
         let root = tempfile::tempdir().unwrap();
-        std::fs::create_dir(root.path().join("shared")).unwrap();
-        std::fs::write(root.path().join("shared/.env"), "GREETING=hello\n").unwrap();
         let port = super::free_port();
-        install_unit(&root.path().join("current"), port);
-        let server = super::server::start(&format!(
-            "[[app]]\nname = \"web\"\nrepo = \"{}\"\nstrategy = \"releases\"\npath = \"{}\"\nkeep = {keep}\nshared = [\".env\"]\n{}",
-            repos.app.display(),
-            root.path().display(),
-            common(port)
-        ))
-        .await;
+        let config = releases_setup(&repos, root.path(), port, keep);
+        let server = super::server::start(&config).await;
         WebApp {
             repos,
             server,
@@ -149,8 +141,22 @@ impl WebApp {
     }
 }
 
+/// Prepares `root` (a `shared/.env`) and the unit for a `releases` app;
+/// its `[[app]]` block.
+pub fn releases_setup(repos: &Repos, root: &std::path::Path, port: u16, keep: usize) -> String {
+    std::fs::create_dir(root.join("shared")).unwrap();
+    std::fs::write(root.join("shared/.env"), "GREETING=hello\n").unwrap();
+    install_unit(&root.join("current"), port);
+    format!(
+        "[[app]]\nname = \"web\"\nrepo = \"{}\"\nstrategy = \"releases\"\npath = \"{}\"\nkeep = {keep}\nshared = [\".env\"]\n{}",
+        repos.app.display(),
+        root.display(),
+        common(port)
+    )
+}
+
 /// A repository whose first commit is the app at v1.
-fn repository() -> (Repos, String) {
+pub fn repository() -> (Repos, String) {
     let repos = Repos::new();
     let v1 = repos.push_files(
         &[
