@@ -9,6 +9,7 @@ pub mod demo;
 pub mod error;
 pub mod host;
 pub mod jobs;
+pub mod logs;
 pub mod ops;
 pub mod server;
 pub mod web;
@@ -30,6 +31,8 @@ pub struct Context {
     pub gitea: auth::oidc::Gitea,
     /// Fingerprints secret values (`<data_dir>/server.key`).
     pub server_key: host::secret::ServerKey,
+    /// Shares one `journalctl --follow` among the viewers of a filter.
+    pub logs: logs::Hub,
 }
 
 impl Context {
@@ -48,6 +51,7 @@ impl Context {
         )
         .await?;
         let gitea = auth::oidc::Gitea::start(&config);
+        let logs = logs::Hub::new(config.clone());
         Ok(Context {
             config,
             db,
@@ -56,6 +60,7 @@ impl Context {
             signin_limit: auth::limit::Limiter::new(auth::limit::SIGNINS_PER_MINUTE),
             gitea,
             server_key,
+            logs,
         })
     }
 }

@@ -36,6 +36,8 @@ pub struct AppCard {
     pub host: String,
     pub actions: Vec<ActionButton>,
     pub last_job: Option<JobLine>,
+    /// It has units to read logs of, and the actor may.
+    pub logs: bool,
 }
 
 impl AppCard {
@@ -50,6 +52,8 @@ impl AppCard {
                 .map(|a| ActionButton::new(app, a, actor))
                 .collect(),
             last_job: None,
+            logs: !crate::logs::log_units(app).is_empty()
+                && actor.role >= app.required_role("logs"),
         }
     }
 

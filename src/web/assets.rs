@@ -38,6 +38,11 @@ pub const FILES: &[File] = &[
         bytes: include_bytes!("../../static/htmx.min.js"),
     },
     File {
+        name: "logs.js",
+        content_type: "text/javascript; charset=utf-8",
+        bytes: include_bytes!("../../static/logs.js"),
+    },
+    File {
         name: "sse.min.js",
         content_type: "text/javascript; charset=utf-8",
         bytes: include_bytes!("../../static/sse.min.js"),

@@ -153,7 +153,7 @@ fn last_event_id(headers: &HeaderMap) -> Result<u64> {
     }
 }
 
-fn sse(body: Body) -> Response {
+pub(super) fn sse(body: Body) -> Response {
     (
         [
             (header::CONTENT_TYPE, "text/event-stream"),

@@ -24,6 +24,7 @@ mod hosts;
 mod jobs;
 mod json;
 pub mod login;
+mod logs;
 mod page;
 mod secrets;
 mod sessions;
@@ -51,6 +52,7 @@ pub fn router(ctx: Context) -> Router {
         .merge(audit::router())
         .merge(jobs::router())
         .merge(sweeps::router())
+        .merge(logs::router())
         .fallback(not_found)
         // Innermost first: authentication sees only bodies within the limit,
         // and every error, from any layer, leaves as the client expects it.

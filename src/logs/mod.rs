@@ -1,0 +1,141 @@
+//! The on-call engineer's `journalctl -u … -f`, in the page (DESIGN.md
+//! "Logs"): a follow hub that runs one `journalctl --follow` per distinct
+//! filter, shared by every viewer of it, and what a viewer may ask.
+
+mod hub;
+pub mod journal;
+mod viewer;
+
+pub use hub::Hub;
+pub use journal::Entry;
+pub use viewer::{Seen, Start, Viewer, earlier};
+
+use crate::config::App;
+use crate::{Error, Result};
+
+/// Longest text filter accepted.
+const MAX_TEXT: usize = 200;
+/// Longest journal cursor accepted (journald's are about 120 bytes).
+const MAX_CURSOR: usize = 512;
+
+/// The priorities, as `journalctl --priority` names them, 0 to 7.
+pub const PRIORITIES: [&str; 8] = [
+    "emerg", "alert", "crit", "err", "warning", "notice", "info", "debug",
+];
+
+/// Which entries a viewer sees: validated, so every value reaches
+/// `journalctl` as exactly one well-formed argument.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Filter {
+    /// `ssh://…` or `local`: each host has its own journal.
+    pub host: String,
+    /// At least one; sorted, so equal filters share a follower.
+    pub units: Vec<String>,
+    /// Entries this important or more (0 emerg … 7 debug).
+    pub priority: Option<u8>,
+    /// Entries whose message contains this text.
+    pub text: Option<String>,
+}
+
+impl Filter {
+    /// The filter a viewer of `app` asks for: `unit` one of the app's log
+    /// units (empty: all of them), `priority` a number or a name, `text`
+    /// any short text.
+    pub fn new(app: &App, unit: &str, priority: &str, text: &str) -> Result<Filter> {
+        let allowed = log_units(app);
+        if allowed.is_empty() {
+            return Err(Error::NotFound(format!(
+                "{} has no units to read logs of (set `units` or `logs.units`)",
+                app.name
+            )));
+        }
+        let mut units = match unit.trim() {
+            "" => allowed.to_vec(),
+            unit if allowed.iter().any(|u| u == unit) => vec![unit.to_owned()],
+            unit => {
+                return Err(Error::Forbidden(format!(
+                    "{unit:?} is not one of the units of {} whose logs opsdeck shows ({})",
+                    app.name,
+                    allowed.join(", ")
+                )));
+            }
+        };
+        units.sort();
+        Ok(Filter {
+            host: app.host.clone(),
+            units,
+            priority: priority_level(priority)?,
+            text: text_filter(text)?,
+        })
+    }
+}
+
+/// The units whose journal an app's viewers may read: `logs.units`, else
+/// the app's `units`.
+pub fn log_units(app: &App) -> &[String] {
+    match &app.logs {
+        Some(logs) if !logs.units.is_empty() => &logs.units,
+        _ => &app.units,
+    }
+}
+
+fn priority_level(text: &str) -> Result<Option<u8>> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    if let Ok(n) = text.parse::<u8>()
+        && n <= 7
+    {
+        return Ok(Some(n));
+    }
+    PRIORITIES
+        .iter()
+        .position(|name| name.eq_ignore_ascii_case(text))
+        .map(|n| Some(n as u8))
+        .ok_or_else(|| {
+            Error::BadRequest(format!(
+                "priority {text:?} is not 0 to 7 or one of {}",
+                PRIORITIES.join(", ")
+            ))
+        })
+}
+
+fn text_filter(text: &str) -> Result<Option<String>> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    if text.chars().count() > MAX_TEXT {
+        return Err(Error::BadRequest(format!(
+            "the text filter is longer than {MAX_TEXT} characters"
+        )));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(Error::BadRequest(
+            "the text filter may not contain control characters".into(),
+        ));
+    }
+    Ok(Some(text.to_owned()))
+}
+
+/// A cursor from a viewer (`Last-Event-ID`, `after`, `before`): journald's
+/// `s=…;i=…;b=…;m=…;t=…;x=…`, hex values only.
+pub fn cursor(text: &str) -> Result<&str> {
+    let text = text.trim();
+    let part_ok = |part: &str| {
+        part.split_once('=').is_some_and(|(key, value)| {
+            ["s", "i", "b", "m", "t", "x"].contains(&key)
+                && !value.is_empty()
+                && value.chars().all(|c| c.is_ascii_hexdigit())
+        })
+    };
+    let valid = text.len() <= MAX_CURSOR && text.starts_with("s=") && text.split(';').all(part_ok);
+    if valid {
+        Ok(text)
+    } else {
+        Err(Error::BadRequest(format!(
+            "{:?} is not a journal cursor",
+            text.chars().take(40).collect::<String>()
+        )))
+    }
+}

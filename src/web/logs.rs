@@ -1,0 +1,218 @@
+//! The Logs page of an app (`/apps/{app}/logs`) and its API: the live
+//! stream `GET /api/apps/{app}/logs?unit&priority&grep` (SSE, ids are
+//! journal cursors, resuming after `Last-Event-ID` or `after`), "load
+//! earlier" (`/api/apps/{app}/logs/earlier?before=<cursor>`) and the
+//! download of a selection (`/api/apps/{app}/logs/download`).
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Deserialize;
+use tokio::io::AsyncReadExt;
+
+use super::apps::AppCard;
+use super::{Json, Page};
+use crate::auth::Actor;
+use crate::config::App;
+use crate::logs::{self, Filter, Seen, Start, Viewer, journal};
+use crate::{Context, Error, Result};
+
+/// Entries "load earlier" returns at most.
+const MAX_EARLIER: usize = 5000;
+
+pub fn router() -> Router<Context> {
+    Router::new()
+        .route("/apps/{app}/logs", get(page))
+        .route("/api/apps/{app}/logs", get(stream))
+        .route("/api/apps/{app}/logs/earlier", get(earlier))
+        .route("/api/apps/{app}/logs/download", get(download))
+}
+
+/// What a viewer asks for; every field optional.
+#[derive(Deserialize, Default)]
+struct Ask {
+    #[serde(default)]
+    unit: String,
+    #[serde(default)]
+    priority: String,
+    #[serde(default)]
+    grep: String,
+    /// The stream: how many of the newest entries come first.
+    backfill: Option<usize>,
+    /// The stream: resume after this cursor (as `Last-Event-ID` does).
+    after: Option<String>,
+    /// Load earlier: entries before this cursor.
+    before: Option<String>,
+    /// Load earlier: how many.
+    lines: Option<usize>,
+    /// Download: Unix seconds.
+    since: Option<i64>,
+    until: Option<i64>,
+}
+
+/// The app and the filter `ask` names, if `actor` may read its logs.
+async fn filter(ctx: &Context, actor: &Actor, name: &str, ask: &Ask) -> Result<(App, Filter)> {
+    let app = ctx.app(name)?;
+    ctx.authorize(actor, Some(app), "logs").await?;
+    let filter = Filter::new(app, &ask.unit, &ask.priority, &ask.grep)?;
+    Ok((app.clone(), filter))
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "apps/logs.html")]
+struct LogsPage {
+    page: Page,
+    app: AppCard,
+    units: Vec<String>,
+    priorities: [&'static str; 8],
+    backfill: usize,
+    /// `journalctl -u … -f`, for copying.
+    command: String,
+}
+
+async fn page(
+    State(ctx): State<Context>,
+    Path(name): Path<String>,
+    actor: Actor,
+    page: Page,
+) -> Result<LogsPage> {
+    let (app, filter) = filter(&ctx, &actor, &name, &Ask::default()).await?;
+    Ok(LogsPage {
+        page,
+        app: AppCard::new(&app, &actor),
+        units: logs::log_units(&app).to_vec(),
+        priorities: logs::PRIORITIES,
+        backfill: ctx.config.logs.backfill,
+        command: journal::equivalent(&filter, true),
+    })
+}
+
+async fn stream(
+    State(ctx): State<Context>,
+    Path(name): Path<String>,
+    Query(ask): Query<Ask>,
+    actor: Actor,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let (_, filter) = filter(&ctx, &actor, &name, &ask).await?;
+    let resume = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or(ask.after.clone())
+        .filter(|c| !c.trim().is_empty());
+    let start = match resume {
+        Some(cursor) => Start::After(logs::cursor(&cursor)?.to_owned()),
+        None => Start::Newest(
+            ask.backfill
+                .unwrap_or(ctx.config.logs.backfill)
+                .min(MAX_EARLIER),
+        ),
+    };
+    let viewer = Viewer::open(&ctx.logs, &filter, start).await?;
+    Ok(super::jobs::sse(events(viewer)))
+}
+
+/// The viewer's entries as SSE: `id: <cursor>`, `data: <entry JSON>`;
+/// `event: skipped` when it fell behind; `event: ended` when the follow
+/// stopped (the browser then reconnects with its last cursor).
+fn events(viewer: Viewer) -> Body {
+    const KEEP_ALIVE: Duration = Duration::from_secs(15);
+    let first = futures_util::stream::once(async {
+        // Reconnect quickly after a restart of opsdeck or journald.
+        Ok::<_, Infallible>(Bytes::from_static(b"retry: 1000\n\n"))
+    });
+    let rest = futures_util::stream::unfold(Some(viewer), move |viewer| async move {
+        let mut viewer = viewer?;
+        let chunk = match tokio::time::timeout(KEEP_ALIVE, viewer.seen.recv()).await {
+            Err(_) => ": keep-alive\n\n".to_owned(),
+            Ok(None) => return None,
+            Ok(Some(Seen::Entry(entry))) => {
+                let data = serde_json::to_string(&*entry).unwrap_or_default();
+                format!("id: {}\ndata: {data}\n\n", entry.cursor)
+            }
+            Ok(Some(Seen::Skipped(n))) => format!(
+                "event: skipped\ndata: {}\n\n",
+                serde_json::json!({"skipped": n, "text": format!("{n} lines skipped: this viewer fell behind")})
+            ),
+            Ok(Some(Seen::Ended(why))) => {
+                let chunk = format!(
+                    "event: ended\ndata: {}\n\n",
+                    serde_json::json!({ "why": why })
+                );
+                return Some((Ok(Bytes::from(chunk)), None));
+            }
+        };
+        Some((Ok(Bytes::from(chunk)), Some(viewer)))
+    });
+    Body::from_stream(futures_util::StreamExt::chain(first, rest))
+}
+
+async fn earlier(
+    State(ctx): State<Context>,
+    Path(name): Path<String>,
+    Query(ask): Query<Ask>,
+    actor: Actor,
+) -> Result<impl IntoResponse> {
+    let (_, filter) = filter(&ctx, &actor, &name, &ask).await?;
+    let before = match ask.before.as_deref().filter(|c| !c.trim().is_empty()) {
+        Some(cursor) => Some(logs::cursor(cursor)?),
+        None => None,
+    };
+    let n = ask
+        .lines
+        .unwrap_or(ctx.config.logs.backfill)
+        .clamp(1, MAX_EARLIER);
+    let entries = logs::earlier(&ctx.logs, &filter, before, n).await?;
+    Ok(Json(serde_json::json!({ "entries": entries })))
+}
+
+/// The selection as text, streamed as journalctl prints it.
+async fn download(
+    State(ctx): State<Context>,
+    Path(name): Path<String>,
+    Query(ask): Query<Ask>,
+    actor: Actor,
+) -> Result<Response> {
+    let (app, filter) = filter(&ctx, &actor, &name, &ask).await?;
+    if let (Some(since), Some(until)) = (ask.since, ask.until)
+        && since > until
+    {
+        return Err(Error::BadRequest("since is after until".into()));
+    }
+    let mut child = ctx
+        .logs
+        .spawn(&filter, &journal::text_argv(&filter, ask.since, ask.until))?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| Error::Internal(anyhow::anyhow!("journalctl has no stdout")))?;
+    let chunks = futures_util::stream::unfold(Some((child, stdout)), |state| async move {
+        let (child, mut stdout) = state?;
+        let mut buf = vec![0; 64 * 1024];
+        match stdout.read(&mut buf).await {
+            Ok(0) | Err(_) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok::<_, Infallible>(Bytes::from(buf)), Some((child, stdout))))
+            }
+        }
+    });
+    let file = format!("attachment; filename=\"{}-logs.txt\"", app.name);
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8".to_owned()),
+            (header::CONTENT_DISPOSITION, file),
+        ],
+        Body::from_stream(chunks),
+    )
+        .into_response())
+}

@@ -1,0 +1,381 @@
+//! Live journald logs on a real systemd + journald: a unit writes lines,
+//! viewers read them over SSE through opsdeck's follow hub.
+
+mod support;
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use opsdeck::auth::Role;
+use support::sandbox::{self, Sandbox};
+use support::server::{self, Server};
+use support::sse::read_events_as;
+
+type Event = (String, Option<String>, String);
+
+/// Writes what the test asks on its FIFO to stdout, which journald keeps:
+/// `<count> <priority> <text>` prints `<priority>text i` for i < count.
+const CHATTY: &str = r#"import sys
+while True:
+    with open("/run/chatty.fifo") as f:
+        for cmd in f:
+            count, prio, text = cmd.rstrip("\n").split(" ", 2)
+            for i in range(int(count)):
+                sys.stdout.write("<%s>%s %d\n" % (prio, text, i))
+            sys.stdout.flush()
+"#;
+
+#[test]
+fn logs_follow_filter_backfill_and_resume_on_a_real_journal() {
+    let Some(sandbox) = Sandbox::boot() else {
+        return;
+    };
+    sandbox.run_test_inside("inside_logs_follow_filter_backfill_and_resume");
+}
+
+#[test]
+fn viewers_share_one_journalctl_and_a_slow_viewer_costs_bounded_memory() {
+    let Some(sandbox) = Sandbox::boot() else {
+        return;
+    };
+    sandbox.run_test_inside("inside_viewers_share_one_journalctl");
+}
+
+/// Starts `chatty.service` and an opsdeck that shows its logs.
+async fn start() -> (Server, String) {
+    std::fs::write("/run/chatty.py", CHATTY).unwrap();
+    let _ = std::fs::remove_file("/run/chatty.fifo");
+    sh(&["mkfifo", "/run/chatty.fifo"]);
+    std::fs::write(
+        "/run/systemd/system/chatty.service",
+        "[Service]\nExecStart=/usr/bin/python3 -u /run/chatty.py\nLogRateLimitIntervalSec=0\n",
+    )
+    .unwrap();
+    sh(&["systemctl", "daemon-reload"]);
+    sh(&["systemctl", "start", "chatty.service"]);
+    let server = server::start(
+        "[logs]\nmax_followers = 8\nmax_viewers = 150\n\n[[app]]\nname = \"chatty\"\nunits = [\"chatty.service\"]\n\n[[app]]\nname = \"other\"\nunits = [\"other.service\"]\n",
+    )
+    .await;
+    let token = server.token("oncall", Role::Operator).await;
+    (server, token)
+}
+
+/// Makes the unit print `count` lines `text i` at `priority`.
+fn say(count: usize, priority: u8, text: &str) {
+    let mut fifo = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/run/chatty.fifo")
+        .unwrap();
+    writeln!(fifo, "{count} {priority} {text}").unwrap();
+}
+
+async fn open(
+    server: &Server,
+    token: &str,
+    query: &str,
+    resume: Option<&str>,
+) -> reqwest::Response {
+    let mut req = server::client()
+        .get(server.at(&format!("/api/apps/chatty/logs?{query}")))
+        .bearer_auth(token);
+    if let Some(cursor) = resume {
+        req = req.header("last-event-id", cursor);
+    }
+    let res = req.send().await.unwrap();
+    assert_eq!(res.status(), 200, "{query}");
+    res
+}
+
+/// Reads entries until one's message is `last`.
+async fn until(res: &mut reqwest::Response, buf: &mut String, last: &str) -> Vec<Event> {
+    let want = last.to_owned();
+    tokio::time::timeout(
+        Duration::from_secs(120),
+        read_events_as(res, buf, move |e: &Event| message(e) == want),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("no {last:?} within a minute"))
+}
+
+fn message(event: &Event) -> String {
+    let entry: serde_json::Value = serde_json::from_str(&event.2).unwrap_or_default();
+    entry["m"].as_str().unwrap_or_default().to_owned()
+}
+
+/// `/earlier` as JSON entries.
+async fn earlier(server: &Server, token: &str, query: &str) -> Vec<serde_json::Value> {
+    let res = server::client()
+        .get(server.at(&format!("/api/apps/chatty/logs/earlier?{query}")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "{query}");
+    let body: serde_json::Value = res.json().await.unwrap();
+    body["entries"].as_array().unwrap().clone()
+}
+
+/// Waits until journald has `text`.
+async fn logged(server: &Server, token: &str, grep: &str, text: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let newest = earlier(server, token, &format!("grep={grep}&lines=1")).await;
+        if newest.first().is_some_and(|e| e["m"] == text) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "journald never got {text:?}; the newest is {:?}",
+            newest.first().map(|e| e["m"]
+                .as_str()
+                .unwrap_or_default()
+                .chars()
+                .rev()
+                .take(12)
+                .collect::<String>())
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn journalctl_processes() -> usize {
+    let out = std::process::Command::new("pgrep")
+        .args(["-c", "-x", "journalctl"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0)
+}
+
+fn sh(argv: &[&str]) {
+    let status = std::process::Command::new(argv[0])
+        .args(&argv[1..])
+        .status()
+        .unwrap();
+    assert!(status.success(), "{argv:?}");
+}
+
+#[ignore = "runs inside the systemd sandbox; started by the test above"]
+#[tokio::test]
+async fn inside_logs_follow_filter_backfill_and_resume() {
+    let Some(_dir) = sandbox::inside() else {
+        return;
+    };
+    let (server, token) = start().await;
+
+    // A line the unit writes reaches a viewer, with its unit and priority.
+    let mut live = open(&server, &token, "backfill=0", None).await;
+    say(1, 6, "hello-live");
+    let events = until(&mut live, &mut String::new(), "hello-live 0").await;
+    let entry: serde_json::Value = serde_json::from_str(&events.last().unwrap().2).unwrap();
+    assert_eq!(
+        (entry["u"].as_str(), entry["p"].as_u64()),
+        (Some("chatty.service"), Some(6))
+    );
+    assert_eq!(events.last().unwrap().1.as_deref(), entry["c"].as_str());
+    drop(live);
+
+    // Priority: only err and worse. Text: literally, not as a pattern.
+    let mut errors = open(&server, &token, "backfill=0&priority=err", None).await;
+    say(1, 6, "info-line");
+    say(1, 3, "err-line");
+    let got = until(&mut errors, &mut String::new(), "err-line 0").await;
+    assert_eq!(got.iter().map(message).collect::<Vec<_>>(), ["err-line 0"]);
+    let mut needles = open(&server, &token, "backfill=0&grep=needle.", None).await;
+    say(1, 6, "needleX");
+    say(1, 6, "a needle. here");
+    let got = until(&mut needles, &mut String::new(), "a needle. here 0").await;
+    assert_eq!(
+        got.iter().map(message).collect::<Vec<_>>(),
+        ["a needle. here 0"]
+    );
+    drop((errors, needles));
+
+    // Backfill and "load earlier": the right lines, oldest first.
+    say(30, 6, "batch");
+    logged(&server, &token, "batch", "batch 29").await;
+    let newest = earlier(&server, &token, "grep=batch&lines=10").await;
+    let texts = |entries: &[serde_json::Value]| -> Vec<String> {
+        entries
+            .iter()
+            .map(|e| e["m"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        texts(&newest),
+        (20..30).map(|i| format!("batch {i}")).collect::<Vec<_>>()
+    );
+    let before = newest[0]["c"].as_str().unwrap();
+    let older = earlier(
+        &server,
+        &token,
+        &format!("grep=batch&lines=10&before={before}"),
+    )
+    .await;
+    assert_eq!(
+        texts(&older),
+        (10..20).map(|i| format!("batch {i}")).collect::<Vec<_>>()
+    );
+    let mut backfilled = open(&server, &token, "grep=batch&backfill=5", None).await;
+    let got = until(&mut backfilled, &mut String::new(), "batch 29").await;
+    assert_eq!(
+        got.iter().map(message).collect::<Vec<_>>(),
+        (25..30).map(|i| format!("batch {i}")).collect::<Vec<_>>()
+    );
+    drop(backfilled);
+
+    // A viewer leaves while 10,000 lines are written and comes back with its
+    // last cursor: it gets every one of them exactly once, in order, and
+    // then the live follow goes on.
+    let mut viewer = open(&server, &token, "grep=bulk&backfill=0", None).await;
+    say(1, 6, "bulk-first");
+    let first = until(&mut viewer, &mut String::new(), "bulk-first 0").await;
+    let cursor = first.last().unwrap().1.clone().unwrap();
+    drop(viewer);
+    say(10_000, 6, "bulk");
+    logged(&server, &token, "bulk", "bulk 9999").await;
+    let mut back = open(&server, &token, "grep=bulk&backfill=0", Some(&cursor)).await;
+    let mut buf = String::new();
+    let got = until(&mut back, &mut buf, "bulk 9999").await;
+    assert_eq!(got.len(), 10_000, "every line once");
+    for (i, event) in got.iter().enumerate() {
+        assert_eq!(message(event), format!("bulk {i}"), "in order");
+    }
+    say(1, 6, "bulk-after");
+    let next = until(&mut back, &mut buf, "bulk-after 0").await;
+    assert_eq!(
+        next.iter().map(message).collect::<Vec<_>>(),
+        ["bulk-after 0"]
+    );
+    drop(back);
+
+    // What is not allowed spawns nothing.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = journalctl_processes();
+    for (query, resume, status) in [
+        ("unit=other.service", None, 403),
+        ("unit=sshd.service", None, 403),
+        ("unit=--output=cat", None, 403),
+        ("priority=loud", None, 400),
+        ("grep=%0Aa", None, 400),
+        (&*format!("grep={}", "x".repeat(201)), None, 400),
+        ("", Some("s=1;rm -rf /"), 400),
+        ("after=--all", None, 400),
+    ] {
+        let mut req = server::client()
+            .get(server.at(&format!("/api/apps/chatty/logs?{query}")))
+            .bearer_auth(&token);
+        if let Some(resume) = resume {
+            req = req.header("last-event-id", resume);
+        }
+        let res = req.send().await.unwrap();
+        assert_eq!(res.status(), status, "{query} {resume:?}");
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert!(
+            body["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{body}"
+        );
+    }
+    assert_eq!(
+        journalctl_processes(),
+        before,
+        "a refused request started journalctl"
+    );
+    let viewer = server::client()
+        .get(server.at("/api/apps/chatty/logs"))
+        .bearer_auth(server.token("guest", Role::Viewer).await)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(viewer.status(), 403, "logs need the operator role");
+}
+
+#[ignore = "runs inside the systemd sandbox; started by the test above"]
+#[tokio::test]
+async fn inside_viewers_share_one_journalctl() {
+    let Some(_dir) = sandbox::inside() else {
+        return;
+    };
+    let (server, token) = start().await;
+
+    // 100 viewers of one unit: one journalctl, and every one gets the line.
+    let mut viewers = Vec::new();
+    for _ in 0..100 {
+        viewers.push(open(&server, &token, "backfill=0", None).await);
+    }
+    assert_eq!(journalctl_processes(), 1);
+    assert_eq!(server.ctx.logs.counts(), (1, 100));
+    say(1, 6, "fan-out");
+    for viewer in &mut viewers {
+        until(viewer, &mut String::new(), "fan-out 0").await;
+    }
+    drop(viewers);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while journalctl_processes() > 0 || server.ctx.logs.counts() != (0, 0) {
+        assert!(
+            Instant::now() < deadline,
+            "journalctl outlived its viewers: {:?}",
+            server.ctx.logs.counts()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // A viewer that never reads, while 20,000 lines of 400 bytes (8 MB)
+    // go by: opsdeck's memory stays bounded, and the viewer is told what
+    // it missed when it reads again.
+    let mut stuck = open(&server, &token, "backfill=0&grep=flood", None).await;
+    let mut reader = open(&server, &token, "backfill=0&grep=flood", None).await;
+    let rss_before = rss_kib();
+    let text = format!("flood {}", "x".repeat(390));
+    let started = Instant::now();
+    say(20_000, 6, &text);
+    // Read without keeping: the test's own memory must not count.
+    let last = format!("{text} 19999\"");
+    tokio::time::timeout(Duration::from_secs(120), async {
+        while let Some(chunk) = reader.chunk().await.unwrap() {
+            if String::from_utf8_lossy(&chunk).contains(&last) {
+                return;
+            }
+        }
+        panic!("the reading viewer's stream ended");
+    })
+    .await
+    .expect("the reading viewer got the last line");
+    let grown = rss_kib().saturating_sub(rss_before);
+    println!(
+        "20,000 lines through in {:?}; opsdeck grew {grown} KiB",
+        started.elapsed()
+    );
+    assert!(
+        grown < 6 * 1024,
+        "opsdeck grew {grown} KiB for a viewer that does not read"
+    );
+    let mut buf = String::new();
+    let seen = tokio::time::timeout(
+        Duration::from_secs(60),
+        read_events_as(&mut stuck, &mut buf, |e: &Event| e.0 == "skipped"),
+    )
+    .await
+    .expect("the slow viewer is told it skipped lines");
+    let skipped: serde_json::Value = serde_json::from_str(&seen.last().unwrap().2).unwrap();
+    assert!(
+        skipped["text"]
+            .as_str()
+            .unwrap()
+            .ends_with("lines skipped: this viewer fell behind"),
+        "{skipped}"
+    );
+}
+
+/// This process's resident memory (opsdeck runs in it).
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
