@@ -3,27 +3,15 @@
 
 mod support;
 
-use std::io::Write;
 use std::time::{Duration, Instant};
 
 use opsdeck::auth::Role;
+use support::chatty::{self, say};
 use support::sandbox::{self, Sandbox};
 use support::server::{self, Server};
 use support::sse::read_events_as;
 
 type Event = (String, Option<String>, String);
-
-/// Writes what the test asks on its FIFO to stdout, which journald keeps:
-/// `<count> <priority> <text>` prints `<priority>text i` for i < count.
-const CHATTY: &str = r#"import sys
-while True:
-    with open("/run/chatty.fifo") as f:
-        for cmd in f:
-            count, prio, text = cmd.rstrip("\n").split(" ", 2)
-            for i in range(int(count)):
-                sys.stdout.write("<%s>%s %d\n" % (prio, text, i))
-            sys.stdout.flush()
-"#;
 
 #[test]
 fn logs_follow_filter_backfill_and_resume_on_a_real_journal() {
@@ -43,31 +31,13 @@ fn viewers_share_one_journalctl_and_a_slow_viewer_costs_bounded_memory() {
 
 /// Starts `chatty.service` and an opsdeck that shows its logs.
 async fn start() -> (Server, String) {
-    std::fs::write("/run/chatty.py", CHATTY).unwrap();
-    let _ = std::fs::remove_file("/run/chatty.fifo");
-    sh(&["mkfifo", "/run/chatty.fifo"]);
-    std::fs::write(
-        "/run/systemd/system/chatty.service",
-        "[Service]\nExecStart=/usr/bin/python3 -u /run/chatty.py\nLogRateLimitIntervalSec=0\n",
-    )
-    .unwrap();
-    sh(&["systemctl", "daemon-reload"]);
-    sh(&["systemctl", "start", "chatty.service"]);
+    chatty::start();
     let server = server::start(
         "[logs]\nmax_followers = 8\nmax_viewers = 150\n\n[[app]]\nname = \"chatty\"\nunits = [\"chatty.service\"]\n\n[[app]]\nname = \"other\"\nunits = [\"other.service\"]\n",
     )
     .await;
     let token = server.token("oncall", Role::Operator).await;
     (server, token)
-}
-
-/// Makes the unit print `count` lines `text i` at `priority`.
-fn say(count: usize, priority: u8, text: &str) {
-    let mut fifo = std::fs::OpenOptions::new()
-        .write(true)
-        .open("/run/chatty.fifo")
-        .unwrap();
-    writeln!(fifo, "{count} {priority} {text}").unwrap();
 }
 
 async fn open(
@@ -150,14 +120,6 @@ fn journalctl_processes() -> usize {
         .unwrap_or(0)
 }
 
-fn sh(argv: &[&str]) {
-    let status = std::process::Command::new(argv[0])
-        .args(&argv[1..])
-        .status()
-        .unwrap();
-    assert!(status.success(), "{argv:?}");
-}
-
 #[ignore = "runs inside the systemd sandbox; started by the test above"]
 #[tokio::test]
 async fn inside_logs_follow_filter_backfill_and_resume() {
@@ -219,6 +181,49 @@ async fn inside_logs_follow_filter_backfill_and_resume() {
         texts(&older),
         (10..20).map(|i| format!("batch {i}")).collect::<Vec<_>>()
     );
+    // The download has the selection as text, as journalctl prints it.
+    let text = server::client()
+        .get(server.at("/api/apps/chatty/logs/download?grep=batch"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(text.status(), 200);
+    assert!(
+        text.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("chatty-logs.txt")
+    );
+    let text = text.text().await.unwrap();
+    assert_eq!(
+        text.lines().filter(|l| l.contains("python3[")).count(),
+        30,
+        "{text}"
+    );
+    assert!(
+        text.contains("batch 0\n") && text.contains("batch 29\n"),
+        "{text}"
+    );
+
+    // The page: the filters, and the command an operator would type.
+    let (cookie, _) = server.session("olga", Role::Operator).await;
+    let page = server
+        .browse("/apps/chatty/logs", &cookie)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains(r#"data-app="chatty""#), "{page}");
+    assert!(
+        page.contains("<code id=\"log-command\">journalctl --unit=chatty.service --follow</code>"),
+        "{page}"
+    );
+    assert!(
+        page.contains(r#"<option value="3">3 err or worse</option>"#),
+        "{page}"
+    );
+
     let mut backfilled = open(&server, &token, "grep=batch&backfill=5", None).await;
     let got = until(&mut backfilled, &mut String::new(), "batch 29").await;
     assert_eq!(
@@ -322,6 +327,29 @@ async fn inside_viewers_share_one_journalctl() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+
+    // Limits: the ninth distinct filter is refused, saying why.
+    let mut filters = Vec::new();
+    for i in 0..8 {
+        filters.push(open(&server, &token, &format!("backfill=0&grep=f{i}"), None).await);
+    }
+    let refused = server::client()
+        .get(server.at("/api/apps/chatty/logs?backfill=0&grep=f8"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 503);
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("[logs] max_followers"),
+        "{body}"
+    );
+    assert_eq!(journalctl_processes(), 8);
+    drop(filters);
 
     // A viewer that never reads, while 20,000 lines of 400 bytes (8 MB)
     // go by: opsdeck's memory stays bounded, and the viewer is told what

@@ -88,6 +88,8 @@ impl Hub {
         if let Some(joined) = self.join(filter)? {
             return Ok(joined);
         }
+        // Refuse before starting anything; checked again once started.
+        self.check_limits(&lock(&self.inner.state), true)?;
         // Start at the newest entry of the whole journal, not "from now":
         // whatever is written while journalctl starts up is then not lost.
         // (`--after-cursor` would wrongly skip the first match when that

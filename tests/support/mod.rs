@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test binary uses a different part of it
 
 pub mod browser;
+pub mod chatty;
 pub mod cli;
 pub mod deck;
 pub mod gitea;

@@ -148,26 +148,31 @@ impl Sandbox {
     /// only when asked) and starts with `let Some(dir) = sandbox::inside()
     /// else { return };`. Fails unless exactly that test ran and passed.
     pub fn run_test_inside(&self, name: &str) {
-        let output = self
-            .command(std::env::current_exe().unwrap())
-            .args([
-                name,
-                "--exact",
-                "--ignored",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(INSIDE, self.dir())
-            .output()
-            .unwrap();
+        let output = self.run_self_inside(&[
+            name,
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ]);
+        // stderr went straight through; stdout holds the verdict.
         let stdout = String::from_utf8_lossy(&output.stdout);
-        let stderr = String::from_utf8_lossy(&output.stderr);
         println!("{stdout}");
-        eprintln!("{stderr}");
         assert!(
             output.status.success() && stdout.contains("1 passed"),
             "{name} failed inside the sandbox"
         );
+    }
+
+    /// Runs this very executable (a test or bench binary) inside the
+    /// sandbox with `args`; there, [`inside`] says so.
+    pub fn run_self_inside(&self, args: &[&str]) -> Output {
+        self.command(std::env::current_exe().unwrap())
+            .args(args)
+            .env(INSIDE, self.dir())
+            .stderr(Stdio::inherit())
+            .output()
+            .unwrap()
     }
 
     /// Writes a unit into the sandbox's /run/systemd/system and reloads.
@@ -337,6 +342,13 @@ const INSIDE: &str = "OPSDECK_SANDBOX_DIR";
 /// `run_test_inside`); `None` in an ordinary run.
 pub fn inside() -> Option<PathBuf> {
     std::env::var_os(INSIDE).map(PathBuf::from)
+}
+
+/// Runs a command that must succeed (inside the sandbox: `systemctl` and
+/// the like reach its systemd).
+pub fn sh(argv: &[&str]) {
+    let status = Command::new(argv[0]).args(&argv[1..]).status().unwrap();
+    assert!(status.success(), "{argv:?}");
 }
 
 /// Root and systemd; installs systemd when missing. Outside CI a missing

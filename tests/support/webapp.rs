@@ -3,6 +3,7 @@
 //! commits can fail their build (`BROKEN_BUILD`) or their health check
 //! (`UNHEALTHY`).
 
+use super::sandbox::sh;
 use std::time::Duration;
 
 use opsdeck::auth::{Actor, Role, Via};
@@ -60,15 +61,6 @@ pub async fn answer_when_up(port: u16) -> String {
     };
     opsdeck::host::probe::check(&health).await.unwrap();
     answer(port).await
-}
-
-/// Runs a command that must succeed.
-pub fn sh(argv: &[&str]) {
-    let status = std::process::Command::new(argv[0])
-        .args(&argv[1..])
-        .status()
-        .unwrap();
-    assert!(status.success(), "{argv:?}");
 }
 
 /// The web app at v1: its repository, its unit and an opsdeck that deploys it.

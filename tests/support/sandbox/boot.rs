@@ -72,11 +72,16 @@ Requires=systemd-journald.socket systemd-journald.service
 After=systemd-journald.socket systemd-journald.service
 ";
 
+/// journald volatile, nothing forwarded to the host, and no rate limit:
+/// tests write bursts of tens of thousands of lines, and a unit's own
+/// `LogRateLimitIntervalSec=` reaches journald through cgroup xattrs, which
+/// this nested cgroup tree may not carry.
 pub(super) const JOURNALD: &str = "[Journal]
 Storage=volatile
 ForwardToConsole=no
 ForwardToKMsg=no
 ForwardToWall=no
+RateLimitIntervalSec=0
 ";
 
 /// Runs as PID 1 of the new namespaces (mounts already private), fences the
