@@ -131,21 +131,51 @@
     }
   }
 
-  // The journalctl command for what is shown, to copy into a terminal.
+  function quote(text) {
+    return "'" + text.replace(/'/g, "'\\''") + "'";
+  }
+
+  // A file source has neither priorities nor times: those fields rest.
+  function fileSource() {
+    var picked = form.elements.unit.selectedOptions[0];
+    return picked && picked.hasAttribute("data-file") ? picked.value : null;
+  }
+
+  function sourceChanged() {
+    var file = fileSource() !== null;
+    ["priority", "since", "until"].forEach(function (name) {
+      form.elements[name].disabled = file;
+      if (file) {
+        form.elements[name].value = "";
+      }
+    });
+  }
+
+  // The command for what is shown, to copy into a terminal.
   function describe() {
+    var file = fileSource();
+    var grep = form.elements.grep.value;
+    if (file !== null) {
+      return "tail -F -n 200 " + quote(file) + (grep ? " | grep -iF -- " + quote(grep) : "");
+    }
     var parts = ["journalctl"];
     var unit = form.elements.unit.value;
-    var units = unit ? [unit] : Array.prototype.slice.call(form.elements.unit.options, 1).map(function (o) { return o.value; });
+    var units = unit ? [unit] : Array.prototype.filter.call(form.elements.unit.options, function (o) {
+      return o.value && !o.hasAttribute("data-file");
+    }).map(function (o) { return o.value; });
     units.forEach(function (u) { parts.push("--unit=" + u); });
     if (form.elements.priority.value) {
       parts.push("--priority=" + form.elements.priority.value);
     }
-    if (form.elements.grep.value) {
-      parts.push("--grep='" + form.elements.grep.value.replace(/[\\^$.|?*+()[\]{}]/g, "\\$&").replace(/'/g, "'\\''") + "'");
+    if (grep) {
+      parts.push("--grep=" + quote(grep.replace(/[\\^$.|?*+()[\]{}]/g, "\\$&")));
     }
     parts.push("--follow");
     return parts.join(" ");
   }
+
+  form.elements.unit.addEventListener("change", sourceChanged);
+  sourceChanged();
 
   form.addEventListener("submit", function (event) {
     event.preventDefault();

@@ -615,6 +615,22 @@ fn opsdecks_own_secret_files_must_be_readable_and_not_empty() {
 }
 
 #[test]
+fn log_files_are_absolute_and_on_local_apps() {
+    rejects(
+        "[[app]]\nname = \"a\"\nunits = [\"a.service\"]\nlogs = { files = [\"app.log\"] }\n",
+        4,
+        "app \"a\" → logs.files",
+        "expected an absolute path",
+    );
+    rejects(
+        "[[app]]\nname = \"a\"\nhost = \"ssh://deploy@web1\"\nunits = [\"a.service\"]\nlogs = { files = [\"/var/log/a.log\"] }\n",
+        5,
+        "app \"a\" → logs.files",
+        "local apps only",
+    );
+}
+
+#[test]
 fn a_secret_file_others_can_read_is_a_warning_and_its_value_is_trimmed() {
     let dir = tempfile::tempdir().unwrap();
     let open = secret_file(dir.path(), "  hunter2\n", 0o644);
@@ -759,7 +775,7 @@ sudo = true
 env_file = "/srv/shop/shared/.env"
 health = { url = "https://shop.example.org/healthz", expect = "ok", timeout = "1m" }
 build = [ { run = ["composer", "install"], cwd = "app", env = { APP_ENV = "prod" }, timeout = "5m" } ]
-logs = { units = ["shop.service"], files = ["/var/log/shop/app.log"] }
+logs = { units = ["shop.service"] }
 auto_deploy = "release"
 webhook_secret_file = "$SECRET"
 permissions = { view = "viewer", logs = "viewer", deploy = "operator", rollback = "operator", rotate = "owner", sweep = "admin", action = "operator", cancel = "operator", audit = "admin" }
@@ -822,6 +838,11 @@ name = "bot"
 host = "ssh://bot@10.0.0.6"
 strategy = "command"
 deploy = [ { run = ["cloudron", "update", "--image", "registry.example.org/bot:{tag}"] } ]
+
+[[app]]
+name = "wiki"
+units = ["wiki.service"]
+logs = { files = ["/var/log/wiki/app.log"] }
 "#;
 
 #[test]

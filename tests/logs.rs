@@ -407,3 +407,131 @@ fn rss_kib() -> u64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap()
 }
+
+/// A file source (`logs = { files = [...] }`): backfill, live lines, a
+/// logrotate-style rename and a copytruncate both followed, an exact resume
+/// by cursor, load earlier, the text filter, download, and what is refused.
+#[tokio::test]
+async fn a_log_file_is_followed_through_rotation_and_resumed_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let append = |lines: &[String]| {
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
+        for line in lines {
+            std::io::Write::write_all(&mut file, format!("{line}\n").as_bytes()).unwrap();
+        }
+    };
+    let numbered =
+        |prefix: &str, n: usize| (0..n).map(|i| format!("{prefix} {i}")).collect::<Vec<_>>();
+    append(&numbered("before", 5));
+    let server = server::start(&format!(
+        "[[app]]\nname = \"chatty\"\nlogs = {{ files = [\"{}\"] }}\n",
+        log.display()
+    ))
+    .await;
+    let token = server.token("oncall", Role::Operator).await;
+
+    // The page offers the file as a source.
+    let page = text(&server, &token, "/apps/chatty/logs").await;
+    assert!(
+        page.contains(&format!("{}</option>", log.display())),
+        "{page}"
+    );
+    assert!(page.contains("tail -F"), "{page}");
+
+    // Backfill: the newest three, in order; then a live line.
+    let mut res = open(&server, &token, "backfill=3", None).await;
+    let mut buf = String::new();
+    let got = until(&mut res, &mut buf, "before 4").await;
+    assert_eq!(
+        got.iter().map(message).collect::<Vec<_>>(),
+        ["before 2", "before 3", "before 4"]
+    );
+    append(&["live".to_owned()]);
+    until(&mut res, &mut buf, "live").await;
+
+    // logrotate: renamed away, a new file in its place.
+    std::fs::rename(&log, dir.path().join("app.log.1")).unwrap();
+    append(&["after rotation".to_owned()]);
+    let got = until(&mut res, &mut buf, "after rotation").await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    // copytruncate: the same file emptied in place.
+    std::fs::write(&log, "").unwrap();
+    append(&["after truncation".to_owned()]);
+    let got = until(&mut res, &mut buf, "after truncation").await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    let cursor = got[0].1.clone().expect("file lines carry cursors");
+    drop(res);
+
+    // Away while 1,000 lines are written: each arrives once, in order.
+    let missed = numbered("missed", 1000);
+    append(&missed);
+    let mut res = open(&server, &token, "", Some(&cursor)).await;
+    let mut buf = String::new();
+    let got = until(&mut res, &mut buf, "missed 999").await;
+    assert_eq!(got.iter().map(message).collect::<Vec<_>>(), missed);
+    drop(res);
+
+    // Load earlier than the first missed line: the two before it.
+    let first = got[0].1.clone().unwrap();
+    let before = earlier(&server, &token, &format!("before={first}&lines=2")).await;
+    let texts: Vec<_> = before.iter().map(|e| e["m"].as_str().unwrap()).collect();
+    assert_eq!(
+        texts,
+        ["after truncation"],
+        "only this file's lines before it"
+    );
+
+    // The text filter holds, ignoring case, live and in backfill.
+    let mut res = open(&server, &token, "grep=NEEDLE&backfill=5", None).await;
+    append(&["hay".to_owned(), "a needle here".to_owned()]);
+    let mut buf = String::new();
+    let got = until(&mut res, &mut buf, "a needle here").await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    drop(res);
+
+    // Download: the file's lines as they are.
+    let got = text(
+        &server,
+        &token,
+        "/api/apps/chatty/logs/download?grep=missed%2099",
+    )
+    .await;
+    let want: String = (990..1000).map(|i| format!("missed {i}\n")).collect();
+    assert_eq!(got, format!("missed 99\n{want}"));
+
+    // Refused: a priority or times on a file, a file not in the config.
+    for (query, status) in [
+        ("priority=err", 400),
+        ("download?since=1&until=2", 400),
+        ("unit=%2Fetc%2Fshadow", 403),
+    ] {
+        let path = match query.strip_prefix("download") {
+            Some(rest) => format!("/api/apps/chatty/logs/download{rest}"),
+            None => format!("/api/apps/chatty/logs?{query}"),
+        };
+        let res = server::client()
+            .get(server.at(&path))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), status, "{query}");
+    }
+}
+
+/// The body of a GET.
+async fn text(server: &Server, token: &str, path: &str) -> String {
+    let res = server::client()
+        .get(server.at(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "{path}");
+    res.text().await.unwrap()
+}

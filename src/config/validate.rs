@@ -272,7 +272,13 @@ fn app(config: &Config, app: &App, label: &Label, p: &mut Problems) {
     if let Some(logs) = &app.logs {
         units(p, &key("logs").key("units"), &logs.units);
         for (i, file) in logs.files.iter().enumerate() {
-            if !file.is_absolute() {
+            if !app.is_local() {
+                p.error_in(
+                    &key("logs").key("files"),
+                    i,
+                    "log files are followed for local apps only; on another host, log to the journal (`logs.units`)",
+                );
+            } else if !file.is_absolute() {
                 let found = file.display().to_string();
                 p.error_in(
                     &key("logs").key("files"),

@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::broadcast;
 
-use super::Filter;
 use super::journal::{self, Entry, From};
+use super::{Filter, file};
 use crate::config::{Config, LogLimits};
 use crate::host::ssh::Remote;
 use crate::{Error, Result};
@@ -90,20 +90,7 @@ impl Hub {
         }
         // Refuse before starting anything; checked again once started.
         self.check_limits(&lock(&self.inner.state), true)?;
-        // Start at the newest entry of the whole journal, not "from now":
-        // whatever is written while journalctl starts up is then not lost.
-        // (`--after-cursor` would wrongly skip the first match when that
-        // entry does not match the filter; `read` drops it instead.)
-        let newest = self.newest_cursor(filter).await?;
-        let from = match &newest {
-            Some(cursor) => From::At(cursor),
-            None => From::Last(0),
-        };
-        let mut child = self.spawn(filter, &journal::argv(filter, from, true))?;
-        let stdout = child
-            .stdout
-            .take()
-            .ok_or_else(|| Error::Internal(anyhow::anyhow!("journalctl has no stdout")))?;
+        let source = self.start(filter).await?;
         let (sender, _) = broadcast::channel(BACKLOG);
         let mut state = lock(&self.inner.state);
         if state.followers.contains_key(filter) {
@@ -116,10 +103,8 @@ impl Hub {
         self.check_limits(&state, true)?;
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let task = tokio::spawn(read(
-            child,
-            stdout,
-            newest,
+        let task = tokio::spawn(run(
+            source,
             sender.clone(),
             (self.inner.clone(), filter.clone(), id),
         ));
@@ -179,6 +164,35 @@ impl Hub {
         Ok(())
     }
 
+    /// Starts following `filter`'s source from now on.
+    async fn start(&self, filter: &Filter) -> Result<Source> {
+        if let Some(path) = &filter.file {
+            if Remote::resolve(&self.inner.config, &filter.host)?.is_some() {
+                return Err(Error::BadRequest(format!(
+                    "{} is on another host: opsdeck follows log files of local apps only; log to the journal there",
+                    path.display()
+                )));
+            }
+            let from = file::end(path).await?;
+            return Ok(Source::File(path.clone(), from, filter.text.clone()));
+        }
+        // Start at the newest entry of the whole journal, not "from now":
+        // whatever is written while journalctl starts up is then not lost.
+        // (`--after-cursor` would wrongly skip the first match when that
+        // entry does not match the filter; `read` drops it instead.)
+        let newest = self.newest_cursor(filter).await?;
+        let from = match &newest {
+            Some(cursor) => From::At(cursor),
+            None => From::Last(0),
+        };
+        let mut child = self.spawn(filter, &journal::argv(filter, from, true))?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| Error::Internal(anyhow::anyhow!("journalctl has no stdout")))?;
+        Ok(Source::Journal(child, stdout, newest))
+    }
+
     async fn newest_cursor(&self, filter: &Filter) -> Result<Option<String>> {
         let mut child = self.spawn(filter, &journal::newest_argv())?;
         let stdout = child
@@ -234,14 +248,46 @@ impl Drop for Subscription {
     }
 }
 
-/// Reads the follower's journalctl and broadcasts each entry.
+/// What a follower reads: a running `journalctl --follow` (and the entry
+/// it starts at, already seen), or a file from a place on.
+enum Source {
+    Journal(
+        tokio::process::Child,
+        tokio::process::ChildStdout,
+        Option<String>,
+    ),
+    File(std::path::PathBuf, file::Place, Option<String>),
+}
+
+/// Follows `source`, broadcasting each entry; when it ends, removes the
+/// follower and tells its viewers.
+async fn run(
+    source: Source,
+    sender: broadcast::Sender<Live>,
+    (hub, filter, id): (Arc<Inner>, Filter, u64),
+) {
+    let why = match source {
+        Source::Journal(child, stdout, started_at) => {
+            read(child, stdout, started_at, &sender).await
+        }
+        Source::File(path, from, text) => file::follow(path, from, text, sender.clone()).await,
+    };
+    {
+        let mut state = lock(&hub.state);
+        if state.followers.get(&filter).is_some_and(|f| f.id == id) {
+            state.followers.remove(&filter);
+        }
+    }
+    let _ = sender.send(Live::Ended(why));
+}
+
+/// Reads the follower's journalctl and broadcasts each entry; why it ended.
 async fn read(
     mut child: tokio::process::Child,
     stdout: tokio::process::ChildStdout,
     started_at: Option<String>,
-    sender: broadcast::Sender<Live>,
-    (hub, filter, id): (Arc<Inner>, Filter, u64),
-) {
+    sender: &broadcast::Sender<Live>,
+) -> String {
     let mut lines = BufReader::new(stdout).lines();
     let why = loop {
         match lines.next_line().await {
@@ -258,13 +304,7 @@ async fn read(
         }
     };
     let _ = child.kill().await;
-    {
-        let mut state = lock(&hub.state);
-        if state.followers.get(&filter).is_some_and(|f| f.id == id) {
-            state.followers.remove(&filter);
-        }
-    }
-    let _ = sender.send(Live::Ended(why));
+    why
 }
 
 /// The hub's state; a panic elsewhere while holding it leaves it usable.

@@ -104,7 +104,7 @@ fn message(value: Option<&serde_json::Value>) -> String {
     truncate(text)
 }
 
-fn truncate(mut text: String) -> String {
+pub(super) fn truncate(mut text: String) -> String {
     if text.len() <= MAX_MESSAGE {
         return text;
     }
@@ -208,6 +208,18 @@ fn filter_args(filter: &Filter) -> Vec<String> {
 
 /// The `journalctl` command an operator would type for `filter`, to copy.
 pub fn equivalent(filter: &Filter, follow: bool) -> String {
+    if let Some(path) = &filter.file {
+        let tail = ["tail", "-F", "-n", "200"].map(str::to_owned);
+        let tail =
+            crate::host::exec::command_line(&[&tail[..], &[path.display().to_string()]].concat());
+        return match &filter.text {
+            Some(text) => {
+                let grep = ["grep", "-iF", "--", text].map(str::to_owned);
+                format!("{tail} | {}", crate::host::exec::command_line(&grep))
+            }
+            None => tail,
+        };
+    }
     let mut argv = vec!["journalctl".to_owned()];
     argv.extend(filter_args(filter));
     if follow {

@@ -2,6 +2,7 @@
 //! "Logs"): a follow hub that runs one `journalctl --follow` per distinct
 //! filter, shared by every viewer of it, and what a viewer may ask.
 
+pub mod file;
 mod hub;
 pub mod journal;
 mod viewer;
@@ -9,6 +10,8 @@ mod viewer;
 pub use hub::Hub;
 pub use journal::Entry;
 pub use viewer::{Seen, Start, Viewer, earlier};
+
+use std::path::PathBuf;
 
 use crate::config::App;
 use crate::{Error, Result};
@@ -29,8 +32,11 @@ pub const PRIORITIES: [&str; 8] = [
 pub struct Filter {
     /// `ssh://…` or `local`: each host has its own journal.
     pub host: String,
-    /// At least one; sorted, so equal filters share a follower.
+    /// At least one unless `file` is set; sorted, so equal filters share
+    /// a follower.
     pub units: Vec<String>,
+    /// A file source instead of the journal (one of `logs.files`).
+    pub file: Option<PathBuf>,
     /// Entries this important or more (0 emerg … 7 debug).
     pub priority: Option<u8>,
     /// Entries whose message contains this text.
@@ -39,13 +45,34 @@ pub struct Filter {
 
 impl Filter {
     /// The filter a viewer of `app` asks for: `unit` one of the app's log
-    /// units (empty: all of them), `priority` a number or a name, `text`
-    /// any short text.
+    /// units (empty: all of them) or log files, `priority` a number or a
+    /// name, `text` any short text.
     pub fn new(app: &App, unit: &str, priority: &str, text: &str) -> Result<Filter> {
+        let files = log_files(app);
+        // An app that logs only to files shows its first file by default.
+        let picked = match unit.trim() {
+            "" if log_units(app).is_empty() => files.first(),
+            unit => files.iter().find(|f| f.as_os_str() == unit),
+        };
+        if let Some(file) = picked {
+            if !priority.trim().is_empty() {
+                return Err(Error::BadRequest(format!(
+                    "{} is a file: its lines have no priority to filter by",
+                    file.display()
+                )));
+            }
+            return Ok(Filter {
+                host: app.host.clone(),
+                units: Vec::new(),
+                file: Some(file.clone()),
+                priority: None,
+                text: text_filter(text)?,
+            });
+        }
         let allowed = log_units(app);
-        if allowed.is_empty() {
+        if allowed.is_empty() && files.is_empty() {
             return Err(Error::NotFound(format!(
-                "{} has no units to read logs of (set `units` or `logs.units`)",
+                "{} has no units or files to read logs of (set `units`, `logs.units` or `logs.files`)",
                 app.name
             )));
         }
@@ -54,9 +81,9 @@ impl Filter {
             unit if allowed.iter().any(|u| u == unit) => vec![unit.to_owned()],
             unit => {
                 return Err(Error::Forbidden(format!(
-                    "{unit:?} is not one of the units of {} whose logs opsdeck shows ({})",
+                    "{unit:?} is not one of the units or log files of {} whose logs opsdeck shows ({})",
                     app.name,
-                    allowed.join(", ")
+                    sources(app).join(", ")
                 )));
             }
         };
@@ -64,6 +91,7 @@ impl Filter {
         Ok(Filter {
             host: app.host.clone(),
             units,
+            file: None,
             priority: priority_level(priority)?,
             text: text_filter(text)?,
         })
@@ -77,6 +105,17 @@ pub fn log_units(app: &App) -> &[String] {
         Some(logs) if !logs.units.is_empty() => &logs.units,
         _ => &app.units,
     }
+}
+
+/// The files an app's viewers may follow: `logs.files`.
+pub fn log_files(app: &App) -> &[PathBuf] {
+    app.logs.as_ref().map_or(&[], |logs| &logs.files)
+}
+
+/// Every source a viewer of `app` may pick: units, then files.
+pub fn sources(app: &App) -> Vec<String> {
+    let files = log_files(app).iter().map(|f| f.display().to_string());
+    log_units(app).iter().cloned().chain(files).collect()
 }
 
 fn priority_level(text: &str) -> Result<Option<u8>> {
@@ -119,9 +158,12 @@ fn text_filter(text: &str) -> Result<Option<String>> {
 }
 
 /// A cursor from a viewer (`Last-Event-ID`, `after`, `before`): journald's
-/// `s=…;i=…;b=…;m=…;t=…;x=…`, hex values only.
+/// `s=…;i=…;b=…;m=…;t=…;x=…`, hex values only, or a file's `f=…;o=…`.
 pub fn cursor(text: &str) -> Result<&str> {
     let text = text.trim();
+    if file::Place::parse(text).is_some() {
+        return Ok(text);
+    }
     let part_ok = |part: &str| {
         part.split_once('=').is_some_and(|(key, value)| {
             ["s", "i", "b", "m", "t", "x"].contains(&key)

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::{broadcast, mpsc};
 
-use super::Filter;
 use super::hub::{Hub, Live, Subscription};
 use super::journal::{self, Entry, From};
+use super::{Filter, file};
 use crate::Result;
 
 /// What a viewer receives, in order.
@@ -46,12 +46,21 @@ impl Viewer {
         // Subscribe first: what is written while the catch-up reads is
         // then in the subscription, and the overlap is dropped below.
         let subscription = hub.subscribe(filter).await?;
-        let catch_up = match &start {
-            Start::Newest(0) => None,
-            Start::Newest(n) => Some(CatchUp::Newest(
-                hub.spawn(filter, &journal::argv(filter, From::Last(*n), false))?,
+        let catch_up = match (&filter.file, &start) {
+            (_, Start::Newest(0)) => None,
+            (Some(path), Start::Newest(n)) => Some(CatchUp::Listed(
+                file::earlier(path, None, filter.text.as_deref(), *n).await?,
             )),
-            Start::After(cursor) => Some(CatchUp::After(
+            (Some(path), Start::After(cursor)) => Some(CatchUp::File(
+                file::Reader::open(path, file::Place::parse(cursor), filter.text.as_deref())
+                    .await?,
+            )),
+            // A few thousand at most; journalctl prints `--lines` with
+            // `--grep` newest first, so put them in order here.
+            (None, Start::Newest(n)) => Some(CatchUp::Listed(in_order(
+                read_all(hub.spawn(filter, &journal::argv(filter, From::Last(*n), false))?).await,
+            ))),
+            (None, Start::After(cursor)) => Some(CatchUp::After(
                 hub.spawn(filter, &journal::argv(filter, From::After(cursor), false))?,
             )),
         };
@@ -61,10 +70,11 @@ impl Viewer {
     }
 }
 
-/// The journalctl that reads what a viewer missed.
+/// What reads what a viewer missed: a journalctl, or a log file.
 enum CatchUp {
-    Newest(tokio::process::Child),
+    Listed(Vec<Entry>),
     After(tokio::process::Child),
+    File(file::Reader),
 }
 
 /// Feeds one viewer until it leaves or the follow ends.
@@ -75,10 +85,8 @@ async fn feed(
 ) {
     let mut last = None;
     match catch_up {
-        Some(CatchUp::Newest(child)) => {
-            // A few thousand at most; journalctl prints `--lines` with
-            // `--grep` newest first, so put them in order here.
-            for entry in in_order(read_all(child).await) {
+        Some(CatchUp::Listed(entries)) => {
+            for entry in entries {
                 last = entry.seqnum.clone();
                 if sender.send(Seen::Entry(Arc::new(entry))).await.is_err() {
                     return;
@@ -100,6 +108,14 @@ async fn feed(
                 }
             }
             let _ = child.wait().await;
+        }
+        Some(CatchUp::File(mut reader)) => {
+            while let Ok(Some(entry)) = reader.next_entry().await {
+                last = entry.seqnum.clone();
+                if sender.send(Seen::Entry(Arc::new(entry))).await.is_err() {
+                    return;
+                }
+            }
         }
         None => {}
     }
@@ -133,6 +149,10 @@ pub async fn earlier(
     cursor: Option<&str>,
     n: usize,
 ) -> Result<Vec<Entry>> {
+    if let Some(path) = &filter.file {
+        let before = cursor.and_then(file::Place::parse);
+        return file::earlier(path, before, filter.text.as_deref(), n).await;
+    }
     let argv = match cursor {
         // `--cursor` includes the entry itself: ask for one more.
         Some(cursor) => journal::argv(filter, From::Before(cursor, n + 1), false),

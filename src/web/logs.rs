@@ -72,6 +72,8 @@ struct LogsPage {
     page: Page,
     app: AppCard,
     units: Vec<String>,
+    /// Log files (`logs.files`), followed like units.
+    files: Vec<String>,
     priorities: [&'static str; 8],
     backfill: usize,
     /// `journalctl -u … -f`, for copying.
@@ -89,6 +91,10 @@ async fn page(
         page,
         app: AppCard::new(&app, &actor),
         units: logs::log_units(&app).to_vec(),
+        files: logs::log_files(&app)
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect(),
         priorities: logs::PRIORITIES,
         backfill: ctx.config.logs.backfill,
         command: journal::equivalent(&filter, true),
@@ -209,9 +215,39 @@ async fn download(
     {
         return Err(Error::BadRequest("since is after until".into()));
     }
+    let body = match &filter.file {
+        Some(path) => {
+            if ask.since.is_some() || ask.until.is_some() {
+                return Err(Error::BadRequest(format!(
+                    "the lines of {} carry no times to select by: clear since and until",
+                    path.display()
+                )));
+            }
+            file_lines(logs::file::Reader::open(path, None, filter.text.as_deref()).await?)
+        }
+        None => journal_text(&ctx, &filter, ask.since, ask.until)?,
+    };
+    let file = format!("attachment; filename=\"{}-logs.txt\"", app.name);
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8".to_owned()),
+            (header::CONTENT_DISPOSITION, file),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+/// journalctl's text output of the selection, streamed.
+fn journal_text(
+    ctx: &Context,
+    filter: &Filter,
+    since: Option<i64>,
+    until: Option<i64>,
+) -> Result<Body> {
     let mut child = ctx
         .logs
-        .spawn(&filter, &journal::text_argv(&filter, ask.since, ask.until))?;
+        .spawn(filter, &journal::text_argv(filter, since, until))?;
     let stdout = child
         .stdout
         .take()
@@ -227,13 +263,23 @@ async fn download(
             }
         }
     });
-    let file = format!("attachment; filename=\"{}-logs.txt\"", app.name);
-    Ok((
-        [
-            (header::CONTENT_TYPE, "text/plain; charset=utf-8".to_owned()),
-            (header::CONTENT_DISPOSITION, file),
-        ],
-        Body::from_stream(chunks),
-    )
-        .into_response())
+    Ok(Body::from_stream(chunks))
+}
+
+/// A log file's matching lines, streamed in chunks of about 64 KiB.
+fn file_lines(reader: logs::file::Reader) -> Body {
+    let chunks = futures_util::stream::unfold(reader, |mut reader| async move {
+        let mut chunk = String::new();
+        while chunk.len() < 64 * 1024 {
+            match reader.next_entry().await {
+                Ok(Some(entry)) => {
+                    chunk.push_str(&entry.message);
+                    chunk.push('\n');
+                }
+                _ => break,
+            }
+        }
+        (!chunk.is_empty()).then(|| (Ok::<_, Infallible>(Bytes::from(chunk)), reader))
+    });
+    Body::from_stream(chunks)
 }
