@@ -86,7 +86,7 @@ impl Reader {
             path: path.to_owned(),
             source: path.display().to_string(),
             text: text.map(str::to_owned),
-            lines: BufReader::new(file),
+            lines: BufReader::with_capacity(64 * 1024, file),
             place: Place {
                 inode: meta.ino(),
                 offset,
@@ -111,6 +111,9 @@ impl Reader {
     /// (a partial last line waits for its newline).
     pub async fn next_entry(&mut self) -> Result<Option<Entry>> {
         loop {
+            if self.line.is_empty() && self.lines.buffer().is_empty() && self.truncated() {
+                self.seek(0).await?;
+            }
             let n = (&mut self.lines)
                 .take((LONGEST_LINE - self.line.len()) as u64)
                 .read_until(b'\n', &mut self.line)
@@ -141,33 +144,45 @@ impl Reader {
     }
 
     /// At the end: whether the path now names another file (rotated) or
-    /// this one shrank (truncated); re-reads from the start of what the
-    /// path holds now. Unread lines of a rotated file were read first.
+    /// this one was truncated; re-reads from the start of what the path
+    /// holds now. Unread lines of a rotated file were read first.
     async fn reopen_if_rotated(&mut self) -> Result<()> {
-        let Ok(meta) = tokio::fs::metadata(&self.path).await else {
+        let Ok(meta) = std::fs::metadata(&self.path) else {
             // Between logrotate's rename and the app's reopen: wait.
             return Ok(());
         };
         if meta.ino() != self.place.inode {
             *self = Reader::open(&self.path.clone(), None, self.text.as_deref()).await?;
-        } else if meta.len() < self.place.offset || !self.line_ends_at_place() {
+        } else if self.truncated() {
             self.seek(0).await?;
         }
         Ok(())
     }
 
-    /// Whether the file still has the newline our last line ended with: a
-    /// file truncated and written again past our place no longer does
-    /// (a shrink alone misses a rewrite that outgrew it between polls).
-    fn line_ends_at_place(&self) -> bool {
+    /// Whether the file at our path is ours and was truncated since we read
+    /// it: shorter than our place, or (truncated and written again past our
+    /// place between two looks) without the newline our last line ended
+    /// with. Checked before every read that goes to the file, so the tail
+    /// of a rewritten file is never taken for a line.
+    fn truncated(&self) -> bool {
         use std::os::unix::fs::FileExt;
+        let Ok(file) = std::fs::File::open(&self.path) else {
+            return false;
+        };
+        let Ok(meta) = file.metadata() else {
+            return false;
+        };
+        if meta.ino() != self.place.inode {
+            return false;
+        }
         let Some(at) = self.place.offset.checked_sub(1) else {
-            return true;
+            return false;
         };
         let mut byte = [0];
-        std::fs::File::open(&self.path)
-            .and_then(|f| f.read_at(&mut byte, at))
-            .is_ok_and(|n| n == 1 && byte[0] == b'\n')
+        meta.len() < self.place.offset
+            || !file
+                .read_at(&mut byte, at)
+                .is_ok_and(|n| n == 1 && byte[0] == b'\n')
     }
 }
 
