@@ -4,20 +4,8 @@
 use std::collections::BTreeMap;
 
 use crate::app::{App, client, set_cookie, sign_in_page};
-use crate::oidc::{CLIENT_ID, CLIENT_SECRET, Provider};
+use crate::oidc::{CLIENT_SECRET, Provider, gitea_config};
 use crate::support::free_port;
-
-/// `[auth]` + `[roles]` for an opsdeck that signs in at `gitea_url`.
-pub fn gitea_config(dir_for_secret: &std::path::Path, gitea_url: &str, secret: &str) -> String {
-    let secret_file = dir_for_secret.join("client_secret");
-    std::fs::write(&secret_file, format!("{secret}\n")).unwrap();
-    format!(
-        "[auth]\ngitea_url = \"{gitea_url}\"\nclient_id = \"{CLIENT_ID}\"\n\
-         client_secret_file = \"{}\"\n\n\
-         [roles]\nowner = [\"team:wiggleverse:owners\"]\noperator = [\"org:wiggleverse\"]\n",
-        secret_file.display()
-    )
-}
 
 /// An opsdeck and a provider that agree on everything (the happy setup).
 pub struct Pair {

@@ -4,10 +4,9 @@ use opsdeck::auth::{Role, session};
 
 use crate::app::{App, client, readable, set_cookie};
 use crate::flow::{
-    Pair, authorize_url, gitea_config, ready, settled_sign_in_page, sign_in, signed_in_cookie,
-    through_provider,
+    Pair, authorize_url, ready, settled_sign_in_page, sign_in, signed_in_cookie, through_provider,
 };
-use crate::oidc::{self, Provider};
+use crate::oidc::{self, Provider, gitea_config};
 use crate::support::free_port;
 
 fn value(cookie: &str) -> &str {

@@ -142,3 +142,15 @@ impl Drop for Provider {
         let _ = self.child.wait();
     }
 }
+
+/// `[auth]` + `[roles]` for an opsdeck that signs in at `gitea_url`.
+pub fn gitea_config(dir_for_secret: &std::path::Path, gitea_url: &str, secret: &str) -> String {
+    let secret_file = dir_for_secret.join("client_secret");
+    std::fs::write(&secret_file, format!("{secret}\n")).unwrap();
+    format!(
+        "[auth]\ngitea_url = \"{gitea_url}\"\nclient_id = \"{CLIENT_ID}\"\n\
+         client_secret_file = \"{}\"\n\n\
+         [roles]\nowner = [\"team:wiggleverse:owners\"]\noperator = [\"org:wiggleverse\"]\n",
+        secret_file.display()
+    )
+}

@@ -79,14 +79,7 @@ impl WebApp {
     pub async fn checkout() -> WebApp {
         let (repos, v1) = repository();
         let port = super::free_port();
-        install_unit(&repos.app, port);
-        sh(&["systemctl", "start", "web.service"]);
-        let server = super::server::start(&format!(
-            "[[app]]\nname = \"web\"\nrepo = \"{}\"\n{}",
-            repos.app.display(),
-            common(port)
-        ))
-        .await;
+        let server = super::server::start(&checkout_setup(&repos, port)).await;
         assert_eq!(answer_when_up(port).await, "v1");
         WebApp {
             repos,
@@ -131,6 +124,18 @@ impl WebApp {
         let target = std::fs::read_link(root.path().join("current")).unwrap();
         target.file_name().unwrap().to_string_lossy().into_owned()
     }
+}
+
+/// Installs and starts the unit running the work tree of `repos` (the
+/// `checkout` strategy); its `[[app]]` block.
+pub fn checkout_setup(repos: &Repos, port: u16) -> String {
+    install_unit(&repos.app, port);
+    sh(&["systemctl", "start", "web.service"]);
+    format!(
+        "[[app]]\nname = \"web\"\nrepo = \"{}\"\n{}",
+        repos.app.display(),
+        common(port)
+    )
 }
 
 /// Prepares `root` (a `shared/.env`) and the unit for a `releases` app;
