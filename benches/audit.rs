@@ -88,16 +88,18 @@ async fn main() {
     times.sort();
     let p = |q: f64| times[((times.len() as f64 * q) as usize).min(times.len() - 1)];
     println!(
-        "| audit: filtered page of /audit on 1,000,000 rows, p50 / p99 | {} / {} | target p99 ≤ 20 ms |",
+        "| audit: filtered page of /audit on 1,000,000 rows, p50 / p99 | {} / {} | — | {:.2} (p99 ÷ 20 ms) | p99 ≤ 20 ms |",
         ms(p(0.5)),
-        ms(p(0.99))
+        ms(p(0.99)),
+        p(0.99).as_secs_f64() / 0.020
     );
     println!(
-        "| audit: export (JSON Lines) | {export_rate:.0} rows/s ({:.0} MB/s); {export_cpu_rate:.0} rows per CPU-second | — |",
+        "| audit: export (JSON Lines) | {export_rate:.0} rows/s ({:.0} MB/s); {export_cpu_rate:.0} rows per CPU-second | — | — | — |",
         bytes as f64 / 1e6 / (exported as f64 / export_rate)
     );
     println!(
-        "| audit: full chain verification | {verify_rate:.0} rows/s; {verify_cpu_rate:.0} rows per CPU-second | target ≥ 200,000 rows/s |"
+        "| audit: full chain verification | {verify_rate:.0} rows/s; {verify_cpu_rate:.0} rows per CPU-second | — | {:.2} (÷ 200,000) | ≥ 200,000 rows/s |",
+        verify_rate / 200_000.0
     );
 }
 

@@ -140,8 +140,6 @@ run = ["date", "+%s%N"]
     latencies.sort();
     let start_p50 = latencies[latencies.len() / 2];
 
-    println!("| figure | opsdeck | peer / limit (same run) | ratio | target |");
-    println!("|---|---|---|---|---|");
     println!(
         "| job whose child prints 1,000,000 lines (all {} stored) | {:.2} s | the child to /dev/null: {:.2} s | {:.2} | ≤ 1.5 |",
         LINES + 1,
