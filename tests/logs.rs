@@ -75,12 +75,9 @@ fn message(event: &Event) -> String {
 
 /// `/earlier` as JSON entries.
 async fn earlier(server: &Server, token: &str, query: &str) -> Vec<serde_json::Value> {
-    let res = server::client()
-        .get(server.at(&format!("/api/apps/chatty/logs/earlier?{query}")))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
+    let res = server
+        .get_as(&format!("/api/apps/chatty/logs/earlier?{query}"), token)
+        .await;
     assert_eq!(res.status(), 200, "{query}");
     let body: serde_json::Value = res.json().await.unwrap();
     body["entries"].as_array().unwrap().clone()
@@ -182,12 +179,9 @@ async fn inside_logs_follow_filter_backfill_and_resume() {
         (10..20).map(|i| format!("batch {i}")).collect::<Vec<_>>()
     );
     // The download has the selection as text, as journalctl prints it.
-    let text = server::client()
-        .get(server.at("/api/apps/chatty/logs/download?grep=batch"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let text = server
+        .get_as("/api/apps/chatty/logs/download?grep=batch", &token)
+        .await;
     assert_eq!(text.status(), 200);
     assert!(
         text.headers()["content-disposition"]
@@ -289,12 +283,8 @@ async fn inside_logs_follow_filter_backfill_and_resume() {
         before,
         "a refused request started journalctl"
     );
-    let viewer = server::client()
-        .get(server.at("/api/apps/chatty/logs"))
-        .bearer_auth(server.token("guest", Role::Viewer).await)
-        .send()
-        .await
-        .unwrap();
+    let guest = server.token("guest", Role::Viewer).await;
+    let viewer = server.get_as("/api/apps/chatty/logs", &guest).await;
     assert_eq!(viewer.status(), 403, "logs need the operator role");
 }
 
@@ -333,12 +323,9 @@ async fn inside_viewers_share_one_journalctl() {
     for i in 0..8 {
         filters.push(open(&server, &token, &format!("backfill=0&grep=f{i}"), None).await);
     }
-    let refused = server::client()
-        .get(server.at("/api/apps/chatty/logs?backfill=0&grep=f8"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let refused = server
+        .get_as("/api/apps/chatty/logs?backfill=0&grep=f8", &token)
+        .await;
     assert_eq!(refused.status(), 503);
     let body: serde_json::Value = refused.json().await.unwrap();
     assert!(
@@ -518,24 +505,14 @@ async fn a_log_file_is_followed_through_rotation_and_resumed_exactly() {
             Some(rest) => format!("/api/apps/chatty/logs/download{rest}"),
             None => format!("/api/apps/chatty/logs?{query}"),
         };
-        let res = server::client()
-            .get(server.at(&path))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap();
+        let res = server.get_as(&path, &token).await;
         assert_eq!(res.status(), status, "{query}");
     }
 }
 
 /// The body of a GET.
 async fn text(server: &Server, token: &str, path: &str) -> String {
-    let res = server::client()
-        .get(server.at(path))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
+    let res = server.get_as(path, token).await;
     assert_eq!(res.status(), 200, "{path}");
     res.text().await.unwrap()
 }

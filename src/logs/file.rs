@@ -143,9 +143,10 @@ impl Reader {
         }
     }
 
-    /// At the end: whether the path now names another file (rotated) or
-    /// this one was truncated; re-reads from the start of what the path
-    /// holds now. Unread lines of a rotated file were read first.
+    /// At the end: when the path now names another file (rotated), reads
+    /// that one from its start; unread lines of the rotated file were read
+    /// first. (A truncation of our own file is caught by `next_entry`,
+    /// which checks before every read that goes to the file.)
     async fn reopen_if_rotated(&mut self) -> Result<()> {
         let Ok(meta) = std::fs::metadata(&self.path) else {
             // Between logrotate's rename and the app's reopen: wait.
@@ -153,8 +154,6 @@ impl Reader {
         };
         if meta.ino() != self.place.inode {
             *self = Reader::open(&self.path.clone(), None, self.text.as_deref()).await?;
-        } else if self.truncated() {
-            self.seek(0).await?;
         }
         Ok(())
     }

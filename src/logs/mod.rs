@@ -48,10 +48,11 @@ impl Filter {
     /// units (empty: all of them) or log files, `priority` a number or a
     /// name, `text` any short text.
     pub fn new(app: &App, unit: &str, priority: &str, text: &str) -> Result<Filter> {
+        let allowed = log_units(app);
         let files = log_files(app);
         // An app that logs only to files shows its first file by default.
         let picked = match unit.trim() {
-            "" if log_units(app).is_empty() => files.first(),
+            "" if allowed.is_empty() => files.first(),
             unit => files.iter().find(|f| f.as_os_str() == unit),
         };
         if let Some(file) = picked {
@@ -69,7 +70,6 @@ impl Filter {
                 text: text_filter(text)?,
             });
         }
-        let allowed = log_units(app);
         if allowed.is_empty() && files.is_empty() {
             return Err(Error::NotFound(format!(
                 "{} has no units or files to read logs of (set `units`, `logs.units` or `logs.files`)",

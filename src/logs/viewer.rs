@@ -87,8 +87,7 @@ async fn feed(
     match catch_up {
         Some(CatchUp::Listed(entries)) => {
             for entry in entries {
-                last = entry.seqnum.clone();
-                if sender.send(Seen::Entry(Arc::new(entry))).await.is_err() {
+                if !deliver(entry, &mut last, &sender).await {
                     return;
                 }
             }
@@ -101,8 +100,7 @@ async fn feed(
                     let Some(entry) = journal::parse(&line) else {
                         continue;
                     };
-                    last = entry.seqnum.clone();
-                    if sender.send(Seen::Entry(Arc::new(entry))).await.is_err() {
+                    if !deliver(entry, &mut last, &sender).await {
                         return;
                     }
                 }
@@ -111,8 +109,7 @@ async fn feed(
         }
         Some(CatchUp::File(mut reader)) => {
             while let Ok(Some(entry)) = reader.next_entry().await {
-                last = entry.seqnum.clone();
-                if sender.send(Seen::Entry(Arc::new(entry))).await.is_err() {
+                if !deliver(entry, &mut last, &sender).await {
                     return;
                 }
             }
@@ -139,6 +136,17 @@ async fn feed(
             return;
         }
     }
+}
+
+/// Sends a caught-up entry, remembering it as the last one seen (so the
+/// live follow's overlap is dropped); false when the viewer left.
+async fn deliver(
+    entry: Entry,
+    last: &mut Option<(String, u64)>,
+    sender: &mpsc::Sender<Seen>,
+) -> bool {
+    *last = entry.seqnum.clone();
+    sender.send(Seen::Entry(Arc::new(entry))).await.is_ok()
 }
 
 /// Up to `n` entries before `cursor` (or the newest `n`), oldest first:
