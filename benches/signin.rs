@@ -40,19 +40,18 @@ fn main() {
 async fn bench() {
     let app = app::App::start("[auth]\ndev_login = true\n").await;
     let router = opsdeck::web::router(app.ctx.clone());
-    let (cookie, live) = session::create(
-        &app.ctx.db,
-        session::NewSession {
+    let (cookie, live) = app
+        .ctx
+        .sessions
+        .create(session::NewSession {
             login: "bench",
             role: Role::Owner,
             groups: &[],
             remote: "127.0.0.1",
             user_agent: "bench",
-        },
-        session::DEFAULT_MAX,
-    )
-    .await
-    .unwrap();
+        })
+        .await
+        .unwrap();
     let cookie = format!("{}={cookie}", session::cookie_name(&app.ctx.config));
 
     // The same request twice: with a session and its CSRF token (the

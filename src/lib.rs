@@ -27,6 +27,8 @@ pub struct Context {
     pub jobs: jobs::Engine,
     /// Sign-in attempts per client address (dev login and Gitea).
     pub signin_limit: auth::limit::Limiter,
+    /// Browser sessions (the table, and the live ones in memory).
+    pub sessions: auth::session::Sessions,
     /// Gitea sign-in; discovers Gitea in the background.
     pub gitea: auth::oidc::Gitea,
     /// Fingerprints secret values (`<data_dir>/server.key`).
@@ -52,12 +54,14 @@ impl Context {
         .await?;
         let gitea = auth::oidc::Gitea::start(&config);
         let logs = logs::Hub::new(config.clone());
+        let sessions = auth::session::Sessions::new(db.clone(), &config.auth);
         Ok(Context {
             config,
             db,
             audit,
             jobs,
             signin_limit: auth::limit::Limiter::new(auth::limit::SIGNINS_PER_MINUTE),
+            sessions,
             gitea,
             server_key,
             logs,

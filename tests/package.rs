@@ -108,7 +108,7 @@ async fn the_deb_installs_and_runs_under_the_shipped_unit_with_exactly_the_shipp
     sandbox.run_ok(&["dpkg", "--log=/dev/null", "-i", &deb]);
     let id = sandbox.run_ok(&["id", "opsdeck"]);
     assert!(id.contains("systemd-journal"), "{id}");
-    start_bus_and_polkit(&sandbox);
+    sandbox.start_bus_and_polkit();
     // The app's work tree, the opsdeck user's, but not in the shipped unit's
     // ReadWritePaths (the README's troubleshooting table has this row).
     sandbox.run_ok(&["install", "-d", "-o", "opsdeck", "/var/lib/rfc-app"]);
@@ -294,6 +294,54 @@ run = ["sudo", "-n", "/usr/bin/systemctl", "restart", "other.service"]
     )
     .await;
 
+    // The README's backup of opsdeck's own database, taken while it runs.
+    let as_opsdeck =
+        |command: &str| sandbox.run_ok(&["runuser", "-u", "opsdeck", "--", "sh", "-c", command]);
+    as_opsdeck(
+        "sqlite3 /var/lib/opsdeck/opsdeck.db \".backup /var/lib/opsdeck/backup-$(date +%F).db\"",
+    );
+    let backup = as_opsdeck(
+        "sqlite3 /var/lib/opsdeck/backup-$(date +%F).db 'PRAGMA integrity_check' \
+         'SELECT name FROM api_tokens'",
+    );
+    assert_eq!(backup.trim(), "ok\npackage-test", "{backup}");
+
+    // The README's export, verified offline.
+    as_opsdeck(
+        "opsdeck audit export --config /etc/opsdeck/opsdeck.toml --format jsonl \
+         > /var/lib/opsdeck/audit.jsonl",
+    );
+    let verified = sandbox.run_ok(&[
+        "opsdeck",
+        "audit",
+        "verify",
+        "--file",
+        "/var/lib/opsdeck/audit.jsonl",
+    ]);
+    assert!(verified.starts_with("verified "), "{verified}");
+
+    // The README's upgrade: the package again over the running one, then a
+    // restart; the database, its tokens and the config are kept.
+    let config_before = sandbox.run_ok(&["sha256sum", "/etc/opsdeck/opsdeck.toml"]);
+    sandbox.run_ok(&["dpkg", "--log=/dev/null", "-i", &deb]);
+    sandbox.run_ok(&["systemctl", "restart", "opsdeck"]);
+    wait_for_health(&http, &base, &sandbox).await;
+    assert_eq!(
+        sandbox.run_ok(&["sha256sum", "/etc/opsdeck/opsdeck.toml"]),
+        config_before
+    );
+    let apps = http
+        .get(format!("{base}/api/apps"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        apps.status(),
+        200,
+        "the token made before the upgrade still works"
+    );
+
     sandbox.run_ok(&["systemctl", "stop", "opsdeck"]);
 }
 
@@ -308,19 +356,6 @@ async fn wait_for_health(http: &reqwest::Client, base: &str, sandbox: &Sandbox) 
         "opsdeck.service never answered; its journal:\n{}",
         service_journal(sandbox)
     );
-}
-
-/// The system bus and polkitd, which the sandbox does not start by itself:
-/// `systemctl` run by a user asks systemd over D-Bus, and systemd asks polkit.
-fn start_bus_and_polkit(sandbox: &Sandbox) {
-    sandbox.run_ok(&[
-        "rm",
-        "/run/systemd/system.control/dbus.service",
-        "/run/systemd/system.control/dbus.socket",
-    ]);
-    sandbox.run_ok(&["systemctl", "daemon-reload"]);
-    sandbox.run_ok(&["systemctl", "start", "dbus.socket", "dbus.service"]);
-    sandbox.run_ok(&["systemctl", "start", "polkit.service"]);
 }
 
 /// The action restarts `unit` (its main process changes).

@@ -365,7 +365,7 @@ async fn a_revoked_session_is_no_identity() {
     let s = server().await;
     let (cookie, _) = s.session("ben", Role::Owner).await;
     let value = cookie.strip_prefix("opsdeck_session=").unwrap();
-    opsdeck::auth::session::end(&s.ctx.db, value).await.unwrap();
+    s.ctx.sessions.end(value).await.unwrap();
     let res = s.browse("/apps/rfc-app", &cookie).await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     assert_eq!(

@@ -27,6 +27,8 @@
 //! An exported JSON Lines row carries these fields plus `hash`, so anyone can
 //! recompute it.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlx::SqlitePool;
@@ -53,47 +55,76 @@ pub struct Record {
     pub hash: String,
 }
 
-/// The columns of a [`Record`], in chain order, for SELECTs.
-pub const COLUMNS: &str =
-    "id, at, actor, role, action, app, detail, outcome, job_id, remote, prev_hash, hash";
+macro_rules! chained_columns {
+    () => {
+        "id, at, actor, role, action, app, detail, outcome, job_id, remote, prev_hash"
+    };
+}
 
-/// The fields a hash covers, in their fixed order (see the module docs).
-#[derive(Serialize)]
-struct Canonical<'a> {
-    id: i64,
-    at: i64,
-    actor: &'a str,
-    role: &'a str,
-    action: &'a str,
-    app: &'a str,
-    detail: &'a str,
-    outcome: &'a str,
-    job_id: Option<i64>,
-    remote: &'a str,
-    prev_hash: &'a str,
+/// The columns a hash covers, in chain order ([`Canonical`]'s fields).
+pub const CHAINED: &str = chained_columns!();
+/// The columns of a [`Record`], in chain order, for SELECTs.
+pub const COLUMNS: &str = concat!(chained_columns!(), ", hash");
+
+/// The fields a hash covers, in their fixed order (see the module docs),
+/// borrowed from wherever the row is: a [`Record`], or a page being
+/// verified (where only strings with escapes are copied).
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct Canonical<'a> {
+    pub id: i64,
+    pub at: i64,
+    #[serde(borrow)]
+    pub actor: Cow<'a, str>,
+    #[serde(borrow)]
+    pub role: Cow<'a, str>,
+    #[serde(borrow)]
+    pub action: Cow<'a, str>,
+    #[serde(borrow)]
+    pub app: Cow<'a, str>,
+    #[serde(borrow)]
+    pub detail: Cow<'a, str>,
+    #[serde(borrow)]
+    pub outcome: Cow<'a, str>,
+    pub job_id: Option<i64>,
+    #[serde(borrow)]
+    pub remote: Cow<'a, str>,
+    #[serde(borrow)]
+    pub prev_hash: Cow<'a, str>,
+}
+
+impl Canonical<'_> {
+    /// The hash a row with these fields should carry.
+    pub fn hash(&self) -> String {
+        let mut hasher = Sha256::new();
+        hasher.update(self.prev_hash.as_bytes());
+        // Serializing plain strings and integers into memory cannot fail.
+        serde_json::to_writer(&mut HashWriter(&mut hasher), self)
+            .unwrap_or_else(|e| unreachable!("canonical JSON of an audit row: {e}"));
+        hex::encode(hasher.finalize())
+    }
+}
+
+impl Record {
+    pub(super) fn canonical(&self) -> Canonical<'_> {
+        Canonical {
+            id: self.id,
+            at: self.at,
+            actor: Cow::Borrowed(&self.actor),
+            role: Cow::Borrowed(&self.role),
+            action: Cow::Borrowed(&self.action),
+            app: Cow::Borrowed(&self.app),
+            detail: Cow::Borrowed(&self.detail),
+            outcome: Cow::Borrowed(&self.outcome),
+            job_id: self.job_id,
+            remote: Cow::Borrowed(&self.remote),
+            prev_hash: Cow::Borrowed(&self.prev_hash),
+        }
+    }
 }
 
 /// The hash `r` should carry given its other fields (its own `prev_hash` included).
 pub fn row_hash(r: &Record) -> String {
-    let canonical = Canonical {
-        id: r.id,
-        at: r.at,
-        actor: &r.actor,
-        role: &r.role,
-        action: &r.action,
-        app: &r.app,
-        detail: &r.detail,
-        outcome: &r.outcome,
-        job_id: r.job_id,
-        remote: &r.remote,
-        prev_hash: &r.prev_hash,
-    };
-    let mut hasher = Sha256::new();
-    hasher.update(r.prev_hash.as_bytes());
-    // Serializing plain strings and integers into memory cannot fail.
-    serde_json::to_writer(&mut HashWriter(&mut hasher), &canonical)
-        .unwrap_or_else(|e| unreachable!("canonical JSON of an audit row: {e}"));
-    hex::encode(hasher.finalize())
+    r.canonical().hash()
 }
 
 /// Feeds serde_json's output straight into the hasher (no buffer).

@@ -2,6 +2,8 @@
 //! holds a random id; only its SHA-256 is stored, so a copy of the database
 //! cannot be replayed as a cookie. Each session carries its own CSRF token.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use rand::RngCore;
@@ -74,7 +76,9 @@ impl Row {
             user_agent: self.user_agent,
         })
     }
+}
 
+impl Session {
     fn alive(&self, now: i64, idle: Duration, max: Duration) -> bool {
         now < self.expires_at
             && now < self.created_at.saturating_add(millis(max))
@@ -144,115 +148,176 @@ pub fn cookie_value<'h>(config: &Config, cookie_header: &'h str) -> Option<&'h s
         .filter(|v| !v.is_empty())
 }
 
-/// Starts a session; returns the cookie value (never stored) and the session.
-pub async fn create(
-    db: &SqlitePool,
-    who: NewSession<'_>,
-    max: Duration,
-) -> Result<(String, Session)> {
-    let cookie = random_hex();
-    let now = now_millis();
-    let expires_at = now.saturating_add(millis(max));
-    // Finished sessions are only worth keeping while they could be listed.
-    sqlx::query("DELETE FROM sessions WHERE expires_at < ?")
-        .bind(now)
-        .execute(db)
-        .await?;
-    let row: Row = sqlx::query_as(&format!(
-        "INSERT INTO sessions (id_hash, login, role, groups, csrf, created_at, last_seen_at,
-                               expires_at, remote, user_agent)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {COLUMNS}"
-    ))
-    .bind(hash(&cookie))
-    .bind(who.login)
-    .bind(who.role.as_str())
-    .bind(serde_json::to_string(who.groups).map_err(anyhow::Error::from)?)
-    .bind(random_hex())
-    .bind(now)
-    .bind(now)
-    .bind(expires_at)
-    .bind(who.remote)
-    .bind(truncate(who.user_agent, 256))
-    .fetch_one(db)
-    .await?;
-    let session = row
-        .into_session()
-        .ok_or_else(|| anyhow::anyhow!("a session just written could not be read back"))?;
-    Ok((cookie, session))
-}
-
-/// The live session behind a cookie value: not revoked, not idle longer
-/// than `idle`, not older than `max`. Refreshes its idle clock.
-pub async fn lookup(
-    db: &SqlitePool,
-    cookie_value: &str,
+/// The `sessions` table, with the live sessions in use kept in memory: the
+/// session check runs before every request, and a read through sqlx costs
+/// about a hundred times a map lookup.
+///
+/// Every change opsdeck makes to a session (sign-out, revoke, the idle
+/// clock) goes through here and updates the memory at once. A change made to
+/// the table behind opsdeck's back is seen when the session's idle clock is
+/// next written (at most [`TOUCH_EVERY`] later), which re-reads the row.
+#[derive(Clone)]
+pub struct Sessions {
+    db: SqlitePool,
     idle: Duration,
     max: Duration,
-) -> Result<Option<Session>> {
-    let row: Option<Row> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM sessions WHERE id_hash = ? AND revoked_at IS NULL"
-    ))
-    .bind(hash(cookie_value))
-    .fetch_optional(db)
-    .await?;
-    let now = now_millis();
-    let Some(mut row) = row.filter(|r| r.alive(now, idle, max)) else {
-        return Ok(None);
-    };
-    let touch_every = millis(TOUCH_EVERY.min(idle / 10));
-    if now - row.last_seen_at >= touch_every {
-        sqlx::query("UPDATE sessions SET last_seen_at = ? WHERE rowid = ?")
-            .bind(now)
-            .bind(row.id)
-            .execute(db)
-            .await?;
-        row.last_seen_at = now;
+    /// Live sessions by the hash of their cookie.
+    cached: Arc<Mutex<HashMap<String, Session>>>,
+}
+
+/// Past this many cached sessions, ended ones are dropped from memory.
+const CACHE_PRUNE_AT: usize = 1024;
+
+impl Sessions {
+    pub fn new(db: SqlitePool, auth: &config::Auth) -> Sessions {
+        let (idle, max) = lifetimes(auth);
+        Sessions {
+            db,
+            idle,
+            max,
+            cached: Arc::default(),
+        }
     }
-    Ok(row.into_session())
-}
 
-/// Signs out: ends the session behind a cookie; returns it if it was live.
-pub async fn end(db: &SqlitePool, cookie_value: &str) -> Result<Option<Session>> {
-    let row: Option<Row> = sqlx::query_as(&format!(
-        "UPDATE sessions SET revoked_at = ? WHERE id_hash = ? AND revoked_at IS NULL
-         RETURNING {COLUMNS}"
-    ))
-    .bind(now_millis())
-    .bind(hash(cookie_value))
-    .fetch_optional(db)
-    .await?;
-    Ok(row.and_then(Row::into_session))
-}
+    fn cache(&self) -> MutexGuard<'_, HashMap<String, Session>> {
+        // Entries are replaced whole: a panic elsewhere cannot leave one half-written.
+        self.cached
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 
-/// Revokes a session by its row id (the sessions page); returns it if it
-/// was live.
-pub async fn revoke(db: &SqlitePool, id: i64) -> Result<Option<Session>> {
-    let row: Option<Row> = sqlx::query_as(&format!(
-        "UPDATE sessions SET revoked_at = ? WHERE rowid = ? AND revoked_at IS NULL
-         RETURNING {COLUMNS}"
-    ))
-    .bind(now_millis())
-    .bind(id)
-    .fetch_optional(db)
-    .await?;
-    Ok(row.and_then(Row::into_session))
-}
+    /// Starts a session; returns the cookie value (never stored) and the session.
+    pub async fn create(&self, who: NewSession<'_>) -> Result<(String, Session)> {
+        let cookie = random_hex();
+        let now = now_millis();
+        let expires_at = now.saturating_add(millis(self.max));
+        // Finished sessions are only worth keeping while they could be listed.
+        sqlx::query("DELETE FROM sessions WHERE expires_at < ?")
+            .bind(now)
+            .execute(&self.db)
+            .await?;
+        let row: Row = sqlx::query_as(&format!(
+            "INSERT INTO sessions (id_hash, login, role, groups, csrf, created_at, last_seen_at,
+                                   expires_at, remote, user_agent)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {COLUMNS}"
+        ))
+        .bind(hash(&cookie))
+        .bind(who.login)
+        .bind(who.role.as_str())
+        .bind(serde_json::to_string(who.groups).map_err(anyhow::Error::from)?)
+        .bind(random_hex())
+        .bind(now)
+        .bind(now)
+        .bind(expires_at)
+        .bind(who.remote)
+        .bind(truncate(who.user_agent, 256))
+        .fetch_one(&self.db)
+        .await?;
+        let session = row
+            .into_session()
+            .ok_or_else(|| anyhow::anyhow!("a session just written could not be read back"))?;
+        Ok((cookie, session))
+    }
 
-/// Every live session, most recently active first.
-pub async fn list_active(db: &SqlitePool, idle: Duration, max: Duration) -> Result<Vec<Session>> {
-    let rows: Vec<Row> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM sessions WHERE revoked_at IS NULL AND expires_at > ?
-         ORDER BY last_seen_at DESC"
-    ))
-    .bind(now_millis())
-    .fetch_all(db)
-    .await?;
-    let now = now_millis();
-    Ok(rows
-        .into_iter()
-        .filter(|r| r.alive(now, idle, max))
-        .filter_map(Row::into_session)
-        .collect())
+    /// The live session behind a cookie value: not revoked, not idle longer
+    /// than `auth.session_idle`, not older than `auth.session_max`.
+    /// Refreshes its idle clock.
+    pub async fn lookup(&self, cookie_value: &str) -> Result<Option<Session>> {
+        let id_hash = hash(cookie_value);
+        let cached = self.cache().get(&id_hash).cloned();
+        let (mut session, from_cache) = match cached {
+            Some(session) => (session, true),
+            None => {
+                let row: Option<Row> = sqlx::query_as(&format!(
+                    "SELECT {COLUMNS} FROM sessions WHERE id_hash = ? AND revoked_at IS NULL"
+                ))
+                .bind(&id_hash)
+                .fetch_optional(&self.db)
+                .await?;
+                match row.and_then(Row::into_session) {
+                    Some(session) => (session, false),
+                    None => return Ok(None),
+                }
+            }
+        };
+        let now = now_millis();
+        let touch_every = millis(TOUCH_EVERY.min(self.idle / 10));
+        let touch = now - session.last_seen_at >= touch_every;
+        if session.alive(now, self.idle, self.max) && touch {
+            // Read back, so a row changed behind our back is seen here.
+            let row: Option<Row> = sqlx::query_as(&format!(
+                "UPDATE sessions SET last_seen_at = ? WHERE rowid = ? AND revoked_at IS NULL
+                 RETURNING {COLUMNS}"
+            ))
+            .bind(now)
+            .bind(session.id)
+            .fetch_optional(&self.db)
+            .await?;
+            match row.and_then(Row::into_session) {
+                Some(touched) => session = touched,
+                None => session.expires_at = now,
+            }
+        }
+        if !session.alive(now, self.idle, self.max) {
+            self.cache().remove(&id_hash);
+            return Ok(None);
+        }
+        if touch || !from_cache {
+            let mut cache = self.cache();
+            if cache.len() >= CACHE_PRUNE_AT {
+                cache.retain(|_, s| s.alive(now, self.idle, self.max));
+            }
+            cache.insert(id_hash, session.clone());
+        }
+        Ok(Some(session))
+    }
+
+    /// Signs out: ends the session behind a cookie; returns it if it was live.
+    pub async fn end(&self, cookie_value: &str) -> Result<Option<Session>> {
+        let id_hash = hash(cookie_value);
+        let row: Option<Row> = sqlx::query_as(&format!(
+            "UPDATE sessions SET revoked_at = ? WHERE id_hash = ? AND revoked_at IS NULL
+             RETURNING {COLUMNS}"
+        ))
+        .bind(now_millis())
+        .bind(&id_hash)
+        .fetch_optional(&self.db)
+        .await?;
+        self.cache().remove(&id_hash);
+        Ok(row.and_then(Row::into_session))
+    }
+
+    /// Revokes a session by its row id (the sessions page); returns it if it
+    /// was live.
+    pub async fn revoke(&self, id: i64) -> Result<Option<Session>> {
+        let row: Option<Row> = sqlx::query_as(&format!(
+            "UPDATE sessions SET revoked_at = ? WHERE rowid = ? AND revoked_at IS NULL
+             RETURNING {COLUMNS}"
+        ))
+        .bind(now_millis())
+        .bind(id)
+        .fetch_optional(&self.db)
+        .await?;
+        self.cache().retain(|_, s| s.id != id);
+        Ok(row.and_then(Row::into_session))
+    }
+
+    /// Every live session, most recently active first.
+    pub async fn list_active(&self) -> Result<Vec<Session>> {
+        let rows: Vec<Row> = sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM sessions WHERE revoked_at IS NULL AND expires_at > ?
+             ORDER BY last_seen_at DESC"
+        ))
+        .bind(now_millis())
+        .fetch_all(&self.db)
+        .await?;
+        let now = now_millis();
+        Ok(rows
+            .into_iter()
+            .filter_map(Row::into_session)
+            .filter(|s| s.alive(now, self.idle, self.max))
+            .collect())
+    }
 }
 
 fn hash(cookie_value: &str) -> String {

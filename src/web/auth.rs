@@ -146,8 +146,7 @@ async fn session_actor(
     let Some(cookie) = cookie else {
         return Ok(None);
     };
-    let (idle, max) = session::lifetimes(&ctx.config.auth);
-    Ok(session::lookup(&ctx.db, cookie, idle, max).await?.map(|s| {
+    Ok(ctx.sessions.lookup(cookie).await?.map(|s| {
         let actor = Actor {
             login: s.login,
             role: s.role,

@@ -288,19 +288,16 @@ async fn start_session(
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let (_, max) = session::lifetimes(&ctx.config.auth);
-    let (cookie, _) = session::create(
-        &ctx.db,
-        session::NewSession {
+    let (cookie, _) = ctx
+        .sessions
+        .create(session::NewSession {
             login: &who.login,
             role,
             groups: &who.groups,
             remote: &remote,
             user_agent,
-        },
-        max,
-    )
-    .await?;
+        })
+        .await?;
     let actor = Actor {
         login: who.login.clone(),
         role,
@@ -350,7 +347,7 @@ async fn sign_out(
         .find_map(|h| session::cookie_value(&ctx.config, h));
     if let (Some(Extension(actor)), Some(cookie)) = (actor, cookie)
         && actor.via == Via::Session
-        && session::end(&ctx.db, cookie).await?.is_some()
+        && ctx.sessions.end(cookie).await?.is_some()
     {
         ctx.audit.record(Event::new(&actor, "signout", "")).await?;
     }

@@ -58,8 +58,7 @@ impl From<session::Session> for Row {
 /// `GET /sessions`: every live session, most recently active first.
 async fn list(State(ctx): State<Context>, actor: Actor, page: Page) -> Result<SessionsPage> {
     ctx.authorize(&actor, None, "sessions").await?;
-    let (idle, max) = session::lifetimes(&ctx.config.auth);
-    let sessions = session::list_active(&ctx.db, idle, max).await?;
+    let sessions = ctx.sessions.list_active().await?;
     Ok(SessionsPage {
         page,
         sessions: sessions.into_iter().map(Row::from).collect(),
@@ -70,7 +69,9 @@ async fn list(State(ctx): State<Context>, actor: Actor, page: Page) -> Result<Se
 /// (The CSRF token is checked by the web middleware before this runs.)
 async fn revoke(State(ctx): State<Context>, actor: Actor, Path(id): Path<i64>) -> Result<Redirect> {
     ctx.authorize(&actor, None, "sessions").await?;
-    let ended = session::revoke(&ctx.db, id)
+    let ended = ctx
+        .sessions
+        .revoke(id)
         .await?
         .ok_or_else(|| Error::NotFound(format!("there is no live session number {id}")))?;
     ctx.audit

@@ -1,6 +1,6 @@
 //! Gitea sign-in against a real OpenID provider configured like Gitea.
 
-use opsdeck::auth::{Role, session};
+use opsdeck::auth::Role;
 
 use crate::app::{App, client, readable, set_cookie};
 use crate::flow::{
@@ -14,8 +14,9 @@ fn value(cookie: &str) -> &str {
 }
 
 async fn role_of(app: &App, cookie: &str) -> Option<Role> {
-    let (idle, max) = session::lifetimes(&app.ctx.config.auth);
-    session::lookup(&app.ctx.db, value(cookie), idle, max)
+    app.ctx
+        .sessions
+        .lookup(value(cookie))
         .await
         .unwrap()
         .map(|s| s.role)

@@ -1,8 +1,6 @@
 //! The sessions page: admins see who is signed in and end sessions; the
 //! web middleware's CSRF check guards the revoke button.
 
-use opsdeck::auth::session;
-
 use crate::app::{App, client, readable, sign_in_page};
 use crate::dev::dev_sign_in;
 
@@ -72,8 +70,10 @@ async fn an_admin_lists_sessions_and_revokes_one_which_then_ends() {
     );
     let csrf = csrf_of(&page);
 
-    let (idle, max) = session::lifetimes(&app.ctx.config.auth);
-    let olly_id = session::list_active(&app.ctx.db, idle, max)
+    let olly_id = app
+        .ctx
+        .sessions
+        .list_active()
         .await
         .unwrap()
         .into_iter()

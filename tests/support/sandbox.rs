@@ -175,6 +175,20 @@ impl Sandbox {
             .unwrap()
     }
 
+    /// Starts the system bus and polkitd, which the sandbox does not start
+    /// by itself: `systemctl` run by a user asks systemd over D-Bus, and
+    /// systemd asks polkit.
+    pub fn start_bus_and_polkit(&self) {
+        self.run_ok(&[
+            "rm",
+            "/run/systemd/system.control/dbus.service",
+            "/run/systemd/system.control/dbus.socket",
+        ]);
+        self.run_ok(&["systemctl", "daemon-reload"]);
+        self.run_ok(&["systemctl", "start", "dbus.socket", "dbus.service"]);
+        self.run_ok(&["systemctl", "start", "polkit.service"]);
+    }
+
     /// Writes a unit into the sandbox's /run/systemd/system and reloads.
     pub fn install_unit(&self, name: &str, contents: &str) {
         fs::write(self.root().join("run/systemd/system").join(name), contents).unwrap();

@@ -95,20 +95,18 @@ impl Server {
     /// Signs `login` in as the sign-in flow does; the `Cookie` header value
     /// and the session's CSRF token.
     pub async fn session(&self, login: &str, role: Role) -> (String, String) {
-        let (_, max) = opsdeck::auth::session::lifetimes(&self.ctx.config.auth);
-        let (cookie, session) = opsdeck::auth::session::create(
-            &self.ctx.db,
-            opsdeck::auth::session::NewSession {
+        let (cookie, session) = self
+            .ctx
+            .sessions
+            .create(opsdeck::auth::session::NewSession {
                 login,
                 role,
                 groups: &[],
                 remote: "127.0.0.1",
                 user_agent: "tests",
-            },
-            max,
-        )
-        .await
-        .unwrap();
+            })
+            .await
+            .unwrap();
         (format!("opsdeck_session={cookie}"), session.csrf)
     }
 

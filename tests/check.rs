@@ -1,0 +1,137 @@
+//! `opsdeck check` names every mistake of the README's troubleshooting
+//! table before anyone clicks a button: run as an unprivileged user on a real
+//! systemd (the sandbox), against a host set up with those mistakes.
+//! (A config typo is tests/config.rs; a directory missing from the unit's
+//! `ReadWritePaths` is tests/package.rs, under the shipped unit.)
+
+mod support;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Output;
+
+use support::sandbox::Sandbox;
+
+const APPS: &str = r#"
+[[app]]
+name = "web"
+path = "{dir}/web"
+units = ["web.service", "nosuch.service"]
+
+[[app]]
+name = "bot"
+sudo = true
+units = ["web.service"]
+"#;
+
+fn write_config(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    let text = text.replace("{dir}", &dir.display().to_string());
+    fs::write(&path, text).unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+    path.display().to_string()
+}
+
+/// Runs `opsdeck check` as `nobody`, its argv after `prefix`; stderr and
+/// stdout together.
+fn check_as_nobody(
+    sandbox: &Sandbox,
+    prefix: &[&str],
+    binary: &str,
+    config: &str,
+) -> (Output, String) {
+    let mut argv = vec!["runuser", "-u", "nobody", "--"];
+    argv.extend(prefix);
+    argv.extend([binary, "check", "--config", config]);
+    let output = sandbox.run(&argv);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output, text)
+}
+
+#[test]
+fn check_names_every_mistake_of_the_troubleshooting_table() {
+    let Some(sandbox) = Sandbox::boot() else {
+        return;
+    };
+    // Everything `nobody` must read lives in a directory it may enter.
+    let dir = sandbox.dir().join("check");
+    fs::create_dir(&dir).unwrap();
+    fs::set_permissions(sandbox.dir(), fs::Permissions::from_mode(0o755)).unwrap();
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+    let binary = dir.join("opsdeck");
+    fs::copy(env!("CARGO_BIN_EXE_opsdeck"), &binary).unwrap();
+    let binary = binary.display().to_string();
+    // The app's directory belongs to root: nobody cannot write it.
+    fs::create_dir(dir.join("web")).unwrap();
+    fs::set_permissions(dir.join("web"), fs::Permissions::from_mode(0o755)).unwrap();
+    sandbox.install_unit("web.service", "[Service]\nExecStart=/bin/sleep infinity\n");
+    sandbox.run_ok(&["systemctl", "start", "web.service"]);
+    sandbox.start_bus_and_polkit();
+
+    let config = write_config(
+        &dir,
+        "opsdeck.toml",
+        &format!("[server]\ndata_dir = \"/tmp/opsdeck-check-data\"\n{APPS}"),
+    );
+    let (output, said) = check_as_nobody(&sandbox, &[], &binary, &config);
+    assert!(
+        output.status.success(),
+        "warnings do not fail the check: {said}"
+    );
+    for row in [
+        // "a deploy fails with Permission denied"
+        &format!(
+            "app \"web\": {}/web is not writable by nobody (EACCES",
+            dir.display()
+        ),
+        // "a restart fails with Interactive authentication required"
+        "app \"web\": opsdeck may not restart web.service: ",
+        "Interactive authentication required",
+        "List it in the polkit rule /etc/polkit-1/rules.d/50-opsdeck.rules",
+        // "a restart fails with a password is required"
+        "app \"bot\": opsdeck may not restart web.service",
+        "a password is required",
+        "List it in /etc/sudoers.d/opsdeck",
+        // "a deploy fails with … is not installed on this host"
+        "nosuch.service is not installed on this host",
+        // "the Logs page shows no lines"
+        "nobody is not in the systemd-journal group",
+        // "nobody can sign in"
+        "neither `gitea_url` nor `dev_login` is set",
+    ] {
+        assert!(said.contains(row), "missing {row:?} in:\n{said}");
+    }
+
+    // "a restart fails with 'The no new privileges flag is set'": sudo
+    // under a hardened unit without the drop-in.
+    let (_, said) = check_as_nobody(&sandbox, &["setpriv", "--no-new-privs"], &binary, &config);
+    assert!(
+        said.contains("app \"bot\": opsdeck may not restart web.service")
+            && said.contains("no new privileges")
+            && said.contains("install the drop-in deploy/sudo.conf"),
+        "{said}"
+    );
+
+    // "a secret file is readable by everyone".
+    fs::write(dir.join("client_secret"), "s3cret\n").unwrap();
+    fs::set_permissions(dir.join("client_secret"), fs::Permissions::from_mode(0o644)).unwrap();
+    let config = write_config(
+        &dir,
+        "secret.toml",
+        "[server]\ndata_dir = \"/tmp/opsdeck-check-data\"\n\
+         [auth]\ngitea_url = \"https://git.example.org/\"\nclient_id = \"opsdeck\"\n\
+         client_secret_file = \"{dir}/client_secret\"\n",
+    );
+    let (_, said) = check_as_nobody(&sandbox, &[], &binary, &config);
+    assert!(
+        said.contains("auth.client_secret_file")
+            && said.contains("holds a secret and is readable by every user on this machine"),
+        "{said}"
+    );
+    sandbox.teardown();
+}
