@@ -64,7 +64,7 @@ async fn inside() {
             res
         }
     };
-    let idle = rss_kib(server.child.id());
+    let idle = server.rss_kib();
 
     eprintln!("logs bench: latency");
     // Latency: the unit stamps each line as it prints it; opsdeck's viewer
@@ -166,7 +166,7 @@ async fn inside() {
         viewers.push(open("backfill=0".into(), None).await);
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let loaded = rss_kib(server.child.id());
+    let loaded = server.rss_kib();
     println!(
         "| opsdeck RSS with {VIEWERS} viewers of one unit, over idle | +{:.1} MB | idle {:.1} MB | — | ≤ +20 MB |",
         (loaded.saturating_sub(idle)) as f64 / 1024.0,
@@ -250,13 +250,4 @@ fn percentiles(mut samples: Vec<f64>) -> (f64, f64) {
     samples.sort_by(f64::total_cmp);
     let at = |q: f64| samples[((samples.len() - 1) as f64 * q) as usize];
     (at(0.5), at(0.99))
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
 }

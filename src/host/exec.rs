@@ -396,7 +396,7 @@ struct LineSplitter {
 impl LineSplitter {
     fn push(&mut self, mut bytes: &[u8]) -> Vec<String> {
         let mut lines = Vec::new();
-        while let Some(end) = bytes.iter().position(|&b| b == b'\n') {
+        while let Some(end) = memchr::memchr(b'\n', bytes) {
             let line = if self.partial.is_empty() {
                 decode(&bytes[..end])
             } else {

@@ -160,7 +160,7 @@ async fn store_chunks(
             data.push(b'\n');
         }
         data.pop();
-        if let Err(e) = store::insert_chunk(&db, job, first, last, &data).await {
+        if let Err(e) = store::insert_chunk(&db, job, first, last, data).await {
             tracing::error!(job, first, last, error = %e, "job output lines could not be stored");
         }
         let mut live = live.lock();

@@ -332,7 +332,8 @@ pub async fn insert_chunk(
     job: i64,
     first: u64,
     last: u64,
-    data: &[u8],
+    // Owned: sqlx keeps the bound value, and would copy a borrowed one.
+    data: Vec<u8>,
 ) -> Result<()> {
     sqlx::query("INSERT INTO job_output (job_id, first_line, last_line, data) VALUES (?, ?, ?, ?)")
         .bind(job)

@@ -6,7 +6,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
-use support::server;
+use support::{cli, server};
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -154,6 +154,19 @@ run = ["date", "+%s%N"]
     println!(
         "| POST → child started, p50 of 30 | {:.1} ms | — | — | ≤ 20 ms |",
         start_p50.as_secs_f64() * 1000.0
+    );
+
+    // 4. The real binary, idle: migrated database, one app, a few seconds
+    // after its first answer.
+    let instance = cli::Instance::new(
+        "[[app]]\nname = \"web\"\n\n[[app.action]]\nname = \"hello\"\nrun = [\"echo\", \"hello\"]\n",
+    );
+    let serve = instance.serve().await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let idle = serve.rss_kib() as f64 / 1024.0;
+    println!(
+        "| idle RSS of `opsdeck serve` (one app, database open) | {idle:.1} MB | — | {:.2} (÷ 25 MB) | ≤ 25 MB |",
+        idle / 25.0
     );
 }
 

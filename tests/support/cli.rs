@@ -103,6 +103,16 @@ pub struct Server {
 }
 
 impl Server {
+    /// The server's resident memory, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    }
+
     /// SIGTERM, then the exit status and everything it wrote to stderr.
     pub fn stop(mut self) -> (std::process::ExitStatus, String) {
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
