@@ -6,6 +6,7 @@ mod support;
 
 use opsdeck::Error;
 use opsdeck::auth::{Actor, Role};
+use opsdeck::host::Host;
 use opsdeck::host::git;
 use opsdeck::jobs::State;
 use opsdeck::ops::{deploy, releases, rollback};
@@ -67,7 +68,10 @@ async fn inside_checkout_deploys_and_rolls_back() {
         "step \"Health check\" failed; the recovery steps succeeded"
     );
     assert_eq!(answer(port).await, "v2");
-    assert_eq!(git::head(&repos.app).await.unwrap().as_str(), v2);
+    assert_eq!(
+        git::head(&Host::Local, &repos.app).await.unwrap().as_str(),
+        v2
+    );
     let bad = &releases::list(&ctx.db, "web", 10).await.unwrap()[0];
     assert_eq!(
         (bad.bad, bad.outcome().as_str()),
@@ -93,7 +97,10 @@ async fn inside_checkout_deploys_and_rolls_back() {
         "{summary}"
     );
     assert_eq!(answer(port).await, "v2");
-    assert_eq!(git::head(&repos.app).await.unwrap().as_str(), v2);
+    assert_eq!(
+        git::head(&Host::Local, &repos.app).await.unwrap().as_str(),
+        v2
+    );
 
     // Hostile refs, unknown branches and a dirty tree are refused before
     // anything is queued.

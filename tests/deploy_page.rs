@@ -6,6 +6,7 @@
 mod support;
 
 use opsdeck::auth::Role;
+use opsdeck::host::Host;
 use opsdeck::host::git;
 use opsdeck::jobs::State;
 use support::repos::Repos;
@@ -153,7 +154,10 @@ async fn what_ships_then_deploy_with_the_production_confirmation_then_roll_back(
         .await;
     assert_eq!(status, 303, "{to}");
     job_of(&server, &to).await;
-    assert_eq!(git::head(&repos.app).await.unwrap().as_str(), v3);
+    assert_eq!(
+        git::head(&Host::Local, &repos.app).await.unwrap().as_str(),
+        v3
+    );
     let (_, preview) = owner.page("/apps/web/deploy/preview?ref=main").await;
     assert!(
         preview.contains("Ships 1 commit:") && preview.contains("Version 4"),
@@ -190,7 +194,10 @@ async fn what_ships_then_deploy_with_the_production_confirmation_then_roll_back(
         .await;
     assert_eq!(status, 303, "{to}");
     job_of(&server, &to).await;
-    assert_eq!(git::head(&repos.app).await.unwrap().as_str(), v3);
+    assert_eq!(
+        git::head(&Host::Local, &repos.app).await.unwrap().as_str(),
+        v3
+    );
     let (status, said) = owner.post("/apps/web/rollback", &[("release", "x1")]).await;
     assert_eq!(status, 400);
     assert!(

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use opsdeck::Error;
 use opsdeck::config::Health;
+use opsdeck::host::Host;
 use opsdeck::host::git::{self, Sha};
 use opsdeck::host::probe;
 use opsdeck::host::systemd::Systemctl;
@@ -21,21 +22,36 @@ use support::sandbox::Sandbox;
 #[tokio::test]
 async fn fetch_then_resolve_gives_the_remote_branch_not_the_stale_local_one() {
     let repos = Repos::new();
-    let v1 = git::head(&repos.app).await.unwrap();
+    let v1 = git::head(&Host::Local, &repos.app).await.unwrap();
     let v2 = repos.push("version", "v2", "Second version");
 
     // Before fetching, the work tree does not know v2.
-    assert_eq!(git::resolve(&repos.app, "main").await.unwrap(), v1);
-    git::fetch(&repos.app).await.unwrap();
-    let resolved = git::resolve(&repos.app, "main").await.unwrap();
+    assert_eq!(
+        git::resolve(&Host::Local, &repos.app, "main")
+            .await
+            .unwrap(),
+        v1
+    );
+    git::fetch(&Host::Local, &repos.app).await.unwrap();
+    let resolved = git::resolve(&Host::Local, &repos.app, "main")
+        .await
+        .unwrap();
     assert_eq!(resolved.as_str(), v2);
 
     sh_git(&repos.author, &["tag", "release-1", v1.as_str()]);
     sh_git(&repos.author, &["push", "-q", "origin", "release-1"]);
-    git::fetch(&repos.app).await.unwrap();
-    assert_eq!(git::resolve(&repos.app, "release-1").await.unwrap(), v1);
+    git::fetch(&Host::Local, &repos.app).await.unwrap();
     assert_eq!(
-        git::resolve(&repos.app, &v2[..10]).await.unwrap().as_str(),
+        git::resolve(&Host::Local, &repos.app, "release-1")
+            .await
+            .unwrap(),
+        v1
+    );
+    assert_eq!(
+        git::resolve(&Host::Local, &repos.app, &v2[..10])
+            .await
+            .unwrap()
+            .as_str(),
         v2
     );
 }
@@ -43,13 +59,17 @@ async fn fetch_then_resolve_gives_the_remote_branch_not_the_stale_local_one() {
 #[tokio::test]
 async fn checkout_detaches_at_the_sha_and_log_lists_what_ships() {
     let repos = Repos::new();
-    let v1 = git::head(&repos.app).await.unwrap();
+    let v1 = git::head(&Host::Local, &repos.app).await.unwrap();
     repos.push("version", "v2", "Second version");
     let v3 = repos.push("notes", "hello", "Add notes");
-    git::fetch(&repos.app).await.unwrap();
-    let target = git::resolve(&repos.app, "main").await.unwrap();
+    git::fetch(&Host::Local, &repos.app).await.unwrap();
+    let target = git::resolve(&Host::Local, &repos.app, "main")
+        .await
+        .unwrap();
 
-    let ships = git::log(&repos.app, &v1, &target).await.unwrap();
+    let ships = git::log(&Host::Local, &repos.app, &v1, &target)
+        .await
+        .unwrap();
     let lines: Vec<String> = ships
         .iter()
         .map(|c| format!("{} {} ({})", c.sha.short(), c.subject, c.author))
@@ -62,15 +82,17 @@ async fn checkout_detaches_at_the_sha_and_log_lists_what_ships() {
         ]
     );
 
-    git::checkout(&repos.app, &target).await.unwrap();
-    assert_eq!(git::head(&repos.app).await.unwrap(), target);
+    git::checkout(&Host::Local, &repos.app, &target)
+        .await
+        .unwrap();
+    assert_eq!(git::head(&Host::Local, &repos.app).await.unwrap(), target);
     assert_eq!(fs::read_to_string(repos.app.join("version")).unwrap(), "v2");
     assert_eq!(
         sh_git(&repos.app, &["rev-parse", "--abbrev-ref", "HEAD"]),
         "HEAD"
     );
     assert!(
-        git::log(&repos.app, &target, &target)
+        git::log(&Host::Local, &repos.app, &target, &target)
             .await
             .unwrap()
             .is_empty()
@@ -80,13 +102,13 @@ async fn checkout_detaches_at_the_sha_and_log_lists_what_ships() {
 #[tokio::test]
 async fn a_dirty_work_tree_is_refused_naming_the_changed_files() {
     let repos = Repos::new();
-    git::ensure_clean(&repos.app).await.unwrap();
+    git::ensure_clean(&Host::Local, &repos.app).await.unwrap();
     // Untracked files (build output, .env) do not make a tree dirty.
     fs::write(repos.app.join("build.log"), "output").unwrap();
-    git::ensure_clean(&repos.app).await.unwrap();
+    git::ensure_clean(&Host::Local, &repos.app).await.unwrap();
 
     fs::write(repos.app.join("version"), "edited on the server").unwrap();
-    let Err(Error::Conflict(message)) = git::ensure_clean(&repos.app).await else {
+    let Err(Error::Conflict(message)) = git::ensure_clean(&Host::Local, &repos.app).await else {
         panic!("a changed file must be refused");
     };
     assert_eq!(
@@ -123,7 +145,8 @@ async fn hostile_and_unknown_refs_are_refused_before_git_runs_them() {
         (long.as_str(), "10240 bytes long"),
     ];
     for (name, why) in refused {
-        let Err(Error::BadRequest(message)) = git::resolve(&repos.app, name).await else {
+        let Err(Error::BadRequest(message)) = git::resolve(&Host::Local, &repos.app, name).await
+        else {
             panic!("{name:?} must be refused");
         };
         assert!(
@@ -137,7 +160,9 @@ async fn hostile_and_unknown_refs_are_refused_before_git_runs_them() {
     }
     assert!(!marker.exists(), "git ran the upload-pack command");
 
-    let Err(Error::BadRequest(message)) = git::resolve(&repos.app, "no-such-branch").await else {
+    let Err(Error::BadRequest(message)) =
+        git::resolve(&Host::Local, &repos.app, "no-such-branch").await
+    else {
         panic!("an unknown branch must be refused");
     };
     assert_eq!(

@@ -5,6 +5,7 @@
 mod support;
 
 use hmac::{Hmac, Mac};
+use opsdeck::host::Host;
 use opsdeck::host::git;
 use opsdeck::jobs::State;
 use sha2::Sha256;
@@ -116,7 +117,10 @@ async fn a_signed_push_to_the_auto_deploy_branch_deploys_once_as_the_pusher() {
     assert_eq!(status, 202, "{accepted}");
     let job = accepted["job"].as_i64().unwrap();
     assert_eq!(server.finished(job).await, State::Succeeded);
-    assert_eq!(git::head(&repos.app).await.unwrap().as_str(), v2);
+    assert_eq!(
+        git::head(&Host::Local, &repos.app).await.unwrap().as_str(),
+        v2
+    );
     let job = server.ctx.jobs.job(job).await.unwrap();
     assert_eq!(job.actor, "gitea:ben");
 

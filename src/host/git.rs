@@ -10,7 +10,8 @@ use std::fmt;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::host::exec::{Captured, capture, command_line};
+use crate::host::Host;
+use crate::host::exec::{Captured, command_line};
 use crate::{Error, Result};
 
 /// Fetching may cross the network; everything else is local and quick.
@@ -121,8 +122,9 @@ pub fn validate_ref(name: &str) -> Result<()> {
 }
 
 /// `git fetch --prune origin`: brings the remote's branches and tags up to date.
-pub async fn fetch(repo: &Path) -> Result<()> {
+pub async fn fetch(host: &Host, repo: &Path) -> Result<()> {
     git(
+        host,
         repo,
         &["fetch", "--prune", "--tags", "--quiet", REMOTE],
         FETCH_TIMEOUT,
@@ -134,7 +136,7 @@ pub async fn fetch(repo: &Path) -> Result<()> {
 /// Resolves a requested branch, tag or commit into the full SHA of a commit,
 /// preferring the remote's branch (what `fetch` just brought) over a stale
 /// local one.
-pub async fn resolve(repo: &Path, name: &str) -> Result<Sha> {
+pub async fn resolve(host: &Host, repo: &Path, name: &str) -> Result<Sha> {
     validate_ref(name)?;
     for candidate in [
         format!("refs/remotes/{REMOTE}/{name}"),
@@ -143,6 +145,7 @@ pub async fn resolve(repo: &Path, name: &str) -> Result<Sha> {
     ] {
         let spec = format!("{candidate}^{{commit}}");
         let found = run(
+            host,
             repo,
             &[
                 "rev-parse",
@@ -162,20 +165,21 @@ pub async fn resolve(repo: &Path, name: &str) -> Result<Sha> {
         if !found.stderr.trim().is_empty() {
             return Err(Error::Unavailable(format!(
                 "git could not resolve {name:?} in {}: {}",
-                repo.display(),
+                host.place(repo),
                 found.stderr.trim()
             )));
         }
     }
     Err(Error::BadRequest(format!(
         "{name:?} is not a branch, tag or commit of {}",
-        repo.display()
+        host.place(repo)
     )))
 }
 
 /// The commit the work tree has checked out.
-pub async fn head(repo: &Path) -> Result<Sha> {
+pub async fn head(host: &Host, repo: &Path) -> Result<Sha> {
     let out = git(
+        host,
         repo,
         &["rev-parse", "--verify", "HEAD^{commit}"],
         LOCAL_TIMEOUT,
@@ -187,8 +191,9 @@ pub async fn head(repo: &Path) -> Result<Sha> {
 /// Refuses a work tree whose tracked files were changed by hand, naming
 /// them. Untracked files do not count: build output and env files live
 /// there, and `git checkout` itself refuses to overwrite one.
-pub async fn ensure_clean(repo: &Path) -> Result<()> {
+pub async fn ensure_clean(host: &Host, repo: &Path) -> Result<()> {
     let out = git(
+        host,
         repo,
         &["status", "--porcelain", "--untracked-files=no"],
         LOCAL_TIMEOUT,
@@ -204,14 +209,15 @@ pub async fn ensure_clean(repo: &Path) -> Result<()> {
     }
     Err(Error::Conflict(format!(
         "the work tree {} has uncommitted changes to {}; commit or discard them before deploying",
-        repo.display(),
+        host.place(repo),
         changed.join(", ")
     )))
 }
 
 /// `git checkout --detach <sha>`: the work tree now holds exactly that commit.
-pub async fn checkout(repo: &Path, sha: &Sha) -> Result<()> {
+pub async fn checkout(host: &Host, repo: &Path, sha: &Sha) -> Result<()> {
     git(
+        host,
         repo,
         &["checkout", "--detach", "--quiet", sha.as_str()],
         LOCAL_TIMEOUT,
@@ -222,9 +228,10 @@ pub async fn checkout(repo: &Path, sha: &Sha) -> Result<()> {
 
 /// What ships when going from `from` to `to`: the commits in `to` that
 /// `from` lacks, newest first.
-pub async fn log(repo: &Path, from: &Sha, to: &Sha) -> Result<Vec<Commit>> {
+pub async fn log(host: &Host, repo: &Path, from: &Sha, to: &Sha) -> Result<Vec<Commit>> {
     let range = format!("{from}..{to}");
     let out = git(
+        host,
         repo,
         &["log", "--no-decorate", "--format=%H%x00%an%x00%s", &range],
         LOCAL_TIMEOUT,
@@ -250,21 +257,22 @@ pub async fn log(repo: &Path, from: &Sha, to: &Sha) -> Result<Vec<Commit>> {
 }
 
 /// Runs git and returns its stdout, or an error that quotes git's own words.
-async fn git(repo: &Path, args: &[&str], timeout: Duration) -> Result<String> {
-    let out = run(repo, args, timeout).await?;
+async fn git(host: &Host, repo: &Path, args: &[&str], timeout: Duration) -> Result<String> {
+    let out = run(host, repo, args, timeout).await?;
     if out.success() {
         return Ok(out.stdout);
     }
     Err(Error::Unavailable(format!(
         "`{}` failed in {}: {}",
         command_line(&argv(args)),
-        repo.display(),
+        host.place(repo),
         out.stderr.trim()
     )))
 }
 
-async fn run(repo: &Path, args: &[&str], timeout: Duration) -> Result<Captured> {
-    if !repo.is_dir() {
+async fn run(host: &Host, repo: &Path, args: &[&str], timeout: Duration) -> Result<Captured> {
+    // On another host, `cd` into a missing directory fails with its own words.
+    if *host == Host::Local && !repo.is_dir() {
         return Err(Error::Unavailable(format!(
             "the repository {} does not exist",
             repo.display()
@@ -276,7 +284,7 @@ async fn run(repo: &Path, args: &[&str], timeout: Duration) -> Result<Captured> 
         ("GIT_TERMINAL_PROMPT".to_owned(), "0".to_owned()),
         ("LC_ALL".to_owned(), "C".to_owned()),
     ]);
-    capture(&argv(args), Some(repo), &env, timeout).await
+    host.capture(&argv(args), Some(repo), &env, timeout).await
 }
 
 fn argv(args: &[&str]) -> Vec<String> {

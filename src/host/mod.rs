@@ -1,5 +1,12 @@
 //! How a command reaches a host: the only place that spawns processes or
 //! touches an app's files.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::Result;
+use crate::config::{App, Config};
 pub mod envfile;
 pub mod exec;
 pub mod git;
@@ -11,6 +18,54 @@ pub mod secret;
 pub mod ssh;
 pub mod survey;
 pub mod systemd;
+
+/// Where an app's commands run: this machine, or another one over SSH.
+/// Host steps (git, systemctl) go through here, so each is written once
+/// and works on both.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Host {
+    Local,
+    Ssh(ssh::Remote),
+}
+
+impl Host {
+    /// The host `app` runs on, from its `host` value.
+    pub fn of(config: &Config, app: &App) -> Result<Host> {
+        Ok(ssh::Remote::resolve(config, &app.host)?.map_or(Host::Local, Host::Ssh))
+    }
+
+    /// Runs a short command to completion in `cwd`, with `env` added to
+    /// the environment; what it printed.
+    pub async fn capture(
+        &self,
+        argv: &[String],
+        cwd: Option<&Path>,
+        env: &BTreeMap<String, String>,
+        timeout: Duration,
+    ) -> Result<exec::Captured> {
+        match self {
+            Host::Local => exec::capture(argv, cwd, env, timeout).await,
+            Host::Ssh(remote) => remote.capture_in(argv, cwd, env, timeout).await,
+        }
+    }
+
+    /// How messages name the host: "this host" or `user@host:port`.
+    pub fn name(&self) -> String {
+        match self {
+            Host::Local => "this host".to_owned(),
+            Host::Ssh(remote) => remote.name(),
+        }
+    }
+
+    /// How messages name a path on the host: `path` here, `path on
+    /// user@host:port` elsewhere.
+    pub fn place(&self, path: &Path) -> String {
+        match self {
+            Host::Local => path.display().to_string(),
+            Host::Ssh(remote) => format!("{} on {}", path.display(), remote.name()),
+        }
+    }
+}
 
 /// Names the point at which opsdeck kills itself (see [`crash_point`]).
 pub const CRASH_AT: &str = "OPSDECK_CRASH_AT";

@@ -110,7 +110,20 @@ impl Remote {
     /// that cannot be made (key, host key, network) is an error naming the
     /// host and ssh's own reason.
     pub async fn capture(&self, argv: &[String], timeout: Duration) -> Result<Captured> {
-        self.run(argv, Vec::new(), timeout).await
+        self.capture_in(argv, None, &BTreeMap::new(), timeout).await
+    }
+
+    /// Like [`Remote::capture`], in `cwd` with `env` added to the remote
+    /// login environment.
+    pub async fn capture_in(
+        &self,
+        argv: &[String],
+        cwd: Option<&Path>,
+        env: &BTreeMap<String, String>,
+        timeout: Duration,
+    ) -> Result<Captured> {
+        let local = self.command(argv, cwd, env)?;
+        self.finish(argv, capture_with_input(&local, Vec::new(), timeout).await?)
     }
 
     /// Replaces `path` on the host with `content`, atomically as a local
@@ -164,7 +177,11 @@ impl Remote {
 
     async fn run(&self, argv: &[String], input: Vec<u8>, timeout: Duration) -> Result<Captured> {
         let local = self.command(argv, None, &BTreeMap::new())?;
-        let out = capture_with_input(&local, input, timeout).await?;
+        self.finish(argv, capture_with_input(&local, input, timeout).await?)
+    }
+
+    /// What `argv` printed, or the reason ssh itself failed.
+    fn finish(&self, argv: &[String], out: Captured) -> Result<Captured> {
         // ssh's own failures exit 255 (a remote command rarely does).
         if out.status == Some(255) {
             return Err(Error::Unavailable(format!(

@@ -12,7 +12,8 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDateTime, Utc};
 
 use crate::config::App;
-use crate::host::exec::{capture, command_line};
+use crate::host::Host;
+use crate::host::exec::command_line;
 use crate::{Error, Result};
 
 /// How often `wait_active` looks at a unit that is still starting.
@@ -28,6 +29,8 @@ pub struct Systemctl {
     /// Wrapper for every call: reaches another systemd, e.g. `nsenter -t
     /// <pid> -m -p --` for a systemd in its own namespaces.
     via: Vec<String>,
+    /// The machine whose systemd this is.
+    host: Host,
 }
 
 /// What `systemctl show` says about a unit, in its own words.
@@ -55,8 +58,8 @@ impl UnitStatus {
 }
 
 impl Systemctl {
-    /// `systemctl` on this machine, restarts through `sudo -n` when asked.
-    pub fn local(sudo: bool) -> Systemctl {
+    /// `systemctl` on `host`, restarts through `sudo -n` when asked.
+    pub fn on(host: Host, sudo: bool) -> Systemctl {
         let privileged = if sudo {
             vec!["sudo".to_owned(), "-n".to_owned()]
         } else {
@@ -65,10 +68,17 @@ impl Systemctl {
         Systemctl {
             privileged,
             via: Vec::new(),
+            host,
         }
     }
 
-    /// How the app's config says its units are reached.
+    /// `systemctl` on this machine.
+    pub fn local(sudo: bool) -> Systemctl {
+        Systemctl::on(Host::Local, sudo)
+    }
+
+    /// How the app's config says its units are reached, on this machine
+    /// (`check` looks at this machine only).
     pub fn for_app(app: &App) -> Systemctl {
         Systemctl::local(app.sudo)
     }
@@ -76,8 +86,8 @@ impl Systemctl {
     /// Reaches systemctl through a wrapper command (`nsenter …`).
     pub fn via(wrapper: Vec<String>) -> Systemctl {
         Systemctl {
-            privileged: Vec::new(),
             via: wrapper,
+            ..Systemctl::local(false)
         }
     }
 
@@ -177,7 +187,8 @@ impl Systemctl {
         let field = |key: &str| fields.get(key).copied().unwrap_or_default();
         if field("LoadState") == "not-found" {
             return Err(Error::NotFound(format!(
-                "{unit} is not installed on this host (systemd does not know it)"
+                "{unit} is not installed on {} (systemd does not know it)",
+                self.host.name()
             )));
         }
         Ok(UnitStatus {
@@ -215,7 +226,7 @@ impl Systemctl {
             .collect();
         // English messages: they are quoted to operators and matched above.
         let env = BTreeMap::from([("LC_ALL".to_owned(), "C".to_owned())]);
-        let out = capture(&argv, None, &env, timeout).await?;
+        let out = self.host.capture(&argv, None, &env, timeout).await?;
         if out.success() {
             return Ok(out.stdout);
         }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use super::plan::Work;
 use crate::config::Health;
+use crate::host::Host;
 use crate::host::exec::command_line as quoted;
 use crate::host::git::{self, Sha};
 use crate::host::probe;
@@ -46,7 +47,9 @@ impl Replaced {
     }
 }
 
-pub(super) async fn run(work: &Work, replaced: &mut Replaced) -> Result<Vec<String>> {
+/// Runs `work` on `host` (the job's app's). Releases are made on this
+/// machine only: the plan refuses them for an app on another host.
+pub(super) async fn run(work: &Work, host: &Host, replaced: &mut Replaced) -> Result<Vec<String>> {
     match work {
         Work::Run { .. }
         | Work::Sweep { .. }
@@ -60,15 +63,15 @@ pub(super) async fn run(work: &Work, replaced: &mut Replaced) -> Result<Vec<Stri
         ))),
         Work::Checkout { repo, sha } => {
             let sha = Sha::parse(sha)?;
-            git::ensure_clean(repo).await?;
-            let was = git::head(repo).await?;
+            git::ensure_clean(host, repo).await?;
+            let was = git::head(host, repo).await?;
             if replaced.commit(repo).is_none() {
                 replaced.commits.push((repo.clone(), was.clone()));
             }
-            git::checkout(repo, &sha).await?;
+            git::checkout(host, repo, &sha).await?;
             Ok(vec![format!(
                 "{} was at {}; it is now at {sha}",
-                repo.display(),
+                host.place(repo),
                 was.short()
             )])
         }
@@ -79,8 +82,8 @@ pub(super) async fn run(work: &Work, replaced: &mut Replaced) -> Result<Vec<Stri
                     repo.display()
                 )));
             };
-            git::checkout(repo, &sha).await?;
-            Ok(vec![format!("{} is back at {sha}", repo.display())])
+            git::checkout(host, repo, &sha).await?;
+            Ok(vec![format!("{} is back at {sha}", host.place(repo))])
         }
         Work::MakeRelease {
             repo,
@@ -119,11 +122,13 @@ pub(super) async fn run(work: &Work, replaced: &mut Replaced) -> Result<Vec<Stri
             ]),
         },
         Work::Restart { units, sudo } => {
-            Systemctl::local(*sudo).restart(units, WAIT_ACTIVE).await?;
+            Systemctl::on(host.clone(), *sudo)
+                .restart(units, WAIT_ACTIVE)
+                .await?;
             Ok(vec![format!("restarted {}", units.join(", "))])
         }
         Work::WaitActive { units } => {
-            let systemctl = Systemctl::local(false);
+            let systemctl = Systemctl::on(host.clone(), false);
             let mut lines = Vec::new();
             for unit in units {
                 let status = systemctl.wait_active(unit, WAIT_ACTIVE).await?;

@@ -17,8 +17,8 @@ use super::redact::Redactor;
 use super::store::{self, Runnable};
 use super::{host_work, secret_work};
 use crate::audit::{Event, Outcome};
+use crate::host::Host;
 use crate::host::exec::{self, Ended};
-use crate::host::ssh::Remote;
 
 type Lines = mpsc::Sender<Vec<String>>;
 
@@ -236,17 +236,17 @@ impl Run<'_> {
             Work::Run { argv, cwd, env } => {
                 crate::host::crash_point("run:start");
                 let tag = format!("{}:{}", self.inner.instance, self.job.id);
-                let started = self.remote().and_then(|remote| {
+                let started = self.host().and_then(|host| {
                     let tagged = (exec::JOB_TAG.to_owned(), tag);
-                    match remote {
+                    match host {
                         // The step's env goes to the host; locally `ssh`
                         // gets only the basics and the tag.
-                        Some(remote) => exec::start(
+                        Host::Ssh(remote) => exec::start(
                             &remote.step_command(argv, cwd.as_deref(), env)?,
                             None,
                             &exec::job_env(&BTreeMap::from([tagged])),
                         ),
-                        None => {
+                        Host::Local => {
                             let mut env = exec::job_env(env);
                             env.insert(tagged.0, tagged.1);
                             exec::start(argv, cwd.as_deref(), &env)
@@ -290,6 +290,7 @@ impl Run<'_> {
                     server_key: &self.inner.server_key,
                     redactor: &self.redactor,
                 };
+                let on = self.host();
                 let work = async {
                     match host {
                         Work::RotateSecret { .. }
@@ -298,7 +299,7 @@ impl Run<'_> {
                         | Work::RestoreWebhookSecret { .. } => {
                             secret_work::run(host, &mut self.rotations, &tools).await
                         }
-                        _ => host_work::run(host, &mut self.replaced).await,
+                        _ => host_work::run(host, &on?, &mut self.replaced).await,
                     }
                 };
                 let ended = in_process(work, limit, stopped, &lines).await;
@@ -348,11 +349,11 @@ impl Run<'_> {
         }
     }
 
-    /// Where the job's app runs: `None` for this machine.
-    fn remote(&self) -> crate::Result<Option<Remote>> {
+    /// Where the job's app runs.
+    fn host(&self) -> crate::Result<Host> {
         match self.inner.config.app(&self.job.app) {
-            Some(app) => Remote::resolve(&self.inner.config, &app.host),
-            None => Ok(None),
+            Some(app) => Host::of(&self.inner.config, app),
+            None => Ok(Host::Local),
         }
     }
 

@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use crate::audit::Event;
 use crate::auth::Actor;
 use crate::config::{App, Strategy};
+use crate::host::Host;
 use crate::host::exec::command_line;
 use crate::host::git::{self, Sha};
 use crate::host::release_tree;
@@ -62,9 +63,10 @@ async fn prepare(
     ctx.authorize(actor, Some(app), "deploy").await?;
     git::validate_ref(git_ref)?;
     let repo = repository(app)?;
+    let host = Host::of(&ctx.config, app)?;
     let _one_at_a_time = PREPARING.lock().await;
-    git::fetch(repo).await?;
-    let sha = git::resolve(repo, git_ref).await?;
+    git::fetch(&host, repo).await?;
+    let sha = git::resolve(&host, repo, git_ref).await?;
     if let Some(previewed) = previewed.filter(|p| *p != sha.as_str()) {
         return Err(Error::Conflict(format!(
             "{git_ref} moved since the preview: it was {}, it is now {}; look at what ships again",
@@ -82,7 +84,7 @@ async fn prepare(
             }
         }
         _ => {
-            refuse_dirty_if_idle(ctx, app, repo).await?;
+            refuse_dirty_if_idle(ctx, app, &host, repo).await?;
             Shipment {
                 plan: checkout_plan(app, repo, &sha, git_ref),
                 dir: None,
@@ -103,10 +105,15 @@ pub(super) struct Shipment {
 /// Only when no job of the app is queued or running: a running checkout
 /// makes the tree look changed for a moment, and a queued job changes it
 /// before this one runs anyway (its own checkout step checks again).
-pub(super) async fn refuse_dirty_if_idle(ctx: &Context, app: &App, repo: &Path) -> Result<()> {
+pub(super) async fn refuse_dirty_if_idle(
+    ctx: &Context,
+    app: &App,
+    host: &Host,
+    repo: &Path,
+) -> Result<()> {
     let queue = ctx.jobs.queue(&app.name).await?;
     if queue.running.is_none() && queue.waiting.is_empty() {
-        git::ensure_clean(repo).await?;
+        git::ensure_clean(host, repo).await?;
     }
     Ok(())
 }

@@ -8,6 +8,7 @@
 
 use crate::auth::Actor;
 use crate::config::Strategy;
+use crate::host::Host;
 use crate::host::git::Sha;
 use crate::host::release_tree;
 use crate::jobs::State;
@@ -45,7 +46,8 @@ pub async fn request(ctx: &Context, actor: &Actor, app: &str, to: Option<i64>) -
             }
         }
         _ => {
-            deploy::refuse_dirty_if_idle(ctx, app, repo).await?;
+            let host = Host::of(&ctx.config, app)?;
+            deploy::refuse_dirty_if_idle(ctx, app, &host, repo).await?;
             deploy::Shipment {
                 plan: deploy::checkout_plan(app, repo, &sha, &label),
                 dir: None,

@@ -4,6 +4,7 @@
 
 use crate::auth::Actor;
 use crate::config::Strategy;
+use crate::host::Host;
 use crate::host::git::{self, Commit, Sha};
 use crate::ops::{deploy, releases};
 use crate::{Context, Result};
@@ -29,22 +30,23 @@ pub async fn preview(ctx: &Context, actor: &Actor, app: &str, git_ref: &str) -> 
     ctx.authorize(actor, Some(app), "deploy").await?;
     git::validate_ref(git_ref)?;
     let repo = deploy::repository(app)?;
+    let host = Host::of(&ctx.config, app)?;
     let target = {
         let _one_at_a_time = deploy::PREPARING.lock().await;
-        git::fetch(repo).await?;
-        git::resolve(repo, git_ref).await?
+        git::fetch(&host, repo).await?;
+        git::resolve(&host, repo, git_ref).await?
     };
     let current = match app.strategy {
         Strategy::Releases => match releases::current(&ctx.db, &app.name).await? {
             Some(release) => Some(Sha::parse(&release.sha)?),
             None => None,
         },
-        _ => Some(git::head(repo).await?),
+        _ => Some(git::head(&host, repo).await?),
     };
     let (mut commits, going_back) = match &current {
         Some(current) => (
-            git::log(repo, current, &target).await?,
-            git::log(repo, &target, current).await?,
+            git::log(&host, repo, current, &target).await?,
+            git::log(&host, repo, &target, current).await?,
         ),
         None => (Vec::new(), Vec::new()),
     };

@@ -112,11 +112,22 @@ impl Server {
 
     /// Follows job `id` until it ends; its final state.
     pub async fn finished(&self, id: i64) -> State {
+        self.outcome(id).await.0
+    }
+
+    /// Follows job `id` until it ends; its final state and its output.
+    pub async fn outcome(&self, id: i64) -> (State, String) {
         let mut follower = self.ctx.jobs.follow(id, 0).await.unwrap();
+        let mut output = String::new();
         loop {
             match follower.next().await.unwrap() {
-                Some(Followed::End(state)) => return state,
-                Some(Followed::Lines { .. }) => {}
+                Some(Followed::End(state)) => return (state, output),
+                Some(Followed::Lines { lines, .. }) => {
+                    for line in lines {
+                        output.push_str(&line);
+                        output.push('\n');
+                    }
+                }
                 None => panic!("job {id}'s output ended without its end"),
             }
         }
