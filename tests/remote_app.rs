@@ -1,28 +1,33 @@
-//! Deploy and rollback of an app on another host: every git command, build
-//! step and `systemctl` call of the job goes through a real sshd, whose
-//! sessions see the systemd sandbox's units (sshd runs inside it), while
-//! opsdeck checks the service's health from its own side.
+//! An app on another host: deploy and rollback (every git command, build
+//! step and `systemctl` call of the job), and the on-call engineer's log
+//! follow, all go through a real sshd whose sessions see the systemd
+//! sandbox's units and journal (sshd runs inside it), while opsdeck checks
+//! the service's health from its own side.
 
 mod support;
 
+use std::time::Duration;
+
 use opsdeck::Error;
+use opsdeck::auth::Role;
 use opsdeck::jobs::State;
 use opsdeck::ops::{deploy, rollback};
 use support::sandbox::{self, Sandbox};
+use support::sse::read_events_as;
 use support::sshd::Sshd;
 use support::webapp::{ada, answer, answer_when_up, checkout_setup, repository};
 
 #[test]
-fn a_remote_checkout_app_deploys_and_rolls_back_over_ssh() {
+fn a_remote_app_deploys_rolls_back_and_is_followed_over_ssh() {
     let Some(sandbox) = Sandbox::boot() else {
         return;
     };
-    sandbox.run_test_inside("inside_a_remote_checkout_app_deploys_and_rolls_back_over_ssh");
+    sandbox.run_test_inside("inside_a_remote_app_deploys_rolls_back_and_is_followed_over_ssh");
 }
 
 #[ignore = "runs inside the systemd sandbox; started by the test above"]
 #[tokio::test]
-async fn inside_a_remote_checkout_app_deploys_and_rolls_back_over_ssh() {
+async fn inside_a_remote_app_deploys_rolls_back_and_is_followed_over_ssh() {
     let Some(_dir) = sandbox::inside() else {
         return;
     };
@@ -78,4 +83,57 @@ async fn inside_a_remote_checkout_app_deploys_and_rolls_back_over_ssh() {
         );
     }
     assert!(!marker.exists());
+
+    // The on-call engineer follows the unit's journal: `journalctl` runs
+    // on the far side, under sshd, and a request to the service shows up.
+    let token = server.token("olly", Role::Operator).await;
+    let mut stream = support::server::client()
+        .get(server.at("/api/apps/web/logs?backfill=0"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let asking = tokio::spawn(async move {
+        loop {
+            answer(port).await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    });
+    let mut buf = String::new();
+    let seen = tokio::time::timeout(
+        Duration::from_secs(30),
+        read_events_as::<String>(&mut stream, &mut buf, |(_, _, data)| {
+            data.contains("GET / HTTP/1.1")
+        }),
+    )
+    .await;
+    asking.abort();
+    assert!(
+        seen.is_ok(),
+        "the request's journal line reached the viewer"
+    );
+    assert!(
+        journalctl_under_sshd(),
+        "the viewer's journalctl runs in an ssh session"
+    );
+}
+
+/// Whether a `journalctl` runs whose parent is an sshd session process.
+fn journalctl_under_sshd() -> bool {
+    let comm = |pid: &str| std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    std::fs::read_dir("/proc").unwrap().flatten().any(|entry| {
+        let pid = entry.file_name().to_string_lossy().into_owned();
+        if comm(&pid).trim() != "journalctl" {
+            return false;
+        }
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // The parent's pid is the second field after the `(comm)`.
+        let parent = stat
+            .rsplit_once(") ")
+            .and_then(|(_, rest)| rest.split(' ').nth(1))
+            .unwrap_or_default()
+            .to_owned();
+        comm(&parent).trim().starts_with("sshd")
+    })
 }
