@@ -1,43 +1,51 @@
 //! An app on another host: deploy and rollback (every git command, build
-//! step and `systemctl` call of the job), and the on-call engineer's log
-//! follow, all go through a real sshd whose sessions see the systemd
+//! step and `systemctl` call of the job), a secret rotation (its env file
+//! backed up and replaced there) and the on-call engineer's log follow, all
+//! go through a real sshd whose sessions see the systemd
 //! sandbox's units and journal (sshd runs inside it), while opsdeck checks
 //! the service's health from its own side.
 
 mod support;
 
+use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use opsdeck::Error;
 use opsdeck::auth::Role;
 use opsdeck::jobs::State;
-use opsdeck::ops::{deploy, rollback};
+use opsdeck::ops::{deploy, rollback, secrets};
 use support::sandbox::{self, Sandbox};
 use support::sse::read_events_as;
 use support::sshd::Sshd;
 use support::webapp::{ada, answer, answer_when_up, checkout_setup, repository};
 
 #[test]
-fn a_remote_app_deploys_rolls_back_and_is_followed_over_ssh() {
+fn a_remote_app_deploys_rolls_back_rotates_and_is_followed_over_ssh() {
     let Some(sandbox) = Sandbox::boot() else {
         return;
     };
-    sandbox.run_test_inside("inside_a_remote_app_deploys_rolls_back_and_is_followed_over_ssh");
+    sandbox
+        .run_test_inside("inside_a_remote_app_deploys_rolls_back_rotates_and_is_followed_over_ssh");
 }
 
 #[ignore = "runs inside the systemd sandbox; started by the test above"]
 #[tokio::test]
-async fn inside_a_remote_app_deploys_rolls_back_and_is_followed_over_ssh() {
+async fn inside_a_remote_app_deploys_rolls_back_rotates_and_is_followed_over_ssh() {
     let Some(_dir) = sandbox::inside() else {
         return;
     };
     let Some(sshd) = Sshd::start() else { return };
     let (repos, _v1) = repository();
     let port = support::free_port();
+    let env_dir = tempfile::tempdir().unwrap();
+    let env_file = env_dir.path().join(".env");
+    std::fs::write(&env_file, "# web\nSECRET_KEY=old\nDEBUG='no'\n").unwrap();
+    std::fs::set_permissions(&env_file, std::fs::Permissions::from_mode(0o640)).unwrap();
     let config = format!(
-        "{}\n{}host = \"remote\"\n",
+        "{}\n{}host = \"remote\"\nenv_file = {:?}\n\n[[app.secret]]\nname = \"SECRET_KEY\"\ngenerate = \"hex:32\"\n",
         sshd.hosts_toml(&sshd.known_hosts()),
-        checkout_setup(&repos, port)
+        checkout_setup(&repos, port),
+        env_file.display().to_string()
     );
     let server = support::server::start(&config).await;
     let ctx = &server.ctx;
@@ -68,6 +76,53 @@ async fn inside_a_remote_app_deploys_rolls_back_and_is_followed_over_ssh() {
     let (state, said) = server.outcome(job).await;
     assert_eq!(state, State::Succeeded, "{said}");
     assert_eq!(answer(port).await, "v2");
+
+    // A secret rotation edits the env file on the far side: one key
+    // changes, every other byte, the mode and a private backup stay.
+    let job = secrets::rotate(ctx, &ada(), "web", "SECRET_KEY")
+        .await
+        .unwrap();
+    let (state, said) = server.outcome(job).await;
+    assert_eq!(state, State::Succeeded, "{said}");
+    assert!(
+        said.contains(&format!("backed up {} on ", env_file.display())),
+        "{said}"
+    );
+    let text = std::fs::read_to_string(&env_file).unwrap();
+    let value = text
+        .lines()
+        .find_map(|l| l.strip_prefix("SECRET_KEY="))
+        .unwrap();
+    assert_eq!(value.len(), 64, "{text}");
+    assert_eq!(
+        text.replace(value, "old"),
+        "# web\nSECRET_KEY=old\nDEBUG='no'\n"
+    );
+    assert!(
+        !said.contains(value),
+        "the new value is never printed: {said}"
+    );
+    let mode = std::fs::metadata(&env_file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o640);
+    let backups: Vec<_> = std::fs::read_dir(env_dir.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(".env.opsdeck-backup-")
+        })
+        .collect();
+    assert_eq!(backups.len(), 1, "{backups:?}");
+    assert_eq!(
+        std::fs::read_to_string(backups[0].path()).unwrap(),
+        "# web\nSECRET_KEY=old\nDEBUG='no'\n"
+    );
+    assert_eq!(
+        answer(port).await,
+        "v2",
+        "the service was restarted and answers"
+    );
 
     // A ref that would be shell syntax on the far side never gets there.
     let marker = repos.app.parent().unwrap().join("pwned");

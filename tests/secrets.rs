@@ -78,15 +78,6 @@ role = "admin"
 [[app.action]]
 name = "show-env"
 run = ["cat", "{env}"]
-
-[[app]]
-name = "remote"
-host = "ssh://deploy@192.0.2.1"
-env_file = "/srv/remote/.env"
-
-[[app.secret]]
-name = "SECRET_KEY"
-generate = "hex:32"
 "#,
         auth = gitea.auth_config(dir.path()),
         env = env.display(),
@@ -341,18 +332,6 @@ async fn unknown_secrets_underprivileged_actors_and_unparseable_files_are_refuse
     assert_eq!(f.server.finished(job).await, State::Succeeded);
     assert_eq!(f.value("API_TOKEN").len(), 40, "a missing key is added");
     assert_eq!(f.server.job_count().await, 1, "refusals queue nothing");
-
-    let res = server::client()
-        .post(f.server.at("/api/apps/remote/secrets/SECRET_KEY/rotate"))
-        .bearer_auth(&f.owner)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 503);
-    assert_eq!(
-        server::json(res).await["error"],
-        "remote runs on ssh://deploy@192.0.2.1; this opsdeck rotates secrets of apps on its own host only"
-    );
 
     let broken = "A=1\nB=2\nthis is not an assignment\nSECRET_KEY=x\n";
     std::fs::write(&f.env, broken).unwrap();

@@ -86,36 +86,68 @@ async fn hostile_values_reach_the_remote_side_as_data() {
     assert!(!marker.exists(), "a value was run as a command");
 }
 
+/// An env file on the host is backed up, replaced and put back with the
+/// same guarantees as on this machine; its content never rides in argv.
 #[tokio::test]
-async fn files_are_replaced_atomically_with_their_content_on_stdin() {
+async fn env_files_are_backed_up_replaced_and_restored_on_the_host() {
+    use opsdeck::host::{Host, env_edit};
+    use std::os::unix::fs::PermissionsExt;
     let Some(sshd) = Sshd::start() else { return };
     let data = tempfile::tempdir().unwrap();
-    let remote = remote(&sshd, data.path(), &sshd.known_hosts());
-    let dir = data.path().join("app dir");
+    let host = Host::Ssh(remote(&sshd, data.path(), &sshd.known_hosts()));
+    let dir = data.path().join("app dir; $(touch pwned)");
     std::fs::create_dir(&dir).unwrap();
     let env_file = dir.join(".env");
     std::fs::write(&env_file, "OLD=1\n").unwrap();
+    std::fs::set_permissions(&env_file, std::fs::Permissions::from_mode(0o640)).unwrap();
+
+    assert_eq!(env_edit::read(&host, &env_file).await.unwrap(), "OLD=1\n");
+    let mut backups = Vec::new();
+    for _ in 0..3 {
+        backups.push(env_edit::backup(&host, &env_file, 2).await.unwrap());
+    }
+    let kept: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().contains(".opsdeck-backup-"))
+        .collect();
+    assert_eq!(kept.len(), 2, "the newest two backups are kept: {kept:?}");
+    assert!(!backups[0].exists() && backups[2].exists());
+    let mode = std::fs::metadata(&backups[2]).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "a backup is private");
+    assert_eq!(std::fs::read(&backups[2]).unwrap(), b"OLD=1\n");
 
     let content = b"# kept\nSECRET_KEY='a$(b)`c`'\nBINARY=\x01\x02\n".to_vec();
-    remote
-        .write_file(&env_file, content.clone(), 0o600, T)
+    env_edit::replace(&host, &env_file, content.clone())
         .await
         .unwrap();
     assert_eq!(std::fs::read(&env_file).unwrap(), content);
-    use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(&env_file).unwrap().permissions().mode();
-    assert_eq!(mode & 0o777, 0o600);
-    let left: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().collect();
-    assert_eq!(left.len(), 1, "no temp file is left behind: {left:?}");
+    assert_eq!(mode & 0o777, 0o640, "the file keeps its mode");
+    let temps: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name().to_string_lossy().contains(".opsdeck-")
+                && !e.file_name().to_string_lossy().contains("backup")
+        })
+        .collect();
+    assert!(temps.is_empty(), "no temp file is left behind: {temps:?}");
+
+    env_edit::restore(&host, &env_file, &backups[2])
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(&env_file).unwrap(), b"OLD=1\n");
+    assert!(!data.path().join("pwned").exists() && !dir.join("pwned").exists());
 
     // A directory that does not exist: a clear error, nothing written.
-    let err = remote
-        .write_file(&data.path().join("nope/.env"), content, 0o600, T)
+    let err = env_edit::replace(&host, &data.path().join("nope/.env"), content)
         .await
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("cannot write") && err.contains("nope/.env"),
+        err.contains("cannot replace") && err.contains("nope/.env"),
         "{err}"
     );
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::Result;
 use crate::config::{App, Config};
+pub mod env_edit;
 pub mod envfile;
 pub mod exec;
 pub mod git;

@@ -126,56 +126,15 @@ impl Remote {
         self.finish(argv, capture_with_input(&local, Vec::new(), timeout).await?)
     }
 
-    /// Replaces `path` on the host with `content`, atomically as a local
-    /// write is: a temp file in the same directory, mode `mode`, `sync`,
-    /// then `mv` over the original. The content goes on stdin.
-    pub async fn write_file(
+    /// Like [`Remote::capture`], with `input` on the command's stdin: how
+    /// a file's content or a secret reaches the host without appearing in
+    /// any argv.
+    pub async fn capture_fed(
         &self,
-        path: &Path,
-        content: Vec<u8>,
-        mode: u32,
+        argv: &[String],
+        input: Vec<u8>,
         timeout: Duration,
-    ) -> Result<()> {
-        let target = path.display().to_string();
-        let dir = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .map_or_else(|| ".".to_owned(), |p| p.display().to_string());
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .ok_or_else(|| Error::BadRequest(format!("{target} is not a file name")))?;
-        // `sh -c SCRIPT sh DIR NAME MODE TARGET`: the values are positional
-        // parameters, never parsed as shell syntax.
-        let script = "umask 077; t=$(mktemp \"$1/.$2.opsdeck-XXXXXX\") || exit 1; \
-                      if cat > \"$t\" && chmod \"$3\" \"$t\" && sync \"$t\" && mv -f \"$t\" \"$4\"; \
-                      then sync \"$1\"; else rm -f \"$t\"; exit 1; fi";
-        let argv: Vec<String> = [
-            "sh",
-            "-c",
-            script,
-            "sh",
-            &dir,
-            &name,
-            &format!("{mode:o}"),
-            &target,
-        ]
-        .iter()
-        .map(|s| (*s).to_owned())
-        .collect();
-        let out = self.run(&argv, content, timeout).await?;
-        if out.success() {
-            Ok(())
-        } else {
-            Err(Error::Unavailable(format!(
-                "cannot write {target} on {}: {}",
-                self.name(),
-                out.stderr.trim()
-            )))
-        }
-    }
-
-    async fn run(&self, argv: &[String], input: Vec<u8>, timeout: Duration) -> Result<Captured> {
+    ) -> Result<Captured> {
         let local = self.command(argv, None, &BTreeMap::new())?;
         self.finish(argv, capture_with_input(&local, input, timeout).await?)
     }

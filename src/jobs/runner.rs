@@ -297,7 +297,7 @@ impl Run<'_> {
                         | Work::RestoreEnv { .. }
                         | Work::SetWebhookSecret { .. }
                         | Work::RestoreWebhookSecret { .. } => {
-                            secret_work::run(host, &mut self.rotations, &tools).await
+                            secret_work::run(host, &on?, &mut self.rotations, &tools).await
                         }
                         _ => host_work::run(host, &on?, &mut self.replaced).await,
                     }

@@ -10,11 +10,10 @@ use std::path::{Path, PathBuf};
 use super::plan::Work;
 use super::redact::Redactor;
 use crate::config::Config;
-use crate::host::crash_point;
-use crate::host::envfile;
 use crate::host::exec::command_line as quoted;
 use crate::host::gitea::Gitea;
 use crate::host::secret::{self, ServerKey};
+use crate::host::{Host, crash_point, env_edit, envfile};
 use crate::{Error, Result};
 
 /// What this job's rotation steps changed, for its recovery steps, and the
@@ -38,6 +37,7 @@ pub(super) struct Tools<'a> {
 
 pub(super) async fn run(
     work: &Work,
+    host: &Host,
     done: &mut Rotations,
     tools: &Tools<'_>,
 ) -> Result<Vec<String>> {
@@ -48,9 +48,10 @@ pub(super) async fn run(
             generate,
             keep_backups,
         } => {
-            // Synchronous from here to the write, on purpose: with no await
-            // in between, a cancel or timeout cannot stop the step half-way.
-            let text = read(env_file)?;
+            // On this host nothing here awaits for real (the local edits are
+            // synchronous), so a cancel or timeout cannot stop the step
+            // half-way; on another host each edit is atomic there.
+            let text = env_edit::read(host, env_file).await?;
             crash_point("rotate:read");
             // Parses the whole file first: a line it cannot read fails the
             // step, naming it, before anything is written.
@@ -58,25 +59,28 @@ pub(super) async fn run(
             let value = secret::generate(*generate);
             tools.redactor.learn([value.clone()]);
             let changed = envfile::set(env_file, &text, key, &value)?;
-            let backup = envfile::backup(env_file, *keep_backups)?;
+            let backup = env_edit::backup(host, env_file, *keep_backups).await?;
+            // Known before the write: a cancel during the write (on another
+            // host it takes a round trip) still leaves the recovery the
+            // backup to put back.
             if !done.backups.iter().any(|(f, _)| f == env_file) {
                 done.backups.push((env_file.clone(), backup.clone()));
             }
-            envfile::write_atomically(env_file, changed.as_bytes())?;
+            env_edit::replace(host, env_file, changed.into_bytes()).await?;
             let was = before.map_or("not set".to_string(), |v| tools.server_key.fingerprint(&v));
             let now = tools.server_key.fingerprint(&value);
             done.audit.push((
                 "secret.rotate",
                 serde_json::json!({
                     "secret": key, "env_file": env_file, "before": was, "after": now,
-                    "backup": backup,
+                    "backup": backup, "host": host.name(),
                 }),
             ));
             Ok(vec![
-                format!("backed up {} to {}", env_file.display(), backup.display()),
+                format!("backed up {} to {}", host.place(env_file), backup.display()),
                 format!(
                     "{key} changed from {was} to {now}; every other line of {} is as it was",
-                    env_file.display()
+                    host.place(env_file)
                 ),
             ])
         }
@@ -84,17 +88,17 @@ pub(super) async fn run(
             let Some((_, backup)) = done.backups.iter().find(|(f, _)| f == env_file) else {
                 return Ok(vec![format!(
                     "this job did not change {}; nothing to put back",
-                    env_file.display()
+                    host.place(env_file)
                 )]);
             };
-            envfile::restore(env_file, backup)?;
+            env_edit::restore(host, env_file, backup).await?;
             done.audit.push((
                 "secret.restore",
-                serde_json::json!({"env_file": env_file, "backup": backup}),
+                serde_json::json!({"env_file": env_file, "backup": backup, "host": host.name()}),
             ));
             Ok(vec![format!(
                 "put back {} as it was before this job, from {}",
-                env_file.display(),
+                host.place(env_file),
                 backup.display()
             )])
         }
@@ -104,7 +108,7 @@ pub(super) async fn run(
             env_file,
             key,
         } => {
-            let value = current(env_file, key)?;
+            let value = current(host, env_file, key).await?;
             let gitea = gitea(tools.config, gitea_url)?;
             let hooks = gitea.signed_hooks(repo).await?;
             if hooks.is_empty() {
@@ -143,7 +147,7 @@ pub(super) async fn run(
                     "this job changed no webhook of {repo}; nothing to put back"
                 )]);
             }
-            let value = current(env_file, key)?;
+            let value = current(host, env_file, key).await?;
             let gitea = gitea(tools.config, gitea_url)?;
             let fingerprint = tools.server_key.fingerprint(&value);
             let mut lines = Vec::new();
@@ -216,15 +220,10 @@ fn changed_hooks<'a>(done: &'a mut Rotations, repo: &str) -> &'a mut Vec<i64> {
     &mut done.hooks[at].1
 }
 
-fn read(env_file: &Path) -> Result<String> {
-    std::fs::read_to_string(env_file)
-        .map_err(|e| Error::Unavailable(format!("cannot read {}: {e}", env_file.display())))
-}
-
 /// `key`'s value in the env file now.
-fn current(env_file: &Path, key: &str) -> Result<String> {
-    envfile::get(env_file, &read(env_file)?, key)?
-        .ok_or_else(|| Error::Conflict(format!("{key} is not set in {}", env_file.display())))
+async fn current(host: &Host, env_file: &Path, key: &str) -> Result<String> {
+    envfile::get(env_file, &env_edit::read(host, env_file).await?, key)?
+        .ok_or_else(|| Error::Conflict(format!("{key} is not set in {}", host.place(env_file))))
 }
 
 fn gitea(config: &Config, gitea_url: &str) -> Result<Gitea> {

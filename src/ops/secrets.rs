@@ -16,7 +16,7 @@
 
 use crate::auth::Actor;
 use crate::config::{App, Generator, Secret};
-use crate::host::envfile;
+use crate::host::{Host, env_edit, envfile};
 use crate::jobs::{Plan, Request, Step, Work};
 use crate::ops::deploy::restart_and_check;
 use crate::{Context, Error, Result};
@@ -51,14 +51,6 @@ fn find<'a>(app: &'a App, name: &str) -> Result<&'a Secret> {
 }
 
 fn plan(ctx: &Context, app: &App, secret: &Secret) -> Result<Plan> {
-    if !app.is_local() {
-        // The env file is edited where opsdeck runs; editing it over SSH
-        // would need the same guarantees (backup, atomic rename, fsync) there.
-        return Err(Error::Unavailable(format!(
-            "{} runs on {}; this opsdeck rotates secrets of apps on its own host only",
-            app.name, app.host
-        )));
-    }
     let env_file = app.env_file.clone().ok_or_else(|| {
         Error::Unavailable(format!(
             "{} has no `env_file` to rotate secrets in",
@@ -127,7 +119,9 @@ fn plan(ctx: &Context, app: &App, secret: &Secret) -> Result<Plan> {
             Vec::new()
         },
         // A failed write changed nothing (it is atomic): nothing to undo.
-        recovery_from: 1,
+        // Over SSH a write can fail after it happened (the connection drops
+        // before the answer): there the recovery puts the backup back.
+        recovery_from: if app.is_local() { 1 } else { 0 },
         timeout: None,
     })
 }
@@ -148,10 +142,10 @@ pub struct SecretStatus {
 
 /// Every secret of `app` with its fingerprint and last rotation.
 pub async fn list(ctx: &Context, app: &App) -> Result<Vec<SecretStatus>> {
-    let text = app
-        .env_file
-        .as_deref()
-        .map(|f| (f, std::fs::read_to_string(f)));
+    let text = match app.env_file.as_deref() {
+        Some(f) => Some((f, env_edit::read(&Host::of(&ctx.config, app)?, f).await)),
+        None => None,
+    };
     let mut out = Vec::new();
     for secret in &app.secrets {
         let fingerprint = match &text {
