@@ -1,6 +1,6 @@
 //! An app on another host: deploy and rollback (every git command, build
 //! step and `systemctl` call of the job), a secret rotation (its env file
-//! backed up and replaced there) and the on-call engineer's log follow, all
+//! backed up and replaced there), a command sweep and the on-call engineer's log follow, all
 //! go through a real sshd whose sessions see the systemd
 //! sandbox's units and journal (sshd runs inside it), while opsdeck checks
 //! the service's health from its own side.
@@ -13,7 +13,7 @@ use std::time::Duration;
 use opsdeck::Error;
 use opsdeck::auth::Role;
 use opsdeck::jobs::State;
-use opsdeck::ops::{deploy, rollback, secrets};
+use opsdeck::ops::{deploy, rollback, secrets, sweeps};
 use support::sandbox::{self, Sandbox};
 use support::sse::read_events_as;
 use support::sshd::Sshd;
@@ -42,7 +42,7 @@ async fn inside_a_remote_app_deploys_rolls_back_rotates_and_is_followed_over_ssh
     std::fs::write(&env_file, "# web\nSECRET_KEY=old\nDEBUG='no'\n").unwrap();
     std::fs::set_permissions(&env_file, std::fs::Permissions::from_mode(0o640)).unwrap();
     let config = format!(
-        "{}\n{}host = \"remote\"\nenv_file = {:?}\n\n[[app.secret]]\nname = \"SECRET_KEY\"\ngenerate = \"hex:32\"\n",
+        "{}\n{}host = \"remote\"\nenv_file = {:?}\n\n[[app.secret]]\nname = \"SECRET_KEY\"\ngenerate = \"hex:32\"\n\n[[app.sweep]]\nname = \"tidy\"\nkind = \"command\"\nrun = [\"sh\", \"-c\", \"echo tidied from $SSH_CONNECTION\"]\n",
         sshd.hosts_toml(&sshd.known_hosts()),
         checkout_setup(&repos, port),
         env_file.display().to_string()
@@ -122,6 +122,19 @@ async fn inside_a_remote_app_deploys_rolls_back_rotates_and_is_followed_over_ssh
         answer(port).await,
         "v2",
         "the service was restarted and answers"
+    );
+
+    // A command sweep runs in an ssh session on the far side (sshd sets
+    // SSH_CONNECTION there: "client port server port").
+    let job = sweeps::request(ctx, &ada(), "web", "tidy", false)
+        .await
+        .unwrap();
+    let (state, said) = server.outcome(job).await;
+    assert_eq!(state, State::Succeeded, "{said}");
+    assert!(
+        said.contains("tidied from 127.0.0.1 ")
+            && said.contains(&format!(" 127.0.0.1 {}", sshd.port)),
+        "{said}"
     );
 
     // A ref that would be shell syntax on the far side never gets there.

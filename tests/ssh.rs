@@ -330,3 +330,55 @@ async fn actions_of_a_remote_app_run_there_and_a_cancel_stops_them_there() {
         "the cancelled step's processes on the host were stopped"
     );
 }
+
+/// The connection drops while a job's step runs on the host: the job fails
+/// with ssh's reason, and the next job connects again and succeeds.
+#[tokio::test]
+async fn a_connection_dropped_mid_job_fails_it_cleanly_and_the_next_job_runs() {
+    let Some(sshd) = Sshd::start() else { return };
+    let nonce = format!("opsdeck-ssh-drop-{}", std::process::id());
+    let config = format!(
+        "{}\n[[app]]\nname = \"far\"\nhost = \"remote\"\n\n\
+         [[app.action]]\nname = \"long\"\nrun = [\"sh\", \"-c\", \"echo started; sleep 30\", {nonce:?}]\n\n\
+         [[app.action]]\nname = \"hello\"\nrun = [\"echo\", \"hello again\"]\n",
+        sshd.hosts_toml(&sshd.known_hosts()),
+    );
+    let s = support::server::start(&config).await;
+    let actor = opsdeck::auth::Actor {
+        login: "ops".into(),
+        role: opsdeck::auth::Role::Owner,
+        via: opsdeck::auth::Via::Token,
+        remote: String::new(),
+    };
+    let id = opsdeck::ops::actions::run(&s.ctx, &actor, "far", "long")
+        .await
+        .unwrap();
+    let mut started = false;
+    for _ in 0..400 {
+        if remote_processes(&nonce) > 0 {
+            started = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(started, "the step runs on the host");
+    assert!(sshd.drop_connections() > 0);
+    let (state, output) = tokio::time::timeout(Duration::from_secs(20), s.outcome(id))
+        .await
+        .expect("the job ends soon after its connection drops");
+    assert_eq!(state, opsdeck::jobs::State::Failed, "{output}");
+    assert!(
+        output.contains("started")
+            && output.contains("the connection to")
+            && output.contains("was lost"),
+        "{output}"
+    );
+
+    let id = opsdeck::ops::actions::run(&s.ctx, &actor, "far", "hello")
+        .await
+        .unwrap();
+    let (state, output) = s.outcome(id).await;
+    assert_eq!(state, opsdeck::jobs::State::Succeeded, "{output}");
+    assert!(output.contains("hello again"), "{output}");
+    kill_remote_processes(&nonce);
+}

@@ -236,25 +236,27 @@ impl Run<'_> {
             Work::Run { argv, cwd, env } => {
                 crate::host::crash_point("run:start");
                 let tag = format!("{}:{}", self.inner.instance, self.job.id);
-                let started = self.host().and_then(|host| {
-                    let tagged = (exec::JOB_TAG.to_owned(), tag);
-                    match host {
-                        // The step's env goes to the host; locally `ssh`
-                        // gets only the basics and the tag.
-                        Host::Ssh(remote) => exec::start(
-                            &remote.step_command(argv, cwd.as_deref(), env)?,
-                            None,
-                            &exec::job_env(&BTreeMap::from([tagged])),
-                        ),
-                        Host::Local => {
-                            let mut env = exec::job_env(env);
-                            env.insert(tagged.0, tagged.1);
-                            exec::start(argv, cwd.as_deref(), &env)
-                        }
+                let (host, started) = match self.host() {
+                    Ok(host) => {
+                        let started = start_step(&host, argv, cwd.as_deref(), env, tag);
+                        (Some(host), started)
                     }
-                });
+                    Err(e) => (None, Err(e)),
+                };
                 match started {
-                    Ok(child) => child.finish(&self.lines, limit, self.stopped()).await,
+                    Ok(child) => {
+                        let ended = child.finish(&self.lines, limit, self.stopped()).await;
+                        if let (Ended::Exited(Some(255)), Some(Host::Ssh(remote))) = (ended, &host)
+                        {
+                            self.say(format!(
+                                "ssh exited 255: the connection to {} could not be made or was lost \
+                                 (a command run there rarely exits 255 itself)",
+                                remote.name()
+                            ))
+                            .await;
+                        }
+                        ended
+                    }
                     Err(e) => {
                         self.say(e.public_message()).await;
                         Ended::Exited(None)
@@ -360,6 +362,31 @@ impl Run<'_> {
     /// Prints one line of opsdeck's own into the job output.
     async fn say(&self, line: String) {
         let _ = self.lines.send(vec![line]).await;
+    }
+}
+
+/// Starts a job step's command on `host`, tagged with the job (`tag`).
+fn start_step(
+    host: &Host,
+    argv: &[String],
+    cwd: Option<&std::path::Path>,
+    env: &BTreeMap<String, String>,
+    tag: String,
+) -> crate::Result<exec::Streaming> {
+    let tagged = (exec::JOB_TAG.to_owned(), tag);
+    match host {
+        // The step's env goes to the host; locally `ssh` gets only the
+        // basics and the tag.
+        Host::Ssh(remote) => exec::start(
+            &remote.step_command(argv, cwd, env)?,
+            None,
+            &exec::job_env(&BTreeMap::from([tagged])),
+        ),
+        Host::Local => {
+            let mut env = exec::job_env(env);
+            env.insert(tagged.0, tagged.1);
+            exec::start(argv, cwd, &env)
+        }
     }
 }
 
