@@ -152,9 +152,23 @@ async fn inside_a_remote_app_deploys_rolls_back_rotates_and_is_followed_over_ssh
     }
     assert!(!marker.exists());
 
+    // The app page's health glance asks the far side's systemd.
+    let token = server.token("olly", Role::Operator).await;
+    let glance = server
+        .get_as("/apps/web/health", &token)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        glance.contains("<code>web.service</code>")
+            && glance.contains("active (running)")
+            && glance.contains("verdict-healthy"),
+        "{glance}"
+    );
+
     // The on-call engineer follows the unit's journal: `journalctl` runs
     // on the far side, under sshd, and a request to the service shows up.
-    let token = server.token("olly", Role::Operator).await;
     let mut stream = support::server::client()
         .get(server.at("/api/apps/web/logs?backfill=0"))
         .bearer_auth(&token)

@@ -229,6 +229,17 @@ async fn commands_share_one_connection_and_survive_a_dropped_one() {
 /// The test's remote commands (sshd runs them on this same machine; the
 /// local `ssh` client's own command line holds the nonce too, but starts
 /// with `ssh`).
+/// Waits until a process tagged `nonce` runs on the host.
+async fn wait_until_running(nonce: &str) {
+    for _ in 0..400 {
+        if remote_processes(nonce) > 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the step never ran on the host");
+}
+
 fn remote_processes(nonce: &str) -> usize {
     pids_with(nonce).len()
 }
@@ -300,15 +311,7 @@ async fn actions_of_a_remote_app_run_there_and_a_cancel_stops_them_there() {
     let id = support::server::json(run("long").await.unwrap()).await["job"]
         .as_i64()
         .unwrap();
-    let mut started = false;
-    for _ in 0..400 {
-        if remote_processes(&nonce) > 0 {
-            started = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    assert!(started, "the step runs on the host");
+    wait_until_running(&nonce).await;
     let cancel = http
         .post(s.at(&format!("/api/jobs/{id}/cancel")))
         .bearer_auth(&token)
@@ -353,15 +356,7 @@ async fn a_connection_dropped_mid_job_fails_it_cleanly_and_the_next_job_runs() {
     let id = opsdeck::ops::actions::run(&s.ctx, &actor, "far", "long")
         .await
         .unwrap();
-    let mut started = false;
-    for _ in 0..400 {
-        if remote_processes(&nonce) > 0 {
-            started = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    assert!(started, "the step runs on the host");
+    wait_until_running(&nonce).await;
     assert!(sshd.drop_connections() > 0);
     let (state, output) = tokio::time::timeout(Duration::from_secs(20), s.outcome(id))
         .await

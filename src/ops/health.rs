@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use crate::config::{App, Health};
+use crate::config::{App, Config, Health};
+use crate::host::Host;
 use crate::host::probe;
 use crate::host::systemd::{Systemctl, UnitStatus};
 
@@ -24,7 +25,7 @@ pub struct AppHealth {
 pub enum Verdict {
     Healthy,
     Unhealthy,
-    /// Nothing to ask (no units, no health check), or on another host.
+    /// Nothing to ask: no units, no health check.
     Unknown,
 }
 
@@ -38,18 +39,16 @@ impl Verdict {
     }
 }
 
-pub async fn glance(app: &App) -> AppHealth {
-    if !app.is_local() {
-        return AppHealth {
-            units: Vec::new(),
-            probe: None,
-            verdict: Verdict::Unknown,
-        };
-    }
-    let systemctl = Systemctl::for_app(app);
+/// The app's units (on its host, over SSH for another one) and one quick
+/// health check from opsdeck's side.
+pub async fn glance(config: &Config, app: &App) -> AppHealth {
+    let systemctl = Host::of(config, app).map(|host| Systemctl::on(host, false));
     let mut units = Vec::new();
     for unit in &app.units {
-        let status = systemctl.status(unit).await.map_err(|e| e.public_message());
+        let status = match &systemctl {
+            Ok(systemctl) => systemctl.status(unit).await.map_err(|e| e.public_message()),
+            Err(e) => Err(e.public_message()),
+        };
         units.push((unit.clone(), status));
     }
     let probe = match &app.health {

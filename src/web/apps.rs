@@ -226,7 +226,7 @@ async fn health(
     let app = ctx.app(&name)?;
     ctx.authorize(&actor, Some(app), "view").await?;
     Ok(HealthFragment {
-        health: crate::ops::health::glance(app).await,
+        health: crate::ops::health::glance(&ctx.config, app).await,
         host: app.host.clone(),
     })
 }
