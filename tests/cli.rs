@@ -183,3 +183,126 @@ async fn serve_records_the_config_load_and_stops_cleanly_on_sigterm() {
     assert_eq!(detail["sha256"], expected);
     assert_eq!(row["actor"], "system:opsdeck");
 }
+
+/// The README's first command: `opsdeck demo` serves the dashboard on
+/// 127.0.0.1:8080; the demo user signs in, clicks "hello", and the job's
+/// output and audit rows are there.
+#[tokio::test]
+async fn the_demo_serves_the_dashboard_and_its_buttons_work() {
+    const URL: &str = "http://127.0.0.1:8080";
+    let dir = tempfile::tempdir().unwrap();
+    let demo_dir = dir.path().join("opsdeck-demo");
+    let demo = support::cli::Server {
+        child: std::process::Command::new(support::cli::BIN)
+            .args(["demo", "--dir"])
+            .arg(&demo_dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("demo.log")).unwrap())
+            .spawn()
+            .unwrap(),
+        url: URL.into(),
+    };
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let mut up = false;
+    for _ in 0..600 {
+        if let Ok(res) = http.get(format!("{URL}/healthz")).send().await {
+            up = res.status() == 200;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let log = || std::fs::read_to_string(dir.path().join("demo.log")).unwrap_or_default();
+    assert!(up, "the demo did not answer on {URL}: {}", log());
+    assert!(log().contains("opsdeck demo is ready"), "{}", log());
+
+    // Sign in with the dev login, as the welcome text says.
+    let res = http
+        .post(format!("{URL}/auth/dev"))
+        .header("origin", URL)
+        .form(&[("login", "dee"), ("role", "admin"), ("next", "/")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let cookie = res.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let dashboard = http
+        .get(format!("{URL}/"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for button in ["demo-app", "hello", "slow-build", "failing-check"] {
+        assert!(dashboard.contains(button), "{button}: {dashboard}");
+    }
+    let csrf = dashboard
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a form with the CSRF token")
+        .to_owned();
+
+    // Click "hello": the job page, then its output.
+    let res = http
+        .post(format!("{URL}/apps/demo-app/actions/hello/run"))
+        .header("cookie", &cookie)
+        .header("origin", URL)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let job: i64 = res.headers()["location"]
+        .to_str()
+        .unwrap()
+        .trim_start_matches("/jobs/")
+        .parse()
+        .unwrap();
+    let token = run(&[
+        "token",
+        "create",
+        "--config",
+        &demo_dir.join("opsdeck.toml").display().to_string(),
+        "--name",
+        "readme",
+        "--role",
+        "admin",
+    ]);
+    let token = text(&token.stdout).trim().to_owned();
+    assert_eq!(support::cli::job_end(URL, &token, job).await, "succeeded");
+    let output = http
+        .get(format!("{URL}/api/jobs/{job}/output"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(output.contains("hello from "), "{output}");
+    let audit = http
+        .get(format!("{URL}/api/audit?actor=dee"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        audit.contains("\"signin\"") && audit.contains("\"job.request\""),
+        "{audit}"
+    );
+    drop(demo);
+}

@@ -119,6 +119,11 @@ listen = "127.0.0.1:{port}"
 public_url = "http://127.0.0.1:{port}"
 data_dir = "/var/lib/opsdeck"
 
+[auth]
+gitea_url = "https://git.example.org/"
+client_id = "opsdeck"
+client_secret_file = "/etc/opsdeck/client_secret"
+
 [[app]]
 name = "rfc-app"
 repo = "/var/lib/rfc-app"
@@ -154,6 +159,35 @@ run = ["sudo", "-n", "/usr/bin/systemctl", "restart", "other.service"]
         "/etc/opsdeck/opsdeck.toml",
     ]);
 
+    // The README's "Store the client secret" (the editor's save is a printf).
+    sandbox.run_ok(&[
+        "install",
+        "-d",
+        "-m",
+        "0750",
+        "-o",
+        "root",
+        "-g",
+        "opsdeck",
+        "/etc/opsdeck",
+    ]);
+    sandbox.run_ok(&[
+        "install",
+        "-m",
+        "0640",
+        "-o",
+        "root",
+        "-g",
+        "opsdeck",
+        "/dev/null",
+        "/etc/opsdeck/client_secret",
+    ]);
+    sandbox.run_ok(&[
+        "sh",
+        "-c",
+        "printf 's3cret\\n' > /etc/opsdeck/client_secret",
+    ]);
+
     // `opsdeck check` finds the missing polkit rule before anyone clicks.
     let check = |sandbox: &Sandbox| {
         let out = sandbox.run(&[
@@ -184,6 +218,10 @@ run = ["sudo", "-n", "/usr/bin/systemctl", "restart", "other.service"]
     ]);
     let warnings = check(&sandbox);
     assert!(!warnings.contains("may not restart"), "{warnings}");
+    assert!(
+        !warnings.contains("client_secret"),
+        "the secret stored as the README says is readable by opsdeck and nobody else: {warnings}"
+    );
 
     let started = sandbox.run(&["systemctl", "enable", "--now", "opsdeck"]);
     assert!(
