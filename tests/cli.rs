@@ -281,25 +281,13 @@ async fn the_demo_serves_the_dashboard_and_its_buttons_work() {
     ]);
     let token = text(&token.stdout).trim().to_owned();
     assert_eq!(support::cli::job_end(URL, &token, job).await, "succeeded");
-    let output = http
-        .get(format!("{URL}/api/jobs/{job}/output"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let get = |path: String| {
+        let request = http.get(format!("{URL}{path}")).bearer_auth(&token);
+        async move { request.send().await.unwrap().text().await.unwrap() }
+    };
+    let output = get(format!("/api/jobs/{job}/output")).await;
     assert!(output.contains("hello from "), "{output}");
-    let audit = http
-        .get(format!("{URL}/api/audit?actor=dee"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let audit = get("/api/audit?actor=dee".into()).await;
     assert!(
         audit.contains("\"signin\"") && audit.contains("\"job.request\""),
         "{audit}"
