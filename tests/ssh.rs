@@ -141,6 +141,16 @@ async fn env_files_are_backed_up_replaced_and_restored_on_the_host() {
     assert_eq!(std::fs::read(&env_file).unwrap(), b"OLD=1\n");
     assert!(!data.path().join("pwned").exists() && !dir.join("pwned").exists());
 
+    // A file that is not text is refused, not decoded lossily (a rotation
+    // would write it back changed).
+    let binary = dir.join("latin1.env");
+    std::fs::write(&binary, b"NAME=caf\xe9\n").unwrap();
+    let err = env_edit::read(&host, &binary)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("is not UTF-8 text"), "{err}");
+
     // A directory that does not exist: a clear error, nothing written.
     let err = env_edit::replace(&host, &data.path().join("nope/.env"), content)
         .await

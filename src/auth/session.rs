@@ -78,14 +78,6 @@ impl Row {
     }
 }
 
-impl Session {
-    fn alive(&self, now: i64, idle: Duration, max: Duration) -> bool {
-        now < self.expires_at
-            && now < self.created_at.saturating_add(millis(max))
-            && now < self.last_seen_at.saturating_add(millis(idle))
-    }
-}
-
 /// Who signs in, as the sign-in flow established it.
 #[derive(Debug, Clone)]
 pub struct NewSession<'a> {
@@ -179,6 +171,14 @@ impl Sessions {
         }
     }
 
+    /// Not expired, not idle longer than `session_idle`, not older than
+    /// `session_max`.
+    fn alive(&self, s: &Session, now: i64) -> bool {
+        now < s.expires_at
+            && now < s.created_at.saturating_add(millis(self.max))
+            && now < s.last_seen_at.saturating_add(millis(self.idle))
+    }
+
     fn cache(&self) -> MutexGuard<'_, HashMap<String, Session>> {
         // Entries are replaced whole: a panic elsewhere cannot leave one half-written.
         self.cached
@@ -243,7 +243,7 @@ impl Sessions {
         let now = now_millis();
         let touch_every = millis(TOUCH_EVERY.min(self.idle / 10));
         let touch = now - session.last_seen_at >= touch_every;
-        if session.alive(now, self.idle, self.max) && touch {
+        if self.alive(&session, now) && touch {
             // Read back, so a row changed behind our back is seen here.
             let row: Option<Row> = sqlx::query_as(&format!(
                 "UPDATE sessions SET last_seen_at = ? WHERE rowid = ? AND revoked_at IS NULL
@@ -258,14 +258,14 @@ impl Sessions {
                 None => session.expires_at = now,
             }
         }
-        if !session.alive(now, self.idle, self.max) {
+        if !self.alive(&session, now) {
             self.cache().remove(&id_hash);
             return Ok(None);
         }
         if touch || !from_cache {
             let mut cache = self.cache();
             if cache.len() >= CACHE_PRUNE_AT {
-                cache.retain(|_, s| s.alive(now, self.idle, self.max));
+                cache.retain(|_, s| self.alive(s, now));
             }
             cache.insert(id_hash, session.clone());
         }
@@ -315,7 +315,7 @@ impl Sessions {
         Ok(rows
             .into_iter()
             .filter_map(Row::into_session)
-            .filter(|s| s.alive(now, self.idle, self.max))
+            .filter(|s| self.alive(s, now))
             .collect())
     }
 }

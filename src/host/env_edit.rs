@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use super::Host;
 use super::envfile;
+use super::exec::Captured;
 use super::ssh::Remote;
 use crate::{Error, Result};
 
@@ -48,9 +49,16 @@ pub async fn read(host: &Host, path: &Path) -> Result<String> {
         Host::Local => std::fs::read_to_string(path)
             .map_err(|e| Error::Unavailable(format!("cannot read {}: {e}", path.display()))),
         Host::Ssh(remote) => {
-            let bytes = script(remote, "read", path, "cat -- \"$1\"", &[], Vec::new()).await?;
-            String::from_utf8(bytes.into_bytes())
-                .map_err(|_| Error::Unavailable(format!("{} is not UTF-8 text", host.place(path))))
+            let out = script(remote, "read", path, "cat -- \"$1\"", &[], Vec::new()).await?;
+            // As `read_to_string` here: a file that is not text is refused,
+            // never decoded lossily and written back changed.
+            if out.stdout_lossy {
+                return Err(Error::Unavailable(format!(
+                    "{} is not UTF-8 text",
+                    host.place(path)
+                )));
+            }
+            Ok(out.stdout)
         }
     }
 }
@@ -72,7 +80,7 @@ pub async fn backup(host: &Host, path: &Path, keep: usize) -> Result<PathBuf> {
                 Vec::new(),
             )
             .await?;
-            Ok(PathBuf::from(printed.trim_end_matches('\n')))
+            Ok(PathBuf::from(printed.stdout.trim_end_matches('\n')))
         }
     }
 }
@@ -98,8 +106,8 @@ pub async fn restore(host: &Host, path: &Path, backup: &Path) -> Result<()> {
     }
 }
 
-/// Runs `sh -c body sh path args…` on `remote` with `input` on stdin; its
-/// stdout, or an error saying what could not be done to the file there.
+/// Runs `sh -c body sh path args…` on `remote` with `input` on stdin; what
+/// it printed, or an error saying what could not be done to the file there.
 async fn script(
     remote: &Remote,
     what: &str,
@@ -107,13 +115,13 @@ async fn script(
     body: &str,
     args: &[&str],
     input: Vec<u8>,
-) -> Result<String> {
+) -> Result<Captured> {
     let mut argv: Vec<String> = ["sh", "-c", body, "sh"].map(str::to_owned).to_vec();
     argv.push(path.display().to_string());
     argv.extend(args.iter().map(|a| (*a).to_owned()));
     let out = remote.capture_fed(&argv, input, TIMEOUT).await?;
     if out.success() {
-        Ok(out.stdout)
+        Ok(out)
     } else {
         Err(Error::Unavailable(format!(
             "cannot {what} {} on {}: {}",

@@ -29,6 +29,9 @@ pub struct Captured {
     /// Exit code; `None` when a signal ended it.
     pub status: Option<i32>,
     pub stdout: String,
+    /// stdout held bytes that are not UTF-8 (shown as U+FFFD in `stdout`):
+    /// fine for a message, not for a file's content to be written back.
+    pub stdout_lossy: bool,
     pub stderr: String,
 }
 
@@ -89,9 +92,14 @@ async fn capture_fed(
             let output = output.map_err(|e| {
                 Error::Unavailable(format!("waiting for `{}` failed: {e}", argv[0]))
             })?;
+            let (stdout, stdout_lossy) = match String::from_utf8(output.stdout) {
+                Ok(text) => (text, false),
+                Err(e) => (String::from_utf8_lossy(e.as_bytes()).into_owned(), true),
+            };
             Ok(Captured {
                 status: output.status.code(),
-                stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+                stdout,
+                stdout_lossy,
                 stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
             })
         }
@@ -481,6 +489,7 @@ mod tests {
             Captured {
                 status: Some(3),
                 stdout: "hi\n".into(),
+                stdout_lossy: false,
                 stderr: "oops\n".into()
             }
         );
