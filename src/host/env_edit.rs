@@ -116,18 +116,9 @@ async fn script(
     args: &[&str],
     input: Vec<u8>,
 ) -> Result<Captured> {
-    let mut argv: Vec<String> = ["sh", "-c", body, "sh"].map(str::to_owned).to_vec();
-    argv.push(path.display().to_string());
+    let mut argv = vec![path.display().to_string()];
     argv.extend(args.iter().map(|a| (*a).to_owned()));
-    let out = remote.capture_fed(&argv, input, TIMEOUT).await?;
-    if out.success() {
-        Ok(out)
-    } else {
-        Err(Error::Unavailable(format!(
-            "cannot {what} {} on {}: {}",
-            path.display(),
-            remote.name(),
-            out.stderr.trim()
-        )))
-    }
+    remote
+        .script((what, path), body, &argv, input, TIMEOUT)
+        .await
 }

@@ -23,6 +23,15 @@ use crate::config::{Config, HostAddress, SshTarget};
 use crate::host::exec::{Captured, capture_with_input, command_line, quote};
 use crate::{Error, Result};
 
+/// The exit code of a [`Remote::script`]'s one known refusal (a release
+/// that exists, a shared entry missing…), which its caller explains.
+pub const REFUSED: i32 = 3;
+
+/// `path` as a script's positional parameter.
+pub fn path_arg(path: &Path) -> String {
+    path.display().to_string()
+}
+
 /// How long an idle shared connection stays open.
 const PERSIST: &str = "120";
 /// How long connecting may take before the step fails.
@@ -126,26 +135,46 @@ impl Remote {
         self.finish(argv, capture_with_input(&local, Vec::new(), timeout).await?)
     }
 
-    /// Like [`Remote::capture`], with `input` on the command's stdin: how
-    /// a file's content or a secret reaches the host without appearing in
-    /// any argv.
-    pub async fn capture_fed(
+    /// Runs `sh -c body sh args…` on the host with `input` on stdin: how
+    /// opsdeck works on files there (`what` to `place`, as an error names
+    /// it). Paths and names reach the script as positional parameters,
+    /// never as shell syntax; messages are in English (`LC_ALL=C`) whatever
+    /// the login's locale. Exit 0 and [`REFUSED`] return what it printed.
+    pub async fn script(
         &self,
-        argv: &[String],
+        (what, place): (&str, &Path),
+        body: &str,
+        args: &[String],
         input: Vec<u8>,
         timeout: Duration,
     ) -> Result<Captured> {
-        let local = self.command(argv, None, &BTreeMap::new())?;
-        self.finish(argv, capture_with_input(&local, input, timeout).await?)
+        let mut argv: Vec<String> = ["sh", "-c", body, "sh"].map(str::to_owned).to_vec();
+        argv.extend(args.iter().cloned());
+        let env = BTreeMap::from([("LC_ALL".to_owned(), "C".to_owned())]);
+        let local = self.command(&argv, None, &env)?;
+        let out = self.finish(&argv, capture_with_input(&local, input, timeout).await?)?;
+        if out.success() || out.status == Some(REFUSED) {
+            return Ok(out);
+        }
+        Err(Error::Unavailable(format!(
+            "cannot {what} {} on {}: {}",
+            place.display(),
+            self.name(),
+            out.stderr.trim()
+        )))
     }
 
     /// What `argv` printed, or the reason ssh itself failed.
     fn finish(&self, argv: &[String], out: Captured) -> Result<Captured> {
         // ssh's own failures exit 255 (a remote command rarely does).
         if out.status == Some(255) {
+            // A script's text says nothing about a connection that failed.
+            let shown = match argv {
+                [sh, c, ..] if sh == "sh" && c == "-c" => "sh -c …".to_owned(),
+                _ => command_line(argv),
+            };
             return Err(Error::Unavailable(format!(
-                "cannot run `{}` on {}: {}",
-                command_line(argv),
+                "cannot run `{shown}` on {}: {}",
                 self.name(),
                 explain(&out.stderr)
             )));

@@ -13,7 +13,7 @@ use crate::host::Host;
 use crate::host::exec::command_line as quoted;
 use crate::host::git::{self, Sha};
 use crate::host::probe;
-use crate::host::release_tree;
+use crate::host::release_tree::{self, ReleaseTree};
 use crate::host::systemd::Systemctl;
 use crate::{Error, Result};
 
@@ -47,8 +47,7 @@ impl Replaced {
     }
 }
 
-/// Runs `work` on `host` (the job's app's). Releases are made on this
-/// machine only: the plan refuses them for an app on another host.
+/// Runs `work` on `host` (the job's app's).
 pub(super) async fn run(work: &Work, host: &Host, replaced: &mut Replaced) -> Result<Vec<String>> {
     match work {
         Work::Run { .. }
@@ -93,25 +92,29 @@ pub(super) async fn run(work: &Work, host: &Host, replaced: &mut Replaced) -> Re
             shared,
         } => {
             let sha = Sha::parse(sha)?;
-            let dir = release_tree::release_dir(root, name);
-            release_tree::export(repo, &sha, &dir).await?;
+            let tree = ReleaseTree::new(host.clone(), root);
+            tree.export(repo, &sha, name).await?;
             crate::host::crash_point("release:exported");
-            let mut lines = vec![format!("{} holds {sha}", dir.display())];
-            lines.extend(release_tree::link_shared(root, &dir, shared)?);
+            let mut lines = vec![format!(
+                "{} holds {sha}",
+                tree.place(&tree.release_dir(name))
+            )];
+            lines.extend(tree.link_shared(name, shared).await?);
             Ok(lines)
         }
         Work::SwitchRelease { root, name } => {
-            let was = release_tree::current(root)?;
+            let tree = ReleaseTree::new(host.clone(), root);
+            let was = tree.current().await?;
             if replaced.release(root).is_none() {
                 replaced.releases.push((root.clone(), was.clone()));
             }
-            release_tree::switch(root, name)?;
+            tree.switch(name).await?;
             let was = was.unwrap_or_else(|| "nothing".into());
             Ok(vec![format!("current was {was}; it is now {name}")])
         }
         Work::SwitchBack { root } => match replaced.release(root).cloned() {
             Some(Some(name)) => {
-                release_tree::switch(root, &name)?;
+                ReleaseTree::new(host.clone(), root).switch(&name).await?;
                 Ok(vec![format!("current is back at {name}")])
             }
             Some(None) => Ok(vec![

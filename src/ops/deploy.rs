@@ -25,7 +25,7 @@ use crate::config::{App, Strategy};
 use crate::host::Host;
 use crate::host::exec::command_line;
 use crate::host::git::{self, Sha};
-use crate::host::release_tree;
+use crate::host::release_tree::{self, ReleaseTree};
 use crate::jobs::{Plan, Request, Step, Work};
 use crate::ops::releases::{self, NewRelease};
 use crate::{Context, Error, Result};
@@ -77,7 +77,8 @@ async fn prepare(
     let shipment = match app.strategy {
         Strategy::Releases => {
             let root = releases_root(app)?;
-            let name = new_release_name(ctx, app, root, &sha).await?;
+            let tree = ReleaseTree::new(host.clone(), root);
+            let name = new_release_name(ctx, app, &tree, &sha).await?;
             Shipment {
                 plan: release_plan(app, repo, root, &sha, &name),
                 dir: Some(name),
@@ -172,12 +173,6 @@ pub(super) fn repository(app: &App) -> Result<&Path> {
             app.name
         )));
     }
-    if !app.is_local() && app.strategy == Strategy::Releases {
-        return Err(Error::Unavailable(format!(
-            "{} runs on {}; this opsdeck makes releases on its own machine only so far",
-            app.name, app.host
-        )));
-    }
     app.repo.as_deref().ok_or_else(|| {
         Error::Unavailable(format!(
             "{} has no `repo` in the config, so there is nothing to deploy",
@@ -199,16 +194,15 @@ pub(super) fn releases_root(app: &App) -> Result<&Path> {
 /// `<UTC timestamp>-<sha7>`, its timestamp later than every release made
 /// before (on disk or queued), so names sort in deploy order even for two
 /// deploys within one second or after the clock stepped back.
-async fn new_release_name(ctx: &Context, app: &App, root: &Path, sha: &Sha) -> Result<String> {
+async fn new_release_name(
+    ctx: &Context,
+    app: &App,
+    tree: &ReleaseTree,
+    sha: &Sha,
+) -> Result<String> {
     const STAMP: &str = "%Y%m%d%H%M%S";
     let mut names = releases::dirs(&ctx.db, &app.name).await?;
-    if let Ok(entries) = std::fs::read_dir(root.join("releases")) {
-        names.extend(
-            entries
-                .flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned()),
-        );
-    }
+    names.extend(tree.names().await?);
     let latest = names
         .iter()
         .filter_map(|name| name.split('-').next())

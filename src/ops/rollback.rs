@@ -10,7 +10,7 @@ use crate::auth::Actor;
 use crate::config::Strategy;
 use crate::host::Host;
 use crate::host::git::Sha;
-use crate::host::release_tree;
+use crate::host::release_tree::ReleaseTree;
 use crate::jobs::State;
 use crate::ops::deploy;
 use crate::ops::releases::{self, Release};
@@ -39,7 +39,8 @@ pub async fn request(ctx: &Context, actor: &Actor, app: &str, to: Option<i64>) -
     let shipment = match app.strategy {
         Strategy::Releases => {
             let root = deploy::releases_root(app)?;
-            let dir = built_release(root, target)?;
+            let tree = ReleaseTree::new(Host::of(&ctx.config, app)?, root);
+            let dir = built_release(&tree, target).await?;
             deploy::Shipment {
                 plan: deploy::switch_plan(app, root, &dir),
                 dir: Some(dir),
@@ -62,7 +63,7 @@ pub async fn request(ctx: &Context, actor: &Actor, app: &str, to: Option<i64>) -
 }
 
 /// The directory of `release`, still on disk: a rollback switches to it.
-fn built_release(root: &std::path::Path, release: &Release) -> Result<String> {
+async fn built_release(tree: &ReleaseTree, release: &Release) -> Result<String> {
     let gone = |why: &str| {
         Error::Conflict(format!(
             "release {} ({}) {why}; deploy {} again instead",
@@ -75,10 +76,10 @@ fn built_release(root: &std::path::Path, release: &Release) -> Result<String> {
         .dir
         .clone()
         .ok_or_else(|| gone("was not deployed as a release directory"))?;
-    if !release_tree::release_dir(root, &dir).is_dir() {
+    if !tree.has(&dir).await? {
         return Err(gone(&format!(
             "has no directory any more ({} was removed)",
-            release_tree::release_dir(root, &dir).display()
+            tree.place(&tree.release_dir(&dir))
         )));
     }
     Ok(dir)

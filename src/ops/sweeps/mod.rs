@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 
 use crate::auth::Actor;
 use crate::config::{App, Config, Sweep, SweepKind};
+use crate::host::Host;
 use crate::host::exec::command_line;
 use crate::jobs::plan::Preview;
 use crate::jobs::{Plan, Request, Step, Work};
@@ -81,6 +82,20 @@ pub struct SweepJob<'a> {
     pub db: &'a SqlitePool,
     pub job: i64,
     pub app: &'a str,
+}
+
+impl<'a> SweepJob<'a> {
+    /// The job's app, as the config has it now.
+    fn app(&self) -> Result<&'a App> {
+        self.config
+            .app(self.app)
+            .ok_or_else(|| Error::Conflict(format!("{} is no longer in the config", self.app)))
+    }
+
+    /// Where the app's files are: this machine or another host.
+    fn host(&self) -> Result<Host> {
+        Host::of(self.config, self.app()?)
+    }
 }
 
 /// Starts a dry run or a real run of sweep `name` of `app` for `actor`;
@@ -186,23 +201,11 @@ pub async fn perform(
     previewed: Option<&Preview>,
     lines: &Lines,
 ) -> Result<()> {
-    let app = job
-        .config
-        .app(job.app)
-        .ok_or_else(|| Error::Conflict(format!("{} is no longer in the config", job.app)))?;
+    let app = job.app()?;
     let sweep = find(app, name)?;
-    let on_files = matches!(sweep.kind, SweepKind::Releases | SweepKind::SqliteBackup);
-    if on_files && !app.is_local() {
-        return Err(Error::Unavailable(format!(
-            "a \"{}\" sweep works on this machine's files, and {} runs on {}",
-            sweep.kind.as_str(),
-            app.name,
-            app.host
-        )));
-    }
     let found = match sweep.kind {
         SweepKind::Releases => releases::find(job, app, sweep.keep.unwrap_or(app.keep)).await?,
-        SweepKind::SqliteBackup => sqlite_backup::find(sweep)?,
+        SweepKind::SqliteBackup => sqlite_backup::find(&job.host()?, sweep).await?,
         SweepKind::GiteaBranches => gitea_branches::find(job.config, sweep).await?,
         SweepKind::JobOutput => job_output::find(job, sweep).await?,
         SweepKind::Command => {
@@ -268,11 +271,9 @@ pub async fn perform(
 /// removes current or the rollback target). It prints what it did or why
 /// it could not; either way the deploy stands.
 pub async fn after_deploy(job: &SweepJob<'_>, keep: usize, lines: &Lines) -> Vec<String> {
-    let Some(app) = job.config.app(job.app) else {
-        return vec![format!(
-            "{} is no longer in the config; no cleanup",
-            job.app
-        )];
+    let app = match job.app() {
+        Ok(app) => app,
+        Err(e) => return vec![format!("no cleanup: {}", e.public_message())],
     };
     let found = match releases::find(job, app, keep).await {
         Ok(found) => found,
@@ -342,9 +343,11 @@ fn compare(items: Vec<Item>, preview: &Preview) -> (Vec<Item>, Option<String>) {
 /// Does one item; what was done, in the past tense.
 async fn apply(job: &SweepJob<'_>, item: &Item) -> Result<String> {
     match item {
-        Item::RemoveRelease(dir) => releases::remove(dir).await,
-        Item::CreateBackup { database, dir } => sqlite_backup::create(database, dir).await,
-        Item::RemoveBackup(file) => sqlite_backup::remove(file).await,
+        Item::RemoveRelease(dir) => releases::remove(&job.host()?, dir).await,
+        Item::CreateBackup { database, dir } => {
+            sqlite_backup::create(&job.host()?, database, dir).await
+        }
+        Item::RemoveBackup(file) => sqlite_backup::remove(&job.host()?, file).await,
         Item::DeleteBranch { repo, branch, .. } => {
             gitea_branches::delete(job.config, repo, branch).await
         }

@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 
 use super::{Found, Item, SweepJob};
 use crate::config::App;
+use crate::host::Host;
+use crate::host::release_tree::{ReleaseTree, Survey};
 use crate::jobs::State;
 use crate::ops::releases::{self, Release};
 use crate::ops::rollback;
@@ -33,18 +35,20 @@ pub(super) async fn find(job: &SweepJob<'_>, app: &App, keep: usize) -> Result<F
     for release in log.iter_mut().filter(|r| r.job == job.job) {
         release.state = State::Succeeded;
     }
-    let dirs = release_dirs(root, &log)?;
-    let current = std::fs::canonicalize(root.join("current")).ok();
+    let tree = ReleaseTree::new(job.host()?, root);
+    let survey = tree.survey().await?;
+    let dirs = release_dirs(&survey, &log);
+    let current = survey.current;
     // Without a current release nothing tells what is live: remove nothing.
     if !dirs.is_empty() && !dirs.iter().any(|d| Some(&d.path) == current.as_ref()) {
         return Err(Error::Conflict(format!(
             "{} does not point to a directory in {}, so no release is known to be live; nothing is removed until it does",
-            root.join("current").display(),
+            tree.place(&root.join("current")),
             root.join("releases").display()
         )));
     }
     let target = rollback_target(&log, &dirs, current.as_deref());
-    let in_use = in_use(&dirs);
+    let in_use = survey.in_use;
     let mut found = Found::default();
     let mut good_kept = 0;
     for dir in &dirs {
@@ -74,37 +78,26 @@ pub(super) async fn find(job: &SweepJob<'_>, app: &App, keep: usize) -> Result<F
     Ok(found)
 }
 
-/// `<root>/releases/*`, newest first (names start with a UTC timestamp).
-fn release_dirs(root: &Path, log: &[Release]) -> Result<Vec<Dir>> {
-    let releases = root.join("releases");
-    let entries = match std::fs::read_dir(&releases) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => {
-            return Err(Error::Unavailable(format!(
-                "cannot list {}: {e}",
-                releases.display()
-            )));
-        }
-    };
-    let mut dirs = Vec::new();
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        // Only real directories: a symlink in releases/ is not ours to follow.
-        if !entry.file_type().is_ok_and(|t| t.is_dir()) || name.starts_with('.') {
-            continue;
-        }
-        let sha7 = name.rsplit('-').next().unwrap_or_default();
-        let logged: Vec<&Release> = log
-            .iter()
-            .filter(|r| sha7.len() >= 7 && r.sha.starts_with(sha7))
-            .collect();
-        let good = logged.is_empty() || logged.iter().any(|r| r.good());
-        let path = std::fs::canonicalize(entry.path()).unwrap_or_else(|_| entry.path());
-        dirs.push(Dir { path, name, good });
-    }
-    dirs.sort_by(|a, b| b.name.cmp(&a.name));
-    Ok(dirs)
+/// The surveyed release directories, newest first, each judged by the log.
+fn release_dirs(survey: &Survey, log: &[Release]) -> Vec<Dir> {
+    survey
+        .dirs
+        .iter()
+        .map(|(name, path)| {
+            let sha7 = name.rsplit('-').next().unwrap_or_default();
+            let mut logged = log
+                .iter()
+                .filter(|r| sha7.len() >= 7 && r.sha.starts_with(sha7))
+                .peekable();
+            // Deployed before opsdeck (unknown to the log): good.
+            let good = logged.peek().is_none() || logged.any(Release::good);
+            Dir {
+                path: path.clone(),
+                name: name.clone(),
+                good,
+            }
+        })
+        .collect()
 }
 
 /// Where Rollback would go: the newest good release older than the
@@ -127,32 +120,8 @@ fn rollback_target(log: &[Release], dirs: &[Dir], current: Option<&Path>) -> Opt
         .map(|d| d.path.clone())
 }
 
-/// Release directories some process has as its working directory, root
-/// or executable (an old worker still draining, a shell someone left there).
-fn in_use(dirs: &[Dir]) -> Vec<(PathBuf, u32)> {
-    let mut used = Vec::new();
-    let Ok(procs) = std::fs::read_dir("/proc") else {
-        return used;
-    };
-    for entry in procs.flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        for link in ["cwd", "root", "exe"] {
-            let Ok(target) = std::fs::read_link(entry.path().join(link)) else {
-                continue;
-            };
-            if let Some(dir) = dirs.iter().find(|d| target.starts_with(&d.path)) {
-                used.push((dir.path.clone(), pid));
-            }
-        }
-    }
-    used
-}
-
-pub(super) async fn remove(dir: &Path) -> Result<String> {
-    tokio::fs::remove_dir_all(dir)
-        .await
-        .map_err(|e| Error::Unavailable(format!("cannot remove {}: {e}", dir.display())))?;
-    Ok(format!("removed release {}", dir.display()))
+/// Removes release directory `dir` on `host`.
+pub(super) async fn remove(host: &Host, dir: &Path) -> Result<String> {
+    let root = dir.parent().and_then(Path::parent).unwrap_or(dir);
+    ReleaseTree::new(host.clone(), root).remove(dir).await
 }

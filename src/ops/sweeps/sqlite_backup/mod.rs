@@ -5,6 +5,9 @@
 //!
 //! Backups are `<dir>/<database stem>-<UTC timestamp>.<ext>`; other files in
 //! `dir` are never touched.
+//!
+//! For an app on another host the same steps run there ([`remote`]),
+//! through the host's `sqlite3`, as the runbook's cron line did.
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -15,12 +18,15 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 
 use super::{Found, Item};
 use crate::config::Sweep;
+use crate::host::Host;
 use crate::{Error, Result};
+
+mod remote;
 
 /// How long the backup waits for the app's write lock before giving up.
 const BUSY: Duration = Duration::from_secs(60);
 
-pub(super) fn find(sweep: &Sweep) -> Result<Found> {
+pub(super) async fn find(host: &Host, sweep: &Sweep) -> Result<Found> {
     let (Some(database), Some(dir)) = (&sweep.database, &sweep.dir) else {
         return Err(Error::Unavailable(format!(
             "sweep {} needs `database` and `dir`",
@@ -34,7 +40,7 @@ pub(super) fn find(sweep: &Sweep) -> Result<Found> {
         database: database.clone(),
         dir: dir.clone(),
     });
-    let existing = backups(database, dir)?;
+    let existing = backups(host, database, dir).await?;
     let remove = (existing.len() + 1).saturating_sub(keep);
     for old in existing.iter().take(remove) {
         found.items.push(Item::RemoveBackup(old.clone()));
@@ -59,8 +65,27 @@ fn affixes(database: &Path) -> (String, String) {
 }
 
 /// The backups of `database` in `dir`, oldest first.
-fn backups(database: &Path, dir: &Path) -> Result<Vec<PathBuf>> {
+async fn backups(host: &Host, database: &Path, dir: &Path) -> Result<Vec<PathBuf>> {
     let (prefix, suffix) = affixes(database);
+    let files = match host {
+        Host::Local => files(dir)?,
+        Host::Ssh(remote) => remote::files(remote, dir).await?,
+    };
+    let mut found: Vec<PathBuf> = files
+        .into_iter()
+        .filter(|name| {
+            name.strip_prefix(&prefix)
+                .and_then(|rest| rest.strip_suffix(&suffix))
+                .is_some_and(is_timestamp)
+        })
+        .map(|name| dir.join(name))
+        .collect();
+    found.sort();
+    Ok(found)
+}
+
+/// The names of the regular files in `dir` (none if it does not exist).
+fn files(dir: &Path) -> Result<Vec<String>> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -71,19 +96,11 @@ fn backups(database: &Path, dir: &Path) -> Result<Vec<PathBuf>> {
             )));
         }
     };
-    let mut found: Vec<PathBuf> = entries
+    Ok(entries
         .flatten()
         .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-        .filter(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            name.strip_prefix(&prefix)
-                .and_then(|rest| rest.strip_suffix(&suffix))
-                .is_some_and(is_timestamp)
-        })
-        .map(|e| e.path())
-        .collect();
-    found.sort();
-    Ok(found)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect())
 }
 
 /// `20261203T030000123Z`: what [`create`] names backups with.
@@ -98,7 +115,22 @@ fn is_timestamp(text: &str) -> bool {
             .all(|(i, b)| matches!(i, 8 | 18) || b.is_ascii_digit())
 }
 
-pub(super) async fn create(database: &Path, dir: &Path) -> Result<String> {
+pub(super) async fn create(host: &Host, database: &Path, dir: &Path) -> Result<String> {
+    let (prefix, suffix) = affixes(database);
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%3fZ");
+    let name = format!("{prefix}{stamp}{suffix}");
+    let size = match host {
+        Host::Local => create_here(database, dir, &name).await?,
+        Host::Ssh(remote) => remote::create(remote, database, dir, &name).await?,
+    };
+    Ok(format!(
+        "created backup {} ({size} bytes, integrity_check ok)",
+        host.place(&dir.join(name))
+    ))
+}
+
+/// Makes backup `name` of `database` in `dir` on this machine; its size.
+async fn create_here(database: &Path, dir: &Path, name: &str) -> Result<u64> {
     if !database.is_file() {
         return Err(Error::Unavailable(format!(
             "{} does not exist",
@@ -108,10 +140,8 @@ pub(super) async fn create(database: &Path, dir: &Path) -> Result<String> {
     tokio::fs::create_dir_all(dir)
         .await
         .map_err(|e| Error::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
-    let (prefix, suffix) = affixes(database);
-    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%3fZ");
-    let file = dir.join(format!("{prefix}{stamp}{suffix}"));
-    let partial = dir.join(format!(".{prefix}{stamp}{suffix}.partial"));
+    let file = dir.join(name);
+    let partial = dir.join(format!(".{name}.partial"));
     let made = copy(database, &partial).await.and(verify(&partial).await);
     if let Err(e) = made {
         let _ = tokio::fs::remove_file(&partial).await;
@@ -124,14 +154,10 @@ pub(super) async fn create(database: &Path, dir: &Path) -> Result<String> {
     tokio::fs::rename(&partial, &file)
         .await
         .map_err(|e| Error::Unavailable(format!("cannot rename {}: {e}", partial.display())))?;
-    let size = tokio::fs::metadata(&file)
+    Ok(tokio::fs::metadata(&file)
         .await
         .map(|m| m.len())
-        .unwrap_or(0);
-    Ok(format!(
-        "created backup {} ({size} bytes, integrity_check ok)",
-        file.display()
-    ))
+        .unwrap_or(0))
 }
 
 async fn open(file: &Path, read_only: bool) -> Result<SqliteConnection> {
@@ -176,7 +202,15 @@ async fn verify(copy: &Path) -> Result<()> {
     Ok(())
 }
 
-pub(super) async fn remove(file: &Path) -> Result<String> {
+pub(super) async fn remove(host: &Host, file: &Path) -> Result<String> {
+    match host {
+        Host::Local => remove_here(file).await?,
+        Host::Ssh(remote) => remote::remove(remote, file).await?,
+    }
+    Ok(format!("removed backup {}", host.place(file)))
+}
+
+async fn remove_here(file: &Path) -> Result<()> {
     tokio::fs::remove_file(file)
         .await
         .map_err(|e| Error::Unavailable(format!("cannot remove {}: {e}", file.display())))?;
@@ -186,5 +220,5 @@ pub(super) async fn remove(file: &Path) -> Result<String> {
         beside.push(suffix);
         let _ = tokio::fs::remove_file(PathBuf::from(beside)).await;
     }
-    Ok(format!("removed backup {}", file.display()))
+    Ok(())
 }

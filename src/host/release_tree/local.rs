@@ -1,7 +1,4 @@
-//! The `releases` strategy's directories on the host (DESIGN.md "Deploy and
-//! rollback"): `<path>/releases/<UTC timestamp>-<sha7>/` made from the
-//! repository, `<path>/shared/<entry>` linked into each, and `<path>/current`,
-//! a symlink switched atomically from one release to another.
+//! The release tree on this machine, through the file system.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -9,30 +6,22 @@ use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
 
-use super::git::Sha;
+use super::{Survey, existing_release, missing_release, missing_shared, not_a_symlink};
+use crate::host::Host;
+use crate::host::git::Sha;
 use crate::{Error, Result};
 
 /// How long exporting a commit's files may take.
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// The directory release `name` lives in.
-pub fn release_dir(root: &Path, name: &str) -> PathBuf {
-    root.join("releases").join(name)
-}
-
-/// The release `current` points to, by its directory name; `None` before
-/// the first release.
-pub fn current(root: &Path) -> Result<Option<String>> {
+pub(super) fn current(root: &Path) -> Result<Option<String>> {
     let link = root.join("current");
     match std::fs::read_link(&link) {
-        Ok(target) => Ok(target
-            .file_name()
-            .map(|name| name.to_string_lossy().into_owned())),
+        Ok(target) => Ok(super::release_name(&target)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => Err(Error::Conflict(format!(
-            "{} is not a symlink; the releases strategy switches it from release to release, so move it away first",
-            link.display()
-        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
+            Err(not_a_symlink(root, &Host::Local))
+        }
         Err(e) => Err(Error::Unavailable(format!(
             "cannot read {}: {e}",
             link.display()
@@ -40,14 +29,9 @@ pub fn current(root: &Path) -> Result<Option<String>> {
     }
 }
 
-/// Makes release directory `dir` hold exactly commit `sha` of `repo` (its
-/// files, no `.git`), as `git archive | tar -x` would.
-pub async fn export(repo: &Path, sha: &Sha, dir: &Path) -> Result<()> {
+pub(super) async fn export(repo: &Path, sha: &Sha, dir: &Path) -> Result<()> {
     if dir.exists() {
-        return Err(Error::Conflict(format!(
-            "{} already exists; a release directory is never reused",
-            dir.display()
-        )));
+        return Err(existing_release(dir, &Host::Local));
     }
     std::fs::create_dir_all(dir)
         .map_err(|e| Error::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
@@ -115,19 +99,12 @@ pub async fn export(repo: &Path, sha: &Sha, dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Links each `shared` entry of `root/shared` into release `dir`, replacing
-/// whatever the commit has there (Capistrano's `linked_files`/`linked_dirs`).
-/// An entry missing from `shared/` fails: the app would start without its
-/// `.env` or its uploads.
-pub fn link_shared(root: &Path, dir: &Path, shared: &[String]) -> Result<Vec<String>> {
+pub(super) fn link_shared(root: &Path, dir: &Path, shared: &[String]) -> Result<Vec<String>> {
     let mut lines = Vec::new();
     for entry in shared {
         let source = root.join("shared").join(entry);
         if std::fs::symlink_metadata(&source).is_err() {
-            return Err(Error::Conflict(format!(
-                "{} does not exist; create it once by hand (every release links it as {entry})",
-                source.display()
-            )));
+            return Err(missing_shared(&source, entry, &Host::Local));
         }
         let link = dir.join(entry);
         let io = |what: &str, e: std::io::Error| {
@@ -149,16 +126,12 @@ pub fn link_shared(root: &Path, dir: &Path, shared: &[String]) -> Result<Vec<Str
     Ok(lines)
 }
 
-/// Points `root/current` at release `name` atomically: a new symlink next
-/// to it, renamed over it, and the directory synced so the switch survives
-/// a power cut. At every instant `current` is the old release or the new.
-pub fn switch(root: &Path, name: &str) -> Result<()> {
+/// A new symlink next to `current`, renamed over it, and the directory
+/// synced so the switch survives a power cut.
+pub(super) fn switch(root: &Path, name: &str) -> Result<()> {
     let target = Path::new("releases").join(name);
     if !root.join(&target).is_dir() {
-        return Err(Error::Conflict(format!(
-            "{} does not exist (removed by a cleanup?), so current cannot point to it",
-            root.join(&target).display()
-        )));
+        return Err(missing_release(&root.join(&target), &Host::Local));
     }
     let next = root.join(".current.next");
     let io = |what: &str, e: std::io::Error| {
@@ -170,16 +143,75 @@ pub fn switch(root: &Path, name: &str) -> Result<()> {
         _ => {}
     }
     std::os::unix::fs::symlink(&target, &next).map_err(|e| io("make a symlink", e))?;
-    super::crash_point("switch:linked");
+    crate::host::crash_point("switch:linked");
     std::fs::rename(&next, root.join("current")).map_err(|e| io("switch current", e))?;
-    super::crash_point("switch:renamed");
+    crate::host::crash_point("switch:renamed");
     std::fs::File::open(root)
         .and_then(|d| d.sync_all())
         .map_err(|e| io("sync", e))
 }
 
+pub(super) fn names(root: &Path) -> Result<Vec<String>> {
+    Ok(entries(root)?
+        .into_iter()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect())
+}
+
+/// The entries of `<root>/releases` (none when it does not exist yet).
+fn entries(root: &Path) -> Result<Vec<std::fs::DirEntry>> {
+    let releases = root.join("releases");
+    match std::fs::read_dir(&releases) {
+        Ok(entries) => Ok(entries.flatten().collect()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(Error::Unavailable(format!(
+            "cannot list {}: {e}",
+            releases.display()
+        ))),
+    }
+}
+
+pub(super) fn survey(root: &Path) -> Result<Survey> {
+    let mut survey = Survey {
+        current: std::fs::canonicalize(root.join("current")).ok(),
+        ..Survey::default()
+    };
+    for entry in entries(root)? {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        // Only real directories: a symlink in releases/ is not ours to follow.
+        if !entry.file_type().is_ok_and(|t| t.is_dir()) || name.starts_with('.') {
+            continue;
+        }
+        let path = std::fs::canonicalize(entry.path()).unwrap_or_else(|_| entry.path());
+        survey.dirs.push((name, path));
+    }
+    survey.in_use = in_use(&survey.dirs);
+    Ok(survey)
+}
+
+/// Release directories some process has as its working directory, root
+/// or executable (an old worker still draining, a shell someone left there).
+fn in_use(dirs: &[(String, PathBuf)]) -> Vec<(PathBuf, u32)> {
+    let mut used = Vec::new();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return used;
+    };
+    for entry in procs.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        for link in ["cwd", "root", "exe"] {
+            if let Ok(target) = std::fs::read_link(entry.path().join(link)) {
+                used.extend(super::using(dirs, &target, pid));
+            }
+        }
+    }
+    used
+}
+
 #[cfg(test)]
 mod tests {
+    use super::super::release_dir;
     use super::*;
 
     #[test]
