@@ -44,9 +44,10 @@ async fn inside_a_remote_app_deploys_rolls_back_rotates_and_is_followed_over_ssh
     std::fs::write(&env_file, "# web\nSECRET_KEY=old\nDEBUG='no'\n").unwrap();
     std::fs::set_permissions(&env_file, std::fs::Permissions::from_mode(0o640)).unwrap();
     let config = format!(
-        "{}\n{}host = \"remote\"\nenv_file = {:?}\n\n[[app.secret]]\nname = \"SECRET_KEY\"\ngenerate = \"hex:32\"\n\n[[app.sweep]]\nname = \"tidy\"\nkind = \"command\"\nrun = [\"sh\", \"-c\", \"echo tidied from $SSH_CONNECTION\"]\n",
+        "{}\n{}host = \"remote\"\nenv_file = {:?}\n\n[[app.secret]]\nname = \"SECRET_KEY\"\ngenerate = \"hex:32\"\n\n[[app.sweep]]\nname = \"tidy\"\nkind = \"command\"\nrun = [\"sh\", \"-c\", \"echo tidied from $SSH_CONNECTION\"]\n\n[[app.action]]\nname = \"show-env\"\nrun = [\"cat\", {:?}]\n",
         sshd.hosts_toml(&sshd.known_hosts()),
         checkout_setup(&repos, port),
+        env_file.display().to_string(),
         env_file.display().to_string()
     );
     let server = support::server::start(&config).await;
@@ -124,6 +125,18 @@ async fn inside_a_remote_app_deploys_rolls_back_rotates_and_is_followed_over_ssh
         answer(port).await,
         "v2",
         "the service was restarted and answers"
+    );
+
+    // A job's output masks the far env file's values, read there when
+    // the job starts: a step printing the file shows no secret.
+    let job = opsdeck::ops::actions::run(ctx, &ada(), "web", "show-env")
+        .await
+        .unwrap();
+    let (state, said) = server.outcome(job).await;
+    assert_eq!(state, State::Succeeded, "{said}");
+    assert!(
+        said.contains("SECRET_KEY=[redacted]") && !said.contains(value),
+        "{said}"
     );
 
     // A command sweep runs in an ssh session on the far side (sshd sets

@@ -4,7 +4,6 @@
 //! stored, so a value never reaches the database, a page or a follower.
 
 use std::borrow::Cow;
-use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
 use aho_corasick::{AhoCorasick, MatchKind};
@@ -42,14 +41,10 @@ impl Redactor {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Masks from now on every value in `env_file` worth masking; `secrets`
-    /// are the keys declared as secrets (masked however short). A file that
-    /// cannot be read adds nothing: a step that needs it fails on its own.
-    pub fn learn_file(&self, env_file: &Path, secrets: &[String]) {
-        let Ok(text) = std::fs::read_to_string(env_file) else {
-            return;
-        };
-        let values = envfile::redactable(&text)
+    /// Masks from now on every value in `text` (an env file) worth masking;
+    /// `secrets` are the keys declared as secrets (masked however short).
+    pub fn learn_text(&self, text: &str, secrets: &[String]) {
+        let values = envfile::redactable(text)
             .into_iter()
             .filter(|(key, value)| {
                 let secret = key
@@ -126,16 +121,10 @@ mod tests {
 
     #[test]
     fn masks_values_longest_first_and_leaves_short_plain_ones() {
-        let dir = tempfile::tempdir().unwrap();
-        let env = dir.path().join(".env");
-        std::fs::write(
-            &env,
-            "PORT=8000\nSECRET_KEY=abc\nDATABASE_URL=postgres://u:pw@db/app\nLONG=postgres://u:pw@db/app/x\nnot a line\n",
-        )
-        .unwrap();
+        let env = "PORT=8000\nSECRET_KEY=abc\nDATABASE_URL=postgres://u:pw@db/app\nLONG=postgres://u:pw@db/app/x\nnot a line\n";
         let r = Redactor::default();
         assert_eq!(r.mask("nothing known yet"), "nothing known yet");
-        r.learn_file(&env, &[]);
+        r.learn_text(env, &[]);
         assert_eq!(r.mask("listening on 8000"), "listening on 8000");
         assert_eq!(r.mask("key abc."), "key [redacted].");
         assert_eq!(

@@ -17,7 +17,7 @@ use super::redact::Redactor;
 use super::store::{self, Runnable};
 use super::{host_work, secret_work};
 use crate::audit::{Event, Outcome};
-use crate::host::Host;
+use crate::host::{Host, env_edit};
 use crate::host::exec::{self, Ended};
 
 type Lines = mpsc::Sender<Vec<String>>;
@@ -51,7 +51,7 @@ pub(super) async fn run(
         tracing::error!(job = job.id, error = %e, "cannot audit the job's start");
     }
     let redactor = Arc::new(Redactor::default());
-    learn_env_file(&inner, &job.app, &redactor);
+    learn_env_file(&inner, &job.app, &redactor).await;
     let (lines, received) = mpsc::channel(64);
     let recorder = tokio::spawn(output::record(
         live.clone(),
@@ -328,7 +328,7 @@ impl Run<'_> {
         if rows.is_empty() {
             return;
         }
-        learn_env_file(self.inner, &self.job.app, &self.redactor);
+        learn_env_file(self.inner, &self.job.app, &self.redactor).await;
         let actor = job_actor(&self.job.actor, &self.job.role);
         for (action, detail) in rows {
             let event = Event::new(&actor, action, &self.job.app)
@@ -390,15 +390,23 @@ fn start_step(
     }
 }
 
-/// Masks from now on the values of `app`'s env file (local apps: a remote
-/// host's file is not readable here).
-fn learn_env_file(inner: &Inner, app: &str, redactor: &Redactor) {
+/// Masks from now on the values of `app`'s env file, read where it lives
+/// (over SSH for an app on another host: its build output can print them
+/// as well). A file that cannot be read teaches nothing; the steps that
+/// need it say why.
+async fn learn_env_file(inner: &Inner, app: &str, redactor: &Redactor) {
     let Some(app) = inner.config.app(app) else {
         return;
     };
-    if let Some(env_file) = app.env_file.as_deref().filter(|_| app.is_local()) {
+    let Some(env_file) = app.env_file.as_deref() else {
+        return;
+    };
+    let Ok(host) = Host::of(&inner.config, app) else {
+        return;
+    };
+    if let Ok(text) = env_edit::read(&host, env_file).await {
         let secrets: Vec<String> = app.secrets.iter().map(|s| s.name.clone()).collect();
-        redactor.learn_file(env_file, &secrets);
+        redactor.learn_text(&text, &secrets);
     }
 }
 
