@@ -14,14 +14,11 @@ use tokio::io::AsyncReadExt;
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 
+use super::lines::{LineSplitter, Lines};
 use crate::{Error, Result};
 
 /// How long a process group gets between SIGTERM and SIGKILL.
 pub const KILL_GRACE: Duration = Duration::from_secs(2);
-
-/// Longest line kept as one line; longer output is split so one runaway
-/// line cannot hold the whole output in memory.
-const MAX_LINE: usize = 64 * 1024;
 
 /// What a short command printed and how it exited.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -177,7 +174,7 @@ impl Streaming {
     /// leftovers would race the next step.
     pub async fn finish(
         mut self,
-        lines: &mpsc::Sender<Vec<String>>,
+        lines: &mpsc::Sender<Lines>,
         timeout: Duration,
         stop: impl Future<Output = ()>,
     ) -> Ended {
@@ -209,7 +206,7 @@ impl Streaming {
 
     async fn drain(
         &mut self,
-        lines: &mpsc::Sender<Vec<String>>,
+        lines: &mpsc::Sender<Lines>,
         splitter: &mut LineSplitter,
         buf: &mut [u8],
     ) {
@@ -227,7 +224,7 @@ impl Streaming {
     }
 }
 
-async fn send(lines: &mpsc::Sender<Vec<String>>, batch: Vec<String>) {
+async fn send(lines: &mpsc::Sender<Lines>, batch: Lines) {
     if !batch.is_empty() {
         // A closed receiver means nobody records the output any more; the
         // program is still run to its end.
@@ -394,69 +391,9 @@ fn output_pipe() -> Result<(OwnedFd, OwnedFd)> {
     Ok((read, write))
 }
 
-/// Cuts a byte stream into lines (`\n`, with a trailing `\r` dropped),
-/// decoding invalid UTF-8 lossily.
-#[derive(Default)]
-struct LineSplitter {
-    partial: Vec<u8>,
-}
-
-impl LineSplitter {
-    fn push(&mut self, mut bytes: &[u8]) -> Vec<String> {
-        let mut lines = Vec::new();
-        while let Some(end) = memchr::memchr(b'\n', bytes) {
-            let line = if self.partial.is_empty() {
-                decode(&bytes[..end])
-            } else {
-                self.partial.extend_from_slice(&bytes[..end]);
-                let line = decode(&self.partial);
-                self.partial.clear();
-                line
-            };
-            lines.push(line);
-            bytes = &bytes[end + 1..];
-        }
-        self.partial.extend_from_slice(bytes);
-        while self.partial.len() >= MAX_LINE {
-            let rest = self.partial.split_off(MAX_LINE);
-            lines.push(decode(&self.partial));
-            self.partial = rest;
-        }
-        lines
-    }
-
-    fn finish(&mut self) -> Vec<String> {
-        if self.partial.is_empty() {
-            return Vec::new();
-        }
-        let line = decode(&self.partial);
-        self.partial.clear();
-        vec![line]
-    }
-}
-
-fn decode(bytes: &[u8]) -> String {
-    let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
-    // The strict check is much faster than the lossy one on valid text,
-    // which nearly every line is.
-    match std::str::from_utf8(bytes) {
-        Ok(text) => text.to_owned(),
-        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn splits_lines_across_reads() {
-        let mut s = LineSplitter::default();
-        assert_eq!(s.push(b"one\ntw"), vec!["one"]);
-        assert_eq!(s.push(b"o\r\nthree"), vec!["two"]);
-        assert_eq!(s.finish(), vec!["three"]);
-        assert!(s.finish().is_empty());
-    }
 
     #[test]
     fn quotes_what_a_shell_would_split() {

@@ -12,6 +12,7 @@ pub mod envfile;
 pub mod exec;
 pub mod git;
 pub mod gitea;
+pub mod lines;
 pub mod preflight;
 pub mod probe;
 pub mod release_tree;

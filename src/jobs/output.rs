@@ -14,6 +14,7 @@ use tokio::sync::{broadcast, mpsc};
 use super::redact::Redactor;
 use super::{State, store};
 use crate::Result;
+use crate::host::lines::Lines;
 
 /// Lines are stored at least this often while a job prints...
 const FLUSH_EVERY: Duration = Duration::from_millis(200);
@@ -27,7 +28,7 @@ const LIVE_BACKLOG: usize = 512;
 #[derive(Debug)]
 struct Batch {
     first: u64,
-    lines: Vec<String>,
+    lines: Lines,
 }
 
 #[derive(Debug, Clone)]
@@ -88,7 +89,7 @@ pub async fn record(
     live: Arc<Live>,
     db: SqlitePool,
     job: i64,
-    mut lines: mpsc::Receiver<Vec<String>>,
+    mut lines: mpsc::Receiver<Lines>,
     redactor: Arc<Redactor>,
 ) -> u64 {
     let (chunks, to_store) = mpsc::channel(STORE_BACKLOG);
@@ -101,7 +102,7 @@ pub async fn record(
         tokio::select! {
             batch = lines.recv() => match batch {
                 Some(mut batch) => {
-                    redactor.mask_all(&mut batch);
+                    redactor.mask_lines(&mut batch);
                     if chunk.is_empty() {
                         flush_timer.as_mut().reset(tokio::time::Instant::now() + FLUSH_EVERY);
                     }
@@ -128,7 +129,7 @@ pub async fn record(
     live.lock().next - 1
 }
 
-fn publish(live: &Live, lines: Vec<String>) -> Arc<Batch> {
+fn publish(live: &Live, lines: Lines) -> Arc<Batch> {
     let mut live = live.lock();
     let batch = Arc::new(Batch {
         first: live.next,
@@ -153,12 +154,11 @@ async fn store_chunks(
             continue;
         };
         let (first, last) = (first.first, last.first + last.lines.len() as u64 - 1);
-        let lines = || batches.iter().flat_map(|b| &b.lines);
-        let mut data = Vec::with_capacity(lines().map(|l| l.len() + 1).sum());
-        for line in lines() {
-            data.extend_from_slice(line.as_bytes());
-            data.push(b'\n');
+        let mut data = Vec::with_capacity(batches.iter().map(|b| b.lines.text().len()).sum());
+        for batch in &batches {
+            data.extend_from_slice(batch.lines.text().as_bytes());
         }
+        // Stored joined by `\n`, without one after the last line.
         data.pop();
         if let Err(e) = store::insert_chunk(&db, job, first, last, data).await {
             tracing::error!(job, first, last, error = %e, "job output lines could not be stored");
@@ -189,8 +189,10 @@ pub struct Follower {
     events: Option<broadcast::Receiver<Event>>,
     /// Stored chunks starting up to this line are still to be read.
     replay_until: Option<u64>,
-    /// What comes after the stored chunks of the current catch-up.
-    tail: Vec<Followed>,
+    /// What comes after the stored chunks of the current catch-up: the
+    /// batches not stored yet, and the end if the job has ended.
+    tail: Vec<Arc<Batch>>,
+    tail_end: Option<State>,
     ready: VecDeque<Followed>,
     /// Stop after what exists now instead of waiting for the job to end.
     only_now: bool,
@@ -213,6 +215,7 @@ impl Follower {
             events: None,
             replay_until: None,
             tail: Vec::new(),
+            tail_end: None,
             ready: VecDeque::new(),
             only_now,
             done: false,
@@ -255,17 +258,8 @@ impl Follower {
                 let live = live.lock();
                 self.events = Some(live.events.subscribe());
                 self.replay_until = Some(live.stored);
-                self.tail = live
-                    .unstored
-                    .iter()
-                    .map(|b| Followed::Lines {
-                        first: b.first,
-                        lines: b.lines.clone(),
-                    })
-                    .collect();
-                if let Some(state) = live.end {
-                    self.tail.push(Followed::End(state));
-                }
+                self.tail = live.unstored.clone();
+                self.tail_end = live.end;
             }
             None => {
                 // Not live: the job has ended and everything is stored.
@@ -273,7 +267,8 @@ impl Follower {
                     .await?
                     .unwrap_or(State::Interrupted);
                 self.replay_until = Some(u64::MAX);
-                self.tail = vec![Followed::End(state)];
+                self.tail = Vec::new();
+                self.tail_end = Some(state);
             }
         }
         Ok(())
@@ -283,11 +278,11 @@ impl Follower {
         let chunks = store::chunks(&self.db, self.job, self.after, until, 8).await?;
         if chunks.is_empty() {
             self.replay_until = None;
-            for item in std::mem::take(&mut self.tail) {
-                match item {
-                    Followed::Lines { first, lines } => self.take(first, &lines),
-                    Followed::End(state) => self.finish(state),
-                }
+            for batch in std::mem::take(&mut self.tail) {
+                self.take(batch.first, &batch.lines);
+            }
+            if let Some(state) = self.tail_end.take() {
+                self.finish(state);
             }
             if self.only_now {
                 self.done = true;
@@ -295,15 +290,17 @@ impl Follower {
             return Ok(());
         }
         for (first, data) in chunks {
-            let text = String::from_utf8_lossy(&data);
-            let lines: Vec<String> = text.split('\n').map(str::to_string).collect();
-            self.take(u64::try_from(first).unwrap_or(0), &lines);
+            let text = match String::from_utf8(data) {
+                Ok(text) => text,
+                Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+            };
+            self.take(u64::try_from(first).unwrap_or(0), &Lines::from_joined(text));
         }
         Ok(())
     }
 
     /// Queues the lines of a batch that come after the last one handed out.
-    fn take(&mut self, first: u64, lines: &[String]) {
+    fn take(&mut self, first: u64, lines: &Lines) {
         let skip = usize::try_from((self.after + 1).saturating_sub(first)).unwrap_or(usize::MAX);
         if skip >= lines.len() || self.done {
             return;
@@ -312,7 +309,7 @@ impl Follower {
         self.after = first + (lines.len() - skip) as u64 - 1;
         self.ready.push_back(Followed::Lines {
             first,
-            lines: lines[skip..].to_vec(),
+            lines: lines.iter().skip(skip).map(str::to_owned).collect(),
         });
     }
 

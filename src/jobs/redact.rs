@@ -9,6 +9,7 @@ use std::sync::{Mutex, MutexGuard};
 use aho_corasick::{AhoCorasick, MatchKind};
 
 use crate::host::envfile;
+use crate::host::lines::Lines;
 
 /// What replaces a value.
 const MASK: &str = "[redacted]";
@@ -56,13 +57,24 @@ impl Redactor {
         self.learn(values);
     }
 
-    /// Masks `values` from now on (a value a step just made).
+    /// Masks `values` from now on (a value a step just made). Output is
+    /// masked a batch of lines at a time, so a value of several lines (a
+    /// quoted PEM key) is learned as its lines, each long enough to be
+    /// its own.
     pub fn learn(&self, values: impl IntoIterator<Item = String>) {
         let mut masks = self.lock();
         let before = masks.values.len();
         for value in values {
-            if !value.is_empty() && !masks.values.contains(&value) {
-                masks.values.push(value);
+            let several = value.contains('\n');
+            for part in value.split('\n') {
+                let worth = if several {
+                    part.len() >= MIN_PLAIN
+                } else {
+                    !part.is_empty()
+                };
+                if worth && !masks.values.iter().any(|v| v == part) {
+                    masks.values.push(part.to_owned());
+                }
             }
         }
         if masks.values.len() == before {
@@ -85,15 +97,14 @@ impl Redactor {
         }
     }
 
-    /// Masks every line of a batch in place.
-    pub fn mask_all(&self, lines: &mut [String]) {
+    /// Masks every line of a batch in place, all in one pass (no value
+    /// masked spans lines: env values are single lines).
+    pub fn mask_lines(&self, lines: &mut Lines) {
         if self.lock().matcher.is_none() {
             return;
         }
-        for line in lines {
-            if let Cow::Owned(masked) = self.mask(line) {
-                *line = masked;
-            }
+        if let Cow::Owned(masked) = self.mask(lines.text()) {
+            lines.replace_text(masked);
         }
     }
 }
@@ -132,9 +143,15 @@ mod tests {
             "to [redacted] and [redacted]"
         );
         assert_eq!(r.mask("echo not a line"), "echo [redacted]");
-        r.learn(["fresh-value".to_string()]);
-        let mut lines = vec!["fresh-value!".to_string(), "ok".to_string()];
-        r.mask_all(&mut lines);
-        assert_eq!(lines, ["[redacted]!", "ok"]);
+        r.learn([
+            "fresh-value".to_string(),
+            "-----BEGIN-----\nkeymaterial42\nab".into(),
+        ]);
+        let mut lines: Lines = ["fresh-value!", "ok", "keymaterial42", "ab"]
+            .into_iter()
+            .collect();
+        r.mask_lines(&mut lines);
+        let masked: Vec<&str> = lines.iter().collect();
+        assert_eq!(masked, ["[redacted]!", "ok", "[redacted]", "ab"]);
     }
 }

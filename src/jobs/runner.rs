@@ -17,10 +17,10 @@ use super::redact::Redactor;
 use super::store::{self, Runnable};
 use super::{host_work, secret_work};
 use crate::audit::{Event, Outcome};
-use crate::host::{Host, env_edit};
 use crate::host::exec::{self, Ended};
+use crate::host::{Host, env_edit};
 
-type Lines = mpsc::Sender<Vec<String>>;
+type Lines = mpsc::Sender<crate::host::lines::Lines>;
 
 /// How a sequence of steps ended.
 enum Steps {
@@ -361,7 +361,7 @@ impl Run<'_> {
 
     /// Prints one line of opsdeck's own into the job output.
     async fn say(&self, line: String) {
-        let _ = self.lines.send(vec![line]).await;
+        let _ = self.lines.send(line.into()).await;
     }
 }
 
@@ -424,12 +424,12 @@ async fn in_process(
     match done {
         Ok(Ok(printed)) => {
             if !printed.is_empty() {
-                let _ = lines.send(printed).await;
+                let _ = lines.send(printed.into_iter().collect()).await;
             }
             Ended::Exited(Some(0))
         }
         Ok(Err(e)) => {
-            let _ = lines.send(vec![e.public_message()]).await;
+            let _ = lines.send(e.public_message().into()).await;
             Ended::Exited(None)
         }
         Err(_) => Ended::TimedOut,

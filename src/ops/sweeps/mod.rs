@@ -186,10 +186,10 @@ pub(super) async fn submit(
     Ok(job)
 }
 
-type Lines = mpsc::Sender<Vec<String>>;
+type Lines = mpsc::Sender<crate::host::lines::Lines>;
 
 async fn say(lines: &Lines, line: String) {
-    let _ = lines.send(vec![line]).await;
+    let _ = lines.send(line.into()).await;
 }
 
 /// The job step of a sweep (`Work::Sweep`): lists, and unless `dry_run`,

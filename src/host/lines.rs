@@ -1,0 +1,177 @@
+//! Output lines as one text: how a job's output travels from the child's
+//! pipe to the live viewers and the database. A build printing a million
+//! lines would otherwise cost a million allocations (and frees, on another
+//! thread) — more CPU than the build itself on a small host.
+
+/// Longest line kept as one line; longer output is split so one runaway
+/// line cannot hold the whole output in memory.
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// Consecutive lines: `text` holds each followed by `\n`; `ends` where
+/// each line's `\n` is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Lines {
+    text: String,
+    ends: Vec<usize>,
+}
+
+impl Lines {
+    /// Lines from text joined by `\n` (as stored: no `\n` after the last).
+    pub fn from_joined(mut text: String) -> Lines {
+        text.push('\n');
+        let ends = memchr::memchr_iter(b'\n', text.as_bytes()).collect();
+        Lines { text, ends }
+    }
+
+    /// Adds `line`; a `\n` inside it starts another line, so that the
+    /// lines numbered are the lines stored.
+    pub fn push(&mut self, line: &str) {
+        for part in line.split('\n') {
+            self.text.push_str(part);
+            self.ends.push(self.text.len());
+            self.text.push('\n');
+        }
+    }
+
+    /// Adds one line of a program's output: a trailing `\r` dropped,
+    /// invalid UTF-8 decoded lossily.
+    fn push_output(&mut self, bytes: &[u8]) {
+        let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+        // The strict check is much faster than the lossy one on valid
+        // text, which nearly every line is.
+        match std::str::from_utf8(bytes) {
+            Ok(text) => self.text.push_str(text),
+            Err(_) => self.text.push_str(&String::from_utf8_lossy(bytes)),
+        }
+        self.ends.push(self.text.len());
+        self.text.push('\n');
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Every line followed by `\n`.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        let starts = std::iter::once(0).chain(self.ends.iter().map(|end| end + 1));
+        starts
+            .zip(&self.ends)
+            .map(|(start, &end)| &self.text[start..end])
+    }
+
+    /// Replaces the text by `text` with the same lines (a masked copy).
+    pub fn replace_text(&mut self, text: String) {
+        *self = Lines::from_joined(text);
+        self.text.pop();
+        self.ends.pop();
+    }
+}
+
+impl<S: AsRef<str>> FromIterator<S> for Lines {
+    fn from_iter<I: IntoIterator<Item = S>>(lines: I) -> Lines {
+        let mut all = Lines::default();
+        for line in lines {
+            all.push(line.as_ref());
+        }
+        all
+    }
+}
+
+impl From<String> for Lines {
+    fn from(line: String) -> Lines {
+        let mut lines = Lines::default();
+        lines.push(&line);
+        lines
+    }
+}
+
+/// Cuts a byte stream into lines (`\n`, with a trailing `\r` dropped),
+/// decoding invalid UTF-8 lossily.
+#[derive(Default)]
+pub struct LineSplitter {
+    partial: Vec<u8>,
+}
+
+impl LineSplitter {
+    /// The whole lines `bytes` completes.
+    pub fn push(&mut self, mut bytes: &[u8]) -> Lines {
+        let mut lines = Lines {
+            text: String::with_capacity(bytes.len() + self.partial.len()),
+            ends: Vec::new(),
+        };
+        while let Some(end) = memchr::memchr(b'\n', bytes) {
+            if self.partial.is_empty() {
+                lines.push_output(&bytes[..end]);
+            } else {
+                self.partial.extend_from_slice(&bytes[..end]);
+                lines.push_output(&self.partial);
+                self.partial.clear();
+            }
+            bytes = &bytes[end + 1..];
+        }
+        self.partial.extend_from_slice(bytes);
+        while self.partial.len() >= MAX_LINE {
+            let rest = self.partial.split_off(MAX_LINE);
+            lines.push_output(&self.partial);
+            self.partial = rest;
+        }
+        lines
+    }
+
+    /// The last line, if the stream did not end with a newline.
+    pub fn finish(&mut self) -> Lines {
+        let mut lines = Lines::default();
+        if !self.partial.is_empty() {
+            lines.push_output(&self.partial);
+            self.partial.clear();
+        }
+        lines
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(lines: &Lines) -> Vec<&str> {
+        lines.iter().collect()
+    }
+
+    #[test]
+    fn splits_lines_across_reads() {
+        let mut s = LineSplitter::default();
+        assert_eq!(strings(&s.push(b"one\ntw")), ["one"]);
+        assert_eq!(strings(&s.push(b"o\r\n\nthree")), ["two", ""]);
+        assert_eq!(strings(&s.finish()), ["three"]);
+        assert!(s.finish().is_empty());
+        assert_eq!(strings(&s.push(b"caf\xe9\n")), ["caf\u{fffd}"]);
+    }
+
+    #[test]
+    fn a_runaway_line_is_cut() {
+        let mut s = LineSplitter::default();
+        let lines = s.push(&vec![b'x'; MAX_LINE * 2 + 3]);
+        assert_eq!(lines.len(), 2);
+        assert_eq!(strings(&s.finish()), ["xxx"]);
+    }
+
+    #[test]
+    fn joined_text_and_pushed_lines_agree() {
+        let pushed: Lines = ["a", "", "b\nc"].into_iter().collect();
+        assert_eq!(strings(&pushed), ["a", "", "b", "c"]);
+        assert_eq!(pushed.text(), "a\n\nb\nc\n");
+        let joined = Lines::from_joined("a\n\nb\nc".into());
+        assert_eq!(joined, pushed);
+        let mut masked = pushed.clone();
+        masked.replace_text("[redacted]\n\nb\nc\n".into());
+        assert_eq!(strings(&masked), ["[redacted]", "", "b", "c"]);
+    }
+}
