@@ -161,9 +161,21 @@ impl Browser {
             .to_string()
     }
 
+    /// Clicks the element matching `css` as a user would; a click the
+    /// browser refuses (the element was just replaced by a swap, or moved
+    /// under something else while the page settled) is tried again, and
+    /// fails the test with the browser's reason if it keeps failing.
     pub async fn click(&self, css: &str) {
-        let id = self.element(css).await;
-        self.post(&format!("/element/{id}/click"), json!({})).await;
+        let mut refused = Value::Null;
+        for _ in 0..40 {
+            let id = self.element(css).await;
+            refused = self.post(&format!("/element/{id}/click"), json!({})).await;
+            if refused.get("error").is_none() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("clicking {css} failed: {refused}");
     }
 
     /// Types `text` into the field matching `css`, as a user would.
