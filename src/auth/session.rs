@@ -275,30 +275,33 @@ impl Sessions {
     /// Signs out: ends the session behind a cookie; returns it if it was live.
     pub async fn end(&self, cookie_value: &str) -> Result<Option<Session>> {
         let id_hash = hash(cookie_value);
-        let row: Option<Row> = sqlx::query_as(&format!(
-            "UPDATE sessions SET revoked_at = ? WHERE id_hash = ? AND revoked_at IS NULL
-             RETURNING {COLUMNS}"
-        ))
-        .bind(now_millis())
-        .bind(&id_hash)
-        .fetch_optional(&self.db)
-        .await?;
+        let ended = self.revoke_where("id_hash", id_hash.clone()).await?;
         self.cache().remove(&id_hash);
-        Ok(row.and_then(Row::into_session))
+        Ok(ended)
     }
 
     /// Revokes a session by its row id (the sessions page); returns it if it
     /// was live.
     pub async fn revoke(&self, id: i64) -> Result<Option<Session>> {
+        let revoked = self.revoke_where("rowid", id).await?;
+        self.cache().retain(|_, s| s.id != id);
+        Ok(revoked)
+    }
+
+    /// Marks the live session whose `column` (one of ours, never input)
+    /// is `key` revoked now; the session if it was live.
+    async fn revoke_where<K>(&self, column: &str, key: K) -> Result<Option<Session>>
+    where
+        K: for<'q> sqlx::Encode<'q, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite> + Send,
+    {
         let row: Option<Row> = sqlx::query_as(&format!(
-            "UPDATE sessions SET revoked_at = ? WHERE rowid = ? AND revoked_at IS NULL
+            "UPDATE sessions SET revoked_at = ? WHERE {column} = ? AND revoked_at IS NULL
              RETURNING {COLUMNS}"
         ))
         .bind(now_millis())
-        .bind(id)
+        .bind(key)
         .fetch_optional(&self.db)
         .await?;
-        self.cache().retain(|_, s| s.id != id);
         Ok(row.and_then(Row::into_session))
     }
 
