@@ -107,6 +107,11 @@
     source.onmessage = function (event) {
       append(JSON.parse(event.data));
     };
+    // The command for what is shown, to copy into a terminal: the server
+    // writes it for the filters it was asked for.
+    source.addEventListener("command", function (event) {
+      command.textContent = JSON.parse(event.data);
+    });
     source.addEventListener("skipped", function (event) {
       note(JSON.parse(event.data).text);
     });
@@ -125,14 +130,11 @@
     last = null;
     var q = params({ since: seconds("since"), until: seconds("until") });
     download.href = base + "/download?" + q.toString();
-    command.textContent = describe();
+    // Paused, nothing is shown yet: the command comes with the stream.
+    command.textContent = paused ? "(resume to see the command for these filters)" : "";
     if (!paused) {
       connect();
     }
-  }
-
-  function quote(text) {
-    return "'" + text.replace(/'/g, "'\\''") + "'";
   }
 
   // A file source has neither priorities nor times: those fields rest.
@@ -149,29 +151,6 @@
         form.elements[name].value = "";
       }
     });
-  }
-
-  // The command for what is shown, to copy into a terminal.
-  function describe() {
-    var file = fileSource();
-    var grep = form.elements.grep.value;
-    if (file !== null) {
-      return "tail -F -n 200 " + quote(file) + (grep ? " | grep -iF -- " + quote(grep) : "");
-    }
-    var parts = ["journalctl"];
-    var unit = form.elements.unit.value;
-    var units = unit ? [unit] : Array.prototype.filter.call(form.elements.unit.options, function (o) {
-      return o.value && !o.hasAttribute("data-file");
-    }).map(function (o) { return o.value; });
-    units.forEach(function (u) { parts.push("--unit=" + u); });
-    if (form.elements.priority.value) {
-      parts.push("--priority=" + form.elements.priority.value);
-    }
-    if (grep) {
-      parts.push("--grep=" + quote(grep.replace(/[\\^$.|?*+()[\]{}]/g, "\\$&")));
-    }
-    parts.push("--follow");
-    return parts.join(" ");
   }
 
   form.elements.unit.addEventListener("change", sourceChanged);

@@ -265,6 +265,14 @@ async fn on_call_follows_logs_and_filters_by_priority(
         .until("var t = document.querySelector('#log-lines').innerText; return t.includes('disk full 0') && t")
         .await;
     assert!(!shown.as_str().unwrap().contains("routine"), "{shown}");
+    // The command to copy follows the filters (the server writes it).
+    let command = browser
+        .until("var t = document.querySelector('#log-command').innerText; return t.includes('--priority=3') && t")
+        .await;
+    assert_eq!(
+        command,
+        json!("journalctl --unit=chatty.service --priority=3 --follow")
+    );
     shots.take(browser, "on-call-errors-only").await;
 }
 

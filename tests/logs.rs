@@ -57,15 +57,17 @@ async fn open(
     res
 }
 
-/// Reads entries until one's message is `last`.
+/// Reads entries until one's message is `last` (named events — the
+/// stream's opening `command`, `skipped` — are not entries).
 async fn until(res: &mut reqwest::Response, buf: &mut String, last: &str) -> Vec<Event> {
     let want = last.to_owned();
-    tokio::time::timeout(
+    let events = tokio::time::timeout(
         Duration::from_secs(120),
         read_events_as(res, buf, move |e: &Event| message(e) == want),
     )
     .await
-    .unwrap_or_else(|_| panic!("no {last:?} within a minute"))
+    .unwrap_or_else(|_| panic!("no {last:?} within a minute"));
+    events.into_iter().filter(|e| e.0 == "message").collect()
 }
 
 fn message(event: &Event) -> String {
@@ -217,6 +219,19 @@ async fn inside_logs_follow_filter_backfill_and_resume() {
         page.contains(r#"<option value="3">3 err or worse</option>"#),
         "{page}"
     );
+
+    // The stream opens with the command for its filters, which the page
+    // shows to copy (the same text the server renders for the page).
+    let mut filtered = open(&server, &token, "grep=a.b&priority=3&backfill=0", None).await;
+    let head = filtered.chunk().await.unwrap().unwrap();
+    let head = String::from_utf8_lossy(&head);
+    assert!(
+        head.contains(
+            "event: command\ndata: \"journalctl --unit=chatty.service --priority=3 '--grep=a\\\\.b' --follow\"\n\n"
+        ),
+        "{head}"
+    );
+    drop(filtered);
 
     let mut backfilled = open(&server, &token, "grep=batch&backfill=5", None).await;
     let got = until(&mut backfilled, &mut String::new(), "batch 29").await;

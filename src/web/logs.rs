@@ -124,20 +124,26 @@ async fn stream(
         ),
     };
     let viewer = Viewer::open(&ctx.logs, &filter, start).await?;
-    Ok(super::jobs::sse(events(viewer)))
+    let command = journal::equivalent(&filter, true);
+    Ok(super::jobs::sse(events(viewer, command)))
 }
 
-/// The viewer's entries as SSE: `id: <cursor>`, `data: <entry JSON>`;
-/// `event: skipped` when it fell behind; `event: ended` when the follow
-/// stopped (the browser then reconnects with its last cursor). Entries
+/// The viewer's entries as SSE: first `event: command`, the shell command
+/// that shows the same (the page prints it to copy: one place writes it,
+/// here); then `id: <cursor>`, `data: <entry JSON>`; `event: skipped` when
+/// it fell behind; `event: ended` when the follow stopped (the browser
+/// then reconnects with its last cursor). Entries
 /// already waiting go out together, in one chunk of up to 64 KiB: a burst
 /// then costs a write per chunk, not per line.
-fn events(viewer: Viewer) -> Body {
+fn events(viewer: Viewer, command: String) -> Body {
     const KEEP_ALIVE: Duration = Duration::from_secs(15);
     const CHUNK: usize = 64 * 1024;
-    let first = futures_util::stream::once(async {
+    let first = futures_util::stream::once(async move {
         // Reconnect quickly after a restart of opsdeck or journald.
-        Ok::<_, Infallible>(Bytes::from_static(b"retry: 1000\n\n"))
+        let command = serde_json::Value::String(command);
+        Ok::<_, Infallible>(Bytes::from(format!(
+            "retry: 1000\n\nevent: command\ndata: {command}\n\n"
+        )))
     });
     let rest = futures_util::stream::unfold(Some(viewer), move |viewer| async move {
         let mut viewer = viewer?;
