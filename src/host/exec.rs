@@ -310,10 +310,8 @@ pub fn kill_tagged(tag: &str, prefix: &str) -> usize {
 /// Live (non-zombie) processes whose environment holds an entry starting
 /// with `needle`. Processes of other users are unreadable and skipped.
 fn tagged_pids(needle: &str) -> Vec<i32> {
-    let Ok(proc) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    proc.filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
+    pids()
+        .filter_map(|pid| i32::try_from(pid).ok())
         .filter(|pid| {
             std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| {
                 env.split(|&b| b == 0)
@@ -321,6 +319,15 @@ fn tagged_pids(needle: &str) -> Vec<i32> {
             })
         })
         .collect()
+}
+
+/// The pids of this machine's processes, from `/proc` (none if it cannot
+/// be read).
+pub fn pids() -> impl Iterator<Item = u32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
 }
 
 /// The command line as a user would type it, for job output and the job page.

@@ -69,6 +69,19 @@ impl Host {
     }
 }
 
+/// The entries of directory `dir` on this machine; none when it does not
+/// exist (yet): no releases made, no backup taken.
+pub fn dir_entries(dir: &Path) -> Result<Vec<std::fs::DirEntry>> {
+    match std::fs::read_dir(dir) {
+        Ok(entries) => Ok(entries.flatten().collect()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(crate::Error::Unavailable(format!(
+            "cannot list {}: {e}",
+            dir.display()
+        ))),
+    }
+}
+
 /// Names the point at which opsdeck kills itself (see [`crash_point`]).
 pub const CRASH_AT: &str = "OPSDECK_CRASH_AT";
 

@@ -36,10 +36,11 @@ pub async fn request(ctx: &Context, actor: &Actor, app: &str, to: Option<i64>) -
     let target = target(&log, current, to)?;
     let label = format!("release {} ({})", target.id, target.short_sha());
     let sha = Sha::parse(&target.sha)?;
+    let host = Host::of(&ctx.config, app)?;
     let shipment = match app.strategy {
         Strategy::Releases => {
             let root = deploy::releases_root(app)?;
-            let tree = ReleaseTree::new(Host::of(&ctx.config, app)?, root);
+            let tree = ReleaseTree::new(host, root);
             let dir = built_release(&tree, target).await?;
             deploy::Shipment {
                 plan: deploy::switch_plan(app, root, &dir),
@@ -47,7 +48,6 @@ pub async fn request(ctx: &Context, actor: &Actor, app: &str, to: Option<i64>) -
             }
         }
         _ => {
-            let host = Host::of(&ctx.config, app)?;
             deploy::refuse_dirty_if_idle(ctx, app, &host, repo).await?;
             deploy::Shipment {
                 plan: deploy::checkout_plan(app, repo, &sha, &label),

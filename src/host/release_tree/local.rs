@@ -7,8 +7,8 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt;
 
 use super::{Survey, existing_release, missing_release, missing_shared, not_a_symlink};
-use crate::host::Host;
 use crate::host::git::Sha;
+use crate::host::{Host, dir_entries};
 use crate::{Error, Result};
 
 /// How long exporting a commit's files may take.
@@ -152,23 +152,10 @@ pub(super) fn switch(root: &Path, name: &str) -> Result<()> {
 }
 
 pub(super) fn names(root: &Path) -> Result<Vec<String>> {
-    Ok(entries(root)?
+    Ok(dir_entries(&root.join("releases"))?
         .into_iter()
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect())
-}
-
-/// The entries of `<root>/releases` (none when it does not exist yet).
-fn entries(root: &Path) -> Result<Vec<std::fs::DirEntry>> {
-    let releases = root.join("releases");
-    match std::fs::read_dir(&releases) {
-        Ok(entries) => Ok(entries.flatten().collect()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(Error::Unavailable(format!(
-            "cannot list {}: {e}",
-            releases.display()
-        ))),
-    }
 }
 
 pub(super) fn survey(root: &Path) -> Result<Survey> {
@@ -176,7 +163,7 @@ pub(super) fn survey(root: &Path) -> Result<Survey> {
         current: std::fs::canonicalize(root.join("current")).ok(),
         ..Survey::default()
     };
-    for entry in entries(root)? {
+    for entry in dir_entries(&root.join("releases"))? {
         let name = entry.file_name().to_string_lossy().into_owned();
         // Only real directories: a symlink in releases/ is not ours to follow.
         if !entry.file_type().is_ok_and(|t| t.is_dir()) || name.starts_with('.') {
@@ -193,15 +180,9 @@ pub(super) fn survey(root: &Path) -> Result<Survey> {
 /// or executable (an old worker still draining, a shell someone left there).
 fn in_use(dirs: &[(String, PathBuf)]) -> Vec<(PathBuf, u32)> {
     let mut used = Vec::new();
-    let Ok(procs) = std::fs::read_dir("/proc") else {
-        return used;
-    };
-    for entry in procs.flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
+    for pid in crate::host::exec::pids() {
         for link in ["cwd", "root", "exe"] {
-            if let Ok(target) = std::fs::read_link(entry.path().join(link)) {
+            if let Ok(target) = std::fs::read_link(format!("/proc/{pid}/{link}")) {
                 used.extend(super::using(dirs, &target, pid));
             }
         }

@@ -86,18 +86,8 @@ async fn backups(host: &Host, database: &Path, dir: &Path) -> Result<Vec<PathBuf
 
 /// The names of the regular files in `dir` (none if it does not exist).
 fn files(dir: &Path) -> Result<Vec<String>> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => {
-            return Err(Error::Unavailable(format!(
-                "cannot list {}: {e}",
-                dir.display()
-            )));
-        }
-    };
-    Ok(entries
-        .flatten()
+    Ok(crate::host::dir_entries(dir)?
+        .into_iter()
         .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect())
