@@ -52,7 +52,10 @@ async fn bench() {
         })
         .await
         .unwrap();
-    let cookie = format!("{}={cookie}", session::cookie_name(&app.ctx.config));
+    let cookie = format!(
+        "{}={cookie}",
+        session::cookie_name(&app.ctx.config, session::SESSION_COOKIE)
+    );
 
     // The same request twice: with a session and its CSRF token (the
     // middleware looks the session up and checks Origin and the token), and

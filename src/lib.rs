@@ -113,8 +113,8 @@ impl Context {
 
     /// The app named in a URL, or 404.
     pub fn app(&self, name: &str) -> Result<&config::App> {
-        self.config
-            .app(name)
-            .ok_or_else(|| Error::NotFound(format!("there is no app named {name:?}")))
+        self.config.app(name).ok_or_else(|| {
+            Error::NotFound(format!("there is no app named {}", error::Quoted(name)))
+        })
     }
 }

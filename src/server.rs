@@ -56,7 +56,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let app = crate::web::router(ctx.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
-        axum::serve(listener, app)
+        axum::serve(crate::web::listen(listener), app)
             .with_graceful_shutdown(async {
                 let _ = stop_rx.await;
             })

@@ -417,3 +417,59 @@ async fn sigterm_gives_running_jobs_the_grace_then_interrupts_them_and_keeps_the
     let end = read_stream(&server.url, &token, queued, |d| d.starts_with("{\"state\"")).await;
     assert_eq!(end.last().unwrap(), r#"{"state":"succeeded"}"#);
 }
+
+/// Issue 20, item 3: lines are cut at 64 KiB; a secret printed across the
+/// cut (65,516 bytes of filler, then `SECRET_KEY=<value>`, then, a second
+/// later, the newline) must be masked in the output served and stored.
+#[tokio::test]
+async fn a_secret_straddling_the_64_kib_line_cut_is_masked() {
+    use support::server;
+    let dir = tempfile::tempdir().unwrap();
+    let env = dir.path().join(".env");
+    let value = "straddling-secret-0123456789abcdef";
+    std::fs::write(&env, format!("SECRET_KEY={value}\n")).unwrap();
+    let s = server::start(&format!(
+        r#"[[app]]
+name = "shop"
+env_file = "{env}"
+
+[[app.action]]
+name = "long-line"
+run = ["sh", "-c", "head -c 65516 /dev/zero | tr '\\0' f; printf 'SECRET_KEY=%s' \"$(cut -d= -f2 {env})\"; sleep 1; echo; echo done"]
+"#,
+        env = env.display()
+    ))
+    .await;
+    let token = s.token("ops", opsdeck::auth::Role::Owner).await;
+    let res = server::client()
+        .post(s.at("/api/apps/shop/actions/long-line/run"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    let job = server::json(res).await["job"].as_i64().unwrap();
+    assert_eq!(s.finished(job).await, State::Succeeded);
+    let output = s
+        .get_as(&format!("/api/jobs/{job}/output"), &token)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let stored: Vec<Vec<u8>> = sqlx::query_scalar("SELECT data FROM job_output WHERE job_id = ?")
+        .bind(job)
+        .fetch_all(&s.ctx.db)
+        .await
+        .unwrap();
+    let stored = String::from_utf8_lossy(&stored.concat()).into_owned();
+    for (place, text) in [("served", &output), ("stored", &stored)] {
+        for piece in [&value[..10], &value[10..20], &value[value.len() - 10..]] {
+            assert!(
+                !text.contains(piece),
+                "{place}: {piece:?} of the value shows"
+            );
+        }
+        assert!(text.contains("SECRET_KEY=[redacted]"), "{place}");
+        assert!(text.contains("done"), "{place}");
+    }
+}

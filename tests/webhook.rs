@@ -40,8 +40,18 @@ async fn deliver(
     signature: Option<&str>,
     body: &str,
 ) -> (u16, serde_json::Value) {
+    deliver_to(server, "web", delivery, signature, body).await
+}
+
+async fn deliver_to(
+    server: &Server,
+    app: &str,
+    delivery: &str,
+    signature: Option<&str>,
+    body: &str,
+) -> (u16, serde_json::Value) {
     let mut req = server::client()
-        .post(server.at("/hooks/gitea/web"))
+        .post(server.at(&format!("/hooks/gitea/{app}")))
         .header("content-type", "application/json")
         .header("x-gitea-event", "push")
         .header("x-gitea-delivery", delivery)
@@ -58,14 +68,7 @@ async fn deliver(
 async fn a_signed_push_to_the_auto_deploy_branch_deploys_once_as_the_pusher() {
     let repos = Repos::new();
     let secret_dir = tempfile::tempdir().unwrap();
-    let secret_file = secret_dir.path().join("webhook_secret");
-    std::fs::write(&secret_file, format!("{SECRET}\n")).unwrap();
-    let server = server::start(&format!(
-        "[[app]]\nname = \"web\"\nrepo = \"{}\"\nauto_deploy = \"main\"\nwebhook_secret_file = \"{}\"\n",
-        repos.app.display(),
-        secret_file.display()
-    ))
-    .await;
+    let server = web_server(&repos, &secret_dir).await;
     let v2 = repos.push("version", "v2", "Version 2");
     let body = push("main", &v2, "ben");
 
@@ -133,20 +136,104 @@ async fn a_signed_push_to_the_auto_deploy_branch_deploys_once_as_the_pusher() {
     assert_eq!(server.job_count().await, 1);
 }
 
+/// `web` deploying `repos.app` on pushes to main, with the test's secret.
+async fn web_server(repos: &Repos, secret_dir: &tempfile::TempDir) -> Server {
+    let secret_file = secret_dir.path().join("webhook_secret");
+    std::fs::write(&secret_file, format!("{SECRET}\n")).unwrap();
+    server::start(&format!(
+        "[[app]]\nname = \"web\"\nrepo = \"{}\"\nauto_deploy = \"main\"\nwebhook_secret_file = \"{}\"\n",
+        repos.app.display(),
+        secret_file.display()
+    ))
+    .await
+}
+
+/// Issue 20, item 1: the signature covers the body only, so a captured
+/// delivery of an old push, posted again with a new or no delivery id,
+/// must not move the app back to that old commit.
 #[tokio::test]
-async fn an_app_without_a_webhook_secret_takes_no_webhooks() {
+async fn a_replayed_old_push_does_not_roll_the_app_back() {
     let repos = Repos::new();
+    let secret_dir = tempfile::tempdir().unwrap();
+    let server = web_server(&repos, &secret_dir).await;
+    let v2 = repos.push("version", "v2", "Version 2");
+    let old = push("main", &v2, "ben");
+    let (status, accepted) = deliver(&server, "d-v2", Some(&sign(&old)), &old).await;
+    assert_eq!(status, 202, "{accepted}");
+    let job = accepted["job"].as_i64().unwrap();
+    assert_eq!(server.finished(job).await, State::Succeeded);
+    let v3 = repos.push("version", "v3", "Version 3");
+    let new = push("main", &v3, "ben");
+    let (status, accepted) = deliver(&server, "d-v3", Some(&sign(&new)), &new).await;
+    assert_eq!(status, 202, "{accepted}");
+    let job = accepted["job"].as_i64().unwrap();
+    assert_eq!(server.finished(job).await, State::Succeeded);
+
+    // The v2 delivery replayed, under a new id and under none.
+    for delivery in ["d-replayed", ""] {
+        let (status, said) = deliver(&server, delivery, Some(&sign(&old)), &old).await;
+        assert_eq!(status, 200, "{said}");
+        let why = said["ignored"].as_str().unwrap();
+        assert_eq!(
+            why,
+            format!(
+                "stale push: {} is not the tip of main any more (it is {}); nothing deployed",
+                &v2[..7],
+                &v3[..7]
+            )
+        );
+    }
+    assert_eq!(server.job_count().await, 2);
+    assert_eq!(
+        git::head(&Host::Local, &repos.app).await.unwrap().as_str(),
+        v3
+    );
+}
+
+/// Issue 20, items 6 and 7: an unknown app, an app without a secret file
+/// and a known app with a wrong signature get one answer (app names cannot
+/// be probed without signing in); each refusal is audited, saying which.
+#[tokio::test]
+async fn unknown_apps_apps_without_a_secret_and_bad_signatures_answer_alike() {
+    let repos = Repos::new();
+    let secret_dir = tempfile::tempdir().unwrap();
+    let secret_file = secret_dir.path().join("webhook_secret");
+    std::fs::write(&secret_file, format!("{SECRET}\n")).unwrap();
     let server = server::start(&format!(
-        "[[app]]\nname = \"web\"\nrepo = \"{}\"\nauto_deploy = \"main\"\n",
-        repos.app.display()
+        "[[app]]\nname = \"web\"\nrepo = \"{app}\"\nauto_deploy = \"main\"\nwebhook_secret_file = \"{}\"\n\n\
+         [[app]]\nname = \"quiet\"\nrepo = \"{app}\"\nauto_deploy = \"main\"\n",
+        secret_file.display(),
+        app = repos.app.display(),
     ))
     .await;
     let body = push("main", &"a".repeat(40), "ben");
-    let (status, error) = deliver(&server, "d-1", Some(&sign(&body)), &body).await;
-    assert_eq!(status, 403, "{error}");
-    assert_eq!(
-        error["error"],
-        "web takes no webhooks: it has no webhook_secret_file"
+    let wrong = sign("{}");
+    let unknown = deliver_to(&server, "nope", "d-1", Some(&wrong), &body).await;
+    let bad_signature = deliver_to(&server, "web", "d-2", Some(&wrong), &body).await;
+    let no_secret = deliver_to(&server, "quiet", "d-3", Some(&sign(&body)), &body).await;
+    assert_eq!(unknown.0, 401, "{}", unknown.1);
+    assert_eq!(unknown, bad_signature);
+    assert_eq!(unknown, no_secret);
+    assert!(
+        unknown.1["error"]
+            .as_str()
+            .unwrap()
+            .contains("X-Gitea-Signature"),
+        "{}",
+        unknown.1
     );
     assert_eq!(server.job_count().await, 0);
+
+    let rows: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT actor, app, detail FROM audit_events WHERE action = 'webhook' AND outcome = 'denied' ORDER BY id",
+    )
+    .fetch_all(&server.ctx.db)
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    assert!(rows[0].2.contains("there is no app named"), "{rows:?}");
+    assert_eq!(rows[1].1, "web");
+    assert!(rows[1].2.contains("does not match"), "{rows:?}");
+    assert_eq!(rows[2].1, "quiet");
+    assert!(rows[2].2.contains("no webhook_secret_file"), "{rows:?}");
 }

@@ -8,7 +8,7 @@ use tokio::sync::mpsc;
 
 use super::Filter;
 use super::chain::{COLUMNS, Record};
-use super::filter::truncate;
+use crate::error::Quoted;
 use crate::{Error, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,8 +23,8 @@ impl Format {
             "" | "jsonl" => Ok(Format::Jsonl),
             "csv" => Ok(Format::Csv),
             other => Err(Error::BadRequest(format!(
-                "format {:?} is not jsonl or csv",
-                truncate(other)
+                "format {} is not jsonl or csv",
+                Quoted(other)
             ))),
         }
     }

@@ -7,6 +7,7 @@ use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 
 use super::Outcome;
 use super::chain::{COLUMNS, Record};
+use crate::error::Quoted;
 use crate::{Error, Result};
 
 /// Filter values as typed in a query string, a form or on the command line
@@ -83,8 +84,8 @@ impl FilterInput {
             "" => None,
             o => Some(Outcome::parse(o).ok_or_else(|| {
                 Error::BadRequest(format!(
-                    "outcome {:?} is not one of ok, denied, failed, error",
-                    truncate(o)
+                    "outcome {} is not one of ok, denied, failed, error",
+                    Quoted(o)
                 ))
             })?),
         };
@@ -98,7 +99,7 @@ impl FilterInput {
             job: match self.job.trim() {
                 "" => None,
                 j => Some(j.parse().map_err(|_| {
-                    Error::BadRequest(format!("job {:?} is not a job number", truncate(j)))
+                    Error::BadRequest(format!("job {} is not a job number", Quoted(j)))
                 })?),
             },
             text: text("search", &self.q)?,
@@ -110,10 +111,6 @@ impl FilterInput {
         }
         Ok(filter)
     }
-}
-
-pub(super) fn truncate(s: &str) -> String {
-    s.chars().take(40).collect()
 }
 
 /// Accepts RFC 3339 (`2026-12-03T08:00:00Z`), a browser's local date-time
@@ -143,8 +140,8 @@ fn parse_time(name: &str, v: &str, end_of_day: bool) -> Result<Option<i64>> {
         ));
     }
     Err(Error::BadRequest(format!(
-        "{name} {:?} is not a time: use 2026-12-03, 2026-12-03T08:00 or 2026-12-03T08:00:00Z (UTC)",
-        truncate(v)
+        "{name} {} is not a time: use 2026-12-03, 2026-12-03T08:00 or 2026-12-03T08:00:00Z (UTC)",
+        Quoted(v)
     )))
 }
 

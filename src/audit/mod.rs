@@ -5,17 +5,24 @@
 //! with every chain field so a copy can be verified offline. Each row is also
 //! logged as a tracing event with target `audit` and, with `[audit] journal
 //! = true`, sent to journald with structured fields (`journal.rs`).
+//!
+//! What a caller can put into a row (an error text Gitea relays, a name in
+//! a URL, a login) is clipped to [`MAX_TEXT`] characters when the row is
+//! written, whoever writes it; refusals go through [`Audit::refused`], which
+//! bounds how many rows one client can cause (`refusals.rs`).
 
 mod chain;
 mod export;
 mod filter;
 mod journal;
+mod refusals;
 mod verify;
 mod watch;
 
 pub use chain::{GENESIS, Record, row_hash};
 pub use export::{Format, export, format_time};
 pub use filter::{Filter, FilterInput, get, page};
+pub use refusals::{PER_ACTION as REFUSALS_PER_ACTION, PER_ADDRESS as REFUSALS_PER_ADDRESS};
 pub use verify::{Problem, Verified, VerifyError, verify, verify_file, verify_from};
 pub use watch::ChainStatus;
 
@@ -23,6 +30,11 @@ use serde::Serialize;
 use sqlx::SqlitePool;
 
 use crate::auth::Actor;
+use crate::error::clip;
+
+/// Longest text an audit row keeps of any string it carries: the actor,
+/// the app, the address and every string in `detail`.
+pub const MAX_TEXT: usize = 1_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -84,6 +96,17 @@ impl Event {
         }
     }
 
+    /// A row for a request nobody signed in made (a refused token, a failed
+    /// sign-in): actor `anonymous`, no role.
+    pub fn anonymous(action: &str, app: &str, remote: &str) -> Event {
+        Event {
+            actor: "anonymous".into(),
+            role: String::new(),
+            remote: remote.to_string(),
+            ..Event::new(&Actor::system(""), action, app)
+        }
+    }
+
     pub fn detail(mut self, detail: serde_json::Value) -> Event {
         self.detail = detail;
         self
@@ -98,6 +121,36 @@ impl Event {
         self.job_id = Some(job_id);
         self
     }
+
+    /// The row as it is stored: every string clipped to [`MAX_TEXT`].
+    fn clipped(mut self) -> Event {
+        for text in [
+            &mut self.actor,
+            &mut self.role,
+            &mut self.action,
+            &mut self.app,
+            &mut self.remote,
+        ] {
+            clip_in_place(text);
+        }
+        clip_json(&mut self.detail);
+        self
+    }
+}
+
+fn clip_in_place(text: &mut String) {
+    if let std::borrow::Cow::Owned(clipped) = clip(text, MAX_TEXT) {
+        *text = clipped;
+    }
+}
+
+fn clip_json(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::String(text) => clip_in_place(text),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(clip_json),
+        serde_json::Value::Object(fields) => fields.values_mut().for_each(clip_json),
+        _ => {}
+    }
 }
 
 #[derive(Clone)]
@@ -106,6 +159,7 @@ pub struct Audit {
     watch: watch::Watch,
     /// `[audit] journal`: also send every row to journald.
     to_journal: bool,
+    refusals: refusals::Refusals,
 }
 
 impl Audit {
@@ -114,6 +168,55 @@ impl Audit {
             db,
             watch: watch::Watch::default(),
             to_journal: config.journal,
+            refusals: refusals::Refusals::new(),
+        }
+    }
+
+    /// Records a refused request (outcome `denied`) within the refusal
+    /// allowance of its client address and action; past it the refusal is
+    /// counted, and the count written as one `audit.suppressed` row once
+    /// the allowance refills (see `refusals.rs`).
+    pub async fn refused(&self, event: Event) -> crate::Result<()> {
+        let event = event.outcome(Outcome::Denied);
+        match self.refusals.judge(&event.remote, &event.action) {
+            refusals::Verdict::Write => self.record(event).await.map(drop),
+            refusals::Verdict::Held {
+                key,
+                summary_after: Some(after),
+            } => {
+                let audit = self.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(after).await;
+                    audit.write_suppressed(key).await;
+                });
+                Ok(())
+            }
+            refusals::Verdict::Held { .. } => Ok(()),
+        }
+    }
+
+    /// The `audit.suppressed` row for `key`, if refusals were held back.
+    async fn write_suppressed(&self, key: refusals::Key) {
+        let count = self.refusals.take(&key);
+        if count == 0 {
+            return;
+        }
+        let (remote, action) = key;
+        let event = Event::new(&Actor::system("system:opsdeck"), "audit.suppressed", "")
+            .outcome(Outcome::Denied)
+            .detail(serde_json::json!({
+                "action": action,
+                "remote": remote,
+                "suppressed": count,
+                "why": "more refusals than the audit log takes from one address (or all) per minute; counted here instead of one row each",
+            }));
+        if let Err(e) = self.record(event).await {
+            tracing::error!(
+                action,
+                remote,
+                count,
+                "cannot write the count of refusals held back from the audit log: {e}"
+            );
         }
     }
 
@@ -123,6 +226,7 @@ impl Audit {
     /// The write runs on its own task so that a caller who gives up (a
     /// client that disconnects) cannot leave the chain half-written.
     pub async fn record(&self, e: Event) -> crate::Result<i64> {
+        let e = e.clipped();
         let db = self.db.clone();
         let record = tokio::spawn(async move { chain::append(&db, e).await })
             .await

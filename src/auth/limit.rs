@@ -1,9 +1,12 @@
 //! The sign-in rate limit: each client address may start at most `burst`
 //! sign-ins at once and then one more every `60 s / per_minute`, so a script
 //! guessing dev logins or hammering Gitea through us is slowed to a crawl
-//! while a person who mistypes twice never notices.
+//! while a person who mistypes twice never notices. The same bucket keyed
+//! by (address, kind) bounds how many refusals reach the audit log
+//! (`audit::refusals`).
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -15,10 +18,11 @@ pub const SIGNINS_PER_MINUTE: u32 = 10;
 /// allowance has refilled are forgotten first (they carry no state anyway).
 const MAX_ADDRESSES: usize = 10_000;
 
+/// Token buckets per key: a client address, or anything else to limit by.
 #[derive(Clone)]
-pub struct Limiter {
+pub struct Limiter<K = IpAddr> {
     per_minute: u32,
-    buckets: Arc<Mutex<HashMap<IpAddr, Bucket>>>,
+    buckets: Arc<Mutex<HashMap<K, Bucket>>>,
 }
 
 #[derive(Clone, Copy)]
@@ -27,9 +31,9 @@ struct Bucket {
     at: Instant,
 }
 
-impl Limiter {
+impl<K: Hash + Eq> Limiter<K> {
     /// `per_minute` sign-ins per address and minute, all usable at once.
-    pub fn new(per_minute: u32) -> Limiter {
+    pub fn new(per_minute: u32) -> Limiter<K> {
         Limiter {
             per_minute: per_minute.max(1),
             buckets: Arc::default(),
@@ -38,7 +42,7 @@ impl Limiter {
 
     /// Takes one sign-in from `addr`'s allowance; Err(wait) when it is used
     /// up, with how long until the next one is allowed.
-    pub fn check(&self, addr: IpAddr) -> Result<(), Duration> {
+    pub fn check(&self, addr: K) -> Result<(), Duration> {
         let now = Instant::now();
         let capacity = f64::from(self.per_minute);
         let per_sec = capacity / 60.0;

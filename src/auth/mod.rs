@@ -82,6 +82,19 @@ impl Actor {
     }
 }
 
+/// Whether a secret a client sent (a CSRF token, a sign-in cookie) is the
+/// one expected; in constant time, so response timing does not leak it
+/// byte by byte. An empty expectation matches nothing.
+pub fn same_secret(sent: &[u8], expected: &[u8]) -> bool {
+    !expected.is_empty()
+        && sent.len() == expected.len()
+        && sent
+            .iter()
+            .zip(expected)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
 /// Handlers take `Actor` as an extractor. The `web` authentication middleware
 /// puts the signed-in actor into the request extensions; no actor → 401.
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Actor {

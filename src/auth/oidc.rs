@@ -120,12 +120,25 @@ struct Settings {
 }
 
 /// A sign-in sent to Gitea and not back yet, keyed by its `state`.
-struct Pending {
+pub struct Pending {
     verifier: PkceCodeVerifier,
     nonce: Nonce,
     next: String,
     started: Instant,
+    /// The value of the browser's sign-in cookie: the `state` alone is in
+    /// the URL, which an attacker can hand to someone else's browser.
+    browser: String,
 }
+
+/// A sign-in that is starting: where to send the browser, and the value
+/// of the cookie that binds the sign-in to it.
+pub struct Started {
+    pub url: String,
+    pub browser: String,
+}
+
+/// How long the sign-in cookie lives: as long as a sign-in may take.
+pub const SIGNIN_COOKIE_SECS: u64 = PENDING_TTL.as_secs();
 
 impl Gitea {
     /// Reads `[auth]` and starts discovering Gitea in the background.
@@ -168,8 +181,10 @@ impl Gitea {
     }
 
     /// Starts a sign-in: the URL of Gitea's authorization page to send the
-    /// browser to. `next` is where to go after coming back.
-    pub fn begin(&self, next: &str) -> Result<String, Refusal> {
+    /// browser to, and the value of the cookie to give the browser with it
+    /// (the sign-in only finishes in a browser that sends it back). `next`
+    /// is where to go after coming back.
+    pub fn begin(&self, next: &str) -> Result<Started, Refusal> {
         let client = self.client()?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let mut request = client.authorize_url(
@@ -191,6 +206,7 @@ impl Gitea {
         {
             pending.remove(&oldest);
         }
+        let browser = CsrfToken::new_random().secret().clone();
         pending.insert(
             state.secret().clone(),
             Pending {
@@ -198,23 +214,19 @@ impl Gitea {
                 nonce,
                 next: next.to_string(),
                 started: Instant::now(),
+                browser: browser.clone(),
             },
         );
-        Ok(url.to_string())
+        Ok(Started {
+            url: url.to_string(),
+            browser,
+        })
     }
 
-    /// Finishes a sign-in Gitea sent back: checks `state`, exchanges the
-    /// code (with the PKCE verifier) and verifies the id_token (signature,
-    /// issuer, audience, expiry, nonce). `iss` is the issuer the callback
-    /// names when the provider sends one (RFC 9207; Gitea does not): it must
-    /// be ours, so a code from another provider is never sent to Gitea.
-    /// Returns who signed in and `next`.
-    pub async fn finish(
-        &self,
-        code: &str,
-        state: &str,
-        iss: Option<&str>,
-    ) -> Result<(Identity, String), Refusal> {
+    /// The sign-in `state` names, if opsdeck issued it less than 10
+    /// minutes ago to the browser whose sign-in cookie is `browser`. Used
+    /// up either way: a `state` is good for one callback.
+    pub fn claim(&self, state: &str, browser: Option<&str>) -> Result<Pending, Refusal> {
         let pending = {
             let mut pending = self.inner.pending.lock().unwrap_or_else(|e| e.into_inner());
             pending.remove(state)
@@ -222,6 +234,24 @@ impl Gitea {
         let pending = pending
             .filter(|p| p.started.elapsed() < PENDING_TTL)
             .ok_or(Refusal::UnknownState)?;
+        if !browser.is_some_and(|b| super::same_secret(b.as_bytes(), pending.browser.as_bytes())) {
+            return Err(Refusal::OtherBrowser);
+        }
+        Ok(pending)
+    }
+
+    /// Finishes a sign-in Gitea sent back, once [`Gitea::claim`]ed:
+    /// exchanges the code (with the PKCE verifier) and verifies the
+    /// id_token (signature, issuer, audience, expiry, nonce). `iss` is the
+    /// issuer the callback names when the provider sends one (RFC 9207;
+    /// Gitea does not): it must be ours, so a code from another provider is
+    /// never sent to Gitea. Returns who signed in and `next`.
+    pub async fn finish(
+        &self,
+        pending: Pending,
+        code: &str,
+        iss: Option<&str>,
+    ) -> Result<(Identity, String), Refusal> {
         let client = self.client()?;
         if let (Some(iss), Ok(settings)) = (iss, &self.inner.settings)
             && iss != settings.issuer

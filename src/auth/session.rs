@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use axum::http::{HeaderMap, header};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use sqlx::SqlitePool;
@@ -96,13 +97,19 @@ pub fn lifetimes(auth: &config::Auth) -> (Duration, Duration) {
     )
 }
 
-/// The cookie's name: `__Host-` on https, so no subdomain or plain-http page
+/// The session cookie.
+pub const SESSION_COOKIE: &str = "opsdeck_session";
+/// Binds a Gitea sign-in in flight to the browser that started it
+/// (`oidc`): set by `/auth/gitea`, read once by `/auth/callback`.
+pub const SIGNIN_COOKIE: &str = "opsdeck_signin";
+
+/// A cookie's name: `__Host-` on https, so no subdomain or plain-http page
 /// can set or shadow it (the prefix requires `Secure`, which http lacks).
-pub fn cookie_name(config: &Config) -> &'static str {
+pub fn cookie_name(config: &Config, base: &str) -> String {
     if is_https(config) {
-        "__Host-opsdeck_session"
+        format!("__Host-{base}")
     } else {
-        "opsdeck_session"
+        base.to_string()
     }
 }
 
@@ -110,28 +117,44 @@ fn is_https(config: &Config) -> bool {
     config.server.public_url.starts_with("https://")
 }
 
+/// The `Set-Cookie` value of cookie `base`: HttpOnly, SameSite=Lax (sent
+/// on the top-level navigation back from Gitea, never on another site's
+/// form post), Secure on https; `max_age` seconds, or (None) until the
+/// browser closes.
+pub fn cookie(config: &Config, base: &str, value: &str, max_age: Option<u64>) -> String {
+    let secure = if is_https(config) { "; Secure" } else { "" };
+    let max_age = max_age
+        .map(|s| format!("; Max-Age={s}"))
+        .unwrap_or_default();
+    format!(
+        "{}={value}; HttpOnly; SameSite=Lax; Path=/{max_age}{secure}",
+        cookie_name(config, base)
+    )
+}
+
 /// The `Set-Cookie` value that hands a new session to the browser. No
 /// `Max-Age`: the browser forgets it when closed, the server enforces expiry.
 pub fn set_cookie(config: &Config, value: &str) -> String {
-    let secure = if is_https(config) { "; Secure" } else { "" };
-    format!(
-        "{}={value}; HttpOnly; SameSite=Lax; Path=/{secure}",
-        cookie_name(config)
-    )
+    cookie(config, SESSION_COOKIE, value, None)
 }
 
 /// The `Set-Cookie` value that makes the browser drop the session cookie.
 pub fn clear_cookie(config: &Config) -> String {
-    let secure = if is_https(config) { "; Secure" } else { "" };
-    format!(
-        "{}=; HttpOnly; SameSite=Lax; Path=/; Max-Age=0{secure}",
-        cookie_name(config)
-    )
+    cookie(config, SESSION_COOKIE, "", Some(0))
 }
 
-/// The session cookie's value in a `Cookie` request header, if present.
-pub fn cookie_value<'h>(config: &Config, cookie_header: &'h str) -> Option<&'h str> {
-    let name = cookie_name(config);
+/// Cookie `base`'s value in the `Cookie` headers of a request, if present
+/// (HTTP/2 may split cookies over several headers).
+pub fn find_cookie<'h>(config: &Config, base: &str, headers: &'h HeaderMap) -> Option<&'h str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|h| read_cookie(config, base, h))
+}
+
+fn read_cookie<'h>(config: &Config, base: &str, cookie_header: &'h str) -> Option<&'h str> {
+    let name = cookie_name(config, base);
     cookie_header
         .split(';')
         .filter_map(|pair| pair.trim().split_once('='))
@@ -210,7 +233,7 @@ impl Sessions {
         .bind(now)
         .bind(expires_at)
         .bind(who.remote)
-        .bind(truncate(who.user_agent, 256))
+        .bind(crate::error::clip(who.user_agent, 256))
         .fetch_one(&self.db)
         .await?;
         let session = row
@@ -339,8 +362,4 @@ fn now_millis() -> i64 {
 
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}
-
-fn truncate(s: &str, max_chars: usize) -> String {
-    s.chars().take(max_chars).collect()
 }

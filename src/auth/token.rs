@@ -48,17 +48,42 @@ pub async fn create(db: &SqlitePool, name: &str, role: Role) -> Result<String> {
     Ok(token)
 }
 
-/// The token's name and role, if it is known and not revoked.
-pub async fn verify(db: &SqlitePool, token: &str) -> Result<Option<(String, Role)>> {
+/// What a presented token turned out to be.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Checked {
+    Live {
+        name: String,
+        role: Role,
+    },
+    /// Revoked: its use is worth an audit row naming it (a stolen token?).
+    Revoked {
+        name: String,
+    },
+    Unknown,
+}
+
+/// Looks a presented token up by its hash; a live one is marked used.
+pub async fn verify(db: &SqlitePool, token: &str) -> Result<Checked> {
+    let hash = hash(token);
     let row: Option<(String, String)> = sqlx::query_as(
         "UPDATE api_tokens SET last_used_at = ? WHERE hash = ? AND revoked_at IS NULL
          RETURNING name, role",
     )
     .bind(chrono::Utc::now().timestamp_millis())
-    .bind(hash(token))
+    .bind(&hash)
     .fetch_optional(db)
     .await?;
-    Ok(row.and_then(|(name, role)| Role::parse(&role).map(|r| (name, r))))
+    if let Some((name, role)) = row {
+        return Ok(match Role::parse(&role) {
+            Some(role) => Checked::Live { name, role },
+            None => Checked::Unknown,
+        });
+    }
+    let revoked: Option<String> = sqlx::query_scalar("SELECT name FROM api_tokens WHERE hash = ?")
+        .bind(&hash)
+        .fetch_optional(db)
+        .await?;
+    Ok(revoked.map_or(Checked::Unknown, |name| Checked::Revoked { name }))
 }
 
 /// One row of `opsdeck token list`.

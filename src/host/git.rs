@@ -10,6 +10,7 @@ use std::fmt;
 use std::path::Path;
 use std::time::Duration;
 
+use crate::error::Quoted;
 use crate::host::Host;
 use crate::host::exec::{Captured, command_line};
 use crate::{Error, Result};
@@ -40,8 +41,8 @@ impl Sha {
             Ok(Sha(text.to_owned()))
         } else {
             Err(Error::BadRequest(format!(
-                "{:?} is not a full commit SHA",
-                shorten(text)
+                "{} is not a full commit SHA",
+                Quoted(text)
             )))
         }
     }
@@ -77,8 +78,8 @@ pub struct Commit {
 pub fn validate_ref(name: &str) -> Result<()> {
     let refuse = |why: &str| {
         Err(Error::BadRequest(format!(
-            "the ref {:?} is refused: {why}",
-            shorten(name)
+            "the ref {} is refused: {why}",
+            Quoted(name)
         )))
     };
     if name.is_empty() {
@@ -171,7 +172,8 @@ pub async fn resolve(host: &Host, repo: &Path, name: &str) -> Result<Sha> {
         }
     }
     Err(Error::BadRequest(format!(
-        "{name:?} is not a branch, tag or commit of {}",
+        "{} is not a branch, tag or commit of {}",
+        Quoted(name),
         host.place(repo)
     )))
 }
@@ -292,13 +294,4 @@ fn argv(args: &[&str]) -> Vec<String> {
         .chain(args.iter().copied())
         .map(str::to_owned)
         .collect()
-}
-
-/// A user's input quoted back in a message, cut so a 10 kB string does not
-/// fill the page.
-fn shorten(text: &str) -> String {
-    match text.char_indices().nth(40) {
-        Some((end, _)) => format!("{}…", &text[..end]),
-        None => text.to_owned(),
-    }
 }

@@ -8,11 +8,13 @@
 pub const MAX_LINE: usize = 64 * 1024;
 
 /// Consecutive lines: `text` holds each followed by `\n`; `ends` where
-/// each line's `\n` is.
+/// each line's `\n` is; `cut` which lines were cut at [`MAX_LINE`] and go
+/// on in the next line (the program printed no newline there).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Lines {
     text: String,
     ends: Vec<usize>,
+    cut: Vec<usize>,
 }
 
 impl Lines {
@@ -20,7 +22,11 @@ impl Lines {
     pub fn from_joined(mut text: String) -> Lines {
         text.push('\n');
         let ends = memchr::memchr_iter(b'\n', text.as_bytes()).collect();
-        Lines { text, ends }
+        Lines {
+            text,
+            ends,
+            cut: Vec::new(),
+        }
     }
 
     /// Adds `line`; a `\n` inside it starts another line, so that the
@@ -31,6 +37,35 @@ impl Lines {
             self.ends.push(self.text.len());
             self.text.push('\n');
         }
+    }
+
+    /// Adds `text` as one line, cut into pieces of at most [`MAX_LINE`]
+    /// bytes (at character boundaries) when longer; `finished` false when
+    /// its end is still to come, so that its last piece is marked cut too.
+    pub fn push_long(&mut self, mut text: &str, finished: bool) {
+        while text.len() > MAX_LINE {
+            let mut at = MAX_LINE;
+            while !text.is_char_boundary(at) {
+                at -= 1;
+            }
+            let (piece, rest) = text.split_at(at);
+            self.cut.push(self.len());
+            self.push(piece);
+            text = rest;
+        }
+        if !finished {
+            self.cut.push(self.len());
+        }
+        self.push(text);
+    }
+
+    /// Whether line `index` was cut and goes on in the next line.
+    pub fn is_cut(&self, index: usize) -> bool {
+        self.cut.binary_search(&index).is_ok()
+    }
+
+    pub fn has_cuts(&self) -> bool {
+        !self.cut.is_empty()
     }
 
     /// Adds one line of a program's output: a trailing `\r` dropped,
@@ -105,7 +140,7 @@ impl LineSplitter {
     pub fn push(&mut self, mut bytes: &[u8]) -> Lines {
         let mut lines = Lines {
             text: String::with_capacity(bytes.len() + self.partial.len()),
-            ends: Vec::new(),
+            ..Lines::default()
         };
         while let Some(end) = memchr::memchr(b'\n', bytes) {
             if self.partial.is_empty() {
@@ -118,8 +153,11 @@ impl LineSplitter {
             bytes = &bytes[end + 1..];
         }
         self.partial.extend_from_slice(bytes);
-        while self.partial.len() >= MAX_LINE {
+        // Strictly longer: a cut line is always followed by its rest, from
+        // this same splitter (`finish` at the latest).
+        while self.partial.len() > MAX_LINE {
             let rest = self.partial.split_off(MAX_LINE);
+            lines.cut.push(lines.len());
             lines.push_output(&self.partial);
             self.partial = rest;
         }
@@ -160,7 +198,29 @@ mod tests {
         let mut s = LineSplitter::default();
         let lines = s.push(&vec![b'x'; MAX_LINE * 2 + 3]);
         assert_eq!(lines.len(), 2);
-        assert_eq!(strings(&s.finish()), ["xxx"]);
+        assert!(lines.is_cut(0) && lines.is_cut(1));
+        let rest = s.finish();
+        assert_eq!(strings(&rest), ["xxx"]);
+        assert!(!rest.has_cuts());
+        // Exactly MAX_LINE waits for its end: nothing is cut yet.
+        assert!(s.push(&vec![b'y'; MAX_LINE]).is_empty());
+        assert_eq!(s.finish().len(), 1);
+    }
+
+    #[test]
+    fn a_long_text_is_pushed_in_pieces_at_character_boundaries() {
+        let mut lines = Lines::default();
+        let text = format!("{}é{}", "a".repeat(MAX_LINE - 1), "b".repeat(10));
+        lines.push_long(&text, true);
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines.iter().next().unwrap().len(), MAX_LINE - 1);
+        assert!(lines.is_cut(0) && !lines.is_cut(1));
+        lines.push_long("unfinished", false);
+        assert!(lines.is_cut(2));
+        assert_eq!(
+            lines.iter().collect::<String>(),
+            format!("{text}unfinished")
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDateTime, Utc};
 
 use crate::config::App;
+use crate::error::Quoted;
 use crate::host::Host;
 use crate::host::exec::command_line;
 use crate::{Error, Result};
@@ -261,7 +262,8 @@ fn check_unit_name(unit: &str) -> Result<()> {
         Ok(())
     } else {
         Err(Error::BadRequest(format!(
-            "{unit:?} is not a systemd unit name"
+            "{} is not a systemd unit name",
+            Quoted(unit)
         )))
     }
 }

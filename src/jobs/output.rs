@@ -11,7 +11,7 @@ use std::time::Duration;
 use sqlx::SqlitePool;
 use tokio::sync::{broadcast, mpsc};
 
-use super::redact::Redactor;
+use super::redact::{MaskedStream, Redactor};
 use super::{State, store};
 use crate::Result;
 use crate::host::lines::Lines;
@@ -98,11 +98,15 @@ pub async fn record(
     tokio::pin!(flush_timer);
     let mut chunk: Vec<Arc<Batch>> = Vec::new();
     let mut waiting = 0usize;
+    let mut masked = MaskedStream::new(&redactor);
     loop {
         tokio::select! {
             batch = lines.recv() => match batch {
-                Some(mut batch) => {
-                    redactor.mask_lines(&mut batch);
+                Some(batch) => {
+                    let batch = masked.mask(batch);
+                    if batch.is_empty() {
+                        continue;
+                    }
                     if chunk.is_empty() {
                         flush_timer.as_mut().reset(tokio::time::Instant::now() + FLUSH_EVERY);
                     }
@@ -113,7 +117,13 @@ pub async fn record(
                         waiting = 0;
                     }
                 }
-                None => break,
+                None => {
+                    let rest = masked.finish();
+                    if !rest.is_empty() {
+                        chunk.push(publish(&live, rest));
+                    }
+                    break;
+                }
             },
             _ = &mut flush_timer, if !chunk.is_empty() => {
                 let _ = chunks.send(std::mem::take(&mut chunk)).await;

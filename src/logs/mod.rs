@@ -14,6 +14,7 @@ pub use viewer::{Seen, Start, Viewer, earlier};
 use std::path::PathBuf;
 
 use crate::config::App;
+use crate::error::Quoted;
 use crate::{Error, Result};
 
 /// Longest text filter accepted.
@@ -81,7 +82,8 @@ impl Filter {
             unit if allowed.iter().any(|u| u == unit) => vec![unit.to_owned()],
             unit => {
                 return Err(Error::Forbidden(format!(
-                    "{unit:?} is not one of the units or log files of {} whose logs opsdeck shows ({})",
+                    "{} is not one of the units or log files of {} whose logs opsdeck shows ({})",
+                    Quoted(unit),
                     app.name,
                     sources(app).join(", ")
                 )));
@@ -134,7 +136,8 @@ fn priority_level(text: &str) -> Result<Option<u8>> {
         .map(|n| Some(n as u8))
         .ok_or_else(|| {
             Error::BadRequest(format!(
-                "priority {text:?} is not 0 to 7 or one of {}",
+                "priority {} is not 0 to 7 or one of {}",
+                Quoted(text),
                 PRIORITIES.join(", ")
             ))
         })
@@ -176,8 +179,8 @@ pub fn cursor(text: &str) -> Result<&str> {
         Ok(text)
     } else {
         Err(Error::BadRequest(format!(
-            "{:?} is not a journal cursor",
-            text.chars().take(40).collect::<String>()
+            "{} is not a journal cursor",
+            Quoted(text)
         )))
     }
 }

@@ -2,6 +2,7 @@
 //! run as a one-step job.
 
 use crate::auth::Actor;
+use crate::error::Quoted;
 use crate::jobs::{Plan, Request, Step, Work};
 use crate::{Context, Error, Result};
 
@@ -13,7 +14,13 @@ pub async fn run(ctx: &Context, actor: &Actor, app: &str, action: &str) -> Resul
         .actions
         .iter()
         .find(|a| a.name == action)
-        .ok_or_else(|| Error::NotFound(format!("{} has no action named {action:?}", app.name)))?;
+        .ok_or_else(|| {
+            Error::NotFound(format!(
+                "{} has no action named {}",
+                app.name,
+                Quoted(action)
+            ))
+        })?;
     ctx.require_role(actor, Some(app), "action", found.required_role(app))
         .await?;
     // A relative cwd is inside the app's repository, which is also where

@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use crate::audit::Event;
 use crate::auth::Actor;
 use crate::config::{App, Strategy};
+use crate::error::Quoted;
 use crate::host::Host;
 use crate::host::exec::command_line;
 use crate::host::git::{self, Sha};
@@ -37,7 +38,12 @@ pub(super) static PREPARING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_
 
 /// Deploys `git_ref` of `app` for `actor`; returns the job id.
 pub async fn request(ctx: &Context, actor: &Actor, app: &str, git_ref: &str) -> Result<i64> {
-    prepare(ctx, actor, app, git_ref, None).await
+    match prepare(ctx, actor, app, git_ref, None).await? {
+        Prepared::Queued(job) => Ok(job),
+        Prepared::Moved(_) => Err(Error::Internal(anyhow::anyhow!(
+            "a deploy without an expected commit reported the ref moved"
+        ))),
+    }
 }
 
 /// Deploys `git_ref` only if it still is commit `previewed` — what the
@@ -49,7 +55,62 @@ pub async fn request_previewed(
     git_ref: &str,
     previewed: &str,
 ) -> Result<i64> {
-    prepare(ctx, actor, app, git_ref, Some(previewed)).await
+    let still = Still {
+        git_ref,
+        sha: previewed,
+    };
+    match prepare(ctx, actor, app, git_ref, Some(still)).await? {
+        Prepared::Queued(job) => Ok(job),
+        Prepared::Moved(now) => Err(Error::Conflict(format!(
+            "{git_ref} moved since the preview: it was {}, it is now {}; look at what ships again",
+            previewed.get(..7).unwrap_or(previewed),
+            now.short()
+        ))),
+    }
+}
+
+/// What became of a pushed commit (the Gitea webhook).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Pushed {
+    Deploying(i64),
+    /// The branch is elsewhere now: its tip after the fetch.
+    Stale {
+        tip: Sha,
+    },
+}
+
+/// Deploys commit `after`, pushed to `branch`, only if it still is the
+/// branch's tip once fetched. A push is a claim about the branch: a
+/// delayed, replayed or forged-but-signed delivery naming an older commit
+/// must not move the app back to it.
+pub async fn request_push(
+    ctx: &Context,
+    actor: &Actor,
+    app: &str,
+    branch: &str,
+    after: &str,
+) -> Result<Pushed> {
+    let still = Still {
+        git_ref: branch,
+        sha: after,
+    };
+    Ok(match prepare(ctx, actor, app, after, Some(still)).await? {
+        Prepared::Queued(job) => Pushed::Deploying(job),
+        Prepared::Moved(tip) => Pushed::Stale { tip },
+    })
+}
+
+/// A condition a deploy is queued under, checked right after the fetch:
+/// `git_ref` still resolves to `sha`.
+struct Still<'a> {
+    git_ref: &'a str,
+    sha: &'a str,
+}
+
+enum Prepared {
+    Queued(i64),
+    /// `Still::git_ref` resolves to this other commit now; nothing queued.
+    Moved(Sha),
 }
 
 async fn prepare(
@@ -57,8 +118,8 @@ async fn prepare(
     actor: &Actor,
     app: &str,
     git_ref: &str,
-    previewed: Option<&str>,
-) -> Result<i64> {
+    still: Option<Still<'_>>,
+) -> Result<Prepared> {
     let app = ctx.app(app)?;
     ctx.authorize(actor, Some(app), "deploy").await?;
     git::validate_ref(git_ref)?;
@@ -67,12 +128,15 @@ async fn prepare(
     let _one_at_a_time = PREPARING.lock().await;
     git::fetch(&host, repo).await?;
     let sha = git::resolve(&host, repo, git_ref).await?;
-    if let Some(previewed) = previewed.filter(|p| *p != sha.as_str()) {
-        return Err(Error::Conflict(format!(
-            "{git_ref} moved since the preview: it was {}, it is now {}; look at what ships again",
-            previewed.get(..7).unwrap_or(previewed),
-            sha.short()
-        )));
+    if let Some(still) = still {
+        let now = if still.git_ref == git_ref {
+            sha.clone()
+        } else {
+            git::resolve(&host, repo, still.git_ref).await?
+        };
+        if !now.as_str().eq_ignore_ascii_case(still.sha) {
+            return Ok(Prepared::Moved(now));
+        }
     }
     let shipment = match app.strategy {
         Strategy::Releases => {
@@ -92,7 +156,9 @@ async fn prepare(
             }
         }
     };
-    submit(ctx, actor, app, "deploy", git_ref, &sha, None, shipment).await
+    submit(ctx, actor, app, "deploy", git_ref, &sha, None, shipment)
+        .await
+        .map(Prepared::Queued)
 }
 
 /// What a deploy or rollback job does, and the release directory it
@@ -131,6 +197,18 @@ pub(super) async fn submit(
     replaces: Option<i64>,
     shipment: Shipment,
 ) -> Result<i64> {
+    // Identical means the same commit, however it was named: `main` and a
+    // tag on the same commit are one deploy.
+    if let Some(queued) = releases::queued_to(&ctx.db, &app.name, kind, sha).await? {
+        return Err(Error::Conflict(format!(
+            "a {kind} of {} to {} is already queued (job #{}, asked as {} by {})",
+            app.name,
+            sha.short(),
+            queued.job,
+            Quoted(&queued.git_ref),
+            queued.actor
+        )));
+    }
     let Shipment { plan, dir } = shipment;
     let recovery_step = plan.steps.len();
     let request = Request {

@@ -150,6 +150,38 @@ fn release(row: Row) -> Result<Release> {
     })
 }
 
+/// A release whose job is still waiting.
+pub(super) struct Queued {
+    pub job: i64,
+    pub git_ref: String,
+    pub actor: String,
+}
+
+/// The `kind` (deploy, rollback) of `app` to commit `sha` still waiting,
+/// if there is one.
+pub(super) async fn queued_to(
+    db: &SqlitePool,
+    app: &str,
+    kind: &str,
+    sha: &Sha,
+) -> Result<Option<Queued>> {
+    let row: Option<(i64, String, String)> = sqlx::query_as(
+        "SELECT r.job_id, r.ref, r.actor FROM releases r JOIN jobs j ON j.id = r.job_id
+         WHERE r.app = ? AND r.kind = ? AND r.sha = ? AND j.state = 'queued'
+         ORDER BY r.id LIMIT 1",
+    )
+    .bind(app)
+    .bind(kind)
+    .bind(sha.as_str())
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(|(job, git_ref, actor)| Queued {
+        job,
+        git_ref,
+        actor,
+    }))
+}
+
 /// The release directories deploys of `app` made or are about to make.
 pub(super) async fn dirs(db: &SqlitePool, app: &str) -> Result<Vec<String>> {
     let dirs = sqlx::query_scalar(

@@ -16,6 +16,7 @@
 
 use crate::auth::Actor;
 use crate::config::{App, Generator, Secret};
+use crate::error::Quoted;
 use crate::host::{Host, env_edit, envfile};
 use crate::jobs::{Plan, Request, Step, Work};
 use crate::ops::deploy::restart_and_check;
@@ -44,10 +45,9 @@ pub fn required_role(app: &App, secret: &Secret) -> crate::auth::Role {
 }
 
 fn find<'a>(app: &'a App, name: &str) -> Result<&'a Secret> {
-    app.secrets
-        .iter()
-        .find(|s| s.name == name)
-        .ok_or_else(|| Error::NotFound(format!("{} has no secret named {name:?}", app.name)))
+    app.secrets.iter().find(|s| s.name == name).ok_or_else(|| {
+        Error::NotFound(format!("{} has no secret named {}", app.name, Quoted(name)))
+    })
 }
 
 fn plan(ctx: &Context, app: &App, secret: &Secret) -> Result<Plan> {

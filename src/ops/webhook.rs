@@ -4,17 +4,24 @@
 //! Gitea signs the raw body with the webhook secret: `X-Gitea-Signature` is
 //! the bare hex HMAC-SHA256. Nothing in the body is believed before that
 //! signature checks out; a missing, empty or wrong one is refused (401) and
-//! audited as `denied`. A delivery id seen before is ignored, so Gitea's
-//! retries and "Test delivery" clicks never deploy twice.
+//! audited as `denied`, with the same answer as for an app that does not
+//! exist or takes no webhooks. A delivery id seen before is ignored, so
+//! Gitea's retries and "Test delivery" clicks never deploy twice.
+//!
+//! The signature covers the body only, so a captured delivery can be
+//! posted again with a new delivery id: the pushed commit is deployed only
+//! while it still is the branch's tip (`deploy::request_push`), and an old
+//! one is answered `stale push`.
 
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use sha2::Sha256;
 
-use crate::audit::{Event, Outcome};
+use crate::audit::Event;
 use crate::auth::{Actor, Via};
 use crate::config::App;
-use crate::ops::deploy;
+use crate::error::{MAX_ECHOED, Quoted, clip};
+use crate::ops::deploy::{self, Pushed};
 use crate::{Context, Error, Result};
 
 /// What Gitea sent, as the HTTP layer received it.
@@ -59,23 +66,11 @@ struct Pusher {
 const ZERO_SHA: &str = "0000000000000000000000000000000000000000";
 
 pub async fn receive(ctx: &Context, app: &str, delivery: Delivery<'_>) -> Result<Handled> {
-    let app = ctx.app(app)?;
-    let secret = secret(app)?;
-    let unknown = Actor {
-        remote: delivery.remote.clone(),
-        ..Actor::system("gitea:webhook")
-    };
-    if let Err(why) = verify(&secret, delivery.signature, delivery.body) {
-        let event = Event::new(&unknown, "webhook", &app.name)
-            .outcome(Outcome::Denied)
-            .detail(serde_json::json!({"why": why, "delivery": delivery.id}));
-        ctx.audit.record(event).await?;
-        return Err(Error::Unauthorized(why));
-    }
+    let app = let_in(ctx, app, &delivery).await?;
     if delivery.event != Some("push") {
         return Ok(Handled::Ignored(format!(
-            "only push events deploy; this is {:?}",
-            delivery.event.unwrap_or("an event without X-Gitea-Event")
+            "only push events deploy; this is {}",
+            Quoted(delivery.event.unwrap_or("an event without X-Gitea-Event"))
         )));
     }
     let push: Push = serde_json::from_slice(delivery.body)
@@ -89,16 +84,24 @@ pub async fn receive(ctx: &Context, app: &str, delivery: Delivery<'_>) -> Result
     if push.git_ref != format!("refs/heads/{branch}") {
         return Ok(Handled::Ignored(format!(
             "{} deploys pushes to {branch} only; this push is to {}",
-            app.name, push.git_ref
+            app.name,
+            clip(&push.git_ref, MAX_ECHOED)
         )));
     }
     if push.after == ZERO_SHA {
         return Ok(Handled::Ignored(format!("branch {branch} was deleted")));
     }
+    if !is_sha(&push.after) {
+        return Err(Error::BadRequest(format!(
+            "the push's `after` is {}, not a commit SHA",
+            Quoted(&push.after)
+        )));
+    }
     let id = delivery.id.unwrap_or_default();
     if !id.is_empty() && !first_time(ctx, &app.name, id).await? {
         return Ok(Handled::Ignored(format!(
-            "delivery {id} was received before"
+            "delivery {} was received before",
+            clip(id, MAX_ECHOED)
         )));
     }
     let actor = Actor {
@@ -107,15 +110,15 @@ pub async fn receive(ctx: &Context, app: &str, delivery: Delivery<'_>) -> Result
         via: Via::System,
         remote: delivery.remote,
     };
-    // The pushed commit itself: a deploy of the branch queued by an earlier
-    // push would otherwise make this one a duplicate, and ship the old commit.
-    let target = if is_sha(&push.after) {
-        push.after.as_str()
-    } else {
-        branch
-    };
-    match deploy::request(ctx, &actor, &app.name, target).await {
-        Ok(job) => Ok(Handled::Deploying(job)),
+    // The pushed commit itself, not the branch: a deploy of the branch
+    // queued by an earlier push would otherwise make this one a duplicate.
+    match deploy::request_push(ctx, &actor, &app.name, branch, &push.after).await {
+        Ok(Pushed::Deploying(job)) => Ok(Handled::Deploying(job)),
+        Ok(Pushed::Stale { tip }) => Ok(Handled::Ignored(format!(
+            "stale push: {} is not the tip of {branch} any more (it is {}); nothing deployed",
+            &push.after[..7],
+            tip.short()
+        ))),
         Err(e) => {
             // Not acted on: a redelivery may try again.
             forget(ctx, &app.name, id).await?;
@@ -124,14 +127,41 @@ pub async fn receive(ctx: &Context, app: &str, delivery: Delivery<'_>) -> Result
     }
 }
 
-/// The app's webhook secret; an app without one takes no webhooks.
-fn secret(app: &App) -> Result<Vec<u8>> {
-    let file = app.webhook_secret_file.as_ref().ok_or_else(|| {
-        Error::Forbidden(format!(
-            "{} takes no webhooks: it has no webhook_secret_file",
-            app.name
-        ))
-    })?;
+/// The app a delivery is for, once its signature checks out with that
+/// app's secret. An unknown app, an app that takes no webhooks and a bad
+/// signature get one and the same answer, so that app names cannot be
+/// probed without the secret; the audit row (bounded per address, see
+/// `Audit::refused`) says which it was.
+async fn let_in<'c>(ctx: &'c Context, name: &str, delivery: &Delivery<'_>) -> Result<&'c App> {
+    let why = match ctx.config.app(name) {
+        None => format!("there is no app named {}", Quoted(name)),
+        Some(app) => match secret(app)? {
+            None => format!(
+                "{} takes no webhooks: it has no webhook_secret_file",
+                app.name
+            ),
+            Some(secret) => match verify(&secret, delivery.signature, delivery.body) {
+                Ok(()) => return Ok(app),
+                Err(why) => why,
+            },
+        },
+    };
+    let known = ctx.config.app(name).map_or("", |app| app.name.as_str());
+    let event = Event::anonymous("webhook", known, &delivery.remote)
+        .detail(serde_json::json!({"app": name, "why": why, "delivery": delivery.id}));
+    ctx.audit.refused(event).await?;
+    Err(Error::Unauthorized(
+        "this delivery does not verify: X-Gitea-Signature must be the HMAC-SHA256 of the body \
+         with the secret of this app's webhook; nothing was done"
+            .into(),
+    ))
+}
+
+/// The app's webhook secret; `None` for an app that takes no webhooks.
+fn secret(app: &App) -> Result<Option<Vec<u8>>> {
+    let Some(file) = app.webhook_secret_file.as_ref() else {
+        return Ok(None);
+    };
     // Read at every delivery: a rotation may have just changed it.
     let text = std::fs::read_to_string(file).map_err(|e| {
         Error::Unavailable(format!(
@@ -148,7 +178,7 @@ fn secret(app: &App) -> Result<Vec<u8>> {
             file.display()
         )));
     }
-    Ok(secret.as_bytes().to_vec())
+    Ok(Some(secret.as_bytes().to_vec()))
 }
 
 /// Checks Gitea's bare-hex HMAC-SHA256 of `body`, in constant time.

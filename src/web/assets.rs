@@ -8,6 +8,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
 
+use crate::error::Quoted;
 use crate::{Context, Error, Result};
 
 pub struct File {
@@ -60,10 +61,9 @@ pub fn router() -> Router<Context> {
 }
 
 async fn file(Path(name): Path<String>) -> Result<impl IntoResponse> {
-    let file = FILES
-        .iter()
-        .find(|f| f.name == name)
-        .ok_or_else(|| Error::NotFound(format!("there is no static file named {name:?}")))?;
+    let file = FILES.iter().find(|f| f.name == name).ok_or_else(|| {
+        Error::NotFound(format!("there is no static file named {}", Quoted(&name)))
+    })?;
     Ok((
         [
             (header::CONTENT_TYPE, file.content_type),

@@ -17,6 +17,7 @@ use serde::Deserialize;
 use super::{Moment, Page};
 use crate::audit::{self, ChainStatus, FilterInput, Format, Record};
 use crate::auth::Actor;
+use crate::error::Quoted;
 use crate::{Context, Error, Result};
 
 pub fn router() -> Router<Context> {
@@ -199,7 +200,7 @@ async fn show(
     ctx.authorize(&actor, None, "audit").await?;
     let id: i64 = id
         .parse()
-        .map_err(|_| Error::NotFound(format!("there is no audit row {id:?}")))?;
+        .map_err(|_| Error::NotFound(format!("there is no audit row {}", Quoted(&id))))?;
     let r = audit::get(&ctx.db, id).await?;
     let link_ok = if r.id == 1 {
         Some(r.prev_hash == audit::GENESIS)

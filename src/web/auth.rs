@@ -16,7 +16,9 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 
 use super::{Page, is_api_path};
-use crate::auth::{Actor, Via, session, token};
+use crate::audit::Event;
+use crate::auth::token::{self, Checked};
+use crate::auth::{Actor, Via, session};
 use crate::{Context, Error, Result};
 
 /// The session's CSRF token, for templates (`Page`) to render into forms
@@ -78,8 +80,8 @@ async fn admit(ctx: &Context, mut req: Request) -> Result<Request, Response> {
         .unwrap_or_default();
 
     let (actor, csrf) = match bearer_token(req.headers()).map_err(IntoResponse::into_response)? {
-        Some(token) => (Some(token_actor(ctx, token, remote).await?), None),
-        None => match session_actor(ctx, req.headers(), remote)
+        Some(token) => (Some(token_actor(ctx, token, &remote).await?), None),
+        None => match session_actor(ctx, req.headers(), remote.clone())
             .await
             .map_err(IntoResponse::into_response)?
         {
@@ -87,24 +89,32 @@ async fn admit(ctx: &Context, mut req: Request) -> Result<Request, Response> {
             None => (None, None),
         },
     };
+    // Webhooks prove themselves with their signature, not an origin.
+    let needs_origin = is_unsafe(req.method()) && !path.starts_with("/hooks/");
 
     let Some(actor) = actor else {
         if is_public(&path) {
-            if is_unsafe(req.method()) && !path.starts_with("/hooks/") {
-                check_origin(ctx, req.headers()).map_err(IntoResponse::into_response)?;
+            if needs_origin && let Err(refused) = check_origin(ctx, req.headers()) {
+                let event = Event::anonymous("auth.origin", "", &remote).detail(asked(&req));
+                return Err(refuse(ctx, event, refused).await);
             }
             return Ok(req);
         }
         return Err(sign_in_first(&req, &path));
     };
 
-    if is_unsafe(req.method()) && !path.starts_with("/hooks/") && actor.via != Via::Token {
-        check_origin(ctx, req.headers()).map_err(IntoResponse::into_response)?;
+    if needs_origin && actor.via != Via::Token {
+        if let Err(refused) = check_origin(ctx, req.headers()) {
+            let event = Event::new(&actor, "auth.origin", "").detail(asked(&req));
+            return Err(refuse(ctx, event, refused).await);
+        }
         if !is_sign_in(&path) {
             let expected = csrf.as_ref().map_or("", |c| c.0.as_str());
-            req = check_csrf(ctx, req, expected)
-                .await
-                .map_err(IntoResponse::into_response)?;
+            let event = Event::new(&actor, "auth.csrf", "").detail(asked(&req));
+            req = match check_csrf(ctx, req, expected).await {
+                Ok(req) => req,
+                Err(refused) => return Err(refuse(ctx, event, refused).await),
+            };
         }
     }
     req.extensions_mut().insert(actor);
@@ -114,20 +124,40 @@ async fn admit(ctx: &Context, mut req: Request) -> Result<Request, Response> {
     Ok(req)
 }
 
-async fn token_actor(ctx: &Context, token: &str, remote: String) -> Result<Actor, Response> {
-    match token::verify(&ctx.db, token).await {
-        Ok(Some((name, role))) => Ok(Actor {
-            login: format!("token:{name}"),
-            role,
-            via: Via::Token,
-            remote,
-        }),
-        Ok(None) => Err(Error::Unauthorized(
-            "this API token is unknown or has been revoked".into(),
-        )
-        .into_response()),
-        Err(e) => Err(e.into_response()),
+/// What a refused request asked for, for its audit row.
+fn asked(req: &Request) -> serde_json::Value {
+    serde_json::json!({"method": req.method().as_str(), "path": req.uri().path()})
+}
+
+/// Audits a refused request (`Audit::refused`: bounded per address) and
+/// answers it with `refused`.
+async fn refuse(ctx: &Context, mut event: Event, refused: Error) -> Response {
+    if let Some(fields) = event.detail.as_object_mut() {
+        fields.insert("why".into(), refused.public_message().into());
     }
+    match ctx.audit.refused(event).await {
+        Ok(()) => refused.into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn token_actor(ctx: &Context, token: &str, remote: &str) -> Result<Actor, Response> {
+    let detail = match token::verify(&ctx.db, token).await {
+        Ok(Checked::Live { name, role }) => {
+            return Ok(Actor {
+                login: format!("token:{name}"),
+                role,
+                via: Via::Token,
+                remote: remote.to_string(),
+            });
+        }
+        Ok(Checked::Revoked { name }) => serde_json::json!({"token": name, "revoked": true}),
+        Ok(Checked::Unknown) => serde_json::json!({"token": null}),
+        Err(e) => return Err(e.into_response()),
+    };
+    let refused = Error::Unauthorized("this API token is unknown or has been revoked".into());
+    let event = Event::anonymous("auth.token", "", remote).detail(detail);
+    Err(refuse(ctx, event, refused).await)
 }
 
 /// The live session behind the session cookie, if any. An expired or
@@ -137,13 +167,7 @@ async fn session_actor(
     headers: &HeaderMap,
     remote: String,
 ) -> Result<Option<(Actor, Csrf)>> {
-    // HTTP/2 may split cookies over several headers.
-    let cookie = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|h| session::cookie_value(&ctx.config, h));
-    let Some(cookie) = cookie else {
+    let Some(cookie) = session::find_cookie(&ctx.config, session::SESSION_COOKIE, headers) else {
         return Ok(None);
     };
     Ok(ctx.sessions.lookup(cookie).await?.map(|s| {
@@ -157,7 +181,8 @@ async fn session_actor(
     }))
 }
 
-/// `Authorization: Bearer <token>`, if the header is there at all.
+/// `Authorization: Bearer <token>`, if the header is there at all. The
+/// scheme is case-insensitive (RFC 9110 §11.1): `bearer` is as good.
 fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(None);
@@ -165,8 +190,9 @@ fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>> {
     value
         .to_str()
         .ok()
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
+        .and_then(|v| v.trim_start().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
         .filter(|t| !t.is_empty())
         .map(Some)
         .ok_or_else(|| {
@@ -246,7 +272,7 @@ fn check_origin(ctx: &Context, headers: &HeaderMap) -> Result<()> {
 /// the form consumes the body, so it is put back for the handler.
 async fn check_csrf(ctx: &Context, req: Request, expected: &str) -> Result<Request> {
     if let Some(sent) = req.headers().get(CSRF_HEADER) {
-        return csrf_matches(sent.as_bytes(), expected)
+        return crate::auth::same_secret(sent.as_bytes(), expected.as_bytes())
             .then_some(req)
             .ok_or_else(csrf_wrong);
     }
@@ -267,22 +293,10 @@ async fn check_csrf(ctx: &Context, req: Request, expected: &str) -> Result<Reque
         .find(|(k, _)| k == CSRF_FIELD)
         .map(|(_, v)| v.into_owned())
         .ok_or_else(csrf_missing)?;
-    if !csrf_matches(sent.as_bytes(), expected) {
+    if !crate::auth::same_secret(sent.as_bytes(), expected.as_bytes()) {
         return Err(csrf_wrong());
     }
     Ok(Request::from_parts(parts, Body::from(bytes)))
-}
-
-/// Constant-time, so response timing does not leak the token byte by byte.
-fn csrf_matches(sent: &[u8], expected: &str) -> bool {
-    let expected = expected.as_bytes();
-    !expected.is_empty()
-        && sent.len() == expected.len()
-        && sent
-            .iter()
-            .zip(expected)
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
 }
 
 fn csrf_missing() -> Error {

@@ -18,6 +18,7 @@ use super::apps::{AppCard, show_job};
 use super::{Json, Moment, Page};
 use crate::auth::Actor;
 use crate::config::App;
+use crate::error::Quoted;
 use crate::ops::releases::{self, Release};
 use crate::ops::what_ships::{self, WhatShips};
 use crate::ops::{deploy, rollback};
@@ -159,13 +160,13 @@ async fn rollback_form(
     headers: HeaderMap,
     Form(form): Form<RollbackForm>,
 ) -> Result<Response> {
-    let release = match form.release.trim() {
-        "" => None,
-        id => Some(
-            id.parse()
-                .map_err(|_| Error::BadRequest(format!("{id:?} is not a release number")))?,
-        ),
-    };
+    let release =
+        match form.release.trim() {
+            "" => None,
+            id => Some(id.parse().map_err(|_| {
+                Error::BadRequest(format!("{} is not a release number", Quoted(id)))
+            })?),
+        };
     let job = rollback::request(&ctx, &actor, &name, release).await?;
     Ok(show_job(job, &headers))
 }

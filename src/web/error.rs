@@ -22,6 +22,7 @@ impl Error {
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Database(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -96,7 +97,10 @@ pub async fn uniform(req: Request, next: Next) -> Response {
         .public_message(),
         None => {
             let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
-            let text = String::from_utf8_lossy(&text).trim().to_string();
+            // axum's own rejections repeat what the client sent (a path
+            // segment that does not parse): no more of it than of a name.
+            let text = String::from_utf8_lossy(&text);
+            let text = crate::error::clip(text.trim(), crate::error::MAX_ECHOED * 3).into_owned();
             if text.is_empty() {
                 status
                     .canonical_reason()

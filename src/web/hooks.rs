@@ -20,7 +20,8 @@ pub fn router() -> Router<Context> {
 }
 
 /// 202 `{"job"}` when it deploys, 200 `{"ignored": why}` when the delivery
-/// asks for nothing this app does, 401 for a bad signature.
+/// asks for nothing this app does (or names a commit that is no longer the
+/// branch's tip), 401 when it does not verify (or the app is unknown).
 async fn gitea(
     State(ctx): State<Context>,
     Path(app): Path<String>,

@@ -1,12 +1,18 @@
-//! `web::Json`: axum's JSON extractor with rejections turned into the one
-//! error type, so a client gets `{"error": "<what is wrong>"}` and not
-//! axum's plain-text defaults.
+//! `web::Json`: the one JSON body extractor of the whole API. Rejections
+//! become the one error type, so a client gets `{"error": "<what is
+//! wrong>"}` with the right status and not axum's plain-text defaults:
+//!
+//! - a body sent as something other than JSON is 415: opsdeck never guesses,
+//!   so a body it cannot read is never silently treated as no body;
+//! - a body that is JSON but not an object is 400: every body opsdeck
+//!   accepts is an object (`{"ref": "main"}`), and serde would otherwise
+//!   read `["main"]` as `{"ref": "main"}`;
+//! - a body that does not fit the request is 400, naming the field.
 
-use std::error::Error as _;
-
-use axum::extract::rejection::JsonRejection;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, JsonRejection};
 use axum::extract::{FromRequest, OptionalFromRequest, Request};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -23,15 +29,17 @@ where
     type Rejection = Error;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Error> {
-        match <axum::Json<T> as FromRequest<S>>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(Json(value)),
-            Err(rejection) => Err(rejection_to_error(rejection)),
+        if !is_json(req.headers()) {
+            return Err(not_json());
         }
+        let bytes = Bytes::from_request(req, state).await.map_err(unreadable)?;
+        parse(&bytes)
     }
 }
 
-/// An optional body: none when the request has no `Content-Type`; when it
-/// has one, the body must be JSON that fits `T`.
+/// An optional body: none when the request has no body at all (the
+/// request's defaults apply); a body there must be a JSON object that
+/// fits `T`, sent as JSON.
 impl<T, S> OptionalFromRequest<S> for Json<T>
 where
     T: DeserializeOwned,
@@ -40,10 +48,15 @@ where
     type Rejection = Error;
 
     async fn from_request(req: Request, state: &S) -> Result<Option<Self>, Error> {
-        match <axum::Json<T> as OptionalFromRequest<S>>::from_request(req, state).await {
-            Ok(value) => Ok(value.map(|axum::Json(value)| Json(value))),
-            Err(rejection) => Err(rejection_to_error(rejection)),
+        let json = is_json(req.headers());
+        let bytes = Bytes::from_request(req, state).await.map_err(unreadable)?;
+        if bytes.trim_ascii().is_empty() {
+            return Ok(None);
         }
+        if !json {
+            return Err(not_json());
+        }
+        parse(&bytes).map(Some)
     }
 }
 
@@ -53,17 +66,80 @@ impl<T: Serialize> IntoResponse for Json<T> {
     }
 }
 
-fn rejection_to_error(rejection: JsonRejection) -> Error {
-    // The innermost cause names the field, line and column.
-    let cause = || {
-        let mut source = rejection.source();
-        let mut text = rejection.body_text();
-        while let Some(e) = source {
-            text = e.to_string();
-            source = e.source();
-        }
-        text
+/// `application/json`, or a `+json` type such as `application/merge-patch+json`.
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
     };
+    let essence = value.split(';').next().unwrap_or("").trim();
+    let essence = essence.to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+fn not_json() -> Error {
+    Error::UnsupportedMediaType(
+        "send the request body as JSON with `Content-Type: application/json`".into(),
+    )
+}
+
+fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<Json<T>, Error> {
+    if let Some(kind) = not_an_object(bytes) {
+        return Err(Error::BadRequest(format!(
+            "the request body must be a JSON object (like {{\"ref\": \"main\"}}), not {kind}"
+        )));
+    }
+    axum::Json::<T>::from_bytes(bytes)
+        .map(|axum::Json(value)| Json(value))
+        .map_err(rejection_to_error)
+}
+
+/// What a body that is valid JSON but not an object is ("an array", …);
+/// `None` for an object, and for text that is not JSON at all (the parser
+/// then says where it breaks).
+fn not_an_object(bytes: &[u8]) -> Option<&'static str> {
+    let first = bytes.trim_ascii_start().first()?;
+    if *first == b'{' {
+        return None;
+    }
+    serde_json::from_slice::<serde::de::IgnoredAny>(bytes).ok()?;
+    Some(match first {
+        b'[' => "an array",
+        b'"' => "a string",
+        b't' | b'f' => "a boolean",
+        b'n' => "null",
+        _ => "a number",
+    })
+}
+
+fn unreadable(rejection: BytesRejection) -> Error {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        Error::PayloadTooLarge(
+            "the request body is larger than opsdeck accepts (server.max_body_bytes)".into(),
+        )
+    } else {
+        Error::BadRequest(format!(
+            "could not read the request body: {}",
+            innermost(&rejection, rejection.body_text())
+        ))
+    }
+}
+
+/// The innermost cause names the field, line and column.
+fn innermost(error: &dyn std::error::Error, mut text: String) -> String {
+    let mut source = error.source();
+    while let Some(e) = source {
+        text = e.to_string();
+        source = e.source();
+    }
+    text
+}
+
+fn rejection_to_error(rejection: JsonRejection) -> Error {
+    let cause = || innermost(&rejection, rejection.body_text());
     match &rejection {
         JsonRejection::JsonSyntaxError(_) => {
             Error::BadRequest(format!("the request body is not valid JSON: {}", cause()))
@@ -72,14 +148,6 @@ fn rejection_to_error(rejection: JsonRejection) -> Error {
             "the JSON body does not fit this request: {}",
             cause()
         )),
-        JsonRejection::MissingJsonContentType(_) => Error::BadRequest(
-            "send the request body as JSON with `Content-Type: application/json`".into(),
-        ),
-        JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            Error::PayloadTooLarge(
-                "the request body is larger than opsdeck accepts (server.max_body_bytes)".into(),
-            )
-        }
         _ => Error::BadRequest(format!("could not read the request body: {}", cause())),
     }
 }

@@ -14,8 +14,9 @@ use serde::Deserialize;
 
 use super::Page;
 use crate::audit::{Event, Outcome};
-use crate::auth::oidc::{Identity, Refusal, Status};
+use crate::auth::oidc::{Identity, Refusal, SIGNIN_COOKIE_SECS, Status};
 use crate::auth::{Actor, Role, Via, roles, session};
+use crate::error::Quoted;
 use crate::{Context, Error, Result};
 
 pub fn router() -> Router<Context> {
@@ -95,7 +96,15 @@ async fn to_gitea(
         return Ok(refused);
     }
     match ctx.gitea.begin(local_path(&q.next)) {
-        Ok(url) => Ok(Redirect::to(&url).into_response()),
+        Ok(started) => {
+            let binding = session::cookie(
+                &ctx.config,
+                session::SIGNIN_COOKIE,
+                &started.browser,
+                Some(SIGNIN_COOKIE_SECS),
+            );
+            Ok(([(header::SET_COOKIE, binding)], Redirect::to(&started.url)).into_response())
+        }
         Err(refusal) => page(
             StatusCode::SERVICE_UNAVAILABLE,
             &SignInPage::new(&ctx, Some(refusal.message()), &q.next),
@@ -112,31 +121,68 @@ struct CallbackQuery {
     iss: Option<String>,
 }
 
-/// `GET /auth/callback`: Gitea sends the browser back here. A verified
-/// identity with a role gets a session; everything else a page saying why,
-/// and an audit row.
+/// `GET /auth/callback`: Gitea sends the browser back here. Only a sign-in
+/// this browser started (the `state` opsdeck issued, with the sign-in
+/// cookie `/auth/gitea` set) goes on: a verified identity with a role gets
+/// a session, anything else a page saying why and an audit row. Whatever
+/// else reaches this URL — any page can send a browser here — gets the page
+/// and no row, and is rate-limited like every sign-in route.
 async fn callback(
     State(ctx): State<Context>,
     client: Client,
     headers: HeaderMap,
     Query(q): Query<CallbackQuery>,
 ) -> Result<Response> {
-    let answer = match (q.error, q.code, q.state) {
-        (Some(error), _, _) => Err(Refusal::Gitea(match q.error_description {
+    let mut res = answer_callback(&ctx, &client, &headers, q).await?;
+    // The binding is used up, whatever the outcome.
+    let spent = session::cookie(&ctx.config, session::SIGNIN_COOKIE, "", Some(0));
+    if let Ok(value) = spent.parse() {
+        res.headers_mut().append(header::SET_COOKIE, value);
+    }
+    Ok(res)
+}
+
+async fn answer_callback(
+    ctx: &Context,
+    client: &Client,
+    headers: &HeaderMap,
+    q: CallbackQuery,
+) -> Result<Response> {
+    if let Some(refused) = rate_limited(ctx, client, "/")? {
+        return Ok(refused);
+    }
+    let browser = session::find_cookie(&ctx.config, session::SIGNIN_COOKIE, headers);
+    let claimed = match q.state.as_deref() {
+        Some(state) => ctx.gitea.claim(state, browser),
+        None => Err(Refusal::UnknownState),
+    };
+    let pending = match claimed {
+        Ok(pending) => pending,
+        Err(refusal) => {
+            return page(
+                StatusCode::FORBIDDEN,
+                &SignInPage::new(ctx, Some(refusal.message()), "/"),
+            );
+        }
+    };
+    let answer = match (q.error, q.code) {
+        (Some(error), _) => Err(Refusal::Gitea(match q.error_description {
             Some(d) => format!("{error}: {d}"),
             None => error,
         })),
-        (None, Some(code), Some(state)) => ctx.gitea.finish(&code, &state, q.iss.as_deref()).await,
-        _ => Err(Refusal::UnknownState),
+        (None, Some(code)) => ctx.gitea.finish(pending, &code, q.iss.as_deref()).await,
+        (None, None) => Err(Refusal::Gitea(
+            "the callback carried neither a code nor an error".into(),
+        )),
     };
     let (identity, next) = match answer {
         Ok(found) => found,
-        Err(refusal) => return refused(&ctx, &client, refusal).await,
+        Err(refusal) => return refused(ctx, client, refusal).await,
     };
     let Some(role) = roles::role_for(&ctx.config.roles, &identity.login, &identity.groups) else {
-        return no_role(&ctx, &client, identity).await;
+        return no_role(ctx, client, identity).await;
     };
-    let cookie = start_session(&ctx, &client, &headers, &identity, role, "gitea").await?;
+    let cookie = start_session(ctx, client, headers, &identity, role, "gitea").await?;
     Ok(signed_in(cookie, &next))
 }
 
@@ -148,28 +194,25 @@ async fn refused(ctx: &Context, client: &Client, refusal: Refusal) -> Result<Res
         (Outcome::Denied, StatusCode::FORBIDDEN)
     };
     let message = refusal.message();
-    let mut event = Event::new(&anonymous(client), "signin", "")
+    let event = Event::anonymous("signin", "", &client.remote())
         .outcome(outcome)
         .detail(serde_json::json!({"via": "gitea", "reason": message}));
-    event.role = String::new();
     ctx.audit.record(event).await?;
     page(status, &SignInPage::new(ctx, Some(message), "/"))
 }
 
 /// A Gitea account that no `[roles]` entry names: refused and audited.
 async fn no_role(ctx: &Context, client: &Client, who: Identity) -> Result<Response> {
-    let actor = Actor {
-        login: who.login.clone(),
-        ..anonymous(client)
-    };
-    let mut event = Event::new(&actor, "signin", "")
-        .outcome(Outcome::Denied)
-        .detail(serde_json::json!({
-            "via": "gitea",
-            "groups": who.groups,
-            "reason": "no [roles] entry matches this account",
-        }));
-    event.role = String::new();
+    let event = Event {
+        actor: who.login.clone(),
+        ..Event::anonymous("signin", "", &client.remote())
+    }
+    .outcome(Outcome::Denied)
+    .detail(serde_json::json!({
+        "via": "gitea",
+        "groups": who.groups,
+        "reason": "no [roles] entry matches this account",
+    }));
     ctx.audit.record(event).await?;
     page(
         StatusCode::FORBIDDEN,
@@ -180,16 +223,6 @@ async fn no_role(ctx: &Context, client: &Client, who: Identity) -> Result<Respon
             groups: who.groups,
         },
     )
-}
-
-/// Whoever is at the other end of a sign-in that established nobody.
-fn anonymous(client: &Client) -> Actor {
-    Actor {
-        login: "anonymous".into(),
-        role: Role::Viewer,
-        via: Via::Session,
-        remote: client.remote(),
-    }
 }
 
 /// The address a request came from, when the server was started with
@@ -261,8 +294,8 @@ async fn dev_sign_in(
     }
     let role = Role::parse(&form.role).ok_or_else(|| {
         Error::BadRequest(format!(
-            "{:?} is not a role; pick viewer, operator, admin or owner",
-            form.role
+            "{} is not a role; pick viewer, operator, admin or owner",
+            Quoted(&form.role)
         ))
     })?;
     let who = Identity {
@@ -340,11 +373,7 @@ async fn sign_out(
     actor: Option<Extension<Actor>>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    let cookie = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|h| session::cookie_value(&ctx.config, h));
+    let cookie = session::find_cookie(&ctx.config, session::SESSION_COOKIE, &headers);
     if let (Some(Extension(actor)), Some(cookie)) = (actor, cookie)
         && actor.via == Via::Session
         && ctx.sessions.end(cookie).await?.is_some()

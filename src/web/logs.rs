@@ -20,6 +20,7 @@ use tokio::io::AsyncReadExt;
 
 use super::apps::AppCard;
 use super::{Json, Page};
+use crate::audit::Event;
 use crate::auth::Actor;
 use crate::config::App;
 use crate::logs::{self, Filter, Seen, Start, Viewer, journal};
@@ -62,7 +63,16 @@ struct Ask {
 async fn filter(ctx: &Context, actor: &Actor, name: &str, ask: &Ask) -> Result<(App, Filter)> {
     let app = ctx.app(name)?;
     ctx.authorize(actor, Some(app), "logs").await?;
-    let filter = Filter::new(app, &ask.unit, &ask.priority, &ask.grep)?;
+    let filter = match Filter::new(app, &ask.unit, &ask.priority, &ask.grep) {
+        // A unit the app does not own: someone looking past their app.
+        Err(Error::Forbidden(why)) => {
+            let event = Event::new(actor, "logs", &app.name)
+                .detail(serde_json::json!({"unit": ask.unit, "why": why}));
+            ctx.audit.refused(event).await?;
+            return Err(Error::Forbidden(why));
+        }
+        filter => filter?,
+    };
     Ok((app.clone(), filter))
 }
 

@@ -16,6 +16,7 @@ mod apps;
 mod assets;
 mod audit;
 pub mod auth;
+mod conn;
 mod deploy;
 mod error;
 mod headers;
@@ -30,6 +31,7 @@ mod secrets;
 mod sessions;
 mod sweeps;
 
+pub use conn::{Listening, listen};
 pub use json::Json;
 pub use page::{Moment, Page};
 
@@ -86,7 +88,10 @@ async fn healthz(State(ctx): State<Context>) -> impl IntoResponse {
 }
 
 async fn not_found(uri: axum::http::Uri) -> crate::Error {
-    crate::Error::NotFound(format!("there is nothing at {}", uri.path()))
+    crate::Error::NotFound(format!(
+        "there is nothing at {}",
+        crate::error::clip(uri.path(), crate::error::MAX_ECHOED)
+    ))
 }
 
 /// `/api/*` and `/hooks/*` speak JSON to programs; everything else is a page.

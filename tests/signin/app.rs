@@ -37,7 +37,7 @@ impl App {
         let router = opsdeck::web::router(ctx.clone());
         let server = tokio::spawn(async move {
             axum::serve(
-                listener,
+                opsdeck::web::listen(listener),
                 router.into_make_service_with_connect_info::<SocketAddr>(),
             )
             .await

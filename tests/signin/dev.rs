@@ -233,15 +233,7 @@ async fn a_session_revoked_behind_opsdecks_back_ends_at_its_next_idle_clock_writ
     let cookie = dev_sign_in(&app, "ann", "operator").await;
     let dashboard = |cookie: String| {
         let url = format!("{}/", app.url);
-        async move {
-            client()
-                .get(url)
-                .header("cookie", cookie)
-                .send()
-                .await
-                .unwrap()
-                .status()
-        }
+        async move { crate::flow::in_browser(&cookie, &url).await.status() }
     };
     assert_eq!(dashboard(cookie.clone()).await, 200);
     sqlx::query("UPDATE sessions SET revoked_at = 1 WHERE login = 'ann'")

@@ -65,15 +65,35 @@ pub async fn ready(app: &App) {
     );
 }
 
-/// `GET /auth/gitea`: the provider authorization URL opsdeck sends us to.
-pub async fn authorize_url(app: &App) -> String {
+/// `GET /auth/gitea`: the provider authorization URL opsdeck sends us to,
+/// and the `Cookie` header of the browser that asked (the sign-in cookie
+/// opsdeck set with the redirect, if any).
+pub async fn authorize_url(app: &App) -> (String, String) {
     let res = client()
         .get(format!("{}/auth/gitea?next=/apps", app.url))
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), 303, "{}", res.text().await.unwrap());
-    res.headers()["location"].to_str().unwrap().to_string()
+    let cookie = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok()?.split(';').next())
+        .collect::<Vec<_>>()
+        .join("; ");
+    let url = res.headers()["location"].to_str().unwrap().to_string();
+    (url, cookie)
+}
+
+/// `GET url` from the browser whose `Cookie` header is `cookie`.
+pub async fn in_browser(cookie: &str, url: &str) -> reqwest::Response {
+    client()
+        .get(url)
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
 }
 
 /// Follows the provider's redirects from `url` (signing in as `login`)
@@ -118,13 +138,13 @@ pub async fn through_provider(provider: &Provider, url: &str, login: &str) -> St
 
 /// A whole sign-in as `login`: opsdeck's answer to the callback.
 pub async fn sign_in(pair: &Pair, login: &str) -> reqwest::Response {
-    let start = authorize_url(&pair.app).await;
+    let (start, cookie) = authorize_url(&pair.app).await;
     let back = through_provider(&pair.provider, &start, login).await;
     assert!(
         back.starts_with(&format!("{}/auth/callback?", pair.app.url)),
         "{back}"
     );
-    client().get(back).send().await.unwrap()
+    in_browser(&cookie, &back).await
 }
 
 /// A whole sign-in that must succeed: the session cookie.

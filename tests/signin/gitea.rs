@@ -4,7 +4,8 @@ use opsdeck::auth::Role;
 
 use crate::app::{App, client, readable, set_cookie};
 use crate::flow::{
-    Pair, authorize_url, ready, settled_sign_in_page, sign_in, signed_in_cookie, through_provider,
+    Pair, authorize_url, in_browser, ready, settled_sign_in_page, sign_in, signed_in_cookie,
+    through_provider,
 };
 use crate::oidc::{self, Provider, gitea_config};
 use crate::support::free_port;
@@ -194,9 +195,9 @@ async fn gitea_down_at_start_then_up_signs_in_after_background_retry() {
     // Gitea comes up; opsdeck notices on its own and sign-in works.
     let provider = Provider::start(port, &format!("{}/auth/callback", app.url));
     ready(&app).await;
-    let pair_url = authorize_url(&app).await;
+    let (pair_url, cookie) = authorize_url(&app).await;
     let back = through_provider(&provider, &pair_url, "ann").await;
-    let res = client().get(back).send().await.unwrap();
+    let res = in_browser(&cookie, &back).await;
     assert_eq!(res.status(), 303);
     assert!(set_cookie(&res).is_some());
 }
@@ -219,17 +220,17 @@ async fn forged_replayed_and_tampered_callbacks_are_refused_and_audited() {
     assert!(res.text().await.unwrap().contains("unknown state"));
 
     // A real callback used twice: the second is refused.
-    let start = authorize_url(&pair.app).await;
+    let (start, cookie) = authorize_url(&pair.app).await;
     let back = through_provider(&pair.provider, &start, "ann").await;
-    let first = client().get(&back).send().await.unwrap();
+    let first = in_browser(&cookie, &back).await;
     assert_eq!(first.status(), 303);
-    let again = client().get(&back).send().await.unwrap();
+    let again = in_browser(&cookie, &back).await;
     assert_eq!(again.status(), 403);
     assert!(set_cookie(&again).is_none());
     assert!(again.text().await.unwrap().contains("unknown state"));
 
     // The nonce swapped on the way to Gitea: the id_token does not carry ours.
-    let start = authorize_url(&pair.app).await;
+    let (start, cookie) = authorize_url(&pair.app).await;
     let nonce = start
         .split("nonce=")
         .nth(1)
@@ -239,7 +240,7 @@ async fn forged_replayed_and_tampered_callbacks_are_refused_and_audited() {
         .unwrap();
     let tampered = start.replace(&format!("nonce={nonce}"), "nonce=someone-elses");
     let back = through_provider(&pair.provider, &tampered, "ann").await;
-    let res = client().get(&back).send().await.unwrap();
+    let res = in_browser(&cookie, &back).await;
     assert_eq!(res.status(), 403);
     assert!(set_cookie(&res).is_none());
     let body = res.text().await.unwrap();
@@ -247,7 +248,7 @@ async fn forged_replayed_and_tampered_callbacks_are_refused_and_audited() {
     assert!(body.to_lowercase().contains("nonce"), "{body}");
 
     // Gitea sending the user back with an error (they pressed Cancel).
-    let res = callback("error=access_denied&error_description=the+user+said+no&state=x").await;
+    let res = cancelled(&pair, "the+user+said+no").await;
     assert_eq!(res.status(), 403);
     assert!(
         res.text()
@@ -256,6 +257,9 @@ async fn forged_replayed_and_tampered_callbacks_are_refused_and_audited() {
             .contains("access_denied: the user said no")
     );
 
+    // Audited: the tampered nonce and the cancel, sign-ins this browser
+    // started. A state opsdeck never issued (or already used) is anyone's
+    // to send: answered, never written down.
     let denied = pair
         .app
         .audit()
@@ -263,7 +267,114 @@ async fn forged_replayed_and_tampered_callbacks_are_refused_and_audited() {
         .into_iter()
         .filter(|(_, action, outcome, _)| action == "signin" && outcome == "denied")
         .count();
-    assert_eq!(denied, 4);
+    assert_eq!(denied, 2);
+}
+
+/// A sign-in started in this browser that Gitea sends back with
+/// `access_denied` (the user pressed Cancel), described as `description`.
+async fn cancelled(pair: &Pair, description: &str) -> reqwest::Response {
+    let (start, cookie) = authorize_url(&pair.app).await;
+    let state = url::Url::parse(&start)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    let url = format!(
+        "{}/auth/callback?error=access_denied&error_description={description}&state={state}",
+        pair.app.url
+    );
+    in_browser(&cookie, &url).await
+}
+
+/// Issue 20, item 2: `/auth/callback?error=…` is reachable by anyone (a GET
+/// any page can make a visitor's browser send): it is rate-limited like
+/// every sign-in route, writes no audit row unless it answers a sign-in
+/// this browser started here, and what the caller wrote is stored clipped.
+#[tokio::test]
+async fn callback_errors_are_rate_limited_and_audited_only_for_sign_ins_started_here() {
+    if !oidc::available() {
+        return;
+    }
+    let pair = Pair::start().await;
+    ready(&pair.app).await;
+    let long = "x".repeat(60_000);
+
+    // A sign-in started here, cancelled with a novel for a reason.
+    assert_eq!(cancelled(&pair, &long).await.status(), 403);
+
+    // Fifty forged ones, as a script (or a page) would send them.
+    let mut limited = 0;
+    for _ in 0..50 {
+        let url = format!(
+            "{}/auth/callback?error=access_denied&error_description={long}",
+            pair.app.url
+        );
+        let res = client().get(url).send().await.unwrap();
+        if res.status() == 429 {
+            limited += 1;
+        } else {
+            assert_eq!(res.status(), 403);
+        }
+    }
+    assert!(limited >= 35, "only {limited} of 50 were rate-limited");
+
+    let rows: Vec<(String, String, String, String)> = pair
+        .app
+        .audit()
+        .await
+        .into_iter()
+        .filter(|(_, action, _, _)| action == "signin")
+        .collect();
+    assert_eq!(rows.len(), 1, "one row, for the sign-in started here");
+    let detail = &rows[0].3;
+    assert!(
+        detail.contains("access_denied: xxx"),
+        "{}",
+        &detail[..200.min(detail.len())]
+    );
+    assert!(detail.len() < 2_000, "{} characters stored", detail.len());
+    assert!(detail.contains("more characters)"), "the cut is said");
+}
+
+/// Issue 20, item 4: a sign-in link completed by the attacker at Gitea,
+/// handed to someone else's browser, must not sign that browser in as the
+/// attacker (sign-in CSRF): the `state` is bound to the browser that
+/// started the sign-in by a short-lived cookie.
+#[tokio::test]
+async fn a_sign_in_completed_in_another_browser_signs_nobody_in() {
+    if !oidc::available() {
+        return;
+    }
+    let pair = Pair::start().await;
+    ready(&pair.app).await;
+    // The attacker starts a sign-in and goes through Gitea as themselves…
+    let (start, attacker_cookie) = authorize_url(&pair.app).await;
+    let back = through_provider(&pair.provider, &start, "ann").await;
+    // …and gets the victim's browser (no sign-in cookie, or its own) to
+    // open the callback URL.
+    for victim in ["", "opsdeck_signin=the-victims-own-sign-in"] {
+        let res = in_browser(victim, &back).await;
+        assert_eq!(res.status(), 403);
+        assert!(set_cookie(&res).is_none(), "the victim was signed in");
+        let body = readable(&res.text().await.unwrap());
+        assert!(body.contains("This sign-in was"), "{body}");
+    }
+    // The binding cookie is HttpOnly, SameSite=Lax and short-lived.
+    assert!(
+        attacker_cookie.starts_with("opsdeck_signin="),
+        "{attacker_cookie:?}"
+    );
+    let res = client()
+        .get(format!("{}/auth/gitea?next=/", pair.app.url))
+        .send()
+        .await
+        .unwrap();
+    let header = res.headers()["set-cookie"].to_str().unwrap().to_string();
+    for flag in ["HttpOnly", "SameSite=Lax", "Max-Age=600", "Path=/"] {
+        assert!(header.contains(flag), "{header}");
+    }
 }
 
 /// `url` with query parameter `key` set to `value`.
@@ -295,7 +406,7 @@ async fn a_code_for_another_application_or_from_another_issuer_is_refused() {
     // The provider issues a code to another application (same user, same
     // provider), and it is slipped into opsdeck's callback with opsdeck's
     // own state: Gitea refuses to hand opsdeck tokens for it.
-    let start = authorize_url(&pair.app).await;
+    let (start, cookie) = authorize_url(&pair.app).await;
     let for_other = with_param(
         &with_param(&start, "client_id", oidc::OTHER_CLIENT_ID),
         "redirect_uri",
@@ -304,11 +415,7 @@ async fn a_code_for_another_application_or_from_another_issuer_is_refused() {
     let back = through_provider(&pair.provider, &for_other, "ann").await;
     assert!(back.starts_with(oidc::OTHER_REDIRECT), "{back}");
     let query = back.split_once('?').unwrap().1;
-    let res = client()
-        .get(format!("{}/auth/callback?{query}", pair.app.url))
-        .send()
-        .await
-        .unwrap();
+    let res = in_browser(&cookie, &format!("{}/auth/callback?{query}", pair.app.url)).await;
     assert_eq!(res.status(), 403);
     assert!(set_cookie(&res).is_none());
     let body = readable(&res.text().await.unwrap());
@@ -320,13 +427,9 @@ async fn a_code_for_another_application_or_from_another_issuer_is_refused() {
 
     // A callback naming another issuer (RFC 9207 `iss`) is refused before
     // its code goes anywhere.
-    let start = authorize_url(&pair.app).await;
+    let (start, cookie) = authorize_url(&pair.app).await;
     let back = through_provider(&pair.provider, &start, "ann").await;
-    let res = client()
-        .get(with_param(&back, "iss", "https://evil.example/"))
-        .send()
-        .await
-        .unwrap();
+    let res = in_browser(&cookie, &with_param(&back, "iss", "https://evil.example/")).await;
     assert_eq!(res.status(), 403);
     let body = readable(&res.text().await.unwrap());
     assert!(

@@ -66,7 +66,7 @@ pub async fn start(rest: &str) -> Server {
     let app = opsdeck::web::router(ctx.clone());
     tokio::spawn(async move {
         axum::serve(
-            listener,
+            opsdeck::web::listen(listener),
             app.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .await

@@ -15,6 +15,10 @@ pub enum Refusal {
     /// The `state` coming back is not one we sent, or was already used or
     /// too old: a forged, replayed or stale sign-in (audited as `denied`).
     UnknownState,
+    /// The `state` is one we sent, but the callback came to a browser
+    /// without the sign-in cookie `/auth/gitea` gave: a sign-in link
+    /// completed somewhere else (sign-in CSRF) is never finished here.
+    OtherBrowser,
     /// Gitea refused the code: already used, expired, or someone else's.
     CodeRefused(String),
     /// The id_token failed verification (signature, issuer, audience,
@@ -31,6 +35,10 @@ impl Refusal {
             Refusal::Off(why) | Refusal::Misconfigured(why) => why.clone(),
             Refusal::UnknownState => "This sign-in was not started here, was already used, or \
                  took longer than 10 minutes (unknown state). Start again with \"Sign in with Gitea\"."
+                .into(),
+            Refusal::OtherBrowser => "This sign-in was started in another browser (or this \
+                 browser did not keep its sign-in cookie), so nobody was signed in here. If you \
+                 meant to sign in, click \"Sign in with Gitea\" in this browser."
                 .into(),
             Refusal::CodeRefused(why) => why.clone(),
             Refusal::BadIdToken(why) => {

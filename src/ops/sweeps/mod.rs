@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 
 use crate::auth::Actor;
 use crate::config::{App, Config, Sweep, SweepKind};
+use crate::error::Quoted;
 use crate::host::Host;
 use crate::host::exec::command_line;
 use crate::jobs::plan::Preview;
@@ -120,7 +121,7 @@ pub(super) fn find<'a>(app: &'a App, name: &str) -> Result<&'a Sweep> {
     app.sweeps
         .iter()
         .find(|s| s.name == name)
-        .ok_or_else(|| Error::NotFound(format!("{} has no sweep named {name:?}", app.name)))
+        .ok_or_else(|| Error::NotFound(format!("{} has no sweep named {}", app.name, Quoted(name))))
 }
 
 /// Queues the sweep's job; `scheduled_for` is the schedule's minute (Unix
