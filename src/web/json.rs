@@ -151,3 +151,31 @@ fn rejection_to_error(rejection: JsonRejection) -> Error {
         _ => Error::BadRequest(format!("could not read the request body: {}", cause())),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_json_objects_sent_as_json_are_read() {
+        let mut headers = HeaderMap::new();
+        assert!(!is_json(&headers));
+        for (value, json) in [
+            ("application/json", true),
+            ("Application/JSON; charset=utf-8", true),
+            ("application/merge-patch+json", true),
+            ("text/plain", false),
+            ("application/x-www-form-urlencoded", false),
+        ] {
+            headers.insert(header::CONTENT_TYPE, value.parse().unwrap());
+            assert_eq!(is_json(&headers), json, "{value}");
+        }
+        assert_eq!(not_an_object(br#" {"ref": "main"}"#), None);
+        assert_eq!(not_an_object(br#"["main"]"#), Some("an array"));
+        assert_eq!(not_an_object(b"null"), Some("null"));
+        assert_eq!(not_an_object(b"-1"), Some("a number"));
+        // Not JSON at all: the parser says where.
+        assert_eq!(not_an_object(b"[main"), None);
+        assert_eq!(not_an_object(b""), None);
+    }
+}
