@@ -183,8 +183,10 @@ impl Gitea {
     /// Starts a sign-in: the URL of Gitea's authorization page to send the
     /// browser to, and the value of the cookie to give the browser with it
     /// (the sign-in only finishes in a browser that sends it back). `next`
-    /// is where to go after coming back.
-    pub fn begin(&self, next: &str) -> Result<Started, Refusal> {
+    /// is where to go after coming back. `browser` is the sign-in cookie
+    /// this browser already has, if any: kept, so that two sign-ins started
+    /// in one browser (two tabs, a double click) both stay good.
+    pub fn begin(&self, next: &str, browser: Option<&str>) -> Result<Started, Refusal> {
         let client = self.client()?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let mut request = client.authorize_url(
@@ -206,7 +208,9 @@ impl Gitea {
         {
             pending.remove(&oldest);
         }
-        let browser = CsrfToken::new_random().secret().clone();
+        let browser = browser
+            .filter(|b| is_binding(b))
+            .map_or_else(|| CsrfToken::new_random().secret().clone(), str::to_owned);
         pending.insert(
             state.secret().clone(),
             Pending {
@@ -302,6 +306,15 @@ impl Gitea {
             )),
         }
     }
+}
+
+/// What `CsrfToken::new_random` makes: 22 characters of base64url (16
+/// random bytes). A cookie of another shape is not one of ours.
+fn is_binding(value: &str) -> bool {
+    value.len() == 22
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 impl Inner {

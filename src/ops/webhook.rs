@@ -133,7 +133,8 @@ pub async fn receive(ctx: &Context, app: &str, delivery: Delivery<'_>) -> Result
 /// probed without the secret; the audit row (bounded per address, see
 /// `Audit::refused`) says which it was.
 async fn let_in<'c>(ctx: &'c Context, name: &str, delivery: &Delivery<'_>) -> Result<&'c App> {
-    let why = match ctx.config.app(name) {
+    let app = ctx.config.app(name);
+    let why = match app {
         None => format!("there is no app named {}", Quoted(name)),
         Some(app) => match secret(app)? {
             None => format!(
@@ -146,7 +147,7 @@ async fn let_in<'c>(ctx: &'c Context, name: &str, delivery: &Delivery<'_>) -> Re
             },
         },
     };
-    let known = ctx.config.app(name).map_or("", |app| app.name.as_str());
+    let known = app.map_or("", |app| app.name.as_str());
     let event = Event::anonymous("webhook", known, &delivery.remote)
         .detail(serde_json::json!({"app": name, "why": why, "delivery": delivery.id}));
     ctx.audit.refused(event).await?;

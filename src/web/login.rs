@@ -90,12 +90,14 @@ async fn sign_in_page(State(ctx): State<Context>, Query(q): Query<NextQuery>) ->
 async fn to_gitea(
     State(ctx): State<Context>,
     client: Client,
+    headers: HeaderMap,
     Query(q): Query<NextQuery>,
 ) -> Result<Response> {
     if let Some(refused) = rate_limited(&ctx, &client, &q.next)? {
         return Ok(refused);
     }
-    match ctx.gitea.begin(local_path(&q.next)) {
+    let browser = session::find_cookie(&ctx.config, session::SIGNIN_COOKIE, &headers);
+    match ctx.gitea.begin(local_path(&q.next), browser) {
         Ok(started) => {
             let binding = session::cookie(
                 &ctx.config,
@@ -127,31 +129,20 @@ struct CallbackQuery {
 /// a session, anything else a page saying why and an audit row. Whatever
 /// else reaches this URL — any page can send a browser here — gets the page
 /// and no row, and is rate-limited like every sign-in route.
+///
+/// The sign-in cookie is left to expire by itself: another sign-in started
+/// in this browser (a second tab) may still be coming back with it, and
+/// each `state` is good for one callback anyway.
 async fn callback(
     State(ctx): State<Context>,
     client: Client,
     headers: HeaderMap,
     Query(q): Query<CallbackQuery>,
 ) -> Result<Response> {
-    let mut res = answer_callback(&ctx, &client, &headers, q).await?;
-    // The binding is used up, whatever the outcome.
-    let spent = session::cookie(&ctx.config, session::SIGNIN_COOKIE, "", Some(0));
-    if let Ok(value) = spent.parse() {
-        res.headers_mut().append(header::SET_COOKIE, value);
-    }
-    Ok(res)
-}
-
-async fn answer_callback(
-    ctx: &Context,
-    client: &Client,
-    headers: &HeaderMap,
-    q: CallbackQuery,
-) -> Result<Response> {
-    if let Some(refused) = rate_limited(ctx, client, "/")? {
+    if let Some(refused) = rate_limited(&ctx, &client, "/")? {
         return Ok(refused);
     }
-    let browser = session::find_cookie(&ctx.config, session::SIGNIN_COOKIE, headers);
+    let browser = session::find_cookie(&ctx.config, session::SIGNIN_COOKIE, &headers);
     let claimed = match q.state.as_deref() {
         Some(state) => ctx.gitea.claim(state, browser),
         None => Err(Refusal::UnknownState),
@@ -161,7 +152,7 @@ async fn answer_callback(
         Err(refusal) => {
             return page(
                 StatusCode::FORBIDDEN,
-                &SignInPage::new(ctx, Some(refusal.message()), "/"),
+                &SignInPage::new(&ctx, Some(refusal.message()), "/"),
             );
         }
     };
@@ -177,12 +168,12 @@ async fn answer_callback(
     };
     let (identity, next) = match answer {
         Ok(found) => found,
-        Err(refusal) => return refused(ctx, client, refusal).await,
+        Err(refusal) => return refused(&ctx, &client, refusal).await,
     };
     let Some(role) = roles::role_for(&ctx.config.roles, &identity.login, &identity.groups) else {
-        return no_role(ctx, client, identity).await;
+        return no_role(&ctx, &client, identity).await;
     };
-    let cookie = start_session(ctx, client, headers, &identity, role, "gitea").await?;
+    let cookie = start_session(&ctx, &client, &headers, &identity, role, "gitea").await?;
     Ok(signed_in(cookie, &next))
 }
 

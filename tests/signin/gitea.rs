@@ -446,3 +446,38 @@ async fn a_code_for_another_application_or_from_another_issuer_is_refused() {
         .count();
     assert_eq!(denied, 2);
 }
+
+/// The browser binding keeps two sign-ins started in one browser (two tabs,
+/// a double click) good: the second keeps the first's sign-in cookie.
+#[tokio::test]
+async fn two_sign_ins_started_in_one_browser_both_finish() {
+    if !oidc::available() {
+        return;
+    }
+    let pair = Pair::start().await;
+    ready(&pair.app).await;
+    let (first, cookie) = authorize_url(&pair.app).await;
+    let second = in_browser(&cookie, &format!("{}/auth/gitea?next=/", pair.app.url)).await;
+    assert_eq!(second.status(), 303);
+    let again = set_cookie_named(&second, "opsdeck_signin");
+    assert_eq!(again.as_deref(), Some(cookie.as_str()));
+    let second = second.headers()["location"].to_str().unwrap().to_string();
+    for start in [first, second] {
+        let back = through_provider(&pair.provider, &start, "ann").await;
+        let res = in_browser(&cookie, &back).await;
+        assert_eq!(res.status(), 303, "{}", res.text().await.unwrap());
+        assert!(set_cookie(&res).is_some());
+        // Not dropped: the other tab's sign-in still needs it.
+        assert_eq!(set_cookie_named(&res, "opsdeck_signin"), None);
+    }
+}
+
+/// The `name=value` of the `Set-Cookie` header setting `name`.
+fn set_cookie_named(res: &reqwest::Response, name: &str) -> Option<String> {
+    res.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok()?.split(';').next())
+        .find(|pair| pair.starts_with(&format!("{name}=")))
+        .map(str::to_owned)
+}
