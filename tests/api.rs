@@ -598,6 +598,19 @@ async fn a_lower_case_bearer_scheme_works_and_long_names_are_not_echoed_whole() 
         assert!(error.len() < 300, "{} characters echoed", error.len());
         assert!(error.contains("more characters)"), "{error}");
     }
+    // A long unknown field in a body, as serde would quote it.
+    let res = client()
+        .post(s.at("/api/apps/rfc-app/actions/cleanup-sessions/run"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({ "f".repeat(3_000): true }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let error = json(res).await["error"].as_str().unwrap().to_string();
+    assert!(error.len() < 500, "{} characters echoed", error.len());
+    assert!(error.contains("does not fit this request"), "{error}");
+    assert_eq!(s.job_count().await, 0);
 }
 
 /// Issue 20, item 7: `Content-Length: -1` gets a sentence, not an empty 400.

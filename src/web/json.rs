@@ -18,6 +18,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::Error;
+use crate::error::{MAX_ECHOED, clip};
 
 pub struct Json<T>(pub T);
 
@@ -128,14 +129,15 @@ fn unreadable(rejection: BytesRejection) -> Error {
     }
 }
 
-/// The innermost cause names the field, line and column.
+/// The innermost cause names the field, line and column; it may quote the
+/// body (an unknown field's name), so no more of it than of a name.
 fn innermost(error: &dyn std::error::Error, mut text: String) -> String {
     let mut source = error.source();
     while let Some(e) = source {
         text = e.to_string();
         source = e.source();
     }
-    text
+    clip(&text, MAX_ECHOED * 3).into_owned()
 }
 
 fn rejection_to_error(rejection: JsonRejection) -> Error {
