@@ -36,6 +36,17 @@ pub struct Request {
     pub plan: Plan,
 }
 
+/// The refusal of a request identical to one still waiting: `what` (e.g.
+/// `deploy main`) of `app`, queued by `who` at `at` (Unix milliseconds).
+pub fn already_queued(what: &str, app: &str, who: &str, at: i64) -> Error {
+    Error::Conflict(format!(
+        "{what} of {app} is already queued by {who} at {}",
+        chrono::DateTime::from_timestamp_millis(at)
+            .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+            .unwrap_or_default()
+    ))
+}
+
 /// Why a running job is asked to stop.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Stop {
@@ -160,12 +171,7 @@ impl Engine {
             } else {
                 format!("{kind} {target}")
             };
-            return Err(Error::Conflict(format!(
-                "{what} of {app} is already queued by {who} at {}",
-                chrono::DateTime::from_timestamp_millis(at)
-                    .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
-                    .unwrap_or_default()
-            )));
+            return Err(already_queued(&what, app, &who, at));
         }
         let new = store::NewJob {
             app,

@@ -13,7 +13,7 @@ mod store;
 
 use serde::Serialize;
 
-pub use engine::{Engine, Request};
+pub use engine::{Engine, Request, already_queued};
 pub use output::{Followed, Follower};
 pub use plan::{Plan, Step, Work};
 

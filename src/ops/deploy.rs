@@ -22,12 +22,12 @@ use std::path::{Path, PathBuf};
 use crate::audit::Event;
 use crate::auth::Actor;
 use crate::config::{App, Strategy};
-use crate::error::Quoted;
+use crate::error::{MAX_ECHOED, Quoted, clip};
 use crate::host::Host;
 use crate::host::exec::command_line;
 use crate::host::git::{self, Sha};
 use crate::host::release_tree::{self, ReleaseTree};
-use crate::jobs::{Plan, Request, Step, Work};
+use crate::jobs::{Plan, Request, Step, Work, already_queued};
 use crate::ops::releases::{self, NewRelease};
 use crate::{Context, Error, Result};
 
@@ -200,14 +200,19 @@ pub(super) async fn submit(
     // Identical means the same commit, however it was named: `main` and a
     // tag on the same commit are one deploy.
     if let Some(queued) = releases::queued_to(&ctx.db, &app.name, kind, sha).await? {
-        return Err(Error::Conflict(format!(
-            "a {kind} of {} to {} is already queued (job #{}, asked as {} by {})",
-            app.name,
-            sha.short(),
-            queued.job,
-            Quoted(&queued.git_ref),
-            queued.actor
-        )));
+        let what = format!("{kind} {}", clip(&queued.git_ref, MAX_ECHOED));
+        let refused = already_queued(&what, &app.name, &queued.actor, queued.at);
+        return Err(if queued.git_ref == git_ref {
+            refused
+        } else {
+            Error::Conflict(format!(
+                "{} (job #{}); {} is the same commit, {}",
+                refused.public_message(),
+                queued.job,
+                Quoted(git_ref),
+                sha.short()
+            ))
+        });
     }
     let Shipment { plan, dir } = shipment;
     let recovery_step = plan.steps.len();

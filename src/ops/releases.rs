@@ -155,6 +155,8 @@ pub(super) struct Queued {
     pub job: i64,
     pub git_ref: String,
     pub actor: String,
+    /// When it was asked for (Unix milliseconds).
+    pub at: i64,
 }
 
 /// The `kind` (deploy, rollback) of `app` to commit `sha` still waiting,
@@ -165,8 +167,8 @@ pub(super) async fn queued_to(
     kind: &str,
     sha: &Sha,
 ) -> Result<Option<Queued>> {
-    let row: Option<(i64, String, String)> = sqlx::query_as(
-        "SELECT r.job_id, r.ref, r.actor FROM releases r JOIN jobs j ON j.id = r.job_id
+    let row: Option<(i64, String, String, i64)> = sqlx::query_as(
+        "SELECT r.job_id, r.ref, r.actor, j.created_at FROM releases r JOIN jobs j ON j.id = r.job_id
          WHERE r.app = ? AND r.kind = ? AND r.sha = ? AND j.state = 'queued'
          ORDER BY r.id LIMIT 1",
     )
@@ -175,10 +177,11 @@ pub(super) async fn queued_to(
     .bind(sha.as_str())
     .fetch_optional(db)
     .await?;
-    Ok(row.map(|(job, git_ref, actor)| Queued {
+    Ok(row.map(|(job, git_ref, actor, at)| Queued {
         job,
         git_ref,
         actor,
+        at,
     }))
 }
 
