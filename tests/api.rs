@@ -484,6 +484,20 @@ async fn unknown_and_revoked_tokens_are_audited_and_a_flood_is_counted() {
     assert_eq!(refused[0].1, "denied");
     assert!(refused[0].2.contains(r#""token":"ci""#), "{refused:?}");
     assert!(refused[0].2.contains(r#""revoked":true"#), "{refused:?}");
+    // A credential that is not a bearer token at all.
+    let res = client()
+        .get(s.at("/api/apps"))
+        .header(header::AUTHORIZATION, "Token abc")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let refused = rows(&s, "auth.token").await;
+    assert_eq!(refused.len(), 2, "{refused:?}");
+    assert!(
+        refused[1].2.contains("Authorization: Bearer"),
+        "{refused:?}"
+    );
 
     for _ in 0..50 {
         let res = s.get_as("/api/apps", "odk_guessed").await;
@@ -508,7 +522,7 @@ async fn unknown_and_revoked_tokens_are_audited_and_a_flood_is_counted() {
     let detail: serde_json::Value = serde_json::from_str(&summary[0].2).unwrap();
     assert_eq!(detail["action"], "auth.token");
     assert_eq!(detail["remote"], "127.0.0.1");
-    assert_eq!(detail["suppressed"], 41);
+    assert_eq!(detail["suppressed"], 42);
 }
 
 /// Issue 20, item 6: a form from another origin, or without its CSRF

@@ -5,7 +5,9 @@
 //! CSRF token as `Csrf`); a missing identity sends a browser to the sign-in
 //! page and an API client a 401. Every unsafe browser request must then come
 //! from our own origin and, when it rides on a session cookie, carry the
-//! session's CSRF token.
+//! session's CSRF token. Each refusal here (a token that is malformed,
+//! unknown or revoked, a foreign origin, a missing or wrong CSRF token) is
+//! audited through `Audit::refused`, which bounds the rows per address.
 
 use std::net::SocketAddr;
 
@@ -79,7 +81,14 @@ async fn admit(ctx: &Context, mut req: Request) -> Result<Request, Response> {
         .map(|ConnectInfo(addr)| addr.ip().to_string())
         .unwrap_or_default();
 
-    let (actor, csrf) = match bearer_token(req.headers()).map_err(IntoResponse::into_response)? {
+    let bearer = match bearer_token(req.headers()) {
+        Ok(bearer) => bearer,
+        Err(refused) => {
+            let event = Event::anonymous("auth.token", "", &remote).detail(asked(&req));
+            return Err(refuse(ctx, event, refused).await);
+        }
+    };
+    let (actor, csrf) = match bearer {
         Some(token) => (Some(token_actor(ctx, token, &remote).await?), None),
         None => match session_actor(ctx, req.headers(), remote.clone())
             .await
