@@ -199,21 +199,28 @@ async fn unknown_apps_apps_without_a_secret_and_bad_signatures_answer_alike() {
     let secret_dir = tempfile::tempdir().unwrap();
     let secret_file = secret_dir.path().join("webhook_secret");
     std::fs::write(&secret_file, format!("{SECRET}\n")).unwrap();
+    std::fs::write(secret_dir.path().join("gone"), "soon gone\n").unwrap();
     let server = server::start(&format!(
         "[[app]]\nname = \"web\"\nrepo = \"{app}\"\nauto_deploy = \"main\"\nwebhook_secret_file = \"{}\"\n\n\
-         [[app]]\nname = \"quiet\"\nrepo = \"{app}\"\nauto_deploy = \"main\"\n",
+         [[app]]\nname = \"quiet\"\nrepo = \"{app}\"\nauto_deploy = \"main\"\n\n\
+         [[app]]\nname = \"broken\"\nrepo = \"{app}\"\nauto_deploy = \"main\"\nwebhook_secret_file = \"{}\"\n",
         secret_file.display(),
+        secret_dir.path().join("gone").display(),
         app = repos.app.display(),
     ))
     .await;
+    // `broken`'s secret file goes away after opsdeck checked its config.
+    std::fs::remove_file(secret_dir.path().join("gone")).unwrap();
     let body = push("main", &"a".repeat(40), "ben");
     let wrong = sign("{}");
     let unknown = deliver_to(&server, "nope", "d-1", Some(&wrong), &body).await;
     let bad_signature = deliver_to(&server, "web", "d-2", Some(&wrong), &body).await;
     let no_secret = deliver_to(&server, "quiet", "d-3", Some(&sign(&body)), &body).await;
+    let unreadable = deliver_to(&server, "broken", "d-4", Some(&sign(&body)), &body).await;
     assert_eq!(unknown.0, 401, "{}", unknown.1);
     assert_eq!(unknown, bad_signature);
     assert_eq!(unknown, no_secret);
+    assert_eq!(unknown, unreadable);
     assert!(
         unknown.1["error"]
             .as_str()
@@ -230,10 +237,15 @@ async fn unknown_apps_apps_without_a_secret_and_bad_signatures_answer_alike() {
     .fetch_all(&server.ctx.db)
     .await
     .unwrap();
-    assert_eq!(rows.len(), 3, "{rows:?}");
+    assert_eq!(rows.len(), 4, "{rows:?}");
     assert!(rows[0].2.contains("there is no app named"), "{rows:?}");
     assert_eq!(rows[1].1, "web");
     assert!(rows[1].2.contains("does not match"), "{rows:?}");
     assert_eq!(rows[2].1, "quiet");
     assert!(rows[2].2.contains("no webhook_secret_file"), "{rows:?}");
+    assert_eq!(rows[3].1, "broken");
+    assert!(
+        rows[3].2.contains("cannot read the webhook secret"),
+        "{rows:?}"
+    );
 }

@@ -40,8 +40,11 @@ pub(super) static PREPARING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_
 pub async fn request(ctx: &Context, actor: &Actor, app: &str, git_ref: &str) -> Result<i64> {
     match prepare(ctx, actor, app, git_ref, None).await? {
         Prepared::Queued(job) => Ok(job),
-        Prepared::Moved(_) => Err(Error::Internal(anyhow::anyhow!(
-            "a deploy without an expected commit reported the ref moved"
+        // Only a deploy with an expected commit can find it moved.
+        Prepared::Moved(now) => Err(Error::Conflict(format!(
+            "{} moved to {} while the deploy was prepared; try again",
+            Quoted(git_ref),
+            now.short()
         ))),
     }
 }

@@ -136,12 +136,13 @@ async fn let_in<'c>(ctx: &'c Context, name: &str, delivery: &Delivery<'_>) -> Re
     let app = ctx.config.app(name);
     let why = match app {
         None => format!("there is no app named {}", Quoted(name)),
-        Some(app) => match secret(app)? {
-            None => format!(
+        Some(app) => match secret(app) {
+            Err(why) => why,
+            Ok(None) => format!(
                 "{} takes no webhooks: it has no webhook_secret_file",
                 app.name
             ),
-            Some(secret) => match verify(&secret, delivery.signature, delivery.body) {
+            Ok(Some(secret)) => match verify(&secret, delivery.signature, delivery.body) {
                 Ok(()) => return Ok(app),
                 Err(why) => why,
             },
@@ -159,25 +160,28 @@ async fn let_in<'c>(ctx: &'c Context, name: &str, delivery: &Delivery<'_>) -> Re
 }
 
 /// The app's webhook secret; `None` for an app that takes no webhooks.
-fn secret(app: &App) -> Result<Option<Vec<u8>>> {
+/// A file that cannot be read or is empty refuses the delivery like a bad
+/// signature (the operator reads why in the audit log; the sender learns
+/// nothing about the app).
+fn secret(app: &App) -> Result<Option<Vec<u8>>, String> {
     let Some(file) = app.webhook_secret_file.as_ref() else {
         return Ok(None);
     };
     // Read at every delivery: a rotation may have just changed it.
     let text = std::fs::read_to_string(file).map_err(|e| {
-        Error::Unavailable(format!(
+        format!(
             "cannot read the webhook secret of {} ({}): {e}",
             app.name,
             file.display()
-        ))
+        )
     })?;
     let secret = text.trim();
     if secret.is_empty() {
-        return Err(Error::Unavailable(format!(
+        return Err(format!(
             "the webhook secret file of {} ({}) is empty",
             app.name,
             file.display()
-        )));
+        ));
     }
     Ok(Some(secret.as_bytes().to_vec()))
 }
