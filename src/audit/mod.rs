@@ -184,40 +184,43 @@ impl Audit {
                 key,
                 summary_after: Some(after),
             } => {
-                let audit = self.clone();
-                tokio::spawn(async move {
-                    tokio::time::sleep(after).await;
-                    audit.write_suppressed(key).await;
-                });
+                self.summarize_after(key, after);
                 Ok(())
             }
             refusals::Verdict::Held { .. } => Ok(()),
         }
     }
 
-    /// The `audit.suppressed` row for `key`, if refusals were held back.
-    async fn write_suppressed(&self, key: refusals::Key) {
-        let count = self.refusals.take(&key);
-        if count == 0 {
-            return;
-        }
-        let (remote, action) = key;
-        let event = Event::new(&Actor::system("system:opsdeck"), "audit.suppressed", "")
-            .outcome(Outcome::Denied)
-            .detail(serde_json::json!({
-                "action": action,
-                "remote": remote,
-                "suppressed": count,
-                "why": "more refusals than the audit log takes from one address (or all) per minute; counted here instead of one row each",
-            }));
-        if let Err(e) = self.record(event).await {
-            tracing::error!(
-                action,
-                remote,
-                count,
-                "cannot write the count of refusals held back from the audit log: {e}"
-            );
-        }
+    /// Writes the `audit.suppressed` row of `key` after `after`.
+    fn summarize_after(&self, key: refusals::Key, after: std::time::Duration) {
+        let audit = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            let count = match audit.refusals.summary(&key) {
+                refusals::Summary::Write(count) => count,
+                refusals::Summary::Folded(Some((all, after))) => {
+                    return audit.summarize_after(all, after);
+                }
+                refusals::Summary::Folded(None) | refusals::Summary::Nothing => return,
+            };
+            let (remote, action) = key;
+            let event = Event::new(&Actor::system("system:opsdeck"), "audit.suppressed", "")
+                .outcome(Outcome::Denied)
+                .detail(serde_json::json!({
+                    "action": action,
+                    "remote": remote,
+                    "suppressed": count,
+                    "why": "more refusals than the audit log takes from one address (or all) per minute; counted here instead of one row each",
+                }));
+            if let Err(e) = audit.record(event).await {
+                tracing::error!(
+                    action,
+                    remote,
+                    count,
+                    "cannot write the count of refusals held back from the audit log: {e}"
+                );
+            }
+        });
     }
 
     /// Appends one row to the chain and returns its id. An error here must

@@ -7,9 +7,14 @@
 //! addresses). A refusal past its allowance is counted instead, and once
 //! the allowance refills one `audit.suppressed` row says how many refusals
 //! of that action from that address (or from all, `*`) were not written.
+//! Those summary rows count against the action's allowance too (past it
+//! their counts join the `*` one, summed up at most once a minute), so
+//! however many addresses send refusals, one action writes at most
+//! [`PER_ACTION`] rows and one `*` summary a minute.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use crate::auth::limit::Limiter;
 
@@ -17,6 +22,9 @@ use crate::auth::limit::Limiter;
 pub const PER_ADDRESS: u32 = 10;
 /// Refusal rows per action over all addresses, per minute.
 pub const PER_ACTION: u32 = 120;
+/// The shortest wait before the `*` summary of an action: over all
+/// addresses, one such row a minute is plenty.
+const ALL_SUMMARY_EVERY: Duration = Duration::from_secs(60);
 /// Keys with a count waiting to be written; past it counts are dropped
 /// from memory (and said so in the log), never allowed to grow.
 const MAX_WAITING: usize = 10_000;
@@ -38,11 +46,22 @@ pub(super) struct Refusals {
 pub(super) enum Verdict {
     Write,
     /// Counted; when this is the first held back since the last summary,
-    /// the summary is due after `after` (when the allowance refills).
+    /// the summary is due after `summary_after` (when the allowance refills).
     Held {
         key: Key,
-        summary_after: Option<std::time::Duration>,
+        summary_after: Option<Duration>,
     },
+}
+
+/// What to do with the count of `key` once its summary is due.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Summary {
+    Nothing,
+    /// Write one row saying `count` refusals were held back.
+    Write(u64),
+    /// The action's allowance is used up: the count joined the `*` one,
+    /// whose summary is due after the duration if it was not due already.
+    Folded(Option<(Key, Duration)>),
 }
 
 impl Refusals {
@@ -55,16 +74,41 @@ impl Refusals {
     }
 
     pub fn judge(&self, remote: &str, action: &str) -> Verdict {
-        let (key, wait) = match self
-            .per_address
-            .check((remote.to_string(), action.to_string()))
-        {
-            Err(wait) => ((remote.to_string(), action.to_string()), wait),
+        let key = (remote.to_string(), action.to_string());
+        match self.per_address.check(key.clone()) {
+            Err(wait) => self.hold(key, 1, wait),
             Ok(()) => match self.per_action.check(action.to_string()) {
-                Ok(()) => return Verdict::Write,
-                Err(wait) => (("*".to_string(), action.to_string()), wait),
+                Ok(()) => Verdict::Write,
+                Err(_) => self.hold(all(action), 1, ALL_SUMMARY_EVERY),
             },
+        }
+    }
+
+    /// Takes the count held for `key` (it starts again from zero) and says
+    /// whether its summary row may be written now.
+    pub fn summary(&self, key: &Key) -> Summary {
+        let count = {
+            let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+            held.remove(key).unwrap_or(0)
         };
+        if count == 0 {
+            return Summary::Nothing;
+        }
+        if key.0 == "*" || self.per_action.check(key.1.clone()).is_ok() {
+            return Summary::Write(count);
+        }
+        match self.hold(all(&key.1), count, ALL_SUMMARY_EVERY) {
+            Verdict::Held {
+                key,
+                summary_after: Some(after),
+            } => Summary::Folded(Some((key, after))),
+            _ => Summary::Folded(None),
+        }
+    }
+
+    /// Adds `count` to `key`'s; the summary is due after `wait` when the
+    /// count was zero.
+    fn hold(&self, key: Key, count: u64, wait: Duration) -> Verdict {
         let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
         if held.len() >= MAX_WAITING && !held.contains_key(&key) {
             tracing::warn!(
@@ -73,20 +117,19 @@ impl Refusals {
             );
             held.clear();
         }
-        let count = held.entry(key.clone()).or_insert(0);
-        *count += 1;
+        let total = held.entry(key.clone()).or_insert(0);
+        let first = *total == 0;
+        *total += count;
         Verdict::Held {
-            summary_after: (*count == 1).then_some(wait),
+            summary_after: first.then_some(wait),
             key,
         }
     }
+}
 
-    /// How many refusals of `key` were held back since its last summary
-    /// (and starts counting again).
-    pub fn take(&self, key: &Key) -> u64 {
-        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
-        held.remove(key).unwrap_or(0)
-    }
+/// The key counting `action`'s refusals over all addresses.
+fn all(action: &str) -> Key {
+    ("*".to_string(), action.to_string())
 }
 
 #[cfg(test)]
@@ -115,20 +158,41 @@ mod tests {
         // Another action, and another address, have allowances of their own.
         assert_eq!(r.judge("192.0.2.1", "auth.csrf"), Verdict::Write);
         assert_eq!(r.judge("192.0.2.2", "auth.token"), Verdict::Write);
-        assert_eq!(r.take(&key), 40);
-        assert_eq!(r.take(&key), 0);
+        assert_eq!(r.summary(&key), Summary::Write(40));
+        assert_eq!(r.summary(&key), Summary::Nothing);
     }
 
     #[test]
-    fn many_addresses_share_one_allowance_per_action() {
+    fn many_addresses_share_one_allowance_per_action_summaries_included() {
         let r = Refusals::new();
-        let written = (0..PER_ACTION * 2)
-            .filter(|i| r.judge(&format!("198.51.100.{i}"), "webhook") == Verdict::Write)
+        let address = |i: u32| format!("198.51.100.{}.{}", i / 256, i % 256);
+        let mut written = 0;
+        let mut per_address = Vec::new();
+        for i in 0..300 {
+            for _ in 0..=PER_ADDRESS {
+                match r.judge(&address(i), "webhook") {
+                    Verdict::Write => written += 1,
+                    Verdict::Held {
+                        key,
+                        summary_after: Some(_),
+                    } if key.0 != "*" => per_address.push(key),
+                    Verdict::Held { .. } => {}
+                }
+            }
+        }
+        assert_eq!(written, PER_ACTION);
+        // Every address went past its own allowance, but their summaries
+        // find the action's allowance used up: they join the `*` count.
+        assert_eq!(per_address.len(), 300);
+        let summaries = per_address
+            .iter()
+            .filter(|key| matches!(r.summary(key), Summary::Write(_)))
             .count();
-        assert_eq!(written, PER_ACTION as usize);
+        assert_eq!(summaries, 0);
+        let everyone = 300 * (PER_ADDRESS + 1) - PER_ACTION;
         assert_eq!(
-            r.take(&("*".to_string(), "webhook".to_string())),
-            u64::from(PER_ACTION)
+            r.summary(&all("webhook")),
+            Summary::Write(u64::from(everyone))
         );
     }
 }
