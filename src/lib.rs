@@ -11,7 +11,9 @@ pub mod host;
 pub mod jobs;
 pub mod logs;
 pub mod ops;
+pub mod releases;
 pub mod server;
+pub mod steps;
 pub mod web;
 
 use std::sync::Arc;

@@ -8,7 +8,8 @@ mod support;
 use opsdeck::Error;
 use opsdeck::auth::Role;
 use opsdeck::jobs::State;
-use opsdeck::ops::{deploy, releases, rollback};
+use opsdeck::ops::{deploy, rollback};
+use opsdeck::releases;
 use support::sandbox::{self, Sandbox};
 use support::webapp::{WebApp, ada, answer, answer_when_up};
 

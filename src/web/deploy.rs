@@ -18,9 +18,9 @@ use super::apps::{AppCard, show_job};
 use super::{Json, Moment, Page};
 use crate::auth::Actor;
 use crate::config::App;
-use crate::ops::releases::{self, Release};
 use crate::ops::what_ships::{self, WhatShips};
 use crate::ops::{deploy, rollback};
+use crate::releases::{self, Release};
 use crate::{Context, Error, Result};
 
 /// How many releases the app page lists.
