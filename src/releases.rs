@@ -6,7 +6,7 @@
 use serde::Serialize;
 use sqlx::SqlitePool;
 
-use crate::auth::Actor;
+use crate::actor::Actor;
 use crate::host::git::Sha;
 use crate::jobs::State;
 use crate::{Error, Result};

@@ -22,7 +22,7 @@ pub use watch::ChainStatus;
 use serde::Serialize;
 use sqlx::SqlitePool;
 
-use crate::auth::Actor;
+use crate::actor::Actor;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -5,7 +5,7 @@
 //! ([`sweep`]). Each family owns both how its steps are *shown* (the command
 //! line printed before a step runs and listed on the job page) and how they
 //! are *done*, through the [`Perform`] trait; [`Work`] names every kind of
-//! step and `Work::perform_as` is the one `match` over them, so the compiler
+//! step and `Work::step` is the one `match` over them, so the compiler
 //! proves each kind is handled.
 //!
 //! Layering: `jobs` runs steps in order (queue, locks, recovery, timeouts,
