@@ -8,13 +8,13 @@
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use serde::Deserialize;
 
-use super::apps::{AppCard, show_job};
+use super::page::{AppCard, accepted, show_job};
 use super::{Json, Moment, Page};
 use crate::auth::Actor;
 use crate::config::App;
@@ -69,15 +69,6 @@ async fn roll_back(
     let body = body.map(|Json(body)| body).unwrap_or_default();
     let job = rollback::request(&ctx, &actor, &app, body.release).await?;
     Ok(accepted(job))
-}
-
-/// `202 {"job": id}` with the job's address.
-pub(super) fn accepted(job: i64) -> impl IntoResponse {
-    (
-        StatusCode::ACCEPTED,
-        [(header::LOCATION, format!("/api/jobs/{job}"))],
-        Json(serde_json::json!({ "job": job })),
-    )
 }
 
 #[derive(Deserialize)]
