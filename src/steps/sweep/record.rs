@@ -93,7 +93,7 @@ pub async fn last_preview(db: &SqlitePool, app: &str, sweep: &str) -> Result<Opt
 }
 
 /// A sweep's newest run, as the page and the API show it; `job` is its
-/// job's id here, the job itself once `ops::sweeps::last_run` looked it up.
+/// job's id here, the job itself once the page or the API looked it up.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct LastRun<J = i64> {
     pub job: J,
