@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 
 use crate::config::Config;
+use crate::host::git;
 
 /// The demo app's repository content: a tiny "service" with a build script.
 const APP_FILES: &[(&str, &str)] = &[
@@ -44,9 +45,9 @@ pub fn prepare(dir: &Path) -> anyhow::Result<Config> {
                 make_executable(&path)?;
             }
         }
-        git(&repo, &["init", "-q", "-b", "main"])?;
-        git(&repo, &["add", "."])?;
-        git(
+        git::here(&repo, &["init", "-q", "-b", "main"])?;
+        git::here(&repo, &["add", "."])?;
+        git::here(
             &repo,
             &[
                 "-c",
@@ -173,20 +174,4 @@ fn make_executable(path: &Path) -> anyhow::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
         .with_context(|| format!("cannot make {} executable", path.display()))
-}
-
-fn git(repo: &Path, args: &[&str]) -> anyhow::Result<()> {
-    let status = std::process::Command::new("git")
-        .arg("-C")
-        .arg(repo)
-        .args(args)
-        .status()
-        .context("cannot run git: is it installed?")?;
-    anyhow::ensure!(
-        status.success(),
-        "git {} failed in {}",
-        args.join(" "),
-        repo.display()
-    );
-    Ok(())
 }

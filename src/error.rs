@@ -55,6 +55,20 @@ impl std::fmt::Display for Quoted<'_> {
     }
 }
 
+impl Error {
+    /// The sentence shown to the user (on a page, in an API answer, in a
+    /// job's output): the message itself, or for an internal error a
+    /// generic sentence, its details being only in opsdeck's log.
+    pub fn public_message(&self) -> String {
+        match self {
+            Error::Database(_) | Error::Internal(_) => {
+                "opsdeck hit an internal error; the details are in its log".to_string()
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,9 +1,11 @@
 //! opsdeck: a self-hosted operations dashboard. `main.rs` is the CLI; this
 //! crate builds the whole server (state + router) for it and for the tests.
 
+pub mod actor;
 pub mod audit;
 pub mod auth;
 pub mod config;
+pub mod context;
 pub mod db;
 pub mod demo;
 pub mod error;
@@ -11,110 +13,10 @@ pub mod host;
 pub mod jobs;
 pub mod logs;
 pub mod ops;
+pub mod releases;
 pub mod server;
+pub mod steps;
 pub mod web;
 
-use std::sync::Arc;
-
+pub use context::Context;
 pub use error::{Error, Result};
-
-/// Everything a request handler or a job needs, cheap to clone.
-#[derive(Clone)]
-pub struct Context {
-    pub config: Arc<config::Config>,
-    pub db: sqlx::SqlitePool,
-    pub audit: audit::Audit,
-    pub jobs: jobs::Engine,
-    /// Sign-in attempts per client address (dev login and Gitea).
-    pub signin_limit: auth::limit::Limiter,
-    /// Browser sessions (the table, and the live ones in memory).
-    pub sessions: auth::session::Sessions,
-    /// Gitea sign-in; discovers Gitea in the background.
-    pub gitea: auth::oidc::Gitea,
-    /// Fingerprints secret values (`<data_dir>/server.key`).
-    pub server_key: host::secret::ServerKey,
-    /// Shares one `journalctl --follow` among the viewers of a filter.
-    pub logs: logs::Hub,
-}
-
-impl Context {
-    /// Opens the database, starts the job engine (recovering what a previous
-    /// run left behind) and starts Gitea discovery in the background.
-    pub async fn start(config: config::Config) -> anyhow::Result<Context> {
-        let config = Arc::new(config);
-        let db = db::open(&config.server.data_dir).await?;
-        let audit = audit::Audit::new(db.clone(), &config.audit);
-        let server_key = host::secret::ServerKey::load_or_create(&config.server.data_dir)?;
-        let jobs = jobs::Engine::start(
-            config.clone(),
-            db.clone(),
-            audit.clone(),
-            server_key.clone(),
-        )
-        .await?;
-        let gitea = auth::oidc::Gitea::start(&config);
-        let logs = logs::Hub::new(config.clone());
-        let sessions = auth::session::Sessions::new(db.clone(), &config.auth);
-        Ok(Context {
-            config,
-            db,
-            audit,
-            jobs,
-            signin_limit: auth::limit::Limiter::new(auth::limit::SIGNINS_PER_MINUTE),
-            sessions,
-            gitea,
-            server_key,
-            logs,
-        })
-    }
-}
-
-impl Context {
-    /// Checks that `actor` may do `action` (`view`, `deploy`, …) on `app`;
-    /// a refusal is recorded as a `denied` audit row and returned as 403.
-    pub async fn authorize(
-        &self,
-        actor: &auth::Actor,
-        app: Option<&config::App>,
-        action: &str,
-    ) -> Result<()> {
-        let needed = match app {
-            Some(app) => app.required_role(action),
-            None => auth::Role::default_for(action),
-        };
-        self.require_role(actor, app, action, needed).await
-    }
-
-    /// Like [`Context::authorize`], with the role given (a custom action's
-    /// own `role`).
-    pub async fn require_role(
-        &self,
-        actor: &auth::Actor,
-        app: Option<&config::App>,
-        action: &str,
-        needed: auth::Role,
-    ) -> Result<()> {
-        if actor.role >= needed {
-            return Ok(());
-        }
-        let app_name = app.map_or("", |a| a.name.as_str());
-        self.audit
-            .record(
-                audit::Event::new(actor, action, app_name)
-                    .outcome(audit::Outcome::Denied)
-                    .detail(serde_json::json!({"needed": needed, "had": actor.role})),
-            )
-            .await?;
-        Err(Error::Forbidden(format!(
-            "{action} needs the {needed} role; you are {}",
-            actor.role
-        )))
-    }
-
-    /// The app named in a URL, or 404.
-    pub fn app(&self, name: &str) -> Result<&config::App> {
-        self.config.app(name).ok_or_else(|| {
-            Error::NotFound(format!("there is no app named {}", error::Quoted(name)))
-        })
-    }
-}

@@ -8,15 +8,11 @@ use opsdeck::auth::Role;
 use opsdeck::jobs::State;
 use reqwest::StatusCode;
 use reqwest::header;
-use support::server::{Server, TWO_APPS, client, json, start};
-
-async fn server() -> Server {
-    start(TWO_APPS).await
-}
+use support::server::{client, json, two_apps};
 
 #[tokio::test]
 async fn healthz_answers_without_sign_in_and_carries_security_headers() {
-    let s = server().await;
+    let s = two_apps().await;
     let res = s.get("/healthz").await;
     assert_eq!(res.status(), StatusCode::OK);
     let h = res.headers().clone();
@@ -36,7 +32,7 @@ async fn healthz_answers_without_sign_in_and_carries_security_headers() {
 
 #[tokio::test]
 async fn api_tokens_authenticate_and_bad_or_revoked_ones_are_refused() {
-    let s = server().await;
+    let s = two_apps().await;
     let token = s.token("ci", Role::Operator).await;
 
     let res = s.get_as("/api/apps", &token).await;
@@ -98,7 +94,7 @@ async fn api_tokens_authenticate_and_bad_or_revoked_ones_are_refused() {
 
 #[tokio::test]
 async fn a_too_low_role_is_refused_with_403_and_a_denied_audit_row() {
-    let s = server().await;
+    let s = two_apps().await;
     let token = s.token("viewer", Role::Viewer).await;
     let res = s.get_as("/apps/books", &token).await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
@@ -127,7 +123,7 @@ async fn a_too_low_role_is_refused_with_403_and_a_denied_audit_row() {
 
 #[tokio::test]
 async fn unknown_apps_and_addresses_are_404_in_the_clients_language() {
-    let s = server().await;
+    let s = two_apps().await;
     let token = s.token("ops", Role::Owner).await;
 
     let res = s.get_as("/apps/nope", &token).await;
@@ -180,7 +176,7 @@ async fn unknown_apps_and_addresses_are_404_in_the_clients_language() {
 
 #[tokio::test]
 async fn an_oversize_body_is_refused_with_413_and_the_connection_closed() {
-    let s = server().await;
+    let s = two_apps().await;
     let token = s.token("ops", Role::Owner).await;
     let res = client()
         .post(s.at("/api/apps/rfc-app/actions/cleanup-sessions/run"))
@@ -200,7 +196,7 @@ async fn an_oversize_body_is_refused_with_413_and_the_connection_closed() {
 
 #[tokio::test]
 async fn static_files_are_embedded_typed_and_cached_long() {
-    let s = server().await;
+    let s = two_apps().await;
     let res = s.get("/static/htmx.min.js").await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(
@@ -230,7 +226,7 @@ async fn static_files_are_embedded_typed_and_cached_long() {
 
 #[tokio::test]
 async fn an_action_runs_from_the_api_and_shows_as_the_apps_last_job() {
-    let s = server().await;
+    let s = two_apps().await;
     let token = s.token("ci", Role::Operator).await;
     let res = client()
         .post(s.at("/api/apps/rfc-app/actions/cleanup-sessions/run"))
@@ -274,7 +270,7 @@ async fn an_action_runs_from_the_api_and_shows_as_the_apps_last_job() {
 
 #[tokio::test]
 async fn running_an_action_above_ones_role_is_403_and_audited() {
-    let s = server().await;
+    let s = two_apps().await;
     let viewer = s.token("intern", Role::Viewer).await;
     let operator = s.token("ci", Role::Operator).await;
     for (token, action, sentence) in [
@@ -320,7 +316,7 @@ async fn running_an_action_above_ones_role_is_403_and_audited() {
 
 #[tokio::test]
 async fn unknown_apps_and_actions_are_404_with_a_sentence() {
-    let s = server().await;
+    let s = two_apps().await;
     let token = s.token("ci", Role::Owner).await;
     for (path, sentence) in [
         (
@@ -345,7 +341,7 @@ async fn unknown_apps_and_actions_are_404_with_a_sentence() {
 
 #[tokio::test]
 async fn malformed_json_is_400_naming_what_is_wrong() {
-    let s = server().await;
+    let s = two_apps().await;
     let token = s.token("ci", Role::Owner).await;
     let run = s.at("/api/apps/rfc-app/actions/cleanup-sessions/run");
     for (content_type, body, sentence) in [
@@ -379,7 +375,7 @@ async fn malformed_json_is_400_naming_what_is_wrong() {
 #[tokio::test]
 async fn an_oversize_chunked_body_is_413_too() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let s = server().await;
+    let s = two_apps().await;
     let token = s.token("ci", Role::Owner).await;
     let mut conn = tokio::net::TcpStream::connect(s.url.trim_start_matches("http://"))
         .await

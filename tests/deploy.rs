@@ -9,10 +9,11 @@ use opsdeck::auth::{Actor, Role};
 use opsdeck::host::Host;
 use opsdeck::host::git;
 use opsdeck::jobs::State;
-use opsdeck::ops::{deploy, releases, rollback};
+use opsdeck::ops::{deploy, rollback};
+use opsdeck::releases;
 use support::repos::sh_git;
 use support::sandbox::{self, Sandbox};
-use support::webapp::{WebApp, ada, answer};
+use support::webapp::{WebApp, ada, answer, deploy_a_broken_build};
 
 #[test]
 fn checkout_deploys_and_rolls_back_automatically_on_a_real_systemd() {
@@ -81,22 +82,7 @@ async fn inside_checkout_deploys_and_rolls_back() {
     assert_eq!(current.sha, v2);
 
     // v4's build fails: the job fails, v2 still answers.
-    repos.push_files(
-        &[
-            ("VERSION", Some("v4")),
-            ("UNHEALTHY", None),
-            ("BROKEN_BUILD", Some("yes")),
-        ],
-        "Version 4",
-    );
-    let job = deploy::request(ctx, &ada(), "web", "main").await.unwrap();
-    assert_eq!(server.finished(job).await, State::Failed);
-    let summary = ctx.jobs.job(job).await.unwrap().summary.unwrap();
-    assert!(
-        summary.starts_with("step \"Build: sh build.sh\" failed"),
-        "{summary}"
-    );
-    assert_eq!(answer(port).await, "v2");
+    deploy_a_broken_build(&repos, &server, port).await;
     assert_eq!(
         git::head(&Host::Local, &repos.app).await.unwrap().as_str(),
         v2

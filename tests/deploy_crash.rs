@@ -7,7 +7,6 @@
 
 mod support;
 
-use std::os::unix::process::ExitStatusExt;
 use std::process::Stdio;
 
 use opsdeck::host;
@@ -66,7 +65,7 @@ async fn inside_kill_9_during_releases_deploys() {
     let mut crashed = Vec::new();
     for (i, point) in POINTS.iter().enumerate() {
         repos.push("VERSION", &format!("v{}", i + 2), "Next version");
-        let mut server = instance
+        let server = instance
             .serve_with(&[(host::CRASH_AT, point)], Stdio::null(), Stdio::null())
             .await;
         // opsdeck may die before its answer is written (the job can reach
@@ -77,14 +76,8 @@ async fn inside_kill_9_during_releases_deploys() {
         };
         last = accepted.and_then(|a| a["job"].as_i64()).unwrap_or(last + 1);
         crashed.push(last);
-        let status = tokio::task::spawn_blocking(move || {
-            let status = server.child.wait().unwrap();
-            drop(server);
-            status
-        })
-        .await
-        .unwrap();
-        assert_eq!(status.signal(), Some(9), "opsdeck did not die at {point}");
+        let signal = server.death_signal().await;
+        assert_eq!(signal, Some(9), "opsdeck did not die at {point}");
 
         // `current` is a whole, built release; the service answers.
         let current = std::fs::canonicalize(root.path().join("current")).unwrap();

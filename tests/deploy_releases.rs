@@ -8,9 +8,10 @@ mod support;
 use opsdeck::Error;
 use opsdeck::auth::Role;
 use opsdeck::jobs::State;
-use opsdeck::ops::{deploy, releases, rollback};
+use opsdeck::ops::{deploy, rollback};
+use opsdeck::releases;
 use support::sandbox::{self, Sandbox};
-use support::webapp::{WebApp, ada, answer, answer_when_up};
+use support::webapp::{WebApp, ada, answer, answer_when_up, deploy_a_broken_build};
 
 #[test]
 fn releases_deploy_switch_roll_back_and_clean_up_on_a_real_systemd() {
@@ -92,22 +93,7 @@ async fn inside_releases_deploy_and_roll_back() {
     );
 
     // v4's build fails: nothing live changes, no recovery needed.
-    web.repos.push_files(
-        &[
-            ("VERSION", Some("v4")),
-            ("UNHEALTHY", None),
-            ("BROKEN_BUILD", Some("yes")),
-        ],
-        "Version 4",
-    );
-    let job = deploy::request(ctx, &ada(), "web", "main").await.unwrap();
-    assert_eq!(server.finished(job).await, State::Failed);
-    let summary = ctx.jobs.job(job).await.unwrap().summary.unwrap();
-    assert!(
-        summary.starts_with("step \"Build: sh build.sh\" failed"),
-        "{summary}"
-    );
-    assert_eq!(answer(port).await, "v2");
+    deploy_a_broken_build(&web.repos, server, port).await;
     assert_eq!(web.current(), second);
     assert_eq!(web.release_dirs().len(), 4, "{:?}", web.release_dirs());
 

@@ -329,15 +329,7 @@ async fn a_server_killed_mid_job_leaves_it_interrupted_its_processes_gone_and_th
         process_gone(escaped),
         "the process {escaped} that left the job's group survived the restart"
     );
-    let shown: serde_json::Value = reqwest::Client::new()
-        .get(format!("{}/api/jobs/{job}", server.url))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let shown = support::cli::job(&server.url, &token, job).await;
     assert_eq!(shown["state"], "interrupted");
     assert_eq!(shown["steps"][0]["state"], "interrupted");
     let end = read_stream(&server.url, &token, next, |d| d.starts_with("{\"state\"")).await;

@@ -15,6 +15,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
+use support::cli::job_end;
 use support::free_port;
 use support::sandbox::Sandbox;
 
@@ -463,19 +464,13 @@ async fn run_action(
     let id = started["job"]
         .as_i64()
         .unwrap_or_else(|| panic!("{started}"));
-    let get = |path: String| http.get(format!("{base}{path}")).bearer_auth(token).send();
-    for _ in 0..1200 {
-        let job: Value = get(format!("/api/jobs/{id}"))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if job["finished_at"].is_number() {
-            let output = get(format!("/api/jobs/{id}/output"));
-            return (job, output.await.unwrap().text().await.unwrap());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("job {id} ({action}) did not end within a minute");
+    job_end(base, token, id).await;
+    let job = support::cli::job(base, token, id).await;
+    let output = http
+        .get(format!("{base}/api/jobs/{id}/output"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    (job, output.text().await.unwrap())
 }

@@ -8,15 +8,11 @@ mod support;
 use opsdeck::auth::Role;
 use reqwest::StatusCode;
 use reqwest::header;
-use support::server::{Server, TWO_APPS, client, start};
-
-async fn server() -> Server {
-    start(TWO_APPS).await
-}
+use support::server::{TWO_APPS, client, start, two_apps};
 
 #[tokio::test]
 async fn browsers_are_sent_to_sign_in_and_programs_get_401() {
-    let s = server().await;
+    let s = two_apps().await;
     let res = s.get("/apps/rfc-app?tab=jobs").await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     assert_eq!(
@@ -36,7 +32,7 @@ async fn browsers_are_sent_to_sign_in_and_programs_get_401() {
 
 #[tokio::test]
 async fn a_post_from_a_foreign_origin_is_refused() {
-    let s = server().await;
+    let s = two_apps().await;
     let res = client()
         .post(s.at("/auth/logout"))
         .header(header::ORIGIN, "https://evil.example")
@@ -57,7 +53,7 @@ async fn a_post_from_a_foreign_origin_is_refused() {
 
 #[tokio::test]
 async fn the_dashboard_shows_apps_badges_and_action_buttons() {
-    let s = server().await;
+    let s = two_apps().await;
     let token = s.token("ops", Role::Operator).await;
     let res = s.get_as("/", &token).await;
     assert_eq!(res.status(), StatusCode::OK);
@@ -85,7 +81,7 @@ async fn the_dashboard_shows_apps_badges_and_action_buttons() {
 
 #[tokio::test]
 async fn an_app_page_says_where_the_app_deploys_from_only_when_it_deploys() {
-    let s = server().await;
+    let s = two_apps().await;
     let token = s.token("boss", Role::Admin).await;
     let page = s.get_as("/apps/books", &token).await.text().await.unwrap();
     assert!(
@@ -203,7 +199,7 @@ fn every_post_form_carries_the_csrf_token() {
 
 #[tokio::test]
 async fn an_action_button_redirects_to_its_job() {
-    let s = server().await;
+    let s = two_apps().await;
     let token = s.token("ci", Role::Operator).await;
     let res = client()
         .post(s.at("/apps/rfc-app/actions/cleanup-sessions/run"))
@@ -234,7 +230,7 @@ async fn an_action_button_redirects_to_its_job() {
 
 #[tokio::test]
 async fn a_signed_in_page_carries_the_csrf_token_for_forms_and_htmx() {
-    let s = server().await;
+    let s = two_apps().await;
     let (cookie, csrf) = s.session("ben", Role::Admin).await;
     let res = s.browse("/", &cookie).await;
     assert_eq!(res.status(), StatusCode::OK);
@@ -262,7 +258,7 @@ async fn a_signed_in_page_carries_the_csrf_token_for_forms_and_htmx() {
 
 #[tokio::test]
 async fn a_browser_post_needs_its_csrf_token_and_our_origin() {
-    let s = server().await;
+    let s = two_apps().await;
     let (cookie, csrf) = s.session("ben", Role::Operator).await;
     let run = s.at("/apps/rfc-app/actions/cleanup-sessions/run");
     let post = |origin: Option<&str>, form: Vec<(&'static str, String)>| {
@@ -362,7 +358,7 @@ async fn a_browser_post_needs_its_csrf_token_and_our_origin() {
 
 #[tokio::test]
 async fn a_revoked_session_is_no_identity() {
-    let s = server().await;
+    let s = two_apps().await;
     let (cookie, _) = s.session("ben", Role::Owner).await;
     let value = cookie.strip_prefix("opsdeck_session=").unwrap();
     s.ctx.sessions.end(value).await.unwrap();

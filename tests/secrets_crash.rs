@@ -7,7 +7,6 @@
 mod support;
 
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::ExitStatusExt;
 use std::process::Stdio;
 
 use opsdeck::host::{self, envfile};
@@ -57,19 +56,13 @@ async fn kill_9_at_every_point_of_a_rotation_leaves_the_old_or_the_new_file() {
     for (point, new_in_place) in POINTS {
         let before = std::fs::read_to_string(&env).unwrap();
         let old = value(&before);
-        let mut server = instance
+        let server = instance
             .serve_with(&[(host::CRASH_AT, point)], Stdio::null(), Stdio::null())
             .await;
         // opsdeck may die before it answers: the job starts at once.
         let _ = rotate().await;
-        let status = tokio::task::spawn_blocking(move || {
-            let status = server.child.wait().unwrap();
-            drop(server);
-            status
-        })
-        .await
-        .unwrap();
-        assert_eq!(status.signal(), Some(9), "opsdeck did not die at {point}");
+        let signal = server.death_signal().await;
+        assert_eq!(signal, Some(9), "opsdeck did not die at {point}");
 
         let after = std::fs::read_to_string(&env).unwrap();
         let now = value(&after);

@@ -29,7 +29,7 @@ pub use watch::ChainStatus;
 use serde::Serialize;
 use sqlx::SqlitePool;
 
-use crate::auth::Actor;
+use crate::actor::Actor;
 use crate::error::clip;
 
 /// Longest text an audit row keeps of any string it carries: the actor,

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::auth::Role;
+use crate::actor::Role;
 
 mod duration;
 mod errors;

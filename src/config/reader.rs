@@ -174,7 +174,7 @@ impl<'d, 'p, 't> Section<'d, 'p, 't> {
         None
     }
 
-    pub fn role(&mut self, key: &'d str) -> Option<crate::auth::Role> {
+    pub fn role(&mut self, key: &'d str) -> Option<crate::actor::Role> {
         self.choice(key, &ROLES)
     }
 
@@ -335,11 +335,11 @@ impl<'d, 'p, 't> Section<'d, 'p, 't> {
     }
 }
 
-const ROLES: [(&str, crate::auth::Role); 4] = [
-    ("viewer", crate::auth::Role::Viewer),
-    ("operator", crate::auth::Role::Operator),
-    ("admin", crate::auth::Role::Admin),
-    ("owner", crate::auth::Role::Owner),
+const ROLES: [(&str, crate::actor::Role); 4] = [
+    ("viewer", crate::actor::Role::Viewer),
+    ("operator", crate::actor::Role::Operator),
+    ("admin", crate::actor::Role::Admin),
+    ("owner", crate::actor::Role::Owner),
 ];
 
 pub(super) fn quoted_list(words: &[&str]) -> String {

@@ -258,6 +258,25 @@ pub async fn log(host: &Host, repo: &Path, from: &Sha, to: &Sha) -> Result<Vec<C
         .collect()
 }
 
+/// Runs git in `repo` on this machine and waits for it, for setup outside
+/// any job (the demo's repository): blocking, output left to the terminal.
+pub fn here(repo: &Path, args: &[&str]) -> Result<()> {
+    let status = std::process::Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(args)
+        .status()
+        .map_err(|e| Error::Unavailable(format!("cannot run git: is it installed? ({e})")))?;
+    if !status.success() {
+        return Err(Error::Unavailable(format!(
+            "git {} failed in {}",
+            args.join(" "),
+            repo.display()
+        )));
+    }
+    Ok(())
+}
+
 /// Runs git and returns its stdout, or an error that quotes git's own words.
 async fn git(host: &Host, repo: &Path, args: &[&str], timeout: Duration) -> Result<String> {
     let out = run(host, repo, args, timeout).await?;

@@ -15,8 +15,8 @@ use tokio::sync::{Notify, watch};
 use super::output::{Follower, Live};
 use super::plan::Plan;
 use super::{Job, Queue, State, runner, store};
+use crate::actor::Actor;
 use crate::audit::{Audit, Event, Outcome};
-use crate::auth::Actor;
 use crate::config::Config;
 use crate::host::exec;
 use crate::host::secret::ServerKey;
@@ -416,8 +416,8 @@ impl Inner {
 pub(super) fn job_actor(login: &str, role: &str) -> Actor {
     Actor {
         login: login.to_string(),
-        role: crate::auth::Role::parse(role).unwrap_or(crate::auth::Role::Viewer),
-        via: crate::auth::Via::System,
+        role: crate::actor::Role::parse(role).unwrap_or(crate::actor::Role::Viewer),
+        via: crate::actor::Via::System,
         remote: String::new(),
     }
 }

@@ -3,19 +3,16 @@
 //! numbered, stored and streamed live, its start and end audited.
 
 mod engine;
-mod host_work;
 mod output;
 pub mod plan;
-pub mod redact;
 mod runner;
-mod secret_work;
 mod store;
 
 use serde::Serialize;
 
 pub use engine::{Engine, Request, already_queued};
 pub use output::{Followed, Follower};
-pub use plan::{Plan, Step, Work};
+pub use plan::{Plan, Step};
 
 /// Where a job is in its life: `queued → running → succeeded | failed |
 /// cancelled | timed_out | interrupted`.

@@ -11,10 +11,10 @@ use std::time::Duration;
 use sqlx::SqlitePool;
 use tokio::sync::{broadcast, mpsc};
 
-use super::redact::{MaskedStream, Redactor};
 use super::{State, store};
 use crate::Result;
 use crate::host::lines::Lines;
+use crate::steps::redact::{MaskedStream, Redactor};
 
 /// Lines are stored at least this often while a job prints...
 const FLUSH_EVERY: Duration = Duration::from_millis(200);

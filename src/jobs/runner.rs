@@ -2,7 +2,6 @@
 //! first, the recovery steps when one fails, and the job's end recorded in
 //! the database, the audit log and for every follower.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,15 +11,12 @@ use tokio::time::Instant;
 use super::State;
 use super::engine::{Inner, Stop, job_actor};
 use super::output::{self, Live};
-use super::plan::{Step, Work};
-use super::redact::Redactor;
+use super::plan::Step;
 use super::store::{self, Runnable};
-use super::{host_work, secret_work};
 use crate::audit::{Event, Outcome};
-use crate::host::exec::{self, Ended};
-use crate::host::{Host, env_edit};
-
-type Lines = mpsc::Sender<crate::host::lines::Lines>;
+use crate::host::exec::Ended;
+use crate::steps::redact::Redactor;
+use crate::steps::{Bounds, Lines, Memory, StepJob, Work, secret};
 
 /// How a sequence of steps ended.
 enum Steps {
@@ -51,7 +47,7 @@ pub(super) async fn run(
         tracing::error!(job = job.id, error = %e, "cannot audit the job's start");
     }
     let redactor = Arc::new(Redactor::default());
-    learn_env_file(&inner, &job.app, &redactor).await;
+    secret::learn_env_file(&inner.config, &job.app, &redactor).await;
     let (lines, received) = mpsc::channel(64);
     let recorder = tokio::spawn(output::record(
         live.clone(),
@@ -69,8 +65,7 @@ pub(super) async fn run(
         deadline: Instant::now() + limit,
         job_limit: limit,
         reached: 0,
-        replaced: host_work::Replaced::default(),
-        rotations: secret_work::Rotations::default(),
+        memory: Memory::default(),
         redactor: redactor.clone(),
     };
     let (state, summary) = run.plan().await;
@@ -102,11 +97,8 @@ struct Run<'a> {
     job_limit: Duration,
     /// The index of the step that runs or ran last.
     reached: usize,
-    /// What `Checkout` and `SwitchRelease` steps replaced, for their
-    /// recovery steps.
-    replaced: host_work::Replaced,
-    /// What rotation steps changed, for their recovery steps.
-    rotations: secret_work::Rotations,
+    /// What the steps replaced, for the recovery steps.
+    memory: Memory,
     /// Masks the app's env-file values in every line printed.
     redactor: Arc<Redactor>,
 }
@@ -231,113 +223,36 @@ impl Run<'_> {
         Ok(Steps::Succeeded)
     }
 
+    /// Does one step, then audits what it changed (fingerprints, never values).
     async fn work(&mut self, work: &Work, limit: Duration) -> Ended {
-        match work {
-            Work::Run { argv, cwd, env } => {
-                crate::host::crash_point("run:start");
-                let tag = format!("{}:{}", self.inner.instance, self.job.id);
-                let (host, started) = match self.host() {
-                    Ok(host) => {
-                        let started = start_step(&host, argv, cwd.as_deref(), env, tag);
-                        (Some(host), started)
-                    }
-                    Err(e) => (None, Err(e)),
-                };
-                match started {
-                    Ok(child) => {
-                        let ended = child.finish(&self.lines, limit, self.stopped()).await;
-                        if let (Ended::Exited(Some(255)), Some(Host::Ssh(remote))) = (ended, &host)
-                        {
-                            self.say(format!(
-                                "ssh exited 255: the connection to {} could not be made or was lost \
-                                 (a command run there rarely exits 255 itself)",
-                                remote.name()
-                            ))
-                            .await;
-                        }
-                        ended
-                    }
-                    Err(e) => {
-                        self.say(e.public_message()).await;
-                        Ended::Exited(None)
-                    }
-                }
-            }
-            Work::Sweep {
-                sweep,
-                dry_run,
-                previewed,
-            } => {
-                let lines = self.lines.clone();
-                let work = async {
-                    let job = self.sweep_job();
-                    crate::ops::sweeps::perform(&job, sweep, *dry_run, previewed.as_ref(), &lines)
-                        .await
-                        .map(|()| Vec::new())
-                };
-                in_process(work, limit, self.stopped(), &self.lines).await
-            }
-            Work::CleanupReleases { keep } => {
-                let lines = self.lines.clone();
-                let work = async {
-                    let job = self.sweep_job();
-                    Ok(crate::ops::sweeps::after_deploy(&job, *keep, &lines).await)
-                };
-                in_process(work, limit, self.stopped(), &self.lines).await
-            }
-            host => {
-                let (stopped, lines) = (self.stopped(), self.lines.clone());
-                let tools = secret_work::Tools {
-                    config: &self.inner.config,
-                    server_key: &self.inner.server_key,
-                    redactor: &self.redactor,
-                };
-                let on = self.host();
-                let work = async {
-                    match host {
-                        Work::RotateSecret { .. }
-                        | Work::RestoreEnv { .. }
-                        | Work::SetWebhookSecret { .. }
-                        | Work::RestoreWebhookSecret { .. } => {
-                            secret_work::run(host, &on?, &mut self.rotations, &tools).await
-                        }
-                        _ => host_work::run(host, &on?, &mut self.replaced).await,
-                    }
-                };
-                let ended = in_process(work, limit, stopped, &lines).await;
-                self.record_rotations().await;
-                ended
-            }
-        }
-    }
-
-    /// What a sweep's step needs of this job.
-    fn sweep_job(&self) -> crate::ops::sweeps::SweepJob<'_> {
-        crate::ops::sweeps::SweepJob {
+        let bounds = Bounds {
+            limit,
+            stopped: Box::pin(self.stopped()),
+            lines: self.lines.clone(),
+        };
+        let mut job = StepJob {
             config: &self.inner.config,
             db: &self.inner.db,
-            job: self.job.id,
+            server_key: &self.inner.server_key,
+            redactor: &self.redactor,
+            id: self.job.id,
             app: &self.job.app,
-        }
-    }
-
-    /// Audits what rotation steps changed (fingerprints, never values) and
-    /// learns the env file's values again: a step may have made new ones.
-    async fn record_rotations(&mut self) {
-        let rows = std::mem::take(&mut self.rotations.audit);
-        if rows.is_empty() {
-            return;
-        }
-        learn_env_file(self.inner, &self.job.app, &self.redactor).await;
+            tag: format!("{}:{}", self.inner.instance, self.job.id),
+            memory: &mut self.memory,
+            audit: Vec::new(),
+        };
+        let ended = work.perform(&mut job, bounds).await;
+        let rows = job.audit;
         let actor = job_actor(&self.job.actor, &self.job.role);
         for (action, detail) in rows {
             let event = Event::new(&actor, action, &self.job.app)
                 .job(self.job.id)
                 .detail(detail);
             if let Err(e) = self.inner.audit.record(event).await {
-                tracing::error!(job = self.job.id, error = %e, "cannot audit a secret change");
+                tracing::error!(job = self.job.id, error = %e, "cannot audit a step's change");
             }
         }
+        ended
     }
 
     /// Resolves when the job is asked to stop (cancel, shutdown).
@@ -351,88 +266,9 @@ impl Run<'_> {
         }
     }
 
-    /// Where the job's app runs.
-    fn host(&self) -> crate::Result<Host> {
-        match self.inner.config.app(&self.job.app) {
-            Some(app) => Host::of(&self.inner.config, app),
-            None => Ok(Host::Local),
-        }
-    }
-
     /// Prints one line of opsdeck's own into the job output.
     async fn say(&self, line: String) {
         let _ = self.lines.send(line.into()).await;
-    }
-}
-
-/// Starts a job step's command on `host`, tagged with the job (`tag`).
-fn start_step(
-    host: &Host,
-    argv: &[String],
-    cwd: Option<&std::path::Path>,
-    env: &BTreeMap<String, String>,
-    tag: String,
-) -> crate::Result<exec::Streaming> {
-    let tagged = (exec::JOB_TAG.to_owned(), tag);
-    match host {
-        // The step's env goes to the host; locally `ssh` gets only the
-        // basics and the tag.
-        Host::Ssh(remote) => exec::start(
-            &remote.step_command(argv, cwd, env)?,
-            None,
-            &exec::job_env(&BTreeMap::from([tagged])),
-        ),
-        Host::Local => {
-            let mut env = exec::job_env(env);
-            env.insert(tagged.0, tagged.1);
-            exec::start(argv, cwd, &env)
-        }
-    }
-}
-
-/// Masks from now on the values of `app`'s env file, read where it lives
-/// (over SSH for an app on another host: its build output can print them
-/// as well). A file that cannot be read teaches nothing; the steps that
-/// need it say why.
-async fn learn_env_file(inner: &Inner, app: &str, redactor: &Redactor) {
-    let Some(app) = inner.config.app(app) else {
-        return;
-    };
-    let Some(env_file) = app.env_file.as_deref() else {
-        return;
-    };
-    let Ok(host) = Host::of(&inner.config, app) else {
-        return;
-    };
-    if let Ok(text) = env_edit::read(&host, env_file).await {
-        let secrets: Vec<String> = app.secrets.iter().map(|s| s.name.clone()).collect();
-        redactor.learn_text(&text, &secrets);
-    }
-}
-
-/// Runs a step done by opsdeck itself rather than by a child process.
-async fn in_process(
-    work: impl Future<Output = crate::Result<Vec<String>>>,
-    limit: Duration,
-    stopped: impl Future<Output = ()>,
-    lines: &Lines,
-) -> Ended {
-    let done = tokio::select! {
-        done = tokio::time::timeout(limit, work) => done,
-        () = stopped => return Ended::Stopped,
-    };
-    match done {
-        Ok(Ok(printed)) => {
-            if !printed.is_empty() {
-                let _ = lines.send(printed.into_iter().collect()).await;
-            }
-            Ended::Exited(Some(0))
-        }
-        Ok(Err(e)) => {
-            let _ = lines.send(e.public_message().into()).await;
-            Ended::Exited(None)
-        }
-        Err(_) => Ended::TimedOut,
     }
 }
 

@@ -4,7 +4,6 @@
 //! per viewer; here a hundred viewers of a unit cost one process.
 
 use std::collections::HashMap;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -14,6 +13,7 @@ use super::journal::{self, Entry, From};
 use super::{Filter, file};
 use crate::config::{Config, LogLimits};
 use crate::host::ssh::Remote;
+use crate::host::{self, Host};
 use crate::{Error, Result};
 
 /// Entries a viewer may fall behind before it is told lines were skipped.
@@ -207,22 +207,9 @@ impl Hub {
 
     /// Starts `argv` (a journalctl) on the filter's host, stdout piped.
     pub fn spawn(&self, filter: &Filter, argv: &[String]) -> Result<tokio::process::Child> {
-        let argv = match Remote::resolve(&self.inner.config, &filter.host)? {
-            Some(remote) => remote.command(argv, None, &Default::default())?,
-            None => argv.to_vec(),
-        };
-        let (program, args) = argv
-            .split_first()
-            .ok_or_else(|| Error::Internal(anyhow::anyhow!("empty journalctl command")))?;
-        tokio::process::Command::new(program)
-            .args(args)
-            .env("LC_ALL", "C")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| Error::Unavailable(format!("cannot start journalctl: {e}")))
+        let host =
+            Remote::resolve(&self.inner.config, &filter.host)?.map_or(Host::Local, Host::Ssh);
+        host::journal::start(&host, argv)
     }
 }
 

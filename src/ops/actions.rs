@@ -3,7 +3,8 @@
 
 use crate::auth::Actor;
 use crate::error::Quoted;
-use crate::jobs::{Plan, Request, Step, Work};
+use crate::jobs::{Plan, Request, Step};
+use crate::steps::{Work, run};
 use crate::{Context, Error, Result};
 
 /// Runs action `action` of `app` for `actor`; returns the job id.
@@ -42,11 +43,11 @@ pub async fn run(ctx: &Context, actor: &Actor, app: &str, action: &str) -> Resul
             .description
             .clone()
             .unwrap_or_else(|| found.name.clone()),
-        work: Work::Run {
+        work: Work::Run(run::Run {
             argv: found.run.clone(),
             cwd,
             env: found.env.clone(),
-        },
+        }),
         timeout: found.timeout,
     };
     let request = Request {

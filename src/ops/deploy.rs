@@ -27,8 +27,9 @@ use crate::host::Host;
 use crate::host::exec::command_line;
 use crate::host::git::{self, Sha};
 use crate::host::release_tree::{self, ReleaseTree};
-use crate::jobs::{Plan, Request, Step, Work, already_queued};
-use crate::ops::releases::{self, NewRelease};
+use crate::jobs::{Plan, Request, Step, already_queued};
+use crate::releases::{self, NewRelease};
+use crate::steps::{Work, checkout, probe, release, run, sweep, units};
 use crate::{Context, Error, Result};
 
 /// Deploy and rollback requests are prepared one at a time: concurrent
@@ -308,17 +309,17 @@ async fn new_release_name(
 pub(super) fn checkout_plan(app: &App, repo: &Path, sha: &Sha, git_ref: &str) -> Plan {
     let checkout = Step {
         title: format!("Check out {} ({git_ref})", sha.short()),
-        work: Work::Checkout {
+        work: Work::Checkout(checkout::Checkout {
             repo: repo.to_owned(),
             sha: sha.to_string(),
-        },
+        }),
         timeout: None,
     };
     let back = Step {
         title: "Roll back: check out the commit this deploy replaced".into(),
-        work: Work::CheckoutPrevious {
+        work: Work::CheckoutPrevious(checkout::CheckoutPrevious {
             repo: repo.to_owned(),
-        },
+        }),
         timeout: None,
     };
     let mut steps = vec![checkout];
@@ -341,13 +342,13 @@ fn release_plan(app: &App, repo: &Path, root: &Path, sha: &Sha, name: &str) -> P
     let dir = release_tree::release_dir(root, name);
     let make = Step {
         title: format!("Make release {name}"),
-        work: Work::MakeRelease {
+        work: Work::MakeRelease(release::MakeRelease {
             repo: repo.to_owned(),
             sha: sha.to_string(),
             root: root.to_owned(),
             name: name.to_owned(),
             shared: app.shared.clone(),
-        },
+        }),
         timeout: None,
     };
     let mut steps = vec![make];
@@ -357,7 +358,7 @@ fn release_plan(app: &App, repo: &Path, root: &Path, sha: &Sha, name: &str) -> P
     steps.append(&mut switch_and_restart.steps);
     steps.push(Step {
         title: format!("Clean up: keep {} good releases", app.keep),
-        work: Work::CleanupReleases { keep: app.keep },
+        work: Work::CleanupReleases(sweep::CleanupReleases { keep: app.keep }),
         timeout: None,
     });
     Plan {
@@ -373,18 +374,18 @@ fn release_plan(app: &App, repo: &Path, root: &Path, sha: &Sha, name: &str) -> P
 pub(super) fn switch_plan(app: &App, root: &Path, name: &str) -> Plan {
     let mut steps = vec![Step {
         title: format!("Switch current to {name}"),
-        work: Work::SwitchRelease {
+        work: Work::SwitchRelease(release::SwitchRelease {
             root: root.to_owned(),
             name: name.to_owned(),
-        },
+        }),
         timeout: None,
     }];
     steps.extend(restart_and_check(app, &app.units));
     let mut recovery = vec![Step {
         title: "Roll back: switch current back to the release this job replaced".into(),
-        work: Work::SwitchBack {
+        work: Work::SwitchBack(release::SwitchBack {
             root: root.to_owned(),
-        },
+        }),
         timeout: None,
     }];
     recovery.extend(restart_and_check(app, &app.units));
@@ -410,11 +411,11 @@ fn builds(app: &App, dir: &Path) -> Vec<Step> {
         .iter()
         .map(|build| Step {
             title: format!("Build: {}", command_line(&build.run)),
-            work: Work::Run {
+            work: Work::Run(run::Run {
                 argv: build.run.clone(),
                 cwd: Some(in_dir(dir, build.cwd.as_deref())),
                 env: build.env.clone(),
-            },
+            }),
             timeout: build.timeout,
         })
         .collect()
@@ -427,28 +428,28 @@ pub(super) fn restart_and_check(app: &App, units: &[String]) -> Vec<Step> {
     if !units.is_empty() {
         steps.push(Step {
             title: format!("Restart {}", units.join(", ")),
-            work: Work::Restart {
+            work: Work::Restart(units::Restart {
                 units: units.to_vec(),
                 sudo: app.sudo,
-            },
+            }),
             timeout: None,
         });
         steps.push(Step {
             title: "Wait until the units are active".into(),
-            work: Work::WaitActive {
+            work: Work::WaitActive(units::WaitActive {
                 units: units.to_vec(),
-            },
+            }),
             timeout: None,
         });
     }
     if let Some(health) = &app.health {
         steps.push(Step {
             title: "Health check".into(),
-            work: Work::Probe {
+            work: Work::Probe(probe::Probe {
                 url: health.url.clone(),
                 expect: health.expect.clone(),
                 timeout: Some(health.timeout),
-            },
+            }),
             // The probe's own timeout ends it; a little more for the last try.
             timeout: Some(health.timeout + std::time::Duration::from_secs(15)),
         });

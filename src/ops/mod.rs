@@ -2,7 +2,6 @@
 pub mod actions;
 pub mod deploy;
 pub mod health;
-pub mod releases;
 pub mod rollback;
 pub mod schedule;
 pub mod secrets;

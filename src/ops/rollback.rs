@@ -11,9 +11,8 @@ use crate::config::Strategy;
 use crate::host::Host;
 use crate::host::git::Sha;
 use crate::host::release_tree::ReleaseTree;
-use crate::jobs::State;
 use crate::ops::deploy;
-use crate::ops::releases::{self, Release};
+use crate::releases::{self, Release, rollback_target};
 use crate::{Context, Error, Result};
 
 /// Rolls `app` back to release `to` (or the default target) for `actor`;
@@ -24,16 +23,13 @@ pub async fn request(ctx: &Context, actor: &Actor, app: &str, to: Option<i64>) -
     let repo = deploy::repository(app)?;
     let _one_at_a_time = deploy::PREPARING.lock().await;
     let log = releases::list(&ctx.db, &app.name, i64::MAX).await?;
-    let current = log
-        .iter()
-        .find(|r| r.state == State::Succeeded)
-        .ok_or_else(|| {
-            Error::Conflict(format!(
-                "{} has no release deployed by opsdeck yet, so there is nothing to roll back to",
-                app.name
-            ))
-        })?;
-    let target = target(&log, current, to)?;
+    let current = log.iter().find(|r| r.went_live()).ok_or_else(|| {
+        Error::Conflict(format!(
+            "{} has no release deployed by opsdeck yet, so there is nothing to roll back to",
+            app.name
+        ))
+    })?;
+    let target = rollback_target(&log, current, to)?;
     let label = format!("release {} ({})", target.id, target.short_sha());
     let sha = Sha::parse(&target.sha)?;
     let host = Host::of(&ctx.config, app)?;
@@ -83,41 +79,4 @@ async fn built_release(tree: &ReleaseTree, release: &Release) -> Result<String> 
         )));
     }
     Ok(dir)
-}
-
-/// Release `to`, or by default the newest good release older than `current`.
-pub(super) fn target<'a>(
-    log: &'a [Release],
-    current: &Release,
-    to: Option<i64>,
-) -> Result<&'a Release> {
-    let Some(id) = to else {
-        return log
-            .iter()
-            .find(|r| r.id < current.id && r.good() && r.sha != current.sha)
-            .ok_or_else(|| {
-                Error::Conflict(format!(
-                    "there is no good release older than the current one (release {}) to roll back to",
-                    current.id
-                ))
-            });
-    };
-    let chosen = log
-        .iter()
-        .find(|r| r.id == id)
-        .ok_or_else(|| Error::NotFound(format!("there is no release {id} of this app")))?;
-    if chosen.sha == current.sha {
-        return Err(Error::Conflict(format!(
-            "release {id} ({}) is what runs now",
-            chosen.short_sha()
-        )));
-    }
-    if !chosen.good() {
-        return Err(Error::Conflict(format!(
-            "release {id} ({}) is not a good release ({}); choose one that went live and was not rolled back",
-            chosen.short_sha(),
-            chosen.outcome()
-        )));
-    }
-    Ok(chosen)
 }

@@ -151,7 +151,7 @@ impl Scheduler {
         let missed = now - minute > LATE;
         let job = if missed && !sweep.catch_up {
             Err("missed while opsdeck was down; catch_up is off".to_string())
-        } else if sweeps::record::active(db, &app.name, &sweep.name).await? {
+        } else if crate::steps::sweep::record::active(db, &app.name, &sweep.name).await? {
             Err("its previous run is still queued or running".to_string())
         } else {
             let actor = Actor::system(ACTOR);

@@ -18,8 +18,9 @@ use crate::auth::Actor;
 use crate::config::{App, Generator, Secret};
 use crate::error::Quoted;
 use crate::host::{Host, env_edit, envfile};
-use crate::jobs::{Plan, Request, Step, Work};
+use crate::jobs::{Plan, Request, Step};
 use crate::ops::deploy::restart_and_check;
+use crate::steps::{Work, secret};
 use crate::{Context, Error, Result};
 
 /// Rotates secret `name` of `app` for `actor`; returns the job id.
@@ -72,42 +73,42 @@ fn plan(ctx: &Context, app: &App, secret: &Secret) -> Result<Plan> {
     let key = secret.name.clone();
     let mut steps = vec![Step {
         title: format!("Set a new {key} in {}", env_file.display()),
-        work: Work::RotateSecret {
+        work: Work::RotateSecret(secret::RotateSecret {
             env_file: env_file.clone(),
             key: key.clone(),
             generate,
             keep_backups: secret.keep_backups,
-        },
+        }),
         timeout: None,
     }];
     steps.extend(restart_and_check(app, units));
     let mut recovery = vec![Step {
         title: format!("Restore the previous {}", env_file.display()),
-        work: Work::RestoreEnv {
+        work: Work::RestoreEnv(secret::RestoreEnv {
             env_file: env_file.clone(),
-        },
+        }),
         timeout: None,
     }];
     recovery.extend(restart_and_check(app, units));
     if let Some((gitea_url, repo)) = webhook {
         steps.push(Step {
             title: format!("Give the Gitea webhooks of {repo} the new {key}"),
-            work: Work::SetWebhookSecret {
+            work: Work::SetWebhookSecret(secret::SetWebhookSecret {
                 gitea_url: gitea_url.clone(),
                 repo: repo.clone(),
                 env_file: env_file.clone(),
                 key: key.clone(),
-            },
+            }),
             timeout: None,
         });
         recovery.push(Step {
             title: format!("Give the Gitea webhooks of {repo} the previous {key} again"),
-            work: Work::RestoreWebhookSecret {
+            work: Work::RestoreWebhookSecret(secret::RestoreWebhookSecret {
                 gitea_url,
                 repo,
                 env_file,
                 key,
-            },
+            }),
             timeout: None,
         });
     }

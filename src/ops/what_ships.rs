@@ -6,7 +6,8 @@ use crate::auth::Actor;
 use crate::config::Strategy;
 use crate::host::Host;
 use crate::host::git::{self, Commit, Sha};
-use crate::ops::{deploy, releases};
+use crate::ops::deploy;
+use crate::releases;
 use crate::{Context, Result};
 
 /// How many commits the page lists; the rest are counted.

@@ -8,14 +8,13 @@ use askama::Template;
 use askama_web::WebTemplate;
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue};
-use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
+use serde::Serialize;
 
-use super::{Moment, Page};
+use super::page::{AppCard, JobLine};
+use super::{Json, Page};
 use crate::auth::{Actor, Role};
-use crate::config::{Action, App};
-use crate::jobs::{Job, State as JobState};
+use crate::jobs::Job;
 use crate::{Context, Result};
 
 /// How many recent jobs an app's page lists; `/apps/{app}/jobs` has them all.
@@ -26,106 +25,7 @@ pub fn router() -> Router<Context> {
         .route("/", get(dashboard))
         .route("/apps/{app}", get(show))
         .route("/apps/{app}/health", get(health))
-        .route("/apps/{app}/actions/{action}/run", post(run_action))
-}
-
-/// What the pages show of an app.
-pub struct AppCard {
-    pub name: String,
-    pub environment: String,
-    pub host: String,
-    pub actions: Vec<ActionButton>,
-    pub last_job: Option<JobLine>,
-    /// It has units to read logs of, and the actor may.
-    pub logs: bool,
-}
-
-impl AppCard {
-    pub fn new(app: &App, actor: &Actor) -> AppCard {
-        AppCard {
-            name: app.name.clone(),
-            environment: app.environment.clone(),
-            host: app.host.clone(),
-            actions: app
-                .actions
-                .iter()
-                .map(|a| ActionButton::new(app, a, actor))
-                .collect(),
-            last_job: None,
-            logs: !crate::logs::log_units(app).is_empty()
-                && actor.role >= app.required_role("logs"),
-        }
-    }
-
-    /// The badge colour: production stands out, staging warns, the rest is calm.
-    pub fn environment_class(&self) -> &'static str {
-        if AppCard::is_production_environment(&self.environment) {
-            return "env-production";
-        }
-        match self.environment.to_ascii_lowercase().as_str() {
-            "staging" | "stage" | "preview" => "env-staging",
-            _ => "env-other",
-        }
-    }
-
-    /// Environments where a slip costs users: deploys there ask for the
-    /// app's name.
-    pub fn is_production_environment(environment: &str) -> bool {
-        matches!(
-            environment.to_ascii_lowercase().as_str(),
-            "production" | "prod" | "live"
-        )
-    }
-}
-
-pub struct ActionButton {
-    pub name: String,
-    pub description: String,
-    /// The question asked before it runs.
-    pub confirm: String,
-    /// The role it needs, and whether the actor has it: a button the actor
-    /// may not press is shown disabled, saying why.
-    pub needs: Role,
-    pub allowed: bool,
-}
-
-impl ActionButton {
-    fn new(app: &App, action: &Action, actor: &Actor) -> ActionButton {
-        let needs = action.required_role(app);
-        ActionButton {
-            name: action.name.clone(),
-            description: action.description.clone().unwrap_or_default(),
-            confirm: action.confirm.clone().unwrap_or_else(|| {
-                format!("Run {} on {} ({})?", action.name, app.name, app.environment)
-            }),
-            needs,
-            allowed: actor.role >= needs,
-        }
-    }
-}
-
-/// One job in a list: what ran, who asked, how it stands.
-pub struct JobLine {
-    pub id: i64,
-    /// `action cleanup-sessions`, `deploy main`, …
-    pub what: String,
-    pub actor: String,
-    pub state: JobState,
-    pub summary: String,
-    pub at: Moment,
-}
-
-impl From<&Job> for JobLine {
-    fn from(job: &Job) -> JobLine {
-        JobLine {
-            id: job.id,
-            what: job.what(),
-            actor: job.actor.clone(),
-            state: job.state,
-            summary: job.summary.clone().unwrap_or_default(),
-            at: Moment::from_millis(job.created_at),
-        }
-    }
+        .route("/api/apps", get(list))
 }
 
 #[derive(Template, WebTemplate)]
@@ -231,28 +131,51 @@ async fn health(
     })
 }
 
-/// An action button: starts the job and shows it. htmx gets `HX-Redirect`
-/// (it would otherwise follow the redirect inside its request and swap the
-/// job page into the button).
-async fn run_action(
-    State(ctx): State<Context>,
-    Path((app, action)): Path<(String, String)>,
-    actor: Actor,
-    headers: HeaderMap,
-) -> Result<Response> {
-    let job = crate::ops::actions::run(&ctx, &actor, &app, &action).await?;
-    Ok(show_job(job, &headers))
+#[derive(Serialize)]
+struct AppJson {
+    name: String,
+    environment: String,
+    host: String,
+    actions: Vec<ActionJson>,
+    last_job: Option<Job>,
 }
 
-/// After a button started job `job`: its page (`HX-Redirect` for htmx).
-pub(super) fn show_job(job: i64, headers: &HeaderMap) -> Response {
-    let to = format!("/jobs/{job}");
-    if headers.contains_key("hx-request") {
-        let mut res = ().into_response();
-        if let Ok(value) = HeaderValue::from_str(&to) {
-            res.headers_mut().insert("hx-redirect", value);
+#[derive(Serialize)]
+struct ActionJson {
+    name: String,
+    description: String,
+    role: Role,
+    allowed: bool,
+}
+
+impl AppJson {
+    fn new(card: AppCard, last_job: Option<Job>) -> AppJson {
+        AppJson {
+            name: card.name,
+            environment: card.environment,
+            host: card.host,
+            actions: card
+                .actions
+                .into_iter()
+                .map(|a| ActionJson {
+                    name: a.name,
+                    description: a.description,
+                    role: a.needs,
+                    allowed: a.allowed,
+                })
+                .collect(),
+            last_job,
         }
-        return res;
     }
-    Redirect::to(&to).into_response()
+}
+
+/// `GET /api/apps`: the apps the caller may view, with their actions and
+/// last job.
+async fn list(State(ctx): State<Context>, actor: Actor) -> Result<Json<Vec<AppJson>>> {
+    let apps = visible(&ctx, &actor).await?;
+    Ok(Json(
+        apps.into_iter()
+            .map(|(card, last)| AppJson::new(card, last))
+            .collect(),
+    ))
 }

@@ -8,20 +8,20 @@
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use serde::Deserialize;
 
-use super::apps::{AppCard, show_job};
+use super::page::{AppCard, accepted, show_job};
 use super::{Json, Moment, Page};
 use crate::auth::Actor;
 use crate::config::App;
 use crate::error::Quoted;
-use crate::ops::releases::{self, Release};
 use crate::ops::what_ships::{self, WhatShips};
 use crate::ops::{deploy, rollback};
+use crate::releases::{self, Release};
 use crate::{Context, Error, Result};
 
 /// How many releases the app page lists.
@@ -70,15 +70,6 @@ async fn roll_back(
     let body = body.map(|Json(body)| body).unwrap_or_default();
     let job = rollback::request(&ctx, &actor, &app, body.release).await?;
     Ok(accepted(job))
-}
-
-/// `202 {"job": id}` with the job's address.
-pub(super) fn accepted(job: i64) -> impl IntoResponse {
-    (
-        StatusCode::ACCEPTED,
-        [(header::LOCATION, format!("/api/jobs/{job}"))],
-        Json(serde_json::json!({ "job": job })),
-    )
 }
 
 #[derive(Deserialize)]

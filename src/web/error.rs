@@ -27,16 +27,6 @@ impl Error {
             Error::Database(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
-
-    /// The sentence shown to the user.
-    pub fn public_message(&self) -> String {
-        match self {
-            Error::Database(_) | Error::Internal(_) => {
-                "opsdeck hit an internal error; the details are in its log".to_string()
-            }
-            other => other.to_string(),
-        }
-    }
 }
 
 /// The sentence of an error response, kept beside the JSON body so that

@@ -40,7 +40,7 @@ async fn gitea(
             .unwrap_or_default(),
     };
     Ok(match webhook::receive(&ctx, &app, delivery).await? {
-        Handled::Deploying(job) => super::deploy::accepted(job).into_response(),
+        Handled::Deploying(job) => super::page::accepted(job).into_response(),
         Handled::Ignored(why) => {
             (StatusCode::OK, Json(serde_json::json!({ "ignored": why }))).into_response()
         }

@@ -13,6 +13,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 
+use super::page::sse;
 use super::{Json, Moment, Page};
 use crate::auth::Actor;
 use crate::jobs::{Followed, Follower, Job, Queue, State as JobState};
@@ -151,19 +152,6 @@ fn last_event_id(headers: &HeaderMap) -> Result<u64> {
             .and_then(|v| v.trim().parse().ok())
             .ok_or_else(|| Error::BadRequest("Last-Event-ID must be a line number".into())),
     }
-}
-
-pub(super) fn sse(body: Body) -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, "text/event-stream"),
-            (header::CACHE_CONTROL, "no-cache"),
-            // nginx: pass events through as they come.
-            (header::HeaderName::from_static("x-accel-buffering"), "no"),
-        ],
-        body,
-    )
-        .into_response()
 }
 
 /// A response body made of what `follower` gives, each item formatted by

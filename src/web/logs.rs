@@ -18,7 +18,7 @@ use axum::routing::get;
 use serde::Deserialize;
 use tokio::io::AsyncReadExt;
 
-use super::apps::AppCard;
+use super::page::{AppCard, sse};
 use super::{Json, Page};
 use crate::audit::Event;
 use crate::auth::Actor;
@@ -135,7 +135,7 @@ async fn stream(
     };
     let viewer = Viewer::open(&ctx.logs, &filter, start).await?;
     let command = journal::equivalent(&filter, true);
-    Ok(super::jobs::sse(events(viewer, command)))
+    Ok(sse(events(viewer, command)))
 }
 
 /// The viewer's entries as SSE: first `event: command`, the shell command

@@ -11,7 +11,7 @@ use axum::routing::get;
 
 use crate::Context;
 
-mod api;
+mod actions;
 mod apps;
 mod assets;
 mod audit;
@@ -48,7 +48,7 @@ pub fn router(ctx: Context) -> Router {
         .merge(hosts::router())
         .merge(hooks::router())
         .merge(apps::router())
-        .merge(api::router())
+        .merge(actions::router())
         .merge(deploy::router())
         .merge(secrets::router())
         .merge(audit::router())

@@ -1,18 +1,26 @@
-//! `Page`: what `templates/base.html` needs on every page — who is signed
+//! What the page and resource files share, so none imports another:
+//! `Page`, what `templates/base.html` needs on every page — who is signed
 //! in (for the nav and the sign-out form) and the CSRF token every form and
-//! htmx request carries. Every page template has a `page: Page` field and
-//! its handler takes `page: Page` as an extractor.
+//! htmx request carries (every page template has a `page: Page` field and
+//! its handler takes `page: Page` as an extractor); `Moment`; what pages
+//! show of an app (`AppCard`) and of a job (`JobLine`); and the answers to
+//! a button or an API call that started a job (`show_job`, `accepted`)
+//! or opened an event stream (`sse`).
 
 use std::sync::LazyLock;
 
+use axum::body::Body;
 use axum::extract::FromRequestParts;
-use axum::http::Extensions;
 use axum::http::request::Parts;
+use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
 use sha2::{Digest, Sha256};
 
-use super::assets;
 use super::auth::Csrf;
+use super::{Json, assets};
 use crate::auth::{Actor, Role};
+use crate::config::{Action, App};
+use crate::jobs::{Job, State as JobState};
 
 #[derive(Debug, Clone, Default)]
 pub struct Page {
@@ -88,4 +96,139 @@ impl Moment {
             utc: crate::audit::format_time(ms),
         }
     }
+}
+
+/// What the pages show of an app.
+pub struct AppCard {
+    pub name: String,
+    pub environment: String,
+    pub host: String,
+    pub actions: Vec<ActionButton>,
+    pub last_job: Option<JobLine>,
+    /// It has units to read logs of, and the actor may.
+    pub logs: bool,
+}
+
+impl AppCard {
+    pub fn new(app: &App, actor: &Actor) -> AppCard {
+        AppCard {
+            name: app.name.clone(),
+            environment: app.environment.clone(),
+            host: app.host.clone(),
+            actions: app
+                .actions
+                .iter()
+                .map(|a| ActionButton::new(app, a, actor))
+                .collect(),
+            last_job: None,
+            logs: !crate::logs::log_units(app).is_empty()
+                && actor.role >= app.required_role("logs"),
+        }
+    }
+
+    /// The badge colour: production stands out, staging warns, the rest is calm.
+    pub fn environment_class(&self) -> &'static str {
+        if AppCard::is_production_environment(&self.environment) {
+            return "env-production";
+        }
+        match self.environment.to_ascii_lowercase().as_str() {
+            "staging" | "stage" | "preview" => "env-staging",
+            _ => "env-other",
+        }
+    }
+
+    /// Environments where a slip costs users: deploys there ask for the
+    /// app's name.
+    pub fn is_production_environment(environment: &str) -> bool {
+        matches!(
+            environment.to_ascii_lowercase().as_str(),
+            "production" | "prod" | "live"
+        )
+    }
+}
+
+pub struct ActionButton {
+    pub name: String,
+    pub description: String,
+    /// The question asked before it runs.
+    pub confirm: String,
+    /// The role it needs, and whether the actor has it: a button the actor
+    /// may not press is shown disabled, saying why.
+    pub needs: Role,
+    pub allowed: bool,
+}
+
+impl ActionButton {
+    fn new(app: &App, action: &Action, actor: &Actor) -> ActionButton {
+        let needs = action.required_role(app);
+        ActionButton {
+            name: action.name.clone(),
+            description: action.description.clone().unwrap_or_default(),
+            confirm: action.confirm.clone().unwrap_or_else(|| {
+                format!("Run {} on {} ({})?", action.name, app.name, app.environment)
+            }),
+            needs,
+            allowed: actor.role >= needs,
+        }
+    }
+}
+
+/// One job in a list: what ran, who asked, how it stands.
+pub struct JobLine {
+    pub id: i64,
+    /// `action cleanup-sessions`, `deploy main`, …
+    pub what: String,
+    pub actor: String,
+    pub state: JobState,
+    pub summary: String,
+    pub at: Moment,
+}
+
+impl From<&Job> for JobLine {
+    fn from(job: &Job) -> JobLine {
+        JobLine {
+            id: job.id,
+            what: job.what(),
+            actor: job.actor.clone(),
+            state: job.state,
+            summary: job.summary.clone().unwrap_or_default(),
+            at: Moment::from_millis(job.created_at),
+        }
+    }
+}
+
+/// After a button started job `job`: its page (`HX-Redirect` for htmx).
+pub fn show_job(job: i64, headers: &HeaderMap) -> Response {
+    let to = format!("/jobs/{job}");
+    if headers.contains_key("hx-request") {
+        let mut res = ().into_response();
+        if let Ok(value) = HeaderValue::from_str(&to) {
+            res.headers_mut().insert("hx-redirect", value);
+        }
+        return res;
+    }
+    Redirect::to(&to).into_response()
+}
+
+/// `202 {"job": id}` with the job's address.
+pub fn accepted(job: i64) -> impl IntoResponse {
+    (
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, format!("/api/jobs/{job}"))],
+        Json(serde_json::json!({ "job": job })),
+    )
+}
+
+/// An event stream (job output, a journal) as the answer; never buffered.
+pub fn sse(body: Body) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+            // nginx: pass events through as they come.
+            (header::HeaderName::from_static("x-accel-buffering"), "no"),
+        ],
+        body,
+    )
+        .into_response()
 }

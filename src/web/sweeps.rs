@@ -9,8 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 
-use super::apps::show_job;
-use super::deploy::accepted;
+use super::page::{accepted, show_job};
 use super::{Json, Moment};
 use crate::auth::{Actor, Role};
 use crate::config::App;

@@ -113,6 +113,15 @@ impl Server {
             .unwrap()
     }
 
+    /// Waits until the server dies on its own (at a crash point it sends
+    /// itself SIGKILL); the signal that ended it.
+    pub async fn death_signal(mut self) -> Option<i32> {
+        use std::os::unix::process::ExitStatusExt;
+        tokio::task::spawn_blocking(move || self.child.wait().unwrap().signal())
+            .await
+            .unwrap()
+    }
+
     /// SIGTERM, then the exit status and everything it wrote to stderr.
     pub fn stop(mut self) -> (std::process::ExitStatus, String) {
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
@@ -130,28 +139,32 @@ impl Drop for Server {
     }
 }
 
+/// `GET <url>/api/jobs/{job}` with `token`: the job as JSON.
+pub async fn job(url: &str, token: &str, job: i64) -> serde_json::Value {
+    reqwest::Client::new()
+        .get(format!("{url}/api/jobs/{job}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// Polls `GET <url>/api/jobs/{job}` with `token` until the job ends; its
 /// final state.
-pub async fn job_end(url: &str, token: &str, job: i64) -> String {
-    let client = reqwest::Client::new();
+pub async fn job_end(url: &str, token: &str, id: i64) -> String {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(120);
     loop {
-        let body: serde_json::Value = client
-            .get(format!("{url}/api/jobs/{job}"))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let body = job(url, token, id).await;
         let state = body["state"].as_str().unwrap().to_string();
         if !matches!(state.as_str(), "queued" | "running") {
             return state;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "job {job} did not end"
+            "job {id} did not end"
         );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }

@@ -75,6 +75,12 @@ pub async fn start(rest: &str) -> Server {
     Server { url, ctx, dir }
 }
 
+/// A server with the two apps of [`TWO_APPS`], the set-up of the API and
+/// page tests.
+pub async fn two_apps() -> Server {
+    start(TWO_APPS).await
+}
+
 impl Server {
     pub async fn token(&self, name: &str, role: Role) -> String {
         opsdeck::auth::token::create(&self.ctx.db, name, role)

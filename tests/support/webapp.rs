@@ -7,8 +7,11 @@ use super::sandbox::sh;
 use std::time::Duration;
 
 use opsdeck::auth::{Actor, Role, Via};
+use opsdeck::jobs::State;
+use opsdeck::ops::deploy;
 
 use super::repos::{Repos, sh_git};
+use super::server::Server;
 
 /// Reads `VERSION` once at start (like an app loading its code), answers
 /// every GET with it, and answers 500 when the commit has an `UNHEALTHY` file.
@@ -189,4 +192,26 @@ health = {{ url = "http://127.0.0.1:{port}/", expect = "v", timeout = "3s" }}
 build = [ {{ run = ["sh", "build.sh"] }} ]
 "#
     )
+}
+
+/// Pushes v4, whose build fails, and deploys it (after v2 went live): the
+/// job fails at the build step, naming it, and v2 still answers on `port`.
+pub async fn deploy_a_broken_build(repos: &Repos, server: &Server, port: u16) {
+    repos.push_files(
+        &[
+            ("VERSION", Some("v4")),
+            ("UNHEALTHY", None),
+            ("BROKEN_BUILD", Some("yes")),
+        ],
+        "Version 4",
+    );
+    let ctx = &server.ctx;
+    let job = deploy::request(ctx, &ada(), "web", "main").await.unwrap();
+    assert_eq!(server.finished(job).await, State::Failed);
+    let summary = ctx.jobs.job(job).await.unwrap().summary.unwrap();
+    assert!(
+        summary.starts_with("step \"Build: sh build.sh\" failed"),
+        "{summary}"
+    );
+    assert_eq!(answer(port).await, "v2");
 }

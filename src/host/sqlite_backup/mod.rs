@@ -1,7 +1,9 @@
-//! `sqlite-backup`: a consistent copy of a live SQLite database (the rfc-app
-//! runbook's 03:00 `sqlite3 .backup`), made with `VACUUM INTO` while the app
-//! keeps writing, checked with `PRAGMA integrity_check` before it gets its
-//! final name, then the oldest backups beyond `keep` removed.
+//! The file work of the `sqlite-backup` sweep: a consistent copy of a live
+//! SQLite database (the rfc-app runbook's 03:00 `sqlite3 .backup`), made
+//! with `VACUUM INTO` while the app keeps writing, checked with `PRAGMA
+//! integrity_check` before it gets its final name; listing and removing
+//! old backups. Which backups go (`keep`) is the sweep's rule
+//! (`steps::sweep`).
 //!
 //! Backups are `<dir>/<database stem>-<UTC timestamp>.<ext>`; other files in
 //! `dir` are never touched.
@@ -16,8 +18,6 @@ use std::time::Duration;
 use sqlx::Connection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 
-use super::{Found, Item};
-use crate::config::Sweep;
 use crate::host::Host;
 use crate::{Error, Result};
 
@@ -25,31 +25,6 @@ mod remote;
 
 /// How long the backup waits for the app's write lock before giving up.
 const BUSY: Duration = Duration::from_secs(60);
-
-pub(super) async fn find(host: &Host, sweep: &Sweep) -> Result<Found> {
-    let (Some(database), Some(dir)) = (&sweep.database, &sweep.dir) else {
-        return Err(Error::Unavailable(format!(
-            "sweep {} needs `database` and `dir`",
-            sweep.name
-        )));
-    };
-    // The new backup is one of the `keep`.
-    let keep = sweep.keep.unwrap_or(1).max(1);
-    let mut found = Found::default();
-    found.items.push(Item::CreateBackup {
-        database: database.clone(),
-        dir: dir.clone(),
-    });
-    let existing = backups(host, database, dir).await?;
-    let remove = (existing.len() + 1).saturating_sub(keep);
-    for old in existing.iter().take(remove) {
-        found.items.push(Item::RemoveBackup(old.clone()));
-    }
-    for kept in existing.iter().skip(remove) {
-        found.kept.push(format!("backup {}", kept.display()));
-    }
-    Ok(found)
-}
 
 /// `<stem>-` and `.<ext>` around a backup's timestamp.
 fn affixes(database: &Path) -> (String, String) {
@@ -65,7 +40,7 @@ fn affixes(database: &Path) -> (String, String) {
 }
 
 /// The backups of `database` in `dir`, oldest first.
-async fn backups(host: &Host, database: &Path, dir: &Path) -> Result<Vec<PathBuf>> {
+pub async fn backups(host: &Host, database: &Path, dir: &Path) -> Result<Vec<PathBuf>> {
     let (prefix, suffix) = affixes(database);
     let files = match host {
         Host::Local => files(dir)?,
@@ -105,7 +80,9 @@ fn is_timestamp(text: &str) -> bool {
             .all(|(i, b)| matches!(i, 8 | 18) || b.is_ascii_digit())
 }
 
-pub(super) async fn create(host: &Host, database: &Path, dir: &Path) -> Result<String> {
+/// Makes a new backup of `database` in `dir`; what was done, in the past
+/// tense.
+pub async fn create(host: &Host, database: &Path, dir: &Path) -> Result<String> {
     let (prefix, suffix) = affixes(database);
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%3fZ");
     let name = format!("{prefix}{stamp}{suffix}");
@@ -192,7 +169,8 @@ async fn verify(copy: &Path) -> Result<()> {
     Ok(())
 }
 
-pub(super) async fn remove(host: &Host, file: &Path) -> Result<String> {
+/// Removes backup `file`; what was done, in the past tense.
+pub async fn remove(host: &Host, file: &Path) -> Result<String> {
     match host {
         Host::Local => remove_here(file).await?,
         Host::Ssh(remote) => remote::remove(remote, file).await?,

@@ -3,14 +3,13 @@
 
 use sqlx::SqlitePool;
 
-use super::SweepJob;
-use crate::jobs::plan::Preview;
-use crate::jobs::{Job, State};
-use crate::{Context, Result};
+use super::Preview;
+use crate::Result;
+use crate::steps::StepJob;
 
 /// Rows are written by the request (which knows the schedule) and by the
 /// job (which knows the lists), in either order.
-pub(super) async fn started(
+pub async fn started(
     db: &SqlitePool,
     job: i64,
     app: &str,
@@ -33,8 +32,8 @@ pub(super) async fn started(
 }
 
 /// What the job found; the row may not exist yet (a dry run starts at once).
-pub(super) async fn listed(
-    job: &SweepJob<'_>,
+pub async fn listed(
+    job: &StepJob<'_>,
     sweep: &str,
     dry_run: bool,
     listed: &[String],
@@ -43,7 +42,7 @@ pub(super) async fn listed(
         "INSERT INTO sweep_runs (job_id, app, sweep, dry_run, listed) VALUES (?, ?, ?, ?, ?)
          ON CONFLICT (job_id) DO UPDATE SET listed = excluded.listed",
     )
-    .bind(job.job)
+    .bind(job.id)
     .bind(job.app)
     .bind(sweep)
     .bind(dry_run)
@@ -53,12 +52,7 @@ pub(super) async fn listed(
     Ok(())
 }
 
-pub(super) async fn done(
-    db: &SqlitePool,
-    job: i64,
-    done: &[String],
-    changed: Option<&str>,
-) -> Result<()> {
+pub async fn done(db: &SqlitePool, job: i64, done: &[String], changed: Option<&str>) -> Result<()> {
     sqlx::query("UPDATE sweep_runs SET done = ?, changed = ? WHERE job_id = ?")
         .bind(json(done))
         .bind(changed)
@@ -79,11 +73,7 @@ fn items(text: Option<String>) -> Vec<String> {
 
 /// The newest successful dry run of the sweep since its last real run
 /// looked at the world: what the next real run must not go beyond.
-pub(super) async fn last_preview(
-    db: &SqlitePool,
-    app: &str,
-    sweep: &str,
-) -> Result<Option<Preview>> {
+pub async fn last_preview(db: &SqlitePool, app: &str, sweep: &str) -> Result<Option<Preview>> {
     let row: Option<(i64, Option<String>)> = sqlx::query_as(
         "SELECT r.job_id, r.listed FROM sweep_runs r JOIN jobs j ON j.id = r.job_id
          WHERE r.app = ? AND r.sweep = ? AND r.dry_run = 1 AND j.state = 'succeeded'
@@ -102,10 +92,11 @@ pub(super) async fn last_preview(
     }))
 }
 
-/// A sweep's newest job, as the page and the API show it.
+/// A sweep's newest run, as the page and the API show it; `job` is its
+/// job's id here, the job itself once the page or the API looked it up.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct LastRun {
-    pub job: Job,
+pub struct LastRun<J = i64> {
+    pub job: J,
     pub dry_run: bool,
     /// What it listed (a dry run) or did (a run).
     pub items: Vec<String>,
@@ -115,7 +106,7 @@ pub struct LastRun {
     pub scheduled_for: Option<i64>,
 }
 
-pub async fn last_run(ctx: &Context, app: &str, sweep: &str) -> Result<Option<LastRun>> {
+pub async fn last_run(db: &SqlitePool, app: &str, sweep: &str) -> Result<Option<LastRun>> {
     type Row = (
         i64,
         bool,
@@ -130,31 +121,27 @@ pub async fn last_run(ctx: &Context, app: &str, sweep: &str) -> Result<Option<La
     )
     .bind(app)
     .bind(sweep)
-    .fetch_optional(&ctx.db)
+    .fetch_optional(db)
     .await?;
-    let Some((id, dry_run, listed, done, changed, scheduled_for)) = row else {
-        return Ok(None);
-    };
-    let job = ctx.jobs.job(id).await?;
-    Ok(Some(LastRun {
-        job,
-        dry_run,
-        items: items(if dry_run { listed } else { done }),
-        changed,
-        scheduled_for,
-    }))
+    Ok(row.map(
+        |(job, dry_run, listed, done, changed, scheduled_for)| LastRun {
+            job,
+            dry_run,
+            items: items(if dry_run { listed } else { done }),
+            changed,
+            scheduled_for,
+        },
+    ))
 }
 
 /// Whether a real run of the sweep is queued or running.
-pub(crate) async fn active(db: &SqlitePool, app: &str, sweep: &str) -> Result<bool> {
+pub async fn active(db: &SqlitePool, app: &str, sweep: &str) -> Result<bool> {
     let n: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM sweep_runs r JOIN jobs j ON j.id = r.job_id
-         WHERE r.app = ? AND r.sweep = ? AND r.dry_run = 0 AND j.state IN (?, ?)",
+         WHERE r.app = ? AND r.sweep = ? AND r.dry_run = 0 AND j.state IN ('queued', 'running')",
     )
     .bind(app)
     .bind(sweep)
-    .bind(State::Queued.as_str())
-    .bind(State::Running.as_str())
     .fetch_one(db)
     .await?;
     Ok(n > 0)

@@ -1,35 +1,91 @@
-//! The Dry run and Run now buttons of a sweep (DESIGN.md "Sweeps"): the
-//! runbooks' cron chores, each a job.
+//! Sweep steps (DESIGN.md "Sweeps"): the runbooks' cron chores. A sweep's
+//! step looks at the world, lists what it would remove or create, and —
+//! unless it is a dry run — does exactly that. A real run that follows a
+//! dry run computes the list again and compares: it only does what the dry
+//! run listed and is still due, and says what changed in between. Every
+//! list is kept (`sweep_runs`, [`record`]) for the page and for the next
+//! run to compare with. A deploy's cleanup step ([`CleanupReleases`]) runs
+//! the `releases` sweep's rule.
 //!
-//! A sweep's job looks at the world, lists what it would remove or create,
-//! and — unless it is a dry run — does exactly that. A real run that follows
-//! a dry run computes the list again and compares: it only does what the dry
-//! run listed and is still due, and says what changed in between. Every list
-//! is kept (`sweep_runs`) for the page and for the next run to compare with.
-//! A `command` sweep's real run is its argv as a job step; its dry run shows
-//! the command without running it.
+//! Each kind finds its items in its own module; the file and API work is
+//! in `host` (release trees, SQLite backups, Gitea).
 
 use std::path::PathBuf;
 
-use sqlx::SqlitePool;
-use tokio::sync::mpsc;
+use futures_util::future::BoxFuture;
+use serde::{Deserialize, Serialize};
 
-use crate::auth::Actor;
-use crate::config::{App, Config, Sweep, SweepKind};
+use super::{Bounds, Lines, Perform, StepJob, say};
+use crate::config::{App, SweepKind};
 use crate::error::Quoted;
-use crate::host::Host;
-use crate::host::exec::command_line;
-use crate::jobs::plan::Preview;
-use crate::jobs::{Plan, Request, Step, Work};
-use crate::{Context, Error, Result};
+use crate::host::exec::{Ended, command_line};
+use crate::host::{self, Host};
+use crate::{Error, Result};
 
 mod gitea_branches;
 mod job_output;
-pub(crate) mod record;
+pub mod record;
 mod releases;
 mod sqlite_backup;
 
-pub use record::{LastRun, last_run};
+/// A built-in sweep of the job's app: lists what it would remove or create
+/// and, unless `dry_run`, does it — only what `previewed` (the dry run
+/// before it) listed too, when given.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sweep {
+    pub sweep: String,
+    pub dry_run: bool,
+    pub previewed: Option<Preview>,
+}
+
+/// What a sweep's dry run listed, carried by the real run after it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Preview {
+    pub job: i64,
+    pub items: Vec<String>,
+}
+
+/// After a deploy went live: the `releases` sweep's rule with the app's
+/// `keep`, this job's release counted as live. A failure is reported,
+/// never a reason to roll a healthy release back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CleanupReleases {
+    pub keep: usize,
+}
+
+impl Perform for Sweep {
+    fn command_line(&self) -> String {
+        let sweep = &self.sweep;
+        match (&self.previewed, self.dry_run) {
+            (_, true) => format!("sweep {sweep} --dry-run (list only)"),
+            (Some(p), false) => format!(
+                "sweep {sweep} (what dry run job {} listed, if still due)",
+                p.job
+            ),
+            (None, false) => format!("sweep {sweep}"),
+        }
+    }
+
+    fn perform<'a>(&'a self, job: &'a mut StepJob<'_>, bounds: Bounds) -> BoxFuture<'a, Ended> {
+        let lines = bounds.lines.clone();
+        Box::pin(bounds.in_process(async move {
+            let previewed = self.previewed.as_ref();
+            perform(job, &self.sweep, self.dry_run, previewed, &lines).await?;
+            Ok(Vec::new())
+        }))
+    }
+}
+
+impl Perform for CleanupReleases {
+    fn command_line(&self) -> String {
+        format!("sweep releases (keep {} good releases)", self.keep)
+    }
+
+    fn perform<'a>(&'a self, job: &'a mut StepJob<'_>, bounds: Bounds) -> BoxFuture<'a, Ended> {
+        let lines = bounds.lines.clone();
+        Box::pin(bounds.in_process(async move { Ok(after_deploy(job, self.keep, &lines).await) }))
+    }
+}
 
 /// One thing a sweep removes or creates.
 #[derive(Debug, Clone)]
@@ -77,126 +133,23 @@ struct Found {
     kept: Vec<String>,
 }
 
-/// What a sweep's job step needs.
-pub struct SweepJob<'a> {
-    pub config: &'a Config,
-    pub db: &'a SqlitePool,
-    pub job: i64,
-    pub app: &'a str,
+/// Where the job's app keeps its files: this machine or another host.
+fn host(job: &StepJob<'_>) -> Result<Host> {
+    Host::of(job.config, job.app()?)
 }
 
-impl<'a> SweepJob<'a> {
-    /// The job's app, as the config has it now.
-    fn app(&self) -> Result<&'a App> {
-        self.config
-            .app(self.app)
-            .ok_or_else(|| Error::Conflict(format!("{} is no longer in the config", self.app)))
-    }
-
-    /// Where the app's files are: this machine or another host.
-    fn host(&self) -> Result<Host> {
-        Host::of(self.config, self.app()?)
-    }
-}
-
-/// Starts a dry run or a real run of sweep `name` of `app` for `actor`;
-/// returns the job id.
-pub async fn request(
-    ctx: &Context,
-    actor: &Actor,
-    app: &str,
-    name: &str,
-    dry_run: bool,
-) -> Result<i64> {
-    let app = ctx.app(app)?;
-    let sweep = find(app, name)?;
-    match sweep.role {
-        Some(role) => ctx.require_role(actor, Some(app), "sweep", role).await?,
-        None => ctx.authorize(actor, Some(app), "sweep").await?,
-    }
-    submit(ctx, actor, app, sweep, dry_run, None).await
-}
-
-pub(super) fn find<'a>(app: &'a App, name: &str) -> Result<&'a Sweep> {
+/// The sweep `name` of `app`, or 404.
+pub fn find<'a>(app: &'a App, name: &str) -> Result<&'a crate::config::Sweep> {
     app.sweeps
         .iter()
         .find(|s| s.name == name)
         .ok_or_else(|| Error::NotFound(format!("{} has no sweep named {}", app.name, Quoted(name))))
 }
 
-/// Queues the sweep's job; `scheduled_for` is the schedule's minute (Unix
-/// ms) when the scheduler asks.
-pub(super) async fn submit(
-    ctx: &Context,
-    actor: &Actor,
-    app: &App,
-    sweep: &Sweep,
-    dry_run: bool,
-    scheduled_for: Option<i64>,
-) -> Result<i64> {
-    let step = match (sweep.kind, &sweep.run) {
-        (SweepKind::Command, Some(argv)) if !dry_run => Step {
-            title: format!("Run {}", command_line(argv)),
-            work: Work::Run {
-                argv: argv.clone(),
-                cwd: app.repo.clone(),
-                env: Default::default(),
-            },
-            timeout: None,
-        },
-        _ => {
-            let previewed = if dry_run {
-                None
-            } else {
-                record::last_preview(&ctx.db, &app.name, &sweep.name).await?
-            };
-            Step {
-                title: if dry_run {
-                    format!("List what sweep {} would do", sweep.name)
-                } else {
-                    format!("Sweep {}", sweep.name)
-                },
-                work: Work::Sweep {
-                    sweep: sweep.name.clone(),
-                    dry_run,
-                    previewed,
-                },
-                timeout: None,
-            }
-        }
-    };
-    let request = Request {
-        app: app.name.clone(),
-        kind: "sweep".into(),
-        target: if dry_run {
-            format!("{} (dry run)", sweep.name)
-        } else {
-            sweep.name.clone()
-        },
-        // A dry run changes nothing, so it need not wait for the app.
-        mutating: !dry_run,
-        plan: Plan {
-            steps: vec![step],
-            recovery: Vec::new(),
-            recovery_from: 0,
-            timeout: None,
-        },
-    };
-    let job = ctx.jobs.submit(actor, request).await?;
-    record::started(&ctx.db, job, &app.name, &sweep.name, dry_run, scheduled_for).await?;
-    Ok(job)
-}
-
-type Lines = mpsc::Sender<crate::host::lines::Lines>;
-
-async fn say(lines: &Lines, line: String) {
-    let _ = lines.send(line.into()).await;
-}
-
 /// The job step of a sweep (`Work::Sweep`): lists, and unless `dry_run`,
 /// does what it listed (only what `previewed` also listed, if given).
-pub async fn perform(
-    job: &SweepJob<'_>,
+async fn perform(
+    job: &StepJob<'_>,
     name: &str,
     dry_run: bool,
     previewed: Option<&Preview>,
@@ -206,7 +159,7 @@ pub async fn perform(
     let sweep = find(app, name)?;
     let found = match sweep.kind {
         SweepKind::Releases => releases::find(job, app, sweep.keep.unwrap_or(app.keep)).await?,
-        SweepKind::SqliteBackup => sqlite_backup::find(&job.host()?, sweep).await?,
+        SweepKind::SqliteBackup => sqlite_backup::find(&host(job)?, sweep).await?,
         SweepKind::GiteaBranches => gitea_branches::find(job.config, sweep).await?,
         SweepKind::JobOutput => job_output::find(job, sweep).await?,
         SweepKind::Command => {
@@ -257,7 +210,7 @@ pub async fn perform(
             }
         }
     }
-    record::done(job.db, job.job, &done, changed.as_deref()).await?;
+    record::done(job.db, job.id, &done, changed.as_deref()).await?;
     match failure {
         Some(failure) => Err(Error::Conflict(failure)),
         None => {
@@ -271,7 +224,7 @@ pub async fn perform(
 /// sweep's rule with `keep`, run at once without a dry run (the rule never
 /// removes current or the rollback target). It prints what it did or why
 /// it could not; either way the deploy stands.
-pub async fn after_deploy(job: &SweepJob<'_>, keep: usize, lines: &Lines) -> Vec<String> {
+async fn after_deploy(job: &StepJob<'_>, keep: usize, lines: &Lines) -> Vec<String> {
     let app = match job.app() {
         Ok(app) => app,
         Err(e) => return vec![format!("no cleanup: {}", e.public_message())],
@@ -342,13 +295,13 @@ fn compare(items: Vec<Item>, preview: &Preview) -> (Vec<Item>, Option<String>) {
 }
 
 /// Does one item; what was done, in the past tense.
-async fn apply(job: &SweepJob<'_>, item: &Item) -> Result<String> {
+async fn apply(job: &StepJob<'_>, item: &Item) -> Result<String> {
     match item {
-        Item::RemoveRelease(dir) => releases::remove(&job.host()?, dir).await,
+        Item::RemoveRelease(dir) => releases::remove(&host(job)?, dir).await,
         Item::CreateBackup { database, dir } => {
-            sqlite_backup::create(&job.host()?, database, dir).await
+            host::sqlite_backup::create(&host(job)?, database, dir).await
         }
-        Item::RemoveBackup(file) => sqlite_backup::remove(&job.host()?, file).await,
+        Item::RemoveBackup(file) => host::sqlite_backup::remove(&host(job)?, file).await,
         Item::DeleteBranch { repo, branch, .. } => {
             gitea_branches::delete(job.config, repo, branch).await
         }

@@ -4,13 +4,14 @@
 
 use sqlx::SqlitePool;
 
-use super::{Found, Item, SweepJob};
+use super::{Found, Item};
 use crate::Result;
 use crate::config::Sweep;
+use crate::steps::StepJob;
 
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 
-pub(super) async fn find(job: &SweepJob<'_>, sweep: &Sweep) -> Result<Found> {
+pub(super) async fn find(job: &StepJob<'_>, sweep: &Sweep) -> Result<Found> {
     let days = i64::from(sweep.days.unwrap_or(0));
     let before = chrono::Utc::now().timestamp_millis() - days * DAY_MS;
     let ids: Vec<i64> = sqlx::query_scalar(

@@ -7,13 +7,12 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{Found, Item, SweepJob};
+use super::{Found, Item};
 use crate::config::App;
 use crate::host::Host;
 use crate::host::release_tree::{ReleaseTree, Survey};
-use crate::jobs::State;
-use crate::ops::releases::{self, Release};
-use crate::ops::rollback;
+use crate::releases::{self, Release};
+use crate::steps::StepJob;
 use crate::{Error, Result};
 
 /// A release directory and what the release log says about it.
@@ -27,15 +26,15 @@ struct Dir {
 /// What to remove keeping `keep` good releases. The release of the job
 /// running this (a deploy's cleanup step) counts as live: it passed its
 /// health check, and the release it replaced is now the rollback target.
-pub(super) async fn find(job: &SweepJob<'_>, app: &App, keep: usize) -> Result<Found> {
+pub(super) async fn find(job: &StepJob<'_>, app: &App, keep: usize) -> Result<Found> {
     let root = app.path.as_deref().ok_or_else(|| {
         Error::Unavailable(format!("{} has no `path`, so it has no releases", app.name))
     })?;
     let mut log = releases::list(job.db, &app.name, i64::MAX).await?;
-    for release in log.iter_mut().filter(|r| r.job == job.job) {
-        release.state = State::Succeeded;
+    for release in log.iter_mut().filter(|r| r.job == job.id) {
+        release.count_as_live();
     }
-    let tree = ReleaseTree::new(job.host()?, root);
+    let tree = ReleaseTree::new(super::host(job)?, root);
     let survey = tree.survey().await?;
     let dirs = release_dirs(&survey, &log);
     let current = survey.current;
@@ -104,8 +103,8 @@ fn release_dirs(survey: &Survey, log: &[Release]) -> Vec<Dir> {
 /// current one, as the release log says (DESIGN.md), else the newest good
 /// directory older than `current`.
 fn rollback_target(log: &[Release], dirs: &[Dir], current: Option<&Path>) -> Option<PathBuf> {
-    let live = log.iter().find(|r| r.state == State::Succeeded);
-    let logged = live.and_then(|live| rollback::target(log, live, None).ok());
+    let live = log.iter().find(|r| r.went_live());
+    let logged = live.and_then(|live| releases::rollback_target(log, live, None).ok());
     if let Some(release) = logged {
         let sha7 = release.short_sha();
         if let Some(dir) = dirs.iter().find(|d| d.name.ends_with(&format!("-{sha7}"))) {

@@ -1,10 +1,12 @@
 //! The release log of each app: what was deployed or rolled back to, by
-//! whom, when, by which job, how it ended, and which releases are bad.
+//! whom, when, by which job, how it ended, and which releases are bad;
+//! and the rule that picks a rollback's target from it. Deploys and
+//! rollbacks (`ops`) write it; the `releases` sweep's step reads it.
 
 use serde::Serialize;
 use sqlx::SqlitePool;
 
-use crate::auth::Actor;
+use crate::actor::Actor;
 use crate::host::git::Sha;
 use crate::jobs::State;
 use crate::{Error, Result};
@@ -38,6 +40,17 @@ impl Release {
         self.state == State::Succeeded && !self.bad
     }
 
+    /// Whether its job succeeded: it went live (and may be live still).
+    pub fn went_live(&self) -> bool {
+        self.state == State::Succeeded
+    }
+
+    /// Counts it as live: the job that made it is the one asking, and
+    /// has passed the health check.
+    pub fn count_as_live(&mut self) {
+        self.state = State::Succeeded;
+    }
+
     /// The 7-character SHA people read.
     pub fn short_sha(&self) -> &str {
         self.sha.get(..7).unwrap_or(&self.sha)
@@ -55,7 +68,7 @@ impl Release {
 }
 
 /// What a new row records.
-pub(super) struct NewRelease<'a> {
+pub(crate) struct NewRelease<'a> {
     pub app: &'a str,
     pub job: i64,
     pub kind: &'a str,
@@ -68,7 +81,7 @@ pub(super) struct NewRelease<'a> {
     pub dir: Option<&'a str>,
 }
 
-pub(super) async fn record(db: &SqlitePool, new: NewRelease<'_>) -> Result<i64> {
+pub(crate) async fn record(db: &SqlitePool, new: NewRelease<'_>) -> Result<i64> {
     let id = sqlx::query_scalar(
         "INSERT INTO releases (app, job_id, kind, ref, sha, actor, created_at, recovery_step, replaces, dir)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
@@ -127,7 +140,7 @@ pub async fn current(db: &SqlitePool, app: &str) -> Result<Option<Release>> {
     Ok(list(db, app, i64::MAX)
         .await?
         .into_iter()
-        .find(|r| r.state == State::Succeeded))
+        .find(Release::went_live))
 }
 
 fn release(row: Row) -> Result<Release> {
@@ -186,7 +199,7 @@ pub(super) async fn queued_to(
 }
 
 /// The release directories deploys of `app` made or are about to make.
-pub(super) async fn dirs(db: &SqlitePool, app: &str) -> Result<Vec<String>> {
+pub(crate) async fn dirs(db: &SqlitePool, app: &str) -> Result<Vec<String>> {
     let dirs = sqlx::query_scalar(
         "SELECT dir FROM releases WHERE app = ? AND kind = 'deploy' AND dir IS NOT NULL",
     )
@@ -194,4 +207,41 @@ pub(super) async fn dirs(db: &SqlitePool, app: &str) -> Result<Vec<String>> {
     .fetch_all(db)
     .await?;
     Ok(dirs)
+}
+
+/// Release `to`, or by default the newest good release older than `current`.
+pub fn rollback_target<'a>(
+    log: &'a [Release],
+    current: &Release,
+    to: Option<i64>,
+) -> Result<&'a Release> {
+    let Some(id) = to else {
+        return log
+            .iter()
+            .find(|r| r.id < current.id && r.good() && r.sha != current.sha)
+            .ok_or_else(|| {
+                Error::Conflict(format!(
+                    "there is no good release older than the current one (release {}) to roll back to",
+                    current.id
+                ))
+            });
+    };
+    let chosen = log
+        .iter()
+        .find(|r| r.id == id)
+        .ok_or_else(|| Error::NotFound(format!("there is no release {id} of this app")))?;
+    if chosen.sha == current.sha {
+        return Err(Error::Conflict(format!(
+            "release {id} ({}) is what runs now",
+            chosen.short_sha()
+        )));
+    }
+    if !chosen.good() {
+        return Err(Error::Conflict(format!(
+            "release {id} ({}) is not a good release ({}); choose one that went live and was not rolled back",
+            chosen.short_sha(),
+            chosen.outcome()
+        )));
+    }
+    Ok(chosen)
 }
