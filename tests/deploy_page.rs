@@ -251,3 +251,36 @@ async fn what_ships_then_deploy_with_the_production_confirmation_then_roll_back(
         "{dashboard}"
     );
 }
+
+/// A repository nobody cloned (`git init` on the host, no `origin`): What
+/// ships says so in one sentence, with the command that fixes it, and no
+/// job starts.
+#[tokio::test]
+async fn a_repository_without_origin_says_how_to_add_one() {
+    let dir = tempfile::tempdir().unwrap();
+    support::repos::sh_git(dir.path(), &["init", "-q"]);
+    support::repos::sh_git(dir.path(), &["commit", "-q", "--allow-empty", "-m", "one"]);
+    let server = server::start(&format!(
+        "[[app]]\nname = \"web\"\nrepo = \"{}\"\n",
+        dir.path().display()
+    ))
+    .await;
+    let owner = sign_in(&server, "ben", Role::Owner).await;
+    let (status, said) = owner.page("/apps/web/deploy/preview?ref=main").await;
+    assert_eq!(status, 409, "{said}");
+    assert!(
+        said.contains(&format!(
+            "has no remote named origin, so opsdeck has nothing to fetch a deploy from; add the repository you push to: git -C {} remote add origin &#60;url&#62;",
+            dir.path().display()
+        )),
+        "{said}"
+    );
+    let (status, _) = owner
+        .post(
+            "/apps/web/deploy",
+            &[("ref", "main"), ("sha", &"0".repeat(40)), ("confirm", "web")],
+        )
+        .await;
+    assert_eq!(status, 409);
+    assert_eq!(server.job_count().await, 0);
+}

@@ -121,16 +121,29 @@ pub fn validate_ref(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// `git fetch --prune origin`: brings the remote's branches and tags up to date.
+/// `git fetch --prune origin`: brings the remote's branches and tags up to
+/// date. A repository without `origin` gets that said, with the fix, rather
+/// than git's "does not appear to be a git repository".
 pub async fn fetch(host: &Host, repo: &Path) -> Result<()> {
-    git(
+    let fetched = git(
         host,
         repo,
         &["fetch", "--prune", "--tags", "--quiet", REMOTE],
         FETCH_TIMEOUT,
     )
-    .await
-    .map(drop)
+    .await;
+    if fetched.is_err() {
+        let remotes = run(host, repo, &["remote"], LOCAL_TIMEOUT).await?;
+        if remotes.success() && !remotes.stdout.lines().any(|r| r.trim() == REMOTE) {
+            return Err(Error::Conflict(format!(
+                "{place} has no remote named {REMOTE}, so opsdeck has nothing to fetch a deploy from; \
+                 add the repository you push to: git -C {repo} remote add {REMOTE} <url>",
+                place = host.place(repo),
+                repo = repo.display(),
+            )));
+        }
+    }
+    fetched.map(drop)
 }
 
 /// Resolves a requested branch, tag or commit into the full SHA of a commit,

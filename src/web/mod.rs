@@ -67,6 +67,10 @@ pub fn router(ctx: Context) -> Router {
         .layer(DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn(error::uniform))
         .layer(middleware::from_fn(headers::security))
+        // gzip or brotli as the browser accepts (htmx: 52 KB → 16 KB); live
+        // streams (`text/event-stream`) are left alone, so no event waits
+        // in a compressor's buffer.
+        .layer(tower_http::compression::CompressionLayer::new())
         .with_state(ctx)
 }
 
