@@ -186,6 +186,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Demo { dir } => {
             let config = opsdeck::demo::prepare(&dir)?;
+            opsdeck::demo::start(&dir);
             eprintln!("{}", opsdeck::demo::welcome(&config));
             let served = opsdeck::server::run_then(config, opsdeck::demo::first_deploy).await;
             opsdeck::demo::stop(&dir);

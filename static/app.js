@@ -4,36 +4,29 @@
 (function () {
   "use strict";
 
-  // Ask before a form with data-confirm="question" is sent. Forms that htmx
-  // sends are asked through the htmx:confirm event below instead.
+  // A risky form carries its question in a hidden "ask" field and the
+  // server lets it through only with confirmed=yes (without JavaScript it
+  // answers with a confirmation page). Here the question is a dialog, and
+  // a yes is sent along so that page is skipped.
   document.addEventListener("submit", function (event) {
     var form = event.target;
-    var question = form.getAttribute && form.getAttribute("data-confirm");
-    if (!question || sentByHtmx(form)) {
+    var ask = form.elements && form.elements.namedItem("ask");
+    if (!ask || !ask.value) {
       return;
     }
-    if (!window.confirm(question)) {
+    if (!window.confirm(ask.value)) {
       event.preventDefault();
-    }
-  }, true);
-
-  document.addEventListener("htmx:confirm", function (event) {
-    var elt = event.detail.elt;
-    var question = elt.getAttribute("data-confirm") ||
-      (elt.form && elt.form.getAttribute("data-confirm"));
-    if (!question) {
       return;
     }
-    event.preventDefault();
-    if (window.confirm(question)) {
-      event.detail.issueRequest(true);
+    var yes = form.elements.namedItem("confirmed");
+    if (!yes) {
+      yes = document.createElement("input");
+      yes.type = "hidden";
+      yes.name = "confirmed";
+      form.appendChild(yes);
     }
-  });
-
-  function sentByHtmx(form) {
-    return form.hasAttribute("hx-post") || form.hasAttribute("hx-put") ||
-      form.hasAttribute("hx-delete") || !!form.closest("[hx-boost=true]");
-  }
+    yes.value = "yes";
+  }, true);
 
   // <time datetime="2026-12-03T07:48:38Z">…</time> is rendered in UTC by
   // the server; show it in the reader's own time zone, keeping UTC as the

@@ -20,16 +20,22 @@ name = "hello"
 run = ["sh", "-c", "echo hello from rfc-app; echo second line"]
 "#;
 
+/// Signs `browser` in as ben with `role` (the session's cookie, set on the
+/// server's site).
+async fn sign_in(browser: &Browser, s: &support::server::Server, role: Role) {
+    let (cookie, _) = s.session("ben", role).await;
+    let (name, value) = cookie.split_once('=').unwrap();
+    browser.goto(&s.at("/healthz")).await;
+    browser.set_cookie(name, value).await;
+}
+
 #[tokio::test]
 async fn an_operator_runs_an_action_from_the_dashboard_and_sees_its_output() {
     let Some(browser) = Browser::start().await else {
         return;
     };
     let s = start(APPS).await;
-    let (cookie, _) = s.session("ben", Role::Operator).await;
-    let (name, value) = cookie.split_once('=').unwrap();
-    browser.goto(&s.at("/healthz")).await;
-    browser.set_cookie(name, value).await;
+    sign_in(&browser, &s, Role::Operator).await;
 
     browser.goto(&s.at("/")).await;
     assert_eq!(
@@ -115,4 +121,54 @@ async fn an_operator_runs_an_action_from_the_dashboard_and_sees_its_output() {
         console.iter().all(|l| !l.contains("SEVERE")),
         "console errors: {console:#?}"
     );
+}
+
+/// With JavaScript off there is no dialog: the server asks instead. A
+/// confirm-guarded action answers with a confirmation page, runs nothing
+/// until "Yes", and "No" leads back; Revoke asks too, and the viewer's own
+/// session is marked.
+#[tokio::test]
+async fn without_javascript_a_risky_button_asks_on_a_page_and_runs_only_after_yes() {
+    let Some(browser) = Browser::without_javascript().await else {
+        return;
+    };
+    let s = start(APPS).await;
+    sign_in(&browser, &s, Role::Owner).await;
+
+    let run = "form[action='/apps/rfc-app/actions/hello/run'] button";
+    browser.goto(&s.at("/")).await;
+    browser.click(run).await;
+    let asked = browser.text().await;
+    assert!(
+        asked.contains("Confirm") && asked.contains("Run hello on rfc-app (production)?"),
+        "{asked}"
+    );
+    assert!(asked.contains("Nothing has run yet."), "{asked}");
+    assert_eq!(browser.url().await, s.at("/apps/rfc-app/actions/hello/run"));
+    assert_eq!(s.job_count().await, 0, "asked, not run");
+
+    // No: back where the button was, nothing ran.
+    browser.click("#confirm-no").await;
+    assert_eq!(browser.url().await, s.at("/"));
+    assert_eq!(s.job_count().await, 0);
+
+    // Yes: it runs, and the job page shows it.
+    browser.click(run).await;
+    browser.click("#confirm-yes").await;
+    assert_eq!(browser.url().await, s.at("/jobs/1"));
+    assert_eq!(s.job_count().await, 1);
+    assert_eq!(s.finished(1).await, opsdeck::jobs::State::Succeeded);
+
+    // Sessions: this browser's own is marked, and Revoke asks first.
+    browser.goto(&s.at("/sessions")).await;
+    let sessions = browser.text().await;
+    assert!(sessions.contains("ben this browser"), "{sessions}");
+    browser.click("form[action^='/sessions/'] button").await;
+    let asked = browser.text().await;
+    assert!(
+        asked.contains("Revoke your own session? This browser is signed out at once."),
+        "{asked}"
+    );
+    browser.click("#confirm-no").await;
+    assert!(browser.text().await.contains("Sign out"), "still signed in");
 }

@@ -278,7 +278,11 @@ async fn a_repository_without_origin_says_how_to_add_one() {
     let (status, _) = owner
         .post(
             "/apps/web/deploy",
-            &[("ref", "main"), ("sha", &"0".repeat(40)), ("confirm", "web")],
+            &[
+                ("ref", "main"),
+                ("sha", &"0".repeat(40)),
+                ("confirm", "web"),
+            ],
         )
         .await;
     assert_eq!(status, 409);

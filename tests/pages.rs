@@ -75,7 +75,7 @@ async fn the_dashboard_shows_apps_badges_and_action_buttons() {
         !page.contains("books"),
         "operators may not view books: {page}"
     );
-    assert!(page.contains(r#"data-confirm="Delete expired sessions of rfc-app?""#));
+    assert!(page.contains(r#"name="ask" value="Delete expired sessions of rfc-app?""#));
     assert!(
         page.contains(r#"disabled title="needs the admin role">reindex<"#),
         "{page}"

@@ -20,8 +20,8 @@ const APP: &str = "demo-app";
 /// that git ignores), with a secret to rotate.
 const DEMO_ENV: &str = "# demo-app settings\nSECRET_KEY=demo-secret-change-me-0000000000\n";
 
-/// Writes the demo directory (idempotent), starts the demo service, and
-/// returns the config to serve.
+/// Writes the demo directory (idempotent), builds the demo app once if it
+/// never was, and returns the config to serve.
 pub fn prepare(dir: &Path) -> anyhow::Result<Config> {
     let dir = absolute(dir)?;
     for sub in ["logs", "run"] {
@@ -49,26 +49,31 @@ pub fn prepare(dir: &Path) -> anyhow::Result<Config> {
         .with_context(|| format!("cannot write {}", config_path.display()))?;
     let config = Config::load(&config_path)
         .map_err(|e| anyhow::anyhow!("the demo config is invalid:\n{e}"))?;
-    start_service(&dir);
+    build_once(&dir)?;
     Ok(config)
 }
 
-/// Builds the work tree once if it never was, then starts the service, as
-/// a deploy's last two steps would. A failure is printed, not fatal: the
-/// dashboard then shows demo-app unhealthy, and a Deploy tries again.
-fn start_service(dir: &Path) {
+/// Runs the demo app's build if it never ran, as a deploy would before its
+/// restart step.
+fn build_once(dir: &Path) -> anyhow::Result<()> {
     let repo = service::repo(dir);
-    let built = repo.join("dist").join("version").exists()
-        || std::process::Command::new("./build.sh")
-            .current_dir(&repo)
-            .stdout(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-    let started = if built {
-        service::restart(dir, std::process::id())
-    } else {
-        Err(anyhow::anyhow!("./build.sh failed in {}", repo.display()))
-    };
+    if repo.join("dist").join("version").exists() {
+        return Ok(());
+    }
+    let status = std::process::Command::new("./build.sh")
+        .current_dir(&repo)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .context("cannot run the demo app's ./build.sh")?;
+    anyhow::ensure!(status.success(), "./build.sh failed in {}", repo.display());
+    Ok(())
+}
+
+/// Starts the demo service for this `opsdeck demo` process, as the restart
+/// step of a deploy would. A failure is printed, not fatal: the dashboard
+/// then shows demo-app unhealthy and why, and a Deploy tries again.
+pub fn start(dir: &Path) {
+    let started = absolute(dir).and_then(|dir| service::restart(&dir, std::process::id()));
     if let Err(e) = started {
         eprintln!("warning: the demo service did not start: {e:#}");
     }

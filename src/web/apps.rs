@@ -87,6 +87,9 @@ pub struct ActionButton {
     /// may not press is shown disabled, saying why.
     pub needs: Role,
     pub allowed: bool,
+    /// Its config asks a question of its own (`confirm`): the button looks
+    /// risky.
+    pub risky: bool,
 }
 
 impl ActionButton {
@@ -100,6 +103,7 @@ impl ActionButton {
             }),
             needs,
             allowed: actor.role >= needs,
+            risky: action.confirm.is_some(),
         }
     }
 }

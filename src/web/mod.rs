@@ -16,6 +16,7 @@ mod apps;
 mod assets;
 mod audit;
 pub mod auth;
+mod confirm;
 mod deploy;
 mod error;
 mod headers;
@@ -54,8 +55,13 @@ pub fn router(ctx: Context) -> Router {
         .merge(sweeps::router())
         .merge(logs::router())
         .fallback(not_found)
-        // Innermost first: authentication sees only bodies within the limit,
-        // and every error, from any layer, leaves as the client expects it.
+        // Innermost first: risky forms are asked about once the sender is
+        // known, authentication sees only bodies within the limit, and
+        // every error, from any layer, leaves as the client expects it.
+        .layer(middleware::from_fn_with_state(
+            ctx.clone(),
+            confirm::ask_first,
+        ))
         .layer(middleware::from_fn_with_state(
             ctx.clone(),
             auth::authenticate,
