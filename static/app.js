@@ -28,30 +28,47 @@
     yes.value = "yes";
   }, true);
 
-  // <time datetime="2026-12-03T07:48:38Z">…</time> is rendered in UTC by
-  // the server; show it in the reader's own time zone, keeping UTC as the
-  // tooltip.
-  function localTimes(root) {
-    var times = root.querySelectorAll ? root.querySelectorAll("time[datetime]") : [];
+  // <time datetime="…" title="2026-12-06 02:25:57 UTC">3 min ago</time>
+  // is written by the server (web/page.rs `relative`); the words are kept
+  // current here with the same rules, so a page left open at 3 a.m. does
+  // not say "just now" an hour later. The UTC time stays on hover.
+  function relative(ms, now) {
+    var seconds = Math.trunc((now - ms) / 1000);
+    var s = Math.abs(seconds);
+    var n;
+    var unit;
+    if (s < 45) {
+      return "just now";
+    } else if (s < 90 * 60) {
+      n = Math.trunc((s + 30) / 60);
+      unit = "min";
+    } else if (s < 36 * 3600) {
+      n = Math.trunc((s + 1800) / 3600);
+      unit = "h";
+    } else if (s < 14 * 86400) {
+      n = Math.trunc((s + 43200) / 86400);
+      unit = "days";
+    } else {
+      return "on " + new Date(ms).toISOString().slice(0, 10);
+    }
+    n = Math.max(n, 1);
+    return seconds >= 0 ? n + " " + unit + " ago" : "in " + n + " " + unit;
+  }
+
+  function refreshTimes(root) {
+    var times = root.querySelectorAll ? root.querySelectorAll("time[datetime][title]") : [];
+    var now = Date.now();
     for (var i = 0; i < times.length; i++) {
-      var el = times[i];
-      if (el.hasAttribute("data-local")) {
-        continue;
+      var at = Date.parse(times[i].getAttribute("datetime"));
+      if (!isNaN(at)) {
+        times[i].textContent = relative(at, now);
       }
-      var at = new Date(el.getAttribute("datetime"));
-      if (isNaN(at.getTime())) {
-        continue;
-      }
-      el.title = at.toISOString();
-      el.textContent = at.toLocaleString();
-      el.setAttribute("data-local", "");
     }
   }
 
-  localTimes(document);
-  document.addEventListener("htmx:load", function (event) {
-    localTimes(event.target);
-  });
+  window.setInterval(function () {
+    refreshTimes(document);
+  }, 30000);
 
   // htmx does not swap error responses; the server sends htmx a plain
   // sentence, shown here so a refused click never fails silently.

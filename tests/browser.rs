@@ -76,12 +76,15 @@ async fn an_operator_runs_an_action_from_the_dashboard_and_sees_its_output() {
         "{output}"
     );
 
-    // Times are rendered in UTC by the server and shown in local time.
+    // Times read as how long ago, the UTC time on hover.
     browser.goto(&s.at("/apps/rfc-app")).await;
     let time = browser
-        .until("var t = document.querySelector('time[data-local]'); return t && t.title")
+        .until(
+            "var t = document.querySelector('time[datetime]'); return t && [t.innerText, t.title]",
+        )
         .await;
-    assert!(time.as_str().unwrap().ends_with('Z'), "{time}");
+    assert_eq!(time[0], "just now", "{time}");
+    assert!(time[1].as_str().unwrap().ends_with(" UTC"), "{time}");
 
     // Readable on a phone: nothing wider than the screen.
     browser.resize(390, 844).await;

@@ -278,13 +278,59 @@ async fn fits(browser: &Browser, shots: &std::path::Path, pages: &[(&str, &str, 
                 .js("return document.documentElement.scrollWidth", json!([]))
                 .await;
             let inner = browser.js("return window.innerWidth", json!([])).await;
-            browser
-                .screenshot(&shots.join(format!("{name}-{size}.png")))
-                .await;
             assert!(
                 scroll.as_i64() <= inner.as_i64(),
                 "{path} at {width} px scrolls sideways: scrollWidth {scroll} > innerWidth {inner}"
             );
+            if *path == "/apps/demo-app" {
+                every_risky_button_asks(browser, width).await;
+            }
+            // The whole page, not only the window: as tall as its content.
+            let tall = browser
+                .js("return document.documentElement.scrollHeight", json!([]))
+                .await;
+            let tall = tall
+                .as_u64()
+                .unwrap_or(u64::from(height))
+                .clamp(u64::from(height), 8000);
+            browser.resize(width, tall as u32).await;
+            browser
+                .js("window.scrollTo(0, 0); return true", json!([]))
+                .await;
+            browser
+                .screenshot(&shots.join(format!("{name}-{size}.png")))
+                .await;
+            browser.resize(width, height).await;
         }
+    }
+}
+
+/// Each risky button of the app page asks its question before anything is
+/// sent; saying no stays on the page.
+async fn every_risky_button_asks(browser: &Browser, width: u32) {
+    let questions = browser
+        .js(
+            "var asks = document.querySelectorAll('form input[name=ask]'); \
+             asks.forEach((a, i) => a.form.setAttribute('data-risky', i)); \
+             return [...asks].map(a => a.value)",
+            json!([]),
+        )
+        .await;
+    let questions = questions.as_array().unwrap().clone();
+
+    // Three actions, Rotate, two sweeps' Run now (no Roll back: the one
+    // release to go back to was just rolled away from).
+    assert!(questions.len() >= 6, "{questions:?}");
+    for (i, question) in questions.iter().enumerate() {
+        browser
+            .click(&format!("form[data-risky='{i}'] button[type=submit]"))
+            .await;
+        assert_eq!(&json!(browser.dialog().await), question, "at {width} px");
+        browser.dismiss_dialog().await;
+        assert_eq!(
+            browser.url().await,
+            at("/apps/demo-app"),
+            "{question} was sent"
+        );
     }
 }

@@ -99,7 +99,7 @@ pub fn first_deploy(ctx: &crate::Context) {
                 .unwrap_or(Path::new("."));
             let host = crate::host::Host::Local;
             let head = crate::host::git::head(&host, &service::repo(dir)).await?;
-            crate::ops::deploy::request(&ctx, &actor, APP, head.as_str())
+            crate::ops::deploy::request(&ctx, &actor, APP, head.short())
                 .await
                 .map(Some)
         };
