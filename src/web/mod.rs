@@ -11,6 +11,7 @@ use axum::routing::get;
 
 use crate::Context;
 
+mod ansi;
 mod api;
 mod apps;
 mod assets;
