@@ -70,6 +70,45 @@
     refreshTimes(document);
   }, 30000);
 
+  // The job page: the output scrolls in its own box and follows its tail,
+  // so the state and Cancel stay in view; scrolling up pauses following,
+  // scrolling back to the end (or the checkbox) resumes it. A running
+  // job's clock ticks every second between the server's refreshes.
+  var output = document.getElementById("output");
+  var follow = document.getElementById("output-follow");
+  if (output && follow) {
+    var atEnd = function () {
+      return output.scrollHeight - output.scrollTop - output.clientHeight < 24;
+    };
+    new MutationObserver(function () {
+      if (follow.checked) {
+        output.scrollTop = output.scrollHeight;
+      }
+    }).observe(output, { childList: true, characterData: true, subtree: true });
+    output.addEventListener("scroll", function () {
+      follow.checked = atEnd();
+    });
+    follow.addEventListener("change", function () {
+      if (follow.checked) {
+        output.scrollTop = output.scrollHeight;
+      }
+    });
+  }
+
+  function clock(ms) {
+    var s = Math.max(0, Math.floor(ms / 1000));
+    return s < 60 ? (Math.max(0, ms) / 1000).toFixed(1) + "s" : Math.floor(s / 60) + "m " + String(s % 60).padStart(2, "0") + "s";
+  }
+  window.setInterval(function () {
+    var running = document.querySelectorAll(".elapsed[data-since]");
+    for (var i = 0; i < running.length; i++) {
+      var since = Date.parse(running[i].getAttribute("data-since"));
+      if (!isNaN(since)) {
+        running[i].textContent = clock(Date.now() - since);
+      }
+    }
+  }, 1000);
+
   // htmx does not swap error responses; the server sends htmx a plain
   // sentence, shown here so a refused click never fails silently.
   var flash = document.getElementById("flash");

@@ -18,6 +18,10 @@ environment = "production"
 [[app.action]]
 name = "hello"
 run = ["sh", "-c", "echo hello from rfc-app; echo second line"]
+
+[[app.action]]
+name = "chatter"
+run = ["sh", "-c", "for i in $(seq 1 600); do echo \"line $i\"; sleep 0.01; done"]
 "#;
 
 /// Signs `browser` in as ben with `role` (the session's cookie, set on the
@@ -174,4 +178,71 @@ async fn without_javascript_a_risky_button_asks_on_a_page_and_runs_only_after_ye
     );
     browser.click("#confirm-no").await;
     assert!(browser.text().await.contains("Sign out"), "still signed in");
+}
+
+/// A long job's output follows its tail in a box of its own, so the state
+/// stays on screen; scrolling up pauses following; the clock ticks.
+#[tokio::test]
+async fn the_job_output_follows_its_tail_until_the_reader_scrolls_up() {
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let s = start(APPS).await;
+    sign_in(&browser, &s, Role::Owner).await;
+    let alice = opsdeck::auth::Actor::system("system:test");
+    let job = opsdeck::ops::actions::run(&s.ctx, &alice, "rfc-app", "chatter")
+        .await
+        .unwrap();
+    browser.goto(&s.at(&format!("/jobs/{job}"))).await;
+    browser
+        .until("return document.querySelector('#output').innerText.includes('line 150')")
+        .await;
+    let clock = browser
+        .until("var e = document.querySelector('.elapsed[data-since]'); return e && e.innerText")
+        .await;
+    // Following: the box shows its end, the state badge is on screen.
+    let seen = browser
+        .js(
+            "var o = document.querySelector('#output'); \
+             var state = document.querySelector('#job-state').getBoundingClientRect(); \
+             return [o.scrollHeight - o.scrollTop - o.clientHeight, o.scrollHeight > o.clientHeight, \
+                     state.top >= 0 && state.bottom <= innerHeight]",
+            json!([]),
+        )
+        .await;
+    assert!(seen[0].as_f64().unwrap() < 24.0, "{seen}");
+    assert_eq!(seen[1], true, "the output scrolls in its own box: {seen}");
+    assert_eq!(seen[2], true, "the state is on screen: {seen}");
+
+    // Scrolling up pauses; new lines do not move the reader.
+    browser
+        .js(
+            "var o = document.querySelector('#output'); o.scrollTop = 0; \
+             o.dispatchEvent(new Event('scroll')); return true",
+            json!([]),
+        )
+        .await;
+    let paused = browser
+        .js(
+            "return document.querySelector('#output-follow').checked",
+            json!([]),
+        )
+        .await;
+    assert_eq!(paused, false);
+    browser
+        .until("return document.querySelector('#output').innerText.includes('line 400')")
+        .await;
+    let top = browser
+        .js(
+            "return document.querySelector('#output').scrollTop",
+            json!([]),
+        )
+        .await;
+    assert_eq!(top, 0);
+    let later = browser
+        .until(&format!(
+            "var e = document.querySelector('.elapsed'); return e && e.innerText !== {clock} && e.innerText"
+        ))
+        .await;
+    assert!(later.as_str().unwrap().ends_with('s'), "{later}");
 }

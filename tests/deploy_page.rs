@@ -288,3 +288,33 @@ async fn a_repository_without_origin_says_how_to_add_one() {
     assert_eq!(status, 409);
     assert_eq!(server.job_count().await, 0);
 }
+
+/// A deploy whose build fails, and whose recovery's rebuild fails too: the
+/// job page says loudest that the app may be down, above the steps.
+#[tokio::test]
+async fn a_failed_recovery_is_the_loudest_thing_on_the_job_page() {
+    let repos = Repos::new();
+    let server = server::start(&format!(
+        "[[app]]\nname = \"web\"\nrepo = \"{}\"\nbuild = [ {{ run = [\"sh\", \"-c\", \"echo broken >&2; exit 1\"] }} ]\n",
+        repos.app.display()
+    ))
+    .await;
+    let owner = sign_in(&server, "ben", Role::Owner).await;
+    let v2 = repos.push("version", "v2", "Version 2");
+    let (status, to) = owner
+        .post(
+            "/apps/web/deploy",
+            &[("ref", "main"), ("sha", v2.as_str()), ("confirm", "web")],
+        )
+        .await;
+    assert_eq!(status, 303, "{to}");
+    let id: i64 = to.trim_start_matches("/jobs/").parse().unwrap();
+    let (state, output) = server.outcome(id).await;
+    assert_eq!(state, State::Failed, "{output}");
+    let (_, page) = owner.page(&to).await;
+    let alarm = page
+        .find(r#"<div class="alarm" role="alert"><strong>The recovery failed too: web may be down now.</strong>"#)
+        .unwrap_or_else(|| panic!("{page}"));
+    assert!(alarm < page.find("<h2>Steps</h2>").unwrap(), "{page}");
+    assert!(page.contains("Took <span class=\"elapsed\">"), "{page}");
+}

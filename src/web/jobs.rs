@@ -210,6 +210,19 @@ impl JobView {
         elapsed(self.job.started_at, self.job.finished_at)
     }
 
+    /// When it started, for the page's running clock.
+    fn started(&self) -> Option<Moment> {
+        self.job.started_at.map(Moment::from_millis)
+    }
+
+    /// It failed, and so did its recovery: the app may be down.
+    fn recovery_failed(&self) -> bool {
+        self.job
+            .summary
+            .as_deref()
+            .is_some_and(|s| s.ends_with(crate::jobs::RECOVERY_FAILED))
+    }
+
     fn step_elapsed(&self, i: &usize) -> String {
         self.job
             .steps
