@@ -152,15 +152,35 @@ impl Filter {
     /// Appends ` WHERE …` (always, so callers can add ` AND …`).
     pub fn push_where(&self, q: &mut QueryBuilder<'_, Sqlite>) {
         q.push(" WHERE 1=1");
-        for (column, value) in [
-            ("actor", &self.actor),
-            ("app", &self.app),
-            ("action", &self.action),
-        ] {
-            if let Some(v) = value {
-                q.push(format_args!(" AND {column} = "))
-                    .push_bind(v.clone());
-            }
+        if let Some(app) = &self.app {
+            q.push(" AND app = ").push_bind(app.clone());
+        }
+        // An actor as people type it: `ben` is also `gitea:ben` or
+        // `token:ben`; case does not matter.
+        if let Some(actor) = &self.actor {
+            let actor = actor.to_lowercase();
+            q.push(" AND (lower(actor) = ")
+                .push_bind(actor.clone())
+                .push(" OR substr(lower(actor), -length(")
+                .push_bind(actor.clone())
+                .push(") - 1) = ':' || ")
+                .push_bind(actor)
+                .push(")");
+        }
+        // An action as people type it: `job` is every `job.*` row, and a
+        // kind of job (`deploy`, `rollback`, `rotate`, `sweep`, `action`)
+        // is every row of those jobs, from request to end.
+        if let Some(action) = &self.action {
+            let action = action.to_lowercase();
+            q.push(" AND (action = ")
+                .push_bind(action.clone())
+                .push(" OR substr(action, 1, length(")
+                .push_bind(action.clone())
+                .push(") + 1) = ")
+                .push_bind(format!("{action}."))
+                .push(" OR job_id IN (SELECT id FROM jobs WHERE kind = ")
+                .push_bind(action)
+                .push("))");
         }
         if let Some(o) = self.outcome {
             q.push(" AND outcome = ").push_bind(o.as_str());

@@ -142,6 +142,8 @@ struct IndexPage {
     query: String,
     outcomes: [&'static str; 4],
     apps: Vec<String>,
+    /// What is wrong with the filter, shown under the form it came from.
+    problem: Option<String>,
 }
 
 async fn index(
@@ -149,9 +151,29 @@ async fn index(
     actor: Actor,
     page: Page,
     Query(q): Query<IndexQuery>,
-) -> Result<IndexPage> {
+) -> Result<Response> {
     ctx.authorize(&actor, None, "audit").await?;
-    let filter = q.filter.parse()?;
+    // A typo keeps the form as typed, with the problem beside it.
+    let filter = match q.filter.parse() {
+        Ok(filter) => filter,
+        Err(Error::BadRequest(problem)) => {
+            let page = IndexPage {
+                page,
+                banner: Banner::new(ctx.audit.chain_status()),
+                filtered: true,
+                query: query_string(&q.filter),
+                input: q.filter,
+                rows: Vec::new(),
+                older: None,
+                newer: false,
+                outcomes: audit::Outcome::ALL.map(audit::Outcome::as_str),
+                apps: ctx.config.apps.iter().map(|a| a.name.clone()).collect(),
+                problem: Some(problem),
+            };
+            return Ok((axum::http::StatusCode::BAD_REQUEST, page).into_response());
+        }
+        Err(e) => return Err(e),
+    };
     let before = match q.before.trim() {
         "" => None,
         b => Some(b.parse::<i64>().map_err(|_| {
@@ -175,7 +197,9 @@ async fn index(
         query,
         outcomes: audit::Outcome::ALL.map(audit::Outcome::as_str),
         apps: ctx.config.apps.iter().map(|a| a.name.clone()).collect(),
-    })
+        problem: None,
+    }
+    .into_response())
 }
 
 #[derive(Template, WebTemplate)]
