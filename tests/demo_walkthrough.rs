@@ -207,7 +207,8 @@ async fn a_new_user_deploys_rolls_back_and_reads_logs_in_the_demo_then_every_pag
     // Logs: the demo service's file, and a line it writes after the page
     // opened arrives live.
     let opened = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
-    browser.goto(&at("/apps/demo-app/logs")).await;
+    browser.goto(&at("/apps/demo-app")).await;
+    browser.click("a[href='/apps/demo-app/logs']").await;
     let line = browser
         .until(&format!(
             "var t = document.querySelector('#log-lines').innerText; \

@@ -318,3 +318,56 @@ async fn a_failed_recovery_is_the_loudest_thing_on_the_job_page() {
     assert!(alarm < page.find("<h2>Steps</h2>").unwrap(), "{page}");
     assert!(page.contains("Took <span class=\"elapsed\">"), "{page}");
 }
+
+/// The dashboard card answers "how is it now?": the live commit and the
+/// last deploy (who, outcome) stay there after a failing action, which is
+/// only the last job; the card's live part refreshes on its own.
+#[tokio::test]
+async fn the_dashboard_card_shows_what_runs_and_the_last_deploy() {
+    let repos = Repos::new();
+    let server = server::start(&format!(
+        "[[app]]\nname = \"web\"\nenvironment = \"staging\"\nrepo = \"{}\"\n\n[[app.action]]\nname = \"check\"\nrun = [\"false\"]\n",
+        repos.app.display()
+    ))
+    .await;
+    let owner = sign_in(&server, "ben", Role::Owner).await;
+    let (_, dashboard) = owner.page("/").await;
+    assert!(
+        dashboard.contains("nothing deployed by opsdeck yet"),
+        "{dashboard}"
+    );
+    let v2 = repos.push("version", "v2", "Version 2");
+    let (_, to) = owner
+        .post("/apps/web/deploy", &[("ref", "main"), ("sha", v2.as_str())])
+        .await;
+    job_of(&server, &to).await;
+    let (_, to) = owner.post("/apps/web/actions/check/run", &[]).await;
+    let id: i64 = to.trim_start_matches("/jobs/").parse().unwrap();
+    assert_eq!(server.finished(id).await, State::Failed);
+
+    let (_, dashboard) = owner.page("/").await;
+    assert!(
+        dashboard.contains(&format!("<dt>Live</dt>\n    <dd><code>{}</code>", &v2[..7])),
+        "{dashboard}"
+    );
+    assert!(dashboard.contains("<dt>Last deploy</dt>"), "{dashboard}");
+    assert!(
+        dashboard.contains(r#"main</a> by ben, <time"#)
+            && dashboard.contains(
+                r#"just now</time> <span class="state state-succeeded">succeeded</span>"#
+            ),
+        "{dashboard}"
+    );
+    assert!(dashboard.contains("nothing running"), "{dashboard}");
+    assert!(
+        dashboard.contains(r#"action check</a> <span class="state state-failed">failed</span>"#),
+        "{dashboard}"
+    );
+    assert!(
+        dashboard.contains(r#"hx-get="/apps/web/now" hx-trigger="every 10s""#),
+        "{dashboard}"
+    );
+    let (status, now) = owner.page("/apps/web/now").await;
+    assert_eq!(status, 200);
+    assert!(now.starts_with(r#"<div class="now""#), "{now}");
+}

@@ -26,6 +26,7 @@ pub fn router() -> Router<Context> {
         .route("/", get(dashboard))
         .route("/apps/{app}", get(show))
         .route("/apps/{app}/health", get(health))
+        .route("/apps/{app}/now", get(now))
         .route("/apps/{app}/actions/{action}/run", post(run_action))
 }
 
@@ -35,8 +36,7 @@ pub struct AppCard {
     pub environment: String,
     pub host: String,
     pub actions: Vec<ActionButton>,
-    pub last_job: Option<JobLine>,
-    /// It has units to read logs of, and the actor may.
+    /// It has units or files to read logs of, and the actor may.
     pub logs: bool,
 }
 
@@ -51,9 +51,7 @@ impl AppCard {
                 .iter()
                 .map(|a| ActionButton::new(app, a, actor))
                 .collect(),
-            last_job: None,
-            logs: !crate::logs::log_units(app).is_empty()
-                && actor.role >= app.required_role("logs"),
+            logs: !crate::logs::sources(app).is_empty() && actor.role >= app.required_role("logs"),
         }
     }
 
@@ -136,7 +134,65 @@ impl From<&Job> for JobLine {
 #[template(path = "apps/index.html")]
 struct Dashboard {
     page: Page,
-    apps: Vec<AppCard>,
+    apps: Vec<(AppCard, Now)>,
+}
+
+/// A card's answer to "how is it now?": what runs, the last deploy (a
+/// rotation or a failing diagnostic action does not hide it), what runs or
+/// waits on it. Refreshed live (`apps/_now.html`).
+#[derive(Template, WebTemplate)]
+#[template(path = "apps/_now.html")]
+pub struct Now {
+    app: String,
+    /// The live release: short commit and ref.
+    live: Option<(String, String)>,
+    /// The newest deploy or rollback: kind, ref, who, when, outcome, job.
+    last_deploy: Option<(String, String, String, Moment, String, i64)>,
+    /// Whether the newest deploy or rollback ended well.
+    last_deploy_ok: bool,
+    running: Option<JobLine>,
+    queued: usize,
+    last_job: Option<JobLine>,
+}
+
+impl Now {
+    async fn of(ctx: &Context, app: &App) -> Result<Now> {
+        let live = crate::ops::releases::current(&ctx.db, &app.name)
+            .await?
+            .map(|r| (r.short_sha().to_owned(), r.git_ref.clone()));
+        let newest = crate::ops::releases::list(&ctx.db, &app.name, 1)
+            .await?
+            .pop();
+        let queue = ctx.jobs.queue(&app.name).await?;
+        let last_job = ctx.jobs.recent(Some(&app.name), 1).await?.pop();
+        Ok(Now {
+            app: app.name.clone(),
+            live,
+            last_deploy_ok: newest
+                .as_ref()
+                .is_some_and(|r| r.state == JobState::Succeeded || !r.state.is_final()),
+            last_deploy: newest.map(|r| {
+                (
+                    r.kind.clone(),
+                    r.git_ref.clone(),
+                    r.actor.clone(),
+                    Moment::from_millis(r.created_at),
+                    r.outcome(),
+                    r.job,
+                )
+            }),
+            running: queue.running.as_ref().map(JobLine::from),
+            queued: queue.waiting.len(),
+            last_job: last_job.as_ref().map(JobLine::from),
+        })
+    }
+}
+
+/// `GET /apps/{app}/now`: the card's live part, for its refresh.
+async fn now(State(ctx): State<Context>, Path(name): Path<String>, actor: Actor) -> Result<Now> {
+    let app = ctx.app(&name)?;
+    ctx.authorize(&actor, Some(app), "view").await?;
+    Now::of(&ctx, app).await
 }
 
 /// The apps `actor` may view, in config order, with their last job.
@@ -147,19 +203,17 @@ pub async fn visible(ctx: &Context, actor: &Actor) -> Result<Vec<(AppCard, Optio
             continue;
         }
         let last = ctx.jobs.recent(Some(&app.name), 1).await?.pop();
-        let mut card = AppCard::new(app, actor);
-        card.last_job = last.as_ref().map(JobLine::from);
-        cards.push((card, last));
+        cards.push((AppCard::new(app, actor), last));
     }
     Ok(cards)
 }
 
 async fn dashboard(State(ctx): State<Context>, actor: Actor, page: Page) -> Result<Dashboard> {
-    let apps = visible(&ctx, &actor)
-        .await?
-        .into_iter()
-        .map(|(card, _)| card)
-        .collect();
+    let mut apps = Vec::new();
+    for (card, _) in visible(&ctx, &actor).await? {
+        let app = ctx.app(&card.name)?;
+        apps.push((card, Now::of(&ctx, app).await?));
+    }
     Ok(Dashboard { page, apps })
 }
 
