@@ -120,9 +120,22 @@
     flash.textContent = message;
     flash.hidden = false;
   }
+  // The sentence goes where the answer would have gone (a bad ref's
+  // problem replaces the old "what ships" and its Deploy button), so it
+  // shows next to the click; the banner is for requests with no target.
   document.addEventListener("htmx:responseError", function (event) {
     var xhr = event.detail.xhr;
-    show((xhr && xhr.responseText) || "The request failed.");
+    var message = (xhr && xhr.responseText) || "The request failed.";
+    var target = event.detail.target;
+    if (target && target !== document.body && target.id) {
+      var problem = document.createElement("p");
+      problem.className = "problem";
+      problem.setAttribute("role", "alert");
+      problem.textContent = message;
+      target.replaceChildren(problem);
+      return;
+    }
+    show(message);
   });
   document.addEventListener("htmx:sendError", function () {
     show("opsdeck cannot be reached; check your connection and try again.");

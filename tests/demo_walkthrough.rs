@@ -127,8 +127,36 @@ async fn a_new_user_deploys_rolls_back_and_reads_logs_in_the_demo_then_every_pag
     }
     assert!(releases.contains("deploy by system:demo"), "{releases}");
 
-    // What ships: the commit waiting upstream, with its author.
+    // A typo in the ref: the problem shows where the answer would, and no
+    // Deploy button is left to press.
     browser.goto(&at("/apps/demo-app")).await;
+    browser
+        .js(
+            "document.querySelector('#deploy-ref').value = 'mian'; return true",
+            json!([]),
+        )
+        .await;
+    browser.click("form.deploy-form button").await;
+    let problem = text_when(&browser, "#what-ships .problem", "true").await;
+    assert!(
+        problem.contains("\"mian\" is not a branch, tag or commit"),
+        "{problem}"
+    );
+    let deploy_button = browser
+        .js(
+            "return !!document.querySelector('#what-ships form')",
+            json!([]),
+        )
+        .await;
+    assert_eq!(deploy_button, false);
+
+    // What ships: the commit waiting upstream, with its author.
+    browser
+        .js(
+            "document.querySelector('#deploy-ref').value = 'main'; return true",
+            json!([]),
+        )
+        .await;
     browser.click("form.deploy-form button").await;
     let preview = text_when(
         &browser,
@@ -219,12 +247,14 @@ async fn a_new_user_deploys_rolls_back_and_reads_logs_in_the_demo_then_every_pag
     assert!(line.as_str().unwrap().contains("requests served"), "{line}");
 
     fits(&browser, &shots, &PAGES).await;
-    // Nothing failed but the 404 page asked for on purpose.
+    // Nothing failed but what was asked for on purpose: the 404 page and
+    // the misspelt ref.
     let console = browser.console().await;
     assert!(
-        console
-            .iter()
-            .all(|l| !l.contains("SEVERE") || l.contains("/no-such-page")),
+        console.iter().all(|l| !l.contains("SEVERE")
+            || l.contains("/no-such-page")
+            || l.contains("preview?ref=mian")
+            || l.contains("Error Code 400 from /apps/demo-app/deploy/preview")),
         "console errors: {console:#?}"
     );
     drop(demo);
