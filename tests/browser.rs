@@ -33,6 +33,18 @@ async fn sign_in(browser: &Browser, s: &support::server::Server, role: Role) {
     browser.set_cookie(name, value).await;
 }
 
+/// Waits until a click's navigation reaches a URL ending with `url` (with
+/// JavaScript off, only WebDriver's own view of the page can tell).
+async fn arrives_at(browser: &Browser, url: &str) {
+    for _ in 0..200 {
+        if browser.url().await.ends_with(url) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("never reached {url}; at {}", browser.url().await);
+}
+
 #[tokio::test]
 async fn an_operator_runs_an_action_from_the_dashboard_and_sees_its_output() {
     let Some(browser) = Browser::start().await else {
@@ -145,24 +157,25 @@ async fn without_javascript_a_risky_button_asks_on_a_page_and_runs_only_after_ye
     let run = "form[action='/apps/rfc-app/actions/hello/run'] button";
     browser.goto(&s.at("/")).await;
     browser.click(run).await;
+    arrives_at(&browser, &s.at("/apps/rfc-app/actions/hello/run")).await;
     let asked = browser.text().await;
     assert!(
         asked.contains("Confirm") && asked.contains("Run hello on rfc-app (production)?"),
         "{asked}"
     );
     assert!(asked.contains("Nothing has run yet."), "{asked}");
-    assert_eq!(browser.url().await, s.at("/apps/rfc-app/actions/hello/run"));
     assert_eq!(s.job_count().await, 0, "asked, not run");
 
     // No: back where the button was, nothing ran.
     browser.click("#confirm-no").await;
-    assert_eq!(browser.url().await, s.at("/"));
+    arrives_at(&browser, &s.at("/")).await;
     assert_eq!(s.job_count().await, 0);
 
     // Yes: it runs, and the job page shows it.
     browser.click(run).await;
+    arrives_at(&browser, &s.at("/apps/rfc-app/actions/hello/run")).await;
     browser.click("#confirm-yes").await;
-    assert_eq!(browser.url().await, s.at("/jobs/1"));
+    arrives_at(&browser, &s.at("/jobs/1")).await;
     assert_eq!(s.job_count().await, 1);
     assert_eq!(s.finished(1).await, opsdeck::jobs::State::Succeeded);
 
@@ -171,12 +184,14 @@ async fn without_javascript_a_risky_button_asks_on_a_page_and_runs_only_after_ye
     let sessions = browser.text().await;
     assert!(sessions.contains("ben this browser"), "{sessions}");
     browser.click("form[action^='/sessions/'] button").await;
+    arrives_at(&browser, "/revoke").await;
     let asked = browser.text().await;
     assert!(
         asked.contains("Revoke your own session? This browser is signed out at once."),
         "{asked}"
     );
     browser.click("#confirm-no").await;
+    arrives_at(&browser, &s.at("/sessions")).await;
     assert!(browser.text().await.contains("Sign out"), "still signed in");
 }
 
