@@ -84,7 +84,7 @@ async fn an_operator_runs_an_action_from_the_dashboard_and_sees_its_output() {
     let output = browser
         .until(
             "var t = document.body.innerText; \
-             return t.includes('second line') && t.includes('succeeded') && t",
+             return t.includes('second line') && document.querySelector('#job-state').innerText.trim() === 'succeeded' && t",
         )
         .await;
     assert!(
