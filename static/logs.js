@@ -42,9 +42,10 @@
     return q;
   }
 
+  // The Since/Until fields are UTC, like every time opsdeck shows.
   function seconds(name) {
     var value = form.elements[name].value;
-    return value ? Math.floor(new Date(value).getTime() / 1000) : null;
+    return value ? Math.floor(Date.parse(value + "Z") / 1000) : null;
   }
 
   // A file's lines carry their own time and level, if any: opsdeck only

@@ -441,6 +441,27 @@ async fn filters_match_what_people_type_and_a_typo_keeps_the_form() {
         "a part of a name is not the name"
     );
 
+    // The page: details as people read them, a job's rows as one group.
+    let html = server::client()
+        .get(s.at("/audit?action=deploy"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains(r#"<td class="detail" data-label="Details">kind: deploy · target: "#),
+        "{html}"
+    );
+    let grouped = html.matches(r#" in-job same-job">"#).count();
+    assert_eq!(
+        grouped,
+        deploys.len() - 1,
+        "all but the first row continue the job: {html}"
+    );
+
     // A date typo: the form as typed, the problem under it, no rows.
     let res = server::client()
         .get(s.at("/audit?actor=ci&since=2026-13-45"))

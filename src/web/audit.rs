@@ -86,6 +86,9 @@ impl Banner {
 /// One row as the table and the detail page show it.
 struct RowView {
     r: Record,
+    /// The row above in the table belongs to the same job: the table draws
+    /// a job's rows (request, start, release, end) as one group.
+    same_job_as_above: bool,
     when: Moment,
     /// The details as pretty JSON (or as stored, if not JSON).
     detail_pretty: String,
@@ -98,6 +101,7 @@ impl RowView {
             .and_then(|v| serde_json::to_string_pretty(&v).ok())
             .unwrap_or_else(|| r.detail.clone());
         RowView {
+            same_job_as_above: false,
             when: Moment::from_millis(r.at),
             detail_pretty,
             r,
@@ -113,19 +117,41 @@ impl RowView {
         }
     }
 
-    /// The details on one line, shortened for the table.
+    /// The details on one line as people read them — `kind: deploy ·
+    /// target: main`, not JSON — shortened for the table (the row's own
+    /// page has them in full).
     fn detail_short(&self) -> String {
-        let d = if self.r.detail == "{}" {
-            ""
-        } else {
-            &self.r.detail
+        let d = match serde_json::from_str::<serde_json::Value>(&self.r.detail) {
+            Ok(serde_json::Value::Object(fields)) => fields
+                .iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| match v {
+                    serde_json::Value::String(s) => format!("{k}: {s}"),
+                    other => format!("{k}: {other}"),
+                })
+                .collect::<Vec<_>>()
+                .join(" · "),
+            _ => self.r.detail.clone(),
         };
-        let mut s: String = d.chars().take(120).collect();
-        if d.chars().count() > 120 {
+        let mut s: String = d.chars().take(160).collect();
+        if d.chars().count() > 160 {
             s.push('…');
         }
         s
     }
+}
+
+/// The page's rows, each marked when it continues the job of the row above.
+fn in_jobs(rows: Vec<Record>) -> Vec<RowView> {
+    let mut above = None;
+    rows.into_iter()
+        .map(|r| {
+            let mut view = RowView::new(r);
+            view.same_job_as_above = view.r.job_id.is_some() && view.r.job_id == above;
+            above = view.r.job_id;
+            view
+        })
+        .collect()
 }
 
 #[derive(Template, WebTemplate)]
@@ -191,7 +217,7 @@ async fn index(
         banner: Banner::new(ctx.audit.chain_status()),
         filtered: filter != audit::Filter::default(),
         input: q.filter,
-        rows: rows.into_iter().map(RowView::new).collect(),
+        rows: in_jobs(rows),
         older,
         newer: before.is_some(),
         query,
