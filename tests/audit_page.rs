@@ -6,10 +6,28 @@ mod support;
 
 use support::cli::{Instance, Server, text};
 
+/// An opsdeck serving at a URL: the binary (`support::cli`) or in this
+/// process (`support::server`).
+trait Served {
+    fn url(&self) -> &str;
+}
+
+impl Served for Server {
+    fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+impl Served for support::server::Server {
+    fn url(&self) -> &str {
+        &self.url
+    }
+}
+
 /// `GET path` with a bearer token: (status, body).
-async fn get(server: &Server, token: &str, path: &str) -> (u16, String) {
+async fn get(server: &impl Served, token: &str, path: &str) -> (u16, String) {
     let r = reqwest::Client::new()
-        .get(format!("{}{path}", server.url))
+        .get(format!("{}{path}", server.url()))
         .bearer_auth(token)
         .send()
         .await
@@ -442,15 +460,7 @@ async fn filters_match_what_people_type_and_a_typo_keeps_the_form() {
     );
 
     // The page: details as people read them, a job's rows as one group.
-    let html = server::client()
-        .get(s.at("/audit?action=deploy"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (_, html) = get(&s, &admin, "/audit?action=deploy").await;
     assert!(
         html.contains(r#"<td class="detail" data-label="Details">kind: deploy · target: "#),
         "{html}"
@@ -463,14 +473,8 @@ async fn filters_match_what_people_type_and_a_typo_keeps_the_form() {
     );
 
     // A date typo: the form as typed, the problem under it, no rows.
-    let res = server::client()
-        .get(s.at("/audit?actor=ci&since=2026-13-45"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 400);
-    let html = res.text().await.unwrap();
+    let (status, html) = get(&s, &admin, "/audit?actor=ci&since=2026-13-45").await;
+    assert_eq!(status, 400);
     assert!(
         html.contains(r#"<input name="since" value="2026-13-45""#),
         "{html}"
@@ -483,15 +487,7 @@ async fn filters_match_what_people_type_and_a_typo_keeps_the_form() {
     assert!(problem < form_end, "the problem is beside the form: {html}");
 
     // CSV times read as times, with the milliseconds the hash covers.
-    let csv = server::client()
-        .get(s.at("/api/audit?format=csv&actor=ci"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (_, csv) = get(&s, &admin, "/api/audit?format=csv&actor=ci").await;
     let at = csv
         .lines()
         .nth(1)
