@@ -52,6 +52,27 @@ enum Command {
     /// Check or export the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// The demo app's service (what `opsdeck demo` runs and its deploys restart).
+    #[command(subcommand, hide = true)]
+    DemoService(DemoServiceCommand),
+}
+
+#[derive(Subcommand)]
+enum DemoServiceCommand {
+    /// Stop the running demo service and start a new one; fails unless it answers.
+    Restart(DemoServiceArgs),
+    /// Be the demo service.
+    Serve(DemoServiceArgs),
+}
+
+#[derive(Args)]
+struct DemoServiceArgs {
+    /// The demo directory.
+    #[arg(long)]
+    dir: PathBuf,
+    /// The `opsdeck demo` process: the service ends with it.
+    #[arg(long)]
+    owner: u32,
 }
 
 #[derive(Subcommand)]
@@ -165,8 +186,19 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Demo { dir } => {
             let config = opsdeck::demo::prepare(&dir)?;
+            opsdeck::demo::start(&dir);
             eprintln!("{}", opsdeck::demo::welcome(&config));
-            opsdeck::server::run(config).await?;
+            let served = opsdeck::server::run_then(config, opsdeck::demo::first_deploy).await;
+            opsdeck::demo::stop(&dir);
+            served?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::DemoService(DemoServiceCommand::Restart(a)) => {
+            println!("{}", opsdeck::demo::service::restart(&a.dir, a.owner)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::DemoService(DemoServiceCommand::Serve(a)) => {
+            opsdeck::demo::service::serve(&a.dir, a.owner).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Migrate(c) => {

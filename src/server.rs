@@ -16,6 +16,12 @@ use crate::config::Config;
 const CONNECTION_GRACE: Duration = Duration::from_secs(5);
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
+    run_then(config, |_| {}).await
+}
+
+/// [`run`], calling `ready` once the context is up and requests are
+/// served (the demo's first deploy starts there).
+pub async fn run_then(config: Config, ready: impl FnOnce(&crate::Context)) -> anyhow::Result<()> {
     let addrs = listen_addresses(&config.server.listen).await?;
     if config.auth.dev_login && !addrs.iter().all(|a| a.ip().is_loopback()) {
         anyhow::bail!(
@@ -63,6 +69,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             .await
     });
 
+    ready(&ctx);
     let signal = shutdown_signal().await?;
     tracing::info!("{signal}: no new connections; letting running jobs finish for up to {grace:?}");
     // Stop accepting first, so no new job starts while the engine drains.

@@ -4,61 +4,110 @@
 (function () {
   "use strict";
 
-  // Ask before a form with data-confirm="question" is sent. Forms that htmx
-  // sends are asked through the htmx:confirm event below instead.
+  // A risky form carries its question in a hidden "ask" field and the
+  // server lets it through only with confirmed=yes (without JavaScript it
+  // answers with a confirmation page). Here the question is a dialog, and
+  // a yes is sent along so that page is skipped.
   document.addEventListener("submit", function (event) {
     var form = event.target;
-    var question = form.getAttribute && form.getAttribute("data-confirm");
-    if (!question || sentByHtmx(form)) {
+    var ask = form.elements && form.elements.namedItem("ask");
+    if (!ask || !ask.value) {
       return;
     }
-    if (!window.confirm(question)) {
+    if (!window.confirm(ask.value)) {
       event.preventDefault();
+      return;
     }
+    var yes = form.elements.namedItem("confirmed");
+    if (!yes) {
+      yes = document.createElement("input");
+      yes.type = "hidden";
+      yes.name = "confirmed";
+      form.appendChild(yes);
+    }
+    yes.value = "yes";
   }, true);
 
-  document.addEventListener("htmx:confirm", function (event) {
-    var elt = event.detail.elt;
-    var question = elt.getAttribute("data-confirm") ||
-      (elt.form && elt.form.getAttribute("data-confirm"));
-    if (!question) {
-      return;
+  // <time datetime="…" title="2026-12-06 02:25:57 UTC">3 min ago</time>
+  // is written by the server (web/page.rs `relative`); the words are kept
+  // current here with the same rules, so a page left open at 3 a.m. does
+  // not say "just now" an hour later. The UTC time stays on hover.
+  function relative(ms, now) {
+    var seconds = Math.trunc((now - ms) / 1000);
+    var s = Math.abs(seconds);
+    var n;
+    var unit;
+    if (s < 45) {
+      return "just now";
+    } else if (s < 90 * 60) {
+      n = Math.trunc((s + 30) / 60);
+      unit = "min";
+    } else if (s < 36 * 3600) {
+      n = Math.trunc((s + 1800) / 3600);
+      unit = "h";
+    } else if (s < 14 * 86400) {
+      n = Math.trunc((s + 43200) / 86400);
+      unit = "days";
+    } else {
+      return "on " + new Date(ms).toISOString().slice(0, 10);
     }
-    event.preventDefault();
-    if (window.confirm(question)) {
-      event.detail.issueRequest(true);
-    }
-  });
-
-  function sentByHtmx(form) {
-    return form.hasAttribute("hx-post") || form.hasAttribute("hx-put") ||
-      form.hasAttribute("hx-delete") || !!form.closest("[hx-boost=true]");
+    n = Math.max(n, 1);
+    return seconds >= 0 ? n + " " + unit + " ago" : "in " + n + " " + unit;
   }
 
-  // <time datetime="2026-12-03T07:48:38Z">…</time> is rendered in UTC by
-  // the server; show it in the reader's own time zone, keeping UTC as the
-  // tooltip.
-  function localTimes(root) {
-    var times = root.querySelectorAll ? root.querySelectorAll("time[datetime]") : [];
+  function refreshTimes(root) {
+    var times = root.querySelectorAll ? root.querySelectorAll("time[datetime][title]") : [];
+    var now = Date.now();
     for (var i = 0; i < times.length; i++) {
-      var el = times[i];
-      if (el.hasAttribute("data-local")) {
-        continue;
+      var at = Date.parse(times[i].getAttribute("datetime"));
+      if (!isNaN(at)) {
+        times[i].textContent = relative(at, now);
       }
-      var at = new Date(el.getAttribute("datetime"));
-      if (isNaN(at.getTime())) {
-        continue;
-      }
-      el.title = at.toISOString();
-      el.textContent = at.toLocaleString();
-      el.setAttribute("data-local", "");
     }
   }
 
-  localTimes(document);
-  document.addEventListener("htmx:load", function (event) {
-    localTimes(event.target);
-  });
+  window.setInterval(function () {
+    refreshTimes(document);
+  }, 30000);
+
+  // The job page: the output scrolls in its own box and follows its tail,
+  // so the state and Cancel stay in view; scrolling up pauses following,
+  // scrolling back to the end (or the checkbox) resumes it. A running
+  // job's clock ticks every second between the server's refreshes.
+  var output = document.getElementById("output");
+  var follow = document.getElementById("output-follow");
+  if (output && follow) {
+    var atEnd = function () {
+      return output.scrollHeight - output.scrollTop - output.clientHeight < 24;
+    };
+    new MutationObserver(function () {
+      if (follow.checked) {
+        output.scrollTop = output.scrollHeight;
+      }
+    }).observe(output, { childList: true, characterData: true, subtree: true });
+    output.addEventListener("scroll", function () {
+      follow.checked = atEnd();
+    });
+    follow.addEventListener("change", function () {
+      if (follow.checked) {
+        output.scrollTop = output.scrollHeight;
+      }
+    });
+  }
+
+  function clock(ms) {
+    var s = Math.max(0, Math.floor(ms / 1000));
+    return s < 60 ? (Math.max(0, ms) / 1000).toFixed(1) + "s" : Math.floor(s / 60) + "m " + String(s % 60).padStart(2, "0") + "s";
+  }
+  window.setInterval(function () {
+    var running = document.querySelectorAll(".elapsed[data-since]");
+    for (var i = 0; i < running.length; i++) {
+      var since = Date.parse(running[i].getAttribute("data-since"));
+      if (!isNaN(since)) {
+        running[i].textContent = clock(Date.now() - since);
+      }
+    }
+  }, 1000);
 
   // htmx does not swap error responses; the server sends htmx a plain
   // sentence, shown here so a refused click never fails silently.
@@ -71,9 +120,22 @@
     flash.textContent = message;
     flash.hidden = false;
   }
+  // The sentence goes where the answer would have gone (a bad ref's
+  // problem replaces the old "what ships" and its Deploy button), so it
+  // shows next to the click; the banner is for requests with no target.
   document.addEventListener("htmx:responseError", function (event) {
     var xhr = event.detail.xhr;
-    show((xhr && xhr.responseText) || "The request failed.");
+    var message = (xhr && xhr.responseText) || "The request failed.";
+    var target = event.detail.target;
+    if (target && target !== document.body && target.id) {
+      var problem = document.createElement("p");
+      problem.className = "problem";
+      problem.setAttribute("role", "alert");
+      problem.textContent = message;
+      target.replaceChildren(problem);
+      return;
+    }
+    show(message);
   });
   document.addEventListener("htmx:sendError", function () {
     show("opsdeck cannot be reached; check your connection and try again.");

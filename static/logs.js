@@ -1,7 +1,8 @@
 // The Logs page: an EventSource on /api/apps/{app}/logs whose ids are
 // journal cursors, so a dropped connection, a pause or a restart of opsdeck
 // resumes exactly where it stopped. Lines are colour-coded by priority and
-// timed in the reader's own zone; the page keeps at most MAX lines.
+// timed in UTC, like every time opsdeck shows; the page keeps at most MAX
+// lines.
 (function () {
   "use strict";
   var MAX = 5000;
@@ -41,32 +42,60 @@
     return q;
   }
 
+  // The Since/Until fields are UTC, like every time opsdeck shows.
   function seconds(name) {
     var value = form.elements[name].value;
-    return value ? Math.floor(new Date(value).getTime() / 1000) : null;
+    return value ? Math.floor(Date.parse(value + "Z") / 1000) : null;
+  }
+
+  // A file's lines carry their own time and level, if any: opsdeck only
+  // knows when it read them, and gives every one priority 6. So for a file
+  // the read time is a tooltip, the level comes from the line's words, and
+  // the source shows only when several are mixed.
+  var LEVELS = [[/\b(EMERG|ALERT|CRIT(ICAL)?|FATAL|PANIC)\b/, 2], [/\bERR(OR)?\b/, 3], [/\bWARN(ING)?\b/, 4]];
+
+  function level(message) {
+    for (var i = 0; i < LEVELS.length; i++) {
+      if (LEVELS[i][0].test(message)) {
+        return LEVELS[i][1];
+      }
+    }
+    return 6;
   }
 
   function line(entry) {
+    var file = entry.u.charAt(0) === "/";
     var div = document.createElement("div");
-    div.className = "log-line p" + entry.p;
+    div.className = "log-line p" + (file ? level(entry.m) : entry.p);
     div.setAttribute("data-cursor", entry.c);
-    var time = document.createElement("time");
     var at = new Date(entry.t / 1000);
-    time.dateTime = at.toISOString();
-    time.title = at.toISOString();
-    time.textContent = at.toLocaleString();
-    var unit = document.createElement("span");
-    unit.className = "log-unit";
-    unit.textContent = entry.u;
-    var prio = document.createElement("span");
-    prio.className = "log-prio";
-    prio.textContent = PRIORITIES[entry.p] || "";
+    if (file) {
+      div.title = "read at " + at.toISOString();
+    } else {
+      var time = document.createElement("time");
+      time.dateTime = at.toISOString();
+      time.title = at.toISOString();
+      time.textContent = at.toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z");
+      div.appendChild(time);
+      div.appendChild(document.createTextNode(" "));
+    }
+    if (!form.elements.unit.value) {
+      var unit = document.createElement("span");
+      unit.className = "log-unit";
+      unit.textContent = entry.u;
+      div.appendChild(unit);
+      div.appendChild(document.createTextNode(" "));
+    }
+    if (!file) {
+      var prio = document.createElement("span");
+      prio.className = "log-prio";
+      prio.textContent = PRIORITIES[entry.p] || "";
+      div.appendChild(prio);
+      div.appendChild(document.createTextNode(" "));
+    }
     var msg = document.createElement("span");
     msg.className = "log-msg";
     msg.textContent = entry.m;
-    div.appendChild(time);
-    div.appendChild(unit);
-    div.appendChild(prio);
     div.appendChild(msg);
     return div;
   }

@@ -251,7 +251,7 @@ async fn an_action_runs_from_the_api_and_shows_as_the_apps_last_job() {
     let page = s.get_as("/", &token).await.text().await.unwrap();
     assert!(
         page.contains(&format!(
-            r#"Last: <a href="/jobs/{job}">action cleanup-sessions</a>"#
+            "<dt>Last job</dt>\n    <dd><a href=\"/jobs/{job}\">action cleanup-sessions</a> <span class=\"state state-succeeded\">"
         )),
         "{page}"
     );

@@ -6,10 +6,28 @@ mod support;
 
 use support::cli::{Instance, Server, text};
 
+/// An opsdeck serving at a URL: the binary (`support::cli`) or in this
+/// process (`support::server`).
+trait Served {
+    fn url(&self) -> &str;
+}
+
+impl Served for Server {
+    fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+impl Served for support::server::Server {
+    fn url(&self) -> &str {
+        &self.url
+    }
+}
+
 /// `GET path` with a bearer token: (status, body).
-async fn get(server: &Server, token: &str, path: &str) -> (u16, String) {
+async fn get(server: &impl Served, token: &str, path: &str) -> (u16, String) {
     let r = reqwest::Client::new()
-        .get(format!("{}{path}", server.url))
+        .get(format!("{}{path}", server.url()))
         .bearer_auth(token)
         .send()
         .await
@@ -367,4 +385,119 @@ async fn a_row_shows_its_record_and_hashes() {
     assert_eq!(status, 404);
     let (status, _) = get(&server, &admin, "/audit/abc").await;
     assert_eq!(status, 404);
+}
+
+/// The filters take what people type: `deploy` finds the rows of deploy
+/// jobs (a deploy is `job.request` … `job.end`), `ci` finds `token:ci`,
+/// `job` every `job.*` row; a date typo keeps the form as typed with the
+/// problem under it; the CSV's times are ISO 8601.
+#[tokio::test]
+async fn filters_match_what_people_type_and_a_typo_keeps_the_form() {
+    use support::server;
+    let repos = support::repos::Repos::new();
+    let s = server::start(&format!(
+        "[[app]]\nname = \"web\"\nenvironment = \"staging\"\nrepo = \"{}\"\n\n[[app.action]]\nname = \"hello\"\nrun = [\"true\"]\n",
+        repos.app.display()
+    ))
+    .await;
+    let ci = s.token("ci", opsdeck::auth::Role::Owner).await;
+    let admin = s.token("auditor", opsdeck::auth::Role::Admin).await;
+    let post = |path: &'static str, body: serde_json::Value| {
+        let request = server::client()
+            .post(s.at(path))
+            .bearer_auth(&ci)
+            .json(&body);
+        async move {
+            server::json(request.send().await.unwrap()).await["job"]
+                .as_i64()
+                .unwrap()
+        }
+    };
+    let deploy = post("/api/apps/web/deploy", serde_json::json!({"ref": "main"})).await;
+    s.finished(deploy).await;
+    let action = post("/api/apps/web/actions/hello/run", serde_json::json!({})).await;
+    s.finished(action).await;
+
+    let rows = |query: &'static str| {
+        let request = server::client()
+            .get(s.at(&format!("/api/audit?{query}")))
+            .bearer_auth(&admin);
+        async move {
+            let text = request.send().await.unwrap().text().await.unwrap();
+            text.lines()
+                .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+                .collect::<Vec<_>>()
+        }
+    };
+    let deploys = rows("action=deploy").await;
+    assert!(!deploys.is_empty());
+    assert!(deploys.iter().all(|r| r["job_id"] == deploy), "{deploys:?}");
+    let actions: Vec<_> = deploys
+        .iter()
+        .map(|r| r["action"].as_str().unwrap())
+        .collect();
+    assert!(
+        actions.contains(&"job.request") && actions.contains(&"job.end"),
+        "{actions:?}"
+    );
+    let jobs = rows("action=job").await;
+    assert!(
+        jobs.iter()
+            .all(|r| r["action"].as_str().unwrap().starts_with("job."))
+    );
+    assert!(jobs.iter().any(|r| r["job_id"] == action), "{jobs:?}");
+    for typed in ["actor=ci", "actor=CI", "actor=token:ci"] {
+        let by_ci = rows(typed).await;
+        assert!(!by_ci.is_empty(), "{typed}");
+        assert!(
+            by_ci.iter().all(|r| r["actor"] == "token:ci"),
+            "{typed}: {by_ci:?}"
+        );
+    }
+    assert!(
+        rows("actor=c").await.is_empty(),
+        "a part of a name is not the name"
+    );
+
+    // The page: details as people read them, a job's rows as one group.
+    let (_, html) = get(&s, &admin, "/audit?action=deploy").await;
+    assert!(
+        html.contains(r#"<td class="detail" data-label="Details">kind: deploy · target: "#),
+        "{html}"
+    );
+    let grouped = html.matches(r#" in-job same-job">"#).count();
+    assert_eq!(
+        grouped,
+        deploys.len() - 1,
+        "all but the first row continue the job: {html}"
+    );
+
+    // A date typo: the form as typed, the problem under it, no rows.
+    let (status, html) = get(&s, &admin, "/audit?actor=ci&since=2026-13-45").await;
+    assert_eq!(status, 400);
+    assert!(
+        html.contains(r#"<input name="since" value="2026-13-45""#),
+        "{html}"
+    );
+    assert!(html.contains(r#"<input name="actor" value="ci""#), "{html}");
+    let form_end = html.find("</form>").unwrap();
+    let problem = html
+        .find(r#"<p class="problem" role="alert" id="filter-problem">since &#34;2026-13-45&#34; is not a time"#)
+        .unwrap_or_else(|| panic!("{html}"));
+    assert!(problem < form_end, "the problem is beside the form: {html}");
+
+    // CSV times read as times, with the milliseconds the hash covers.
+    let (_, csv) = get(&s, &admin, "/api/audit?format=csv&actor=ci").await;
+    let at = csv
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(&at).is_ok() && at.ends_with('Z') && at.len() == 24,
+        "{at}"
+    );
 }

@@ -18,7 +18,32 @@ environment = "production"
 [[app.action]]
 name = "hello"
 run = ["sh", "-c", "echo hello from rfc-app; echo second line"]
+
+[[app.action]]
+name = "chatter"
+run = ["sh", "-c", "for i in $(seq 1 600); do echo \"line $i\"; sleep 0.01; done"]
 "#;
+
+/// Signs `browser` in as ben with `role` (the session's cookie, set on the
+/// server's site).
+async fn sign_in(browser: &Browser, s: &support::server::Server, role: Role) {
+    let (cookie, _) = s.session("ben", role).await;
+    let (name, value) = cookie.split_once('=').unwrap();
+    browser.goto(&s.at("/healthz")).await;
+    browser.set_cookie(name, value).await;
+}
+
+/// Waits until a click's navigation reaches a URL ending with `url` (with
+/// JavaScript off, only WebDriver's own view of the page can tell).
+async fn arrives_at(browser: &Browser, url: &str) {
+    for _ in 0..200 {
+        if browser.url().await.ends_with(url) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("never reached {url}; at {}", browser.url().await);
+}
 
 #[tokio::test]
 async fn an_operator_runs_an_action_from_the_dashboard_and_sees_its_output() {
@@ -26,10 +51,7 @@ async fn an_operator_runs_an_action_from_the_dashboard_and_sees_its_output() {
         return;
     };
     let s = start(APPS).await;
-    let (cookie, _) = s.session("ben", Role::Operator).await;
-    let (name, value) = cookie.split_once('=').unwrap();
-    browser.goto(&s.at("/healthz")).await;
-    browser.set_cookie(name, value).await;
+    sign_in(&browser, &s, Role::Operator).await;
 
     browser.goto(&s.at("/")).await;
     assert_eq!(
@@ -62,7 +84,7 @@ async fn an_operator_runs_an_action_from_the_dashboard_and_sees_its_output() {
     let output = browser
         .until(
             "var t = document.body.innerText; \
-             return t.includes('second line') && t.includes('succeeded') && t",
+             return t.includes('second line') && document.querySelector('#job-state').innerText.trim() === 'succeeded' && t",
         )
         .await;
     assert!(
@@ -70,12 +92,15 @@ async fn an_operator_runs_an_action_from_the_dashboard_and_sees_its_output() {
         "{output}"
     );
 
-    // Times are rendered in UTC by the server and shown in local time.
+    // Times read as how long ago, the UTC time on hover.
     browser.goto(&s.at("/apps/rfc-app")).await;
     let time = browser
-        .until("var t = document.querySelector('time[data-local]'); return t && t.title")
+        .until(
+            "var t = document.querySelector('time[datetime]'); return t && [t.innerText, t.title]",
+        )
         .await;
-    assert!(time.as_str().unwrap().ends_with('Z'), "{time}");
+    assert_eq!(time[0], "just now", "{time}");
+    assert!(time[1].as_str().unwrap().ends_with(" UTC"), "{time}");
 
     // Readable on a phone: nothing wider than the screen.
     browser.resize(390, 844).await;
@@ -115,4 +140,124 @@ async fn an_operator_runs_an_action_from_the_dashboard_and_sees_its_output() {
         console.iter().all(|l| !l.contains("SEVERE")),
         "console errors: {console:#?}"
     );
+}
+
+/// With JavaScript off there is no dialog: the server asks instead. A
+/// confirm-guarded action answers with a confirmation page, runs nothing
+/// until "Yes", and "No" leads back; Revoke asks too, and the viewer's own
+/// session is marked.
+#[tokio::test]
+async fn without_javascript_a_risky_button_asks_on_a_page_and_runs_only_after_yes() {
+    let Some(browser) = Browser::without_javascript().await else {
+        return;
+    };
+    let s = start(APPS).await;
+    sign_in(&browser, &s, Role::Owner).await;
+
+    let run = "form[action='/apps/rfc-app/actions/hello/run'] button";
+    browser.goto(&s.at("/")).await;
+    browser.click(run).await;
+    arrives_at(&browser, &s.at("/apps/rfc-app/actions/hello/run")).await;
+    let asked = browser.text().await;
+    assert!(
+        asked.contains("Confirm") && asked.contains("Run hello on rfc-app (production)?"),
+        "{asked}"
+    );
+    assert!(asked.contains("Nothing has run yet."), "{asked}");
+    assert_eq!(s.job_count().await, 0, "asked, not run");
+
+    // No: back where the button was, nothing ran.
+    browser.click("#confirm-no").await;
+    arrives_at(&browser, &s.at("/")).await;
+    assert_eq!(s.job_count().await, 0);
+
+    // Yes: it runs, and the job page shows it.
+    browser.click(run).await;
+    arrives_at(&browser, &s.at("/apps/rfc-app/actions/hello/run")).await;
+    browser.click("#confirm-yes").await;
+    arrives_at(&browser, &s.at("/jobs/1")).await;
+    assert_eq!(s.job_count().await, 1);
+    assert_eq!(s.finished(1).await, opsdeck::jobs::State::Succeeded);
+
+    // Sessions: this browser's own is marked, and Revoke asks first.
+    browser.goto(&s.at("/sessions")).await;
+    let sessions = browser.text().await;
+    assert!(sessions.contains("ben this browser"), "{sessions}");
+    browser.click("form[action^='/sessions/'] button").await;
+    arrives_at(&browser, "/revoke").await;
+    let asked = browser.text().await;
+    assert!(
+        asked.contains("Revoke your own session? This browser is signed out at once."),
+        "{asked}"
+    );
+    browser.click("#confirm-no").await;
+    arrives_at(&browser, &s.at("/sessions")).await;
+    assert!(browser.text().await.contains("Sign out"), "still signed in");
+}
+
+/// A long job's output follows its tail in a box of its own, so the state
+/// stays on screen; scrolling up pauses following; the clock ticks.
+#[tokio::test]
+async fn the_job_output_follows_its_tail_until_the_reader_scrolls_up() {
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let s = start(APPS).await;
+    sign_in(&browser, &s, Role::Owner).await;
+    let alice = opsdeck::auth::Actor::system("system:test");
+    let job = opsdeck::ops::actions::run(&s.ctx, &alice, "rfc-app", "chatter")
+        .await
+        .unwrap();
+    browser.goto(&s.at(&format!("/jobs/{job}"))).await;
+    browser
+        .until("return document.querySelector('#output').innerText.includes('line 150')")
+        .await;
+    let clock = browser
+        .until("var e = document.querySelector('.elapsed[data-since]'); return e && e.innerText")
+        .await;
+    // Following: the box shows its end, the state badge is on screen.
+    let seen = browser
+        .js(
+            "var o = document.querySelector('#output'); \
+             var state = document.querySelector('#job-state').getBoundingClientRect(); \
+             return [o.scrollHeight - o.scrollTop - o.clientHeight, o.scrollHeight > o.clientHeight, \
+                     state.top >= 0 && state.bottom <= innerHeight]",
+            json!([]),
+        )
+        .await;
+    assert!(seen[0].as_f64().unwrap() < 24.0, "{seen}");
+    assert_eq!(seen[1], true, "the output scrolls in its own box: {seen}");
+    assert_eq!(seen[2], true, "the state is on screen: {seen}");
+
+    // Scrolling up pauses; new lines do not move the reader.
+    browser
+        .js(
+            "var o = document.querySelector('#output'); o.scrollTop = 0; \
+             o.dispatchEvent(new Event('scroll')); return true",
+            json!([]),
+        )
+        .await;
+    let paused = browser
+        .js(
+            "return document.querySelector('#output-follow').checked",
+            json!([]),
+        )
+        .await;
+    assert_eq!(paused, false);
+    browser
+        .until("return document.querySelector('#output').innerText.includes('line 400')")
+        .await;
+    let top = browser
+        .js(
+            "return document.querySelector('#output').scrollTop",
+            json!([]),
+        )
+        .await;
+    assert_eq!(top, 0);
+    let later = browser
+        .until(&format!(
+            "var e = document.querySelector('.elapsed'); return e && e.innerText !== {clock} && e.innerText"
+        ))
+        .await;
+    assert!(later.as_str().unwrap().ends_with('s'), "{later}");
 }

@@ -251,3 +251,123 @@ async fn what_ships_then_deploy_with_the_production_confirmation_then_roll_back(
         "{dashboard}"
     );
 }
+
+/// A repository nobody cloned (`git init` on the host, no `origin`): What
+/// ships says so in one sentence, with the command that fixes it, and no
+/// job starts.
+#[tokio::test]
+async fn a_repository_without_origin_says_how_to_add_one() {
+    let dir = tempfile::tempdir().unwrap();
+    support::repos::sh_git(dir.path(), &["init", "-q"]);
+    support::repos::sh_git(dir.path(), &["commit", "-q", "--allow-empty", "-m", "one"]);
+    let server = server::start(&format!(
+        "[[app]]\nname = \"web\"\nrepo = \"{}\"\n",
+        dir.path().display()
+    ))
+    .await;
+    let owner = sign_in(&server, "ben", Role::Owner).await;
+    let (status, said) = owner.page("/apps/web/deploy/preview?ref=main").await;
+    assert_eq!(status, 409, "{said}");
+    assert!(
+        said.contains(&format!(
+            "has no remote named origin, so opsdeck has nothing to fetch a deploy from; add the repository you push to: git -C {} remote add origin &#60;url&#62;",
+            dir.path().display()
+        )),
+        "{said}"
+    );
+    let (status, _) = owner
+        .post(
+            "/apps/web/deploy",
+            &[
+                ("ref", "main"),
+                ("sha", &"0".repeat(40)),
+                ("confirm", "web"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 409);
+    assert_eq!(server.job_count().await, 0);
+}
+
+/// A deploy whose build fails, and whose recovery's rebuild fails too: the
+/// job page says loudest that the app may be down, above the steps.
+#[tokio::test]
+async fn a_failed_recovery_is_the_loudest_thing_on_the_job_page() {
+    let repos = Repos::new();
+    let server = server::start(&format!(
+        "[[app]]\nname = \"web\"\nrepo = \"{}\"\nbuild = [ {{ run = [\"sh\", \"-c\", \"echo broken >&2; exit 1\"] }} ]\n",
+        repos.app.display()
+    ))
+    .await;
+    let owner = sign_in(&server, "ben", Role::Owner).await;
+    let v2 = repos.push("version", "v2", "Version 2");
+    let (status, to) = owner
+        .post(
+            "/apps/web/deploy",
+            &[("ref", "main"), ("sha", v2.as_str()), ("confirm", "web")],
+        )
+        .await;
+    assert_eq!(status, 303, "{to}");
+    let id: i64 = to.trim_start_matches("/jobs/").parse().unwrap();
+    let (state, output) = server.outcome(id).await;
+    assert_eq!(state, State::Failed, "{output}");
+    let (_, page) = owner.page(&to).await;
+    let alarm = page
+        .find(r#"<div class="alarm" role="alert"><strong>The recovery failed too: web may be down now.</strong>"#)
+        .unwrap_or_else(|| panic!("{page}"));
+    assert!(alarm < page.find("<h2>Steps</h2>").unwrap(), "{page}");
+    assert!(page.contains("Took <span class=\"elapsed\">"), "{page}");
+}
+
+/// The dashboard card answers "how is it now?": the live commit and the
+/// last deploy (who, outcome) stay there after a failing action, which is
+/// only the last job; the card's live part refreshes on its own.
+#[tokio::test]
+async fn the_dashboard_card_shows_what_runs_and_the_last_deploy() {
+    let repos = Repos::new();
+    let server = server::start(&format!(
+        "[[app]]\nname = \"web\"\nenvironment = \"staging\"\nrepo = \"{}\"\n\n[[app.action]]\nname = \"check\"\nrun = [\"false\"]\n",
+        repos.app.display()
+    ))
+    .await;
+    let owner = sign_in(&server, "ben", Role::Owner).await;
+    let (_, dashboard) = owner.page("/").await;
+    assert!(
+        dashboard.contains("nothing deployed by opsdeck yet"),
+        "{dashboard}"
+    );
+    let v2 = repos.push("version", "v2", "Version 2");
+    let (_, to) = owner
+        .post("/apps/web/deploy", &[("ref", "main"), ("sha", v2.as_str())])
+        .await;
+    job_of(&server, &to).await;
+    let (_, to) = owner.post("/apps/web/actions/check/run", &[]).await;
+    let id: i64 = to.trim_start_matches("/jobs/").parse().unwrap();
+    assert_eq!(server.finished(id).await, State::Failed);
+
+    let (_, dashboard) = owner.page("/").await;
+    assert!(
+        dashboard.contains(&format!("<dt>Live</dt>\n    <dd><code>{}</code>", &v2[..7])),
+        "{dashboard}"
+    );
+    assert!(dashboard.contains("<dt>Last deploy</dt>"), "{dashboard}");
+    assert!(
+        dashboard.contains(r#"main</a> by ben, <time"#)
+            && dashboard.contains(
+                r#"just now</time> <span class="state state-succeeded">succeeded</span>"#
+            ),
+        "{dashboard}"
+    );
+    assert!(dashboard.contains("nothing running"), "{dashboard}");
+    assert!(
+        dashboard.contains(r#"action check</a> <span class="state state-failed">failed</span>"#),
+        "{dashboard}"
+    );
+    assert!(
+        dashboard.contains(r#"hx-get="/apps/web/now" hx-trigger="every 10s""#),
+        "{dashboard}"
+    );
+    let (status, now) = owner.page("/apps/web/now").await;
+    assert_eq!(status, 200);
+    assert!(now.starts_with(r#"<div class="now""#), "{now}");
+}

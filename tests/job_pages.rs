@@ -19,6 +19,10 @@ env = { GATE = "$DIR/gate" }
 [[app.action]]
 name = "forever"
 run = ["sleep", "1000"]
+
+[[app.action]]
+name = "colours"
+run = ["sh", "-c", "printf '\\033[1;32mok\\033[0m 3 passed <x>\\n\\033[31mFAIL\\033[39m one\\n'"]
 "#;
 
 async fn start() -> Server {
@@ -316,4 +320,41 @@ async fn the_cancel_button_posts_the_form_with_its_csrf_token() {
             .as_deref(),
         Some("olga")
     );
+}
+
+/// A build's colours reach the job page as colours, not as `[1;32m`; the
+/// plain-text output keeps the bytes as they were printed.
+#[tokio::test]
+async fn the_job_page_shows_ansi_colours_as_colours() {
+    let server = start().await;
+    let token = server.token("viewer", Role::Viewer).await;
+    let job = run_action(&server, "colours").await;
+    let mut stream = server::client()
+        .get(server.at(&format!("/jobs/{job}/events")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let events = read_events(&mut stream, &mut String::new(), |e| e.0 == "end").await;
+    let lines: String = events
+        .iter()
+        .filter(|e| e.0 == "line")
+        .map(|e| e.2.as_str())
+        .collect();
+    assert!(
+        lines.contains(r#"<span class="ansi-bold ansi-fg-2">ok</span> 3 passed &lt;x&gt;"#),
+        "{lines}"
+    );
+    assert!(
+        lines.contains(r#"<span class="ansi-fg-1">FAIL</span> one"#),
+        "{lines}"
+    );
+    assert!(!lines.contains('\u{1b}'), "{lines}");
+    let plain = server
+        .get_as(&format!("/api/jobs/{job}/output"), &token)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(plain.contains("\u{1b}[1;32mok"), "{plain}");
 }

@@ -171,9 +171,10 @@ async fn owner_deploys_and_rolls_back(
     browser
         .until("return location.pathname.startsWith('/jobs/')")
         .await;
-    // The output streams in as the job runs, then the verdict.
+    // The output streams in as the job runs, then the verdict (the job's
+    // own state: its steps say "succeeded" one by one before it ends).
     let output = browser
-        .until("var t = document.body.innerText; return t.includes('succeeded') && t")
+        .until("return document.querySelector('#job-state').innerText.trim() === 'succeeded' && document.body.innerText")
         .await;
     let output = output.as_str().unwrap();
     assert!(output.contains("build.sh"), "{output}");
@@ -196,7 +197,7 @@ async fn owner_deploys_and_rolls_back(
     assert!(asked.contains("back to release"), "{asked}");
     browser.accept_dialog().await;
     browser
-        .until("return location.pathname.startsWith('/jobs/') && document.body.innerText.includes('succeeded')")
+        .until("return location.pathname.startsWith('/jobs/') && document.querySelector('#job-state').innerText.trim() === 'succeeded'")
         .await;
     shots.take(browser, "owner-rolled-back").await;
     assert_eq!(answer(port).await, "v1");

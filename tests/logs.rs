@@ -531,3 +531,44 @@ async fn text(server: &Server, token: &str, path: &str) -> String {
     assert_eq!(res.status(), 200, "{path}");
     res.text().await.unwrap()
 }
+
+/// A machine without systemd's journal (here: opsdeck's PATH has no
+/// `journalctl`, as on a host without systemd): the Logs page says so up
+/// front instead of showing "live" over nothing. An app that logs only to
+/// files is not warned about a journal it does not use.
+#[tokio::test]
+async fn without_a_journal_the_logs_page_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    std::fs::write(&log, "started\n").unwrap();
+    let i = support::cli::Instance::new(&format!(
+        "[[app]]\nname = \"web\"\nunits = [\"web.service\"]\n\n[[app]]\nname = \"files\"\nlogs = {{ files = [{:?}] }}\n",
+        log.display().to_string()
+    ));
+    let token = i.token("oncall", "operator");
+    let empty = tempfile::tempdir().unwrap();
+    let server = i
+        .serve_with(
+            &[("PATH", empty.path().to_str().unwrap())],
+            std::process::Stdio::null(),
+            std::process::Stdio::null(),
+        )
+        .await;
+    let page = |path: &'static str| {
+        let request = reqwest::Client::new()
+            .get(format!("{}{path}", server.url))
+            .bearer_auth(&token);
+        async move { request.send().await.unwrap().text().await.unwrap() }
+    };
+    let html = page("/apps/web/logs").await;
+    assert!(
+        html.contains(r#"<p class="warning" role="status" id="journal-problem"><strong>No journal to read.</strong> This machine cannot run journalctl ("#),
+        "{html}"
+    );
+    assert!(
+        html.find("journal-problem").unwrap() < html.find("id=\"log-filter\"").unwrap(),
+        "the warning comes first: {html}"
+    );
+    let html = page("/apps/files/logs").await;
+    assert!(!html.contains("journal-problem"), "{html}");
+}

@@ -358,6 +358,19 @@ async fn unknown_secrets_underprivileged_actors_and_unparseable_files_are_refuse
 async fn the_demo_has_a_secret_to_rotate() {
     let dir = tempfile::tempdir().unwrap();
     let config = opsdeck::demo::prepare(dir.path()).unwrap();
+    // The rotation's health check asks the demo service: start it, owned
+    // by this test (it ends with it), as `opsdeck demo` would.
+    let started = std::process::Command::new(env!("CARGO_BIN_EXE_opsdeck"))
+        .args(["demo-service", "restart", "--dir"])
+        .arg(dir.path())
+        .args(["--owner", &std::process::id().to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        started.status.success(),
+        "{}",
+        String::from_utf8_lossy(&started.stderr)
+    );
     let env = config.app("demo-app").unwrap().env_file.clone().unwrap();
     assert_eq!(mode(&env), 0o600);
     let ctx = opsdeck::Context::start(config).await.unwrap();

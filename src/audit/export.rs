@@ -90,7 +90,9 @@ fn write_csv(buf: &mut Vec<u8>, r: &Record) {
     let job = r.job_id.map(|j| j.to_string()).unwrap_or_default();
     let fields = [
         r.id.to_string().as_str(),
-        r.at.to_string().as_str(),
+        // ISO 8601 with milliseconds: what a spreadsheet reads, and still
+        // exactly the `at` the row's hash covers.
+        iso_time(r.at).as_str(),
         &r.actor,
         &r.role,
         &r.action,
@@ -117,6 +119,13 @@ fn csv_field(v: &str) -> String {
 }
 
 /// Unix milliseconds as `2026-12-03 08:00:00 UTC`, for people.
+/// `2026-12-06T02:25:57.651Z` (the JSON Lines export keeps milliseconds).
+fn iso_time(ms: i64) -> String {
+    DateTime::<Utc>::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_else(|| ms.to_string())
+}
+
 pub fn format_time(ms: i64) -> String {
     DateTime::<Utc>::from_timestamp_millis(ms)
         .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())

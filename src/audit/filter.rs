@@ -66,6 +66,9 @@ pub struct Filter {
     pub text: Option<String>,
 }
 
+/// What an actor's login may be prefixed with (`auth::Actor`'s kinds).
+const ACTOR_PREFIXES: [&str; 3] = ["token:", "gitea:", "system:"];
+
 /// Longer filter values are refused rather than scanned for.
 const MAX_VALUE: usize = 200;
 
@@ -149,15 +152,45 @@ impl Filter {
     /// Appends ` WHERE …` (always, so callers can add ` AND …`).
     pub fn push_where(&self, q: &mut QueryBuilder<'_, Sqlite>) {
         q.push(" WHERE 1=1");
-        for (column, value) in [
-            ("actor", &self.actor),
-            ("app", &self.app),
-            ("action", &self.action),
-        ] {
-            if let Some(v) = value {
-                q.push(format_args!(" AND {column} = "))
-                    .push_bind(v.clone());
+        if let Some(app) = &self.app {
+            q.push(" AND app = ").push_bind(app.clone());
+        }
+        // An actor as people type it: `ben` is also `gitea:ben`, `token:ben`
+        // or `system:ben`, and `Ben` is `ben`. An `IN` list, so the actor
+        // index still answers it.
+        if let Some(actor) = &self.actor {
+            let mut names = vec![actor.clone()];
+            if !actor.contains(':') {
+                for prefix in ACTOR_PREFIXES {
+                    names.push(format!("{prefix}{actor}"));
+                }
             }
+            let lower: Vec<String> = names.iter().map(|n| n.to_lowercase()).collect();
+            names.extend(lower);
+            names.sort();
+            names.dedup();
+            q.push(" AND actor IN (");
+            let mut list = q.separated(", ");
+            for name in names {
+                list.push_bind(name);
+            }
+            q.push(")");
+        }
+        // An action as people type it: `job` is every `job.*` row (a range,
+        // so the action index answers it), and a kind of job (`deploy`,
+        // `rollback`, `rotate`, `sweep`, `action`) is every row of those
+        // jobs, from request to end.
+        if let Some(action) = &self.action {
+            let action = action.to_lowercase();
+            q.push(" AND (action = ")
+                .push_bind(action.clone())
+                .push(" OR (action >= ")
+                .push_bind(format!("{action}."))
+                .push(" AND action < ")
+                .push_bind(format!("{action}/"))
+                .push(") OR job_id IN (SELECT id FROM jobs WHERE kind = ")
+                .push_bind(action)
+                .push("))");
         }
         if let Some(o) = self.outcome {
             q.push(" AND outcome = ").push_bind(o.as_str());

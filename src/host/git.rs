@@ -122,16 +122,29 @@ pub fn validate_ref(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// `git fetch --prune origin`: brings the remote's branches and tags up to date.
+/// `git fetch --prune origin`: brings the remote's branches and tags up to
+/// date. A repository without `origin` gets that said, with the fix, rather
+/// than git's "does not appear to be a git repository".
 pub async fn fetch(host: &Host, repo: &Path) -> Result<()> {
-    git(
+    let fetched = git(
         host,
         repo,
         &["fetch", "--prune", "--tags", "--quiet", REMOTE],
         FETCH_TIMEOUT,
     )
-    .await
-    .map(drop)
+    .await;
+    if fetched.is_err() {
+        let remotes = run(host, repo, &["remote"], LOCAL_TIMEOUT).await?;
+        if remotes.success() && !remotes.stdout.lines().any(|r| r.trim() == REMOTE) {
+            return Err(Error::Conflict(format!(
+                "{place} has no remote named {REMOTE}, so opsdeck has nothing to fetch a deploy from; \
+                 add the repository you push to: git -C {repo} remote add {REMOTE} <url>",
+                place = host.place(repo),
+                repo = repo.display(),
+            )));
+        }
+    }
+    fetched.map(drop)
 }
 
 /// Resolves a requested branch, tag or commit into the full SHA of a commit,
@@ -256,25 +269,6 @@ pub async fn log(host: &Host, repo: &Path, from: &Sha, to: &Sha) -> Result<Vec<C
             })
         })
         .collect()
-}
-
-/// Runs git in `repo` on this machine and waits for it, for setup outside
-/// any job (the demo's repository): blocking, output left to the terminal.
-pub fn here(repo: &Path, args: &[&str]) -> Result<()> {
-    let status = std::process::Command::new("git")
-        .arg("-C")
-        .arg(repo)
-        .args(args)
-        .status()
-        .map_err(|e| Error::Unavailable(format!("cannot run git: is it installed? ({e})")))?;
-    if !status.success() {
-        return Err(Error::Unavailable(format!(
-            "git {} failed in {}",
-            args.join(" "),
-            repo.display()
-        )));
-    }
-    Ok(())
 }
 
 /// Runs git and returns its stdout, or an error that quotes git's own words.

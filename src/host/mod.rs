@@ -14,6 +14,7 @@ pub mod git;
 pub mod gitea;
 pub mod journal;
 pub mod lines;
+pub mod local;
 pub mod preflight;
 pub mod probe;
 pub mod release_tree;

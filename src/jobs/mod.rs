@@ -11,6 +11,10 @@ mod store;
 use serde::Serialize;
 
 pub use engine::{Engine, Request, already_queued};
+
+/// How a job's summary ends when its recovery failed as well: the app may
+/// be down, and the job page says so loudest.
+pub const RECOVERY_FAILED: &str = "the recovery steps failed too";
 pub use output::{Followed, Follower};
 pub use plan::{Plan, Step};
 

@@ -165,7 +165,7 @@ impl Run<'_> {
         match recovered {
             Ok(Steps::Succeeded) => (state, format!("{failure}; the recovery steps succeeded")),
             Ok(Steps::Stopped(stop)) => stopped(stop),
-            _ => (state, format!("{failure}; the recovery steps failed too")),
+            _ => (state, format!("{failure}; {}", super::RECOVERY_FAILED)),
         }
     }
 

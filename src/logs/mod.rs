@@ -184,3 +184,32 @@ pub fn cursor(text: &str) -> Result<&str> {
         )))
     }
 }
+
+/// Why this machine's journal can show no line at all — `journalctl` is
+/// missing or fails, or the whole journal is empty to opsdeck — so the
+/// Logs page warns instead of showing "live" over nothing; `None` when it
+/// has entries.
+pub async fn journal_problem() -> Option<String> {
+    let asked = crate::host::exec::capture(
+        &journal::newest_argv(),
+        None,
+        &std::collections::BTreeMap::new(),
+        std::time::Duration::from_secs(3),
+    )
+    .await;
+    match asked {
+        Err(e) => Some(format!(
+            "This machine cannot run journalctl ({}), so no unit's lines can show here; the units' logs need systemd's journal",
+            e.public_message()
+        )),
+        Ok(out) if out.status != Some(0) => Some(format!(
+            "This machine's journalctl fails, so no unit's lines can show here: {}",
+            out.stderr.trim()
+        )),
+        Ok(out) if out.stdout.trim().is_empty() => Some(
+            "This machine's journal has no entries for opsdeck: systemd-journald is not running here, or opsdeck's user may not read the journal (add it to the systemd-journal group); no unit's lines can show until then"
+                .to_owned(),
+        ),
+        Ok(_) => None,
+    }
+}

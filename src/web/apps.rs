@@ -12,9 +12,10 @@ use axum::routing::get;
 use serde::Serialize;
 
 use super::page::{AppCard, JobLine};
-use super::{Json, Page};
+use super::{Json, Moment, Page};
 use crate::auth::{Actor, Role};
-use crate::jobs::Job;
+use crate::config::App;
+use crate::jobs::{Job, State as JobState};
 use crate::{Context, Result};
 
 /// How many recent jobs an app's page lists; `/apps/{app}/jobs` has them all.
@@ -26,13 +27,70 @@ pub fn router() -> Router<Context> {
         .route("/apps/{app}", get(show))
         .route("/apps/{app}/health", get(health))
         .route("/api/apps", get(list))
+        .route("/apps/{app}/now", get(now))
 }
 
 #[derive(Template, WebTemplate)]
 #[template(path = "apps/index.html")]
 struct Dashboard {
     page: Page,
-    apps: Vec<AppCard>,
+    apps: Vec<(AppCard, Now)>,
+}
+
+/// A card's answer to "how is it now?": what runs, the last deploy (a
+/// rotation or a failing diagnostic action does not hide it), what runs or
+/// waits on it. Refreshed live (`apps/_now.html`).
+#[derive(Template, WebTemplate)]
+#[template(path = "apps/_now.html")]
+pub struct Now {
+    app: String,
+    /// The live release: short commit and ref.
+    live: Option<(String, String)>,
+    /// The newest deploy or rollback: kind, ref, who, when, outcome, job.
+    last_deploy: Option<(String, String, String, Moment, String, i64)>,
+    /// Whether the newest deploy or rollback ended well.
+    last_deploy_ok: bool,
+    running: Option<JobLine>,
+    queued: usize,
+    last_job: Option<JobLine>,
+}
+
+impl Now {
+    async fn of(ctx: &Context, app: &App) -> Result<Now> {
+        let live = crate::releases::current(&ctx.db, &app.name)
+            .await?
+            .map(|r| (r.short_sha().to_owned(), r.git_ref.clone()));
+        let newest = crate::releases::list(&ctx.db, &app.name, 1).await?.pop();
+        let queue = ctx.jobs.queue(&app.name).await?;
+        let last_job = ctx.jobs.recent(Some(&app.name), 1).await?.pop();
+        Ok(Now {
+            app: app.name.clone(),
+            live,
+            last_deploy_ok: newest
+                .as_ref()
+                .is_some_and(|r| r.state == JobState::Succeeded || !r.state.is_final()),
+            last_deploy: newest.map(|r| {
+                (
+                    r.kind.clone(),
+                    r.git_ref.clone(),
+                    r.actor.clone(),
+                    Moment::from_millis(r.created_at),
+                    r.outcome(),
+                    r.job,
+                )
+            }),
+            running: queue.running.as_ref().map(JobLine::from),
+            queued: queue.waiting.len(),
+            last_job: last_job.as_ref().map(JobLine::from),
+        })
+    }
+}
+
+/// `GET /apps/{app}/now`: the card's live part, for its refresh.
+async fn now(State(ctx): State<Context>, Path(name): Path<String>, actor: Actor) -> Result<Now> {
+    let app = ctx.app(&name)?;
+    ctx.authorize(&actor, Some(app), "view").await?;
+    Now::of(&ctx, app).await
 }
 
 /// The apps `actor` may view, in config order, with their last job.
@@ -43,19 +101,17 @@ pub async fn visible(ctx: &Context, actor: &Actor) -> Result<Vec<(AppCard, Optio
             continue;
         }
         let last = ctx.jobs.recent(Some(&app.name), 1).await?.pop();
-        let mut card = AppCard::new(app, actor);
-        card.last_job = last.as_ref().map(JobLine::from);
-        cards.push((card, last));
+        cards.push((AppCard::new(app, actor), last));
     }
     Ok(cards)
 }
 
 async fn dashboard(State(ctx): State<Context>, actor: Actor, page: Page) -> Result<Dashboard> {
-    let apps = visible(&ctx, &actor)
-        .await?
-        .into_iter()
-        .map(|(card, _)| card)
-        .collect();
+    let mut apps = Vec::new();
+    for (card, _) in visible(&ctx, &actor).await? {
+        let app = ctx.app(&card.name)?;
+        apps.push((card, Now::of(&ctx, app).await?));
+    }
     Ok(Dashboard { page, apps })
 }
 

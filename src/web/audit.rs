@@ -87,6 +87,9 @@ impl Banner {
 /// One row as the table and the detail page show it.
 struct RowView {
     r: Record,
+    /// The row above in the table belongs to the same job: the table draws
+    /// a job's rows (request, start, release, end) as one group.
+    same_job_as_above: bool,
     when: Moment,
     /// The details as pretty JSON (or as stored, if not JSON).
     detail_pretty: String,
@@ -99,6 +102,7 @@ impl RowView {
             .and_then(|v| serde_json::to_string_pretty(&v).ok())
             .unwrap_or_else(|| r.detail.clone());
         RowView {
+            same_job_as_above: false,
             when: Moment::from_millis(r.at),
             detail_pretty,
             r,
@@ -114,19 +118,41 @@ impl RowView {
         }
     }
 
-    /// The details on one line, shortened for the table.
+    /// The details on one line as people read them — `kind: deploy ·
+    /// target: main`, not JSON — shortened for the table (the row's own
+    /// page has them in full).
     fn detail_short(&self) -> String {
-        let d = if self.r.detail == "{}" {
-            ""
-        } else {
-            &self.r.detail
+        let d = match serde_json::from_str::<serde_json::Value>(&self.r.detail) {
+            Ok(serde_json::Value::Object(fields)) => fields
+                .iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| match v {
+                    serde_json::Value::String(s) => format!("{k}: {s}"),
+                    other => format!("{k}: {other}"),
+                })
+                .collect::<Vec<_>>()
+                .join(" · "),
+            _ => self.r.detail.clone(),
         };
-        let mut s: String = d.chars().take(120).collect();
-        if d.chars().count() > 120 {
+        let mut s: String = d.chars().take(160).collect();
+        if d.chars().count() > 160 {
             s.push('…');
         }
         s
     }
+}
+
+/// The page's rows, each marked when it continues the job of the row above.
+fn in_jobs(rows: Vec<Record>) -> Vec<RowView> {
+    let mut above = None;
+    rows.into_iter()
+        .map(|r| {
+            let mut view = RowView::new(r);
+            view.same_job_as_above = view.r.job_id.is_some() && view.r.job_id == above;
+            above = view.r.job_id;
+            view
+        })
+        .collect()
 }
 
 #[derive(Template, WebTemplate)]
@@ -143,6 +169,8 @@ struct IndexPage {
     query: String,
     outcomes: [&'static str; 4],
     apps: Vec<String>,
+    /// What is wrong with the filter, shown under the form it came from.
+    problem: Option<String>,
 }
 
 async fn index(
@@ -150,9 +178,29 @@ async fn index(
     actor: Actor,
     page: Page,
     Query(q): Query<IndexQuery>,
-) -> Result<IndexPage> {
+) -> Result<Response> {
     ctx.authorize(&actor, None, "audit").await?;
-    let filter = q.filter.parse()?;
+    // A typo keeps the form as typed, with the problem beside it.
+    let filter = match q.filter.parse() {
+        Ok(filter) => filter,
+        Err(Error::BadRequest(problem)) => {
+            let page = IndexPage {
+                page,
+                banner: Banner::new(ctx.audit.chain_status()),
+                filtered: true,
+                query: query_string(&q.filter),
+                input: q.filter,
+                rows: Vec::new(),
+                older: None,
+                newer: false,
+                outcomes: audit::Outcome::ALL.map(audit::Outcome::as_str),
+                apps: ctx.config.apps.iter().map(|a| a.name.clone()).collect(),
+                problem: Some(problem),
+            };
+            return Ok((axum::http::StatusCode::BAD_REQUEST, page).into_response());
+        }
+        Err(e) => return Err(e),
+    };
     let before = match q.before.trim() {
         "" => None,
         b => Some(b.parse::<i64>().map_err(|_| {
@@ -170,13 +218,15 @@ async fn index(
         banner: Banner::new(ctx.audit.chain_status()),
         filtered: filter != audit::Filter::default(),
         input: q.filter,
-        rows: rows.into_iter().map(RowView::new).collect(),
+        rows: in_jobs(rows),
         older,
         newer: before.is_some(),
         query,
         outcomes: audit::Outcome::ALL.map(audit::Outcome::as_str),
         apps: ctx.config.apps.iter().map(|a| a.name.clone()).collect(),
-    })
+        problem: None,
+    }
+    .into_response())
 }
 
 #[derive(Template, WebTemplate)]

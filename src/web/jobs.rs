@@ -109,7 +109,7 @@ async fn events(
 }
 
 /// `GET /jobs/{id}/events`: the page's stream for htmx's SSE extension —
-/// a `line` event of escaped lines per batch (id = its last line), then
+/// a `line` event of escaped lines, colours as spans (`ansi.rs`), per batch (id = its last line), then
 /// an `end` event carrying the final state badge.
 async fn page_events(
     State(ctx): State<Context>,
@@ -124,7 +124,7 @@ async fn page_events(
             let mut out = format!("event: line\nid: {last}\n");
             for line in lines {
                 out.push_str("data: ");
-                out.push_str(&escape(line));
+                out.push_str(&super::ansi::to_html(line));
                 out.push('\n');
             }
             // A last, empty data line ends the batch with a newline.
@@ -176,21 +176,6 @@ fn stream(follower: Follower, format: fn(&Followed) -> String) -> Body {
     Body::from_stream(chunks)
 }
 
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// A job as the pages show it.
 struct JobView {
     job: Job,
@@ -211,6 +196,19 @@ impl JobView {
 
     fn elapsed(&self) -> String {
         elapsed(self.job.started_at, self.job.finished_at)
+    }
+
+    /// When it started, for the page's running clock.
+    fn started(&self) -> Option<Moment> {
+        self.job.started_at.map(Moment::from_millis)
+    }
+
+    /// It failed, and so did its recovery: the app may be down.
+    fn recovery_failed(&self) -> bool {
+        self.job
+            .summary
+            .as_deref()
+            .is_some_and(|s| s.ends_with(crate::jobs::RECOVERY_FAILED))
     }
 
     fn step_elapsed(&self, i: &usize) -> String {

@@ -88,6 +88,8 @@ struct LogsPage {
     backfill: usize,
     /// `journalctl -u … -f`, for copying.
     command: String,
+    /// Why no unit's line can show (no journal here), said up front.
+    journal_problem: Option<String>,
 }
 
 async fn page(
@@ -97,7 +99,14 @@ async fn page(
     page: Page,
 ) -> Result<LogsPage> {
     let (app, filter) = filter(&ctx, &actor, &name, &Ask::default()).await?;
+    let units = logs::log_units(&app);
+    let journal_problem = if app.is_local() && !units.is_empty() {
+        logs::journal_problem().await
+    } else {
+        None
+    };
     Ok(LogsPage {
+        journal_problem,
         page,
         app: AppCard::new(&app, &actor),
         units: logs::log_units(&app).to_vec(),

@@ -12,10 +12,12 @@ use axum::routing::get;
 use crate::Context;
 
 mod actions;
+mod ansi;
 mod apps;
 mod assets;
 mod audit;
 pub mod auth;
+mod confirm;
 mod conn;
 mod deploy;
 mod error;
@@ -56,8 +58,13 @@ pub fn router(ctx: Context) -> Router {
         .merge(sweeps::router())
         .merge(logs::router())
         .fallback(not_found)
-        // Innermost first: authentication sees only bodies within the limit,
-        // and every error, from any layer, leaves as the client expects it.
+        // Innermost first: risky forms are asked about once the sender is
+        // known, authentication sees only bodies within the limit, and
+        // every error, from any layer, leaves as the client expects it.
+        .layer(middleware::from_fn_with_state(
+            ctx.clone(),
+            confirm::ask_first,
+        ))
         .layer(middleware::from_fn_with_state(
             ctx.clone(),
             auth::authenticate,
@@ -69,6 +76,10 @@ pub fn router(ctx: Context) -> Router {
         .layer(DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn(error::uniform))
         .layer(middleware::from_fn(headers::security))
+        // gzip or brotli as the browser accepts (htmx: 52 KB → 16 KB); live
+        // streams (`text/event-stream`) are left alone, so no event waits
+        // in a compressor's buffer.
+        .layer(tower_http::compression::CompressionLayer::new())
         .with_state(ctx)
 }
 

@@ -79,12 +79,15 @@ impl<S: Send + Sync> FromRequestParts<S> for Page {
     }
 }
 
-/// A moment as pages show it: `<time datetime="{{ iso }}">{{ utc }}</time>`,
-/// which `app.js` rewrites into the reader's own time zone.
+/// A moment as pages show it: `<time datetime="{{ iso }}" title="{{ utc }}">
+/// {{ ago }}</time>` — how long ago (or how soon), with the absolute time
+/// in UTC, the zone of every time opsdeck shows, on hover. `app.js` keeps
+/// the relative words current on a page left open.
 #[derive(Debug, Clone)]
 pub struct Moment {
     pub iso: String,
     pub utc: String,
+    pub ago: String,
 }
 
 impl Moment {
@@ -94,6 +97,7 @@ impl Moment {
         Moment {
             iso: at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             utc: crate::audit::format_time(ms),
+            ago: relative(ms, chrono::Utc::now().timestamp_millis()),
         }
     }
 }
@@ -104,8 +108,7 @@ pub struct AppCard {
     pub environment: String,
     pub host: String,
     pub actions: Vec<ActionButton>,
-    pub last_job: Option<JobLine>,
-    /// It has units to read logs of, and the actor may.
+    /// It has units or files to read logs of, and the actor may.
     pub logs: bool,
 }
 
@@ -120,9 +123,7 @@ impl AppCard {
                 .iter()
                 .map(|a| ActionButton::new(app, a, actor))
                 .collect(),
-            last_job: None,
-            logs: !crate::logs::log_units(app).is_empty()
-                && actor.role >= app.required_role("logs"),
+            logs: !crate::logs::sources(app).is_empty() && actor.role >= app.required_role("logs"),
         }
     }
 
@@ -156,6 +157,9 @@ pub struct ActionButton {
     /// may not press is shown disabled, saying why.
     pub needs: Role,
     pub allowed: bool,
+    /// Its config asks a question of its own (`confirm`): the button looks
+    /// risky.
+    pub risky: bool,
 }
 
 impl ActionButton {
@@ -169,6 +173,7 @@ impl ActionButton {
             }),
             needs,
             allowed: actor.role >= needs,
+            risky: action.confirm.is_some(),
         }
     }
 }
@@ -231,4 +236,54 @@ pub fn sse(body: Body) -> Response {
         body,
     )
         .into_response()
+}
+
+/// `ms` as words relative to `now` (both Unix milliseconds): "just now",
+/// "3 min ago", "in 5 h", "2 days ago"; beyond two weeks, the UTC date.
+/// `static/app.js` applies the same rules in the browser.
+pub fn relative(ms: i64, now: i64) -> String {
+    let seconds = (now - ms) / 1000;
+    let (n, unit) = match seconds.abs() {
+        s if s < 45 => return "just now".to_owned(),
+        s if s < 90 * 60 => ((s + 30) / 60, "min"),
+        s if s < 36 * 3600 => ((s + 1800) / 3600, "h"),
+        s if s < 14 * 86400 => ((s + 43200) / 86400, "days"),
+        _ => {
+            let at = chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default();
+            return format!("on {}", at.format("%Y-%m-%d"));
+        }
+    };
+    let n = n.max(1);
+    if seconds >= 0 {
+        format!("{n} {unit} ago")
+    } else {
+        format!("in {n} {unit}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::relative;
+
+    const MIN: i64 = 60_000;
+    const NOW: i64 = 1_796_523_957_000; // 2026-12-06 02:25:57 UTC
+
+    #[test]
+    fn times_read_as_how_long_ago_or_how_soon() {
+        assert_eq!(relative(NOW, NOW), "just now");
+        assert_eq!(relative(NOW - 44_000, NOW), "just now");
+        assert_eq!(relative(NOW - 50_000, NOW), "1 min ago");
+        assert_eq!(relative(NOW - 3 * MIN, NOW), "3 min ago");
+        assert_eq!(relative(NOW - 89 * MIN, NOW), "89 min ago");
+        assert_eq!(relative(NOW - 3 * 60 * MIN, NOW), "3 h ago");
+        assert_eq!(relative(NOW + 5 * 60 * MIN, NOW), "in 5 h");
+        assert_eq!(relative(NOW + 10 * MIN, NOW), "in 10 min");
+        assert_eq!(relative(NOW - 36 * 60 * MIN, NOW), "2 days ago");
+        assert_eq!(relative(NOW - 13 * 24 * 60 * MIN, NOW), "13 days ago");
+    }
+
+    #[test]
+    fn old_times_show_their_utc_date() {
+        assert_eq!(relative(NOW - 20 * 24 * 60 * MIN, NOW), "on 2026-11-16");
+    }
 }

@@ -37,11 +37,15 @@ struct Row {
     created: Moment,
     last_seen: Moment,
     expires: Moment,
+    /// The session of the browser looking at the page.
+    yours: bool,
 }
 
-impl From<session::Session> for Row {
-    fn from(s: session::Session) -> Row {
+impl Row {
+    /// `csrf`: the viewer's token, which names their own session.
+    fn new(s: session::Session, csrf: &str) -> Row {
         Row {
+            yours: !csrf.is_empty() && s.csrf == csrf,
             id: s.id,
             login: s.login,
             role: s.role.to_string(),
@@ -60,8 +64,11 @@ async fn list(State(ctx): State<Context>, actor: Actor, page: Page) -> Result<Se
     ctx.authorize(&actor, None, "sessions").await?;
     let sessions = ctx.sessions.list_active().await?;
     Ok(SessionsPage {
+        sessions: sessions
+            .into_iter()
+            .map(|s| Row::new(s, &page.csrf))
+            .collect(),
         page,
-        sessions: sessions.into_iter().map(Row::from).collect(),
     })
 }
 

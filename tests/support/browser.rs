@@ -26,6 +26,16 @@ const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
 impl Browser {
     pub async fn start() -> Option<Browser> {
+        Browser::launch(&[]).await
+    }
+
+    /// A browser with JavaScript turned off, as some users (and broken
+    /// networks that lose a script) have it.
+    pub async fn without_javascript() -> Option<Browser> {
+        Browser::launch(&["--blink-settings=scriptEnabled=false"]).await
+    }
+
+    async fn launch(extra: &[&str]) -> Option<Browser> {
         if !std::path::Path::new(CHROMIUM).exists() || !std::path::Path::new(CHROMEDRIVER).exists()
         {
             assert!(
@@ -55,6 +65,19 @@ impl Browser {
         }
         assert!(ready, "chromedriver did not start");
         let profile = tempfile::tempdir().unwrap();
+        let mut args = vec![
+            "--headless".to_owned(),
+            "--no-sandbox".into(),
+            "--disable-gpu".into(),
+            "--disable-quic".into(),
+            "--no-first-run".into(),
+            "--disable-background-networking".into(),
+            "--disable-component-update".into(),
+            "--disable-sync".into(),
+            "--window-size=1200,900".into(),
+            format!("--user-data-dir={}", profile.path().display()),
+        ];
+        args.extend(extra.iter().map(|a| a.to_string()));
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "goog:loggingPrefs": {"browser": "ALL"},
@@ -62,13 +85,7 @@ impl Browser {
                 "binary": CHROMIUM,
                 // Without the background-networking flags Chromium floods
                 // a closed network with refused connections.
-                "args": [
-                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                    "--no-first-run", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync",
-                    "--window-size=1200,900",
-                    format!("--user-data-dir={}", profile.path().display()),
-                ],
+                "args": args,
             },
         }}});
         let res: Value = http
