@@ -290,7 +290,8 @@ async fn a_repository_without_origin_says_how_to_add_one() {
 }
 
 /// A deploy whose build fails, and whose recovery's rebuild fails too: the
-/// job page says loudest that the app may be down, above the steps.
+/// job page says loudest that the app may be down, above the steps, and
+/// the recovery step names the commit it went back to.
 #[tokio::test]
 async fn a_failed_recovery_is_the_loudest_thing_on_the_job_page() {
     let repos = Repos::new();
@@ -300,6 +301,7 @@ async fn a_failed_recovery_is_the_loudest_thing_on_the_job_page() {
     ))
     .await;
     let owner = sign_in(&server, "ben", Role::Owner).await;
+    let v1 = support::repos::sh_git(&repos.app, &["rev-parse", "HEAD"]);
     let v2 = repos.push("version", "v2", "Version 2");
     let (status, to) = owner
         .post(
@@ -311,7 +313,24 @@ async fn a_failed_recovery_is_the_loudest_thing_on_the_job_page() {
     let id: i64 = to.trim_start_matches("/jobs/").parse().unwrap();
     let (state, output) = server.outcome(id).await;
     assert_eq!(state, State::Failed, "{output}");
+    assert!(
+        output.contains(&format!("git checkout --detach {v1}")),
+        "{output}"
+    );
     let (_, page) = owner.page(&to).await;
+    // The recovery step names the commit it goes back to, not a placeholder.
+    assert!(
+        page.contains(&format!(
+            "check out the commit this deploy replaced ({})",
+            &v1[..7]
+        )),
+        "{page}"
+    );
+    assert!(page.contains(&format!("checkout --detach {v1}")), "{page}");
+    assert!(
+        !page.contains("&lt;the commit this job replaced&gt;"),
+        "{page}"
+    );
     let alarm = page
         .find(r#"<div class="alarm" role="alert"><strong>The recovery failed too: web may be down now.</strong>"#)
         .unwrap_or_else(|| panic!("{page}"));

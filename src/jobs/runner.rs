@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use super::State;
 use super::engine::{Inner, Stop, job_actor};
 use super::output::{self, Live};
-use super::plan::Step;
+use super::plan::{Plan, Step};
 use super::store::{self, Runnable};
 use crate::audit::{Event, Outcome};
 use crate::host::exec::Ended;
@@ -157,16 +157,30 @@ impl Run<'_> {
         self.say(format!("{failure}; running the recovery steps"))
             .await;
         let first = plan.steps.len();
-        let recovered =
-            match store::add_steps(&self.inner.db, self.job.id, first, &plan.recovery).await {
-                Ok(()) => self.steps(&plan.recovery, first).await,
-                Err(e) => Err(e),
-            };
+        let pinned = self.pinned(plan);
+        let recovered = match store::add_recovery(&self.inner.db, self.job.id, &pinned).await {
+            Ok(()) => self.steps(&pinned.recovery, first).await,
+            Err(e) => Err(e),
+        };
         match recovered {
             Ok(Steps::Succeeded) => (state, format!("{failure}; the recovery steps succeeded")),
             Ok(Steps::Stopped(stop)) => stopped(stop),
             _ => (state, format!("{failure}; {}", super::RECOVERY_FAILED)),
         }
+    }
+
+    /// The plan with its recovery steps naming what this job replaced (the
+    /// commit, the release) instead of a placeholder, for the job page, the
+    /// stored plan and the command lines printed.
+    fn pinned(&self, plan: &Plan) -> Plan {
+        let mut plan = plan.clone();
+        for step in &mut plan.recovery {
+            if let Some((work, words)) = step.work.pinned(&self.memory) {
+                step.work = work;
+                step.title = format!("{} ({words})", step.title);
+            }
+        }
+        plan
     }
 
     /// Runs `steps` (numbered from `first` in the job) until one does not succeed.

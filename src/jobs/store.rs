@@ -91,10 +91,17 @@ pub async fn insert(db: &SqlitePool, job: NewJob<'_>) -> Result<i64> {
     Ok(id)
 }
 
-/// Adds step rows numbered from `first` (recovery steps follow the plan's).
-pub async fn add_steps(db: &SqlitePool, job: i64, first: usize, steps: &[Step]) -> Result<()> {
+/// Adds the recovery's step rows after the plan's, and stores the plan as
+/// the recovery runs it (its values pinned from what the job replaced).
+pub async fn add_recovery(db: &SqlitePool, job: i64, plan: &Plan) -> Result<()> {
+    let stored = serde_json::to_string(plan).map_err(anyhow::Error::from)?;
     let mut tx = db.begin().await?;
-    insert_steps(&mut tx, job, first, steps).await?;
+    insert_steps(&mut tx, job, plan.steps.len(), &plan.recovery).await?;
+    sqlx::query("UPDATE jobs SET plan = ? WHERE id = ?")
+        .bind(stored)
+        .bind(job)
+        .execute(&mut *tx)
+        .await?;
     tx.commit().await?;
     Ok(())
 }

@@ -319,6 +319,7 @@ pub(super) fn checkout_plan(app: &App, repo: &Path, sha: &Sha, git_ref: &str) ->
         title: "Roll back: check out the commit this deploy replaced".into(),
         work: Work::CheckoutPrevious(checkout::CheckoutPrevious {
             repo: repo.to_owned(),
+            sha: None,
         }),
         timeout: None,
     };
@@ -385,6 +386,7 @@ pub(super) fn switch_plan(app: &App, root: &Path, name: &str) -> Plan {
         title: "Roll back: switch current back to the release this job replaced".into(),
         work: Work::SwitchBack(release::SwitchBack {
             root: root.to_owned(),
+            release: None,
         }),
         timeout: None,
     }];

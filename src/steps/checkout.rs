@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
-use super::{Bounds, Perform, StepJob, cd};
+use super::{Bounds, Memory, Perform, StepJob, Work, cd};
 use crate::Error;
 use crate::host::exec::Ended;
 use crate::host::git::{self, Sha};
@@ -24,6 +24,10 @@ pub struct Checkout {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckoutPrevious {
     pub repo: PathBuf,
+    /// That commit, written in when the recovery starts (`Work::pinned`),
+    /// so the job page and the stored plan name it; absent before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha: Option<String>,
 }
 
 /// The commit each work tree was at before this job's `Checkout`.
@@ -63,10 +67,18 @@ impl Perform for Checkout {
 
 impl Perform for CheckoutPrevious {
     fn command_line(&self) -> String {
-        git_line(
-            &self.repo,
-            "checkout --detach <the commit this job replaced>",
-        )
+        let sha = self.sha.as_deref();
+        let sha = sha.unwrap_or("<the commit this job replaced>");
+        git_line(&self.repo, &format!("checkout --detach {sha}"))
+    }
+
+    fn pinned(&self, memory: &Memory) -> Option<(Work, String)> {
+        let sha = memory.checkout.commit(&self.repo)?;
+        let step = CheckoutPrevious {
+            repo: self.repo.clone(),
+            sha: Some(sha.to_string()),
+        };
+        Some((Work::CheckoutPrevious(step), sha.short().to_string()))
     }
 
     fn perform<'a>(&'a self, job: &'a mut StepJob<'_>, bounds: Bounds) -> BoxFuture<'a, Ended> {

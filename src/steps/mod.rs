@@ -89,6 +89,13 @@ impl Work {
         self.step().command_line()
     }
 
+    /// This step with what the job replaced written in (the commit, the
+    /// release), and those words for its title, once `memory` knows them;
+    /// None when the step names nothing it replaced.
+    pub fn pinned(&self, memory: &Memory) -> Option<(Work, String)> {
+        self.step().pinned(memory)
+    }
+
     /// Does the step for `job`, within `bounds`; how it ended.
     pub async fn perform(&self, job: &mut StepJob<'_>, bounds: Bounds) -> Ended {
         self.step().perform(job, bounds).await
@@ -99,6 +106,12 @@ impl Work {
 pub trait Perform: Sync {
     /// The command the step runs or stands for (never a secret value).
     fn command_line(&self) -> String;
+
+    /// A recovery step's values pinned from what the job replaced (see
+    /// `Work::pinned`); most steps name nothing they replaced.
+    fn pinned(&self, _memory: &Memory) -> Option<(Work, String)> {
+        None
+    }
 
     /// Does the step. Lines it prints go to `bounds.lines`; it ends within
     /// `bounds.limit`, and as soon as `bounds.stopped` resolves.
@@ -215,7 +228,9 @@ mod tests {
             r#"{"kind":"run","argv":["npm","ci"],"cwd":"/opt/app/frontend","env":{"A":"b"}}"#,
             r#"{"kind":"checkout","repo":"/opt/app","sha":"0123456789abcdef0123456789abcdef01234567"}"#,
             r#"{"kind":"checkout_previous","repo":"/opt/app"}"#,
+            r#"{"kind":"checkout_previous","repo":"/opt/app","sha":"0123456789abcdef0123456789abcdef01234567"}"#,
             r#"{"kind":"switch_back","root":"/srv/app"}"#,
+            r#"{"kind":"switch_back","root":"/srv/app","release":"20261206-0133-0123456"}"#,
             r#"{"kind":"cleanup_releases","keep":5}"#,
             r#"{"kind":"restart","units":["app.service"],"sudo":false}"#,
             r#"{"kind":"probe","url":"http://127.0.0.1:8000/health","expect":null,"timeout":30000}"#,

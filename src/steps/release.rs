@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
-use super::{Bounds, Perform, StepJob, cd, path};
+use super::{Bounds, Memory, Perform, StepJob, Work, cd, path};
 use crate::host::crash_point;
 use crate::host::exec::{Ended, command_line as quoted};
 use crate::host::git::Sha;
@@ -37,6 +37,10 @@ pub struct SwitchRelease {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SwitchBack {
     pub root: PathBuf,
+    /// That release, written in when the recovery starts (`Work::pinned`),
+    /// so the job page and the stored plan name it; absent before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<String>,
 }
 
 /// The release `current` pointed to, per releases root, before this job's
@@ -104,10 +108,24 @@ impl Perform for SwitchRelease {
 
 impl Perform for SwitchBack {
     fn command_line(&self) -> String {
+        let release = self.release.as_deref();
+        let release = release.unwrap_or("<the release this job replaced>");
         format!(
-            "{} && ln -sfn releases/<the release this job replaced> current",
-            cd(&self.root)
+            "{} && ln -sfn {} current",
+            cd(&self.root),
+            quoted(&[format!("releases/{release}")])
         )
+    }
+
+    fn pinned(&self, memory: &Memory) -> Option<(Work, String)> {
+        let Some(Some(name)) = memory.release.release(&self.root) else {
+            return None;
+        };
+        let step = SwitchBack {
+            root: self.root.clone(),
+            release: Some(name.clone()),
+        };
+        Some((Work::SwitchBack(step), name.clone()))
     }
 
     fn perform<'a>(&'a self, job: &'a mut StepJob<'_>, bounds: Bounds) -> BoxFuture<'a, Ended> {
