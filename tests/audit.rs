@@ -111,6 +111,63 @@ async fn the_triggers_refuse_update_and_delete() {
     assert_eq!(verify(&i).1, "verified 3 events (through #3)\n");
 }
 
+/// Migration 0080 rebuilds the table to allow `cancelled`: rows written
+/// before it keep their chain, and the table stays append-only.
+#[tokio::test]
+async fn rows_written_before_the_cancelled_outcome_still_verify() {
+    let i = Instance::new("");
+    let data = i.dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let db = opsdeck::db::connect(&data.join("opsdeck.db"))
+        .await
+        .unwrap();
+    let before = sqlx::migrate::Migrator {
+        migrations: opsdeck::db::MIGRATIONS
+            .iter()
+            .filter(|m| m.version < 80)
+            .cloned()
+            .collect(),
+        ..sqlx::migrate::Migrator::DEFAULT
+    };
+    before.run(&db).await.unwrap();
+    let audit = Audit::new(db.clone(), &Default::default());
+    for outcome in [Outcome::Ok, Outcome::Failed, Outcome::Denied] {
+        let event = Event::new(&Actor::system("tester"), "job.end", "web").outcome(outcome);
+        audit.record(event).await.unwrap();
+    }
+    let refused = sqlx::query(
+        "INSERT INTO audit_events (at, actor, action, outcome, prev_hash, hash)
+         VALUES (0, 'x', 'x', 'cancelled', '', '')",
+    )
+    .execute(&db)
+    .await
+    .unwrap_err();
+    assert!(refused.to_string().contains("CHECK"), "{refused}");
+    db.close().await;
+
+    let db = opsdeck::db::open(&data).await.unwrap();
+    let audit = Audit::new(db.clone(), &Default::default());
+    let event = Event::new(&Actor::system("tester"), "job.end", "web").outcome(Outcome::Cancelled);
+    audit.record(event).await.unwrap();
+    let update = sqlx::query("UPDATE audit_events SET outcome = 'ok' WHERE id = 2")
+        .execute(&db)
+        .await
+        .unwrap_err();
+    assert!(update.to_string().contains("append-only"), "{update}");
+    let delete = sqlx::query("DELETE FROM audit_events WHERE id = 1")
+        .execute(&db)
+        .await
+        .unwrap_err();
+    assert!(delete.to_string().contains("append-only"), "{delete}");
+    let outcomes: Vec<String> = sqlx::query_scalar("SELECT outcome FROM audit_events ORDER BY id")
+        .fetch_all(&db)
+        .await
+        .unwrap();
+    assert_eq!(outcomes, ["ok", "failed", "denied", "cancelled"]);
+    db.close().await;
+    assert_eq!(verify(&i).1, "verified 4 events (through #4)\n");
+}
+
 #[tokio::test]
 async fn a_row_changed_behind_opsdecks_back_is_named() {
     let i = instance_with_rows(10).await;

@@ -158,7 +158,7 @@ async fn filters_and_keyset_pages_on_a_million_rows() {
         ("until=2026-13-45".to_string(), "is not a time"),
         (
             "outcome=%27%3B%20DROP%20TABLE%20audit_events%3B--".to_string(),
-            "is not one of ok, denied, failed, error",
+            "is not one of ok, denied, failed, cancelled, error",
         ),
         ("before=abc".to_string(), "must be a row number"),
         ("job=1%20OR%201".to_string(), "is not a job number"),

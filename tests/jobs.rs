@@ -192,7 +192,7 @@ async fn cancel_kills_the_whole_process_tree() {
         &(
             "job.end".to_string(),
             "alice".to_string(),
-            "failed".to_string()
+            "cancelled".to_string()
         )
     );
     let again = deck.ctx.jobs.cancel(id, &bob).await.unwrap_err();

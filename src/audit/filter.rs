@@ -24,7 +24,7 @@ pub struct FilterInput {
     #[serde(default)]
     #[arg(long, default_value = "", hide_default_value = true)]
     pub action: String,
-    /// ok, denied, failed or error.
+    /// One of `Outcome::ALL`: ok, denied, failed, cancelled or error.
     #[serde(default)]
     #[arg(long, default_value = "", hide_default_value = true)]
     pub outcome: String,
@@ -87,8 +87,9 @@ impl FilterInput {
             "" => None,
             o => Some(Outcome::parse(o).ok_or_else(|| {
                 Error::BadRequest(format!(
-                    "outcome {} is not one of ok, denied, failed, error",
-                    Quoted(o)
+                    "outcome {} is not one of {}",
+                    Quoted(o),
+                    Outcome::ALL.map(Outcome::as_str).join(", ")
                 ))
             })?),
         };

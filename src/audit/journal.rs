@@ -53,6 +53,7 @@ fn datagram(r: &Record) -> Vec<u8> {
 fn priority(outcome: &str) -> &'static str {
     match outcome {
         "ok" => "6",
+        "cancelled" => "5",
         "denied" | "failed" => "4",
         _ => "3",
     }

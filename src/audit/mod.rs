@@ -42,14 +42,17 @@ pub enum Outcome {
     Ok,
     Denied,
     Failed,
+    /// A job someone cancelled (migration 0080; older rows say `failed`).
+    Cancelled,
     Error,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 4] = [
+    pub const ALL: [Outcome; 5] = [
         Outcome::Ok,
         Outcome::Denied,
         Outcome::Failed,
+        Outcome::Cancelled,
         Outcome::Error,
     ];
 
@@ -58,6 +61,7 @@ impl Outcome {
             Outcome::Ok => "ok",
             Outcome::Denied => "denied",
             Outcome::Failed => "failed",
+            Outcome::Cancelled => "cancelled",
             Outcome::Error => "error",
         }
     }

@@ -76,6 +76,7 @@ pub(super) async fn run(
     }
     let outcome = match state {
         State::Succeeded => Outcome::Ok,
+        State::Cancelled => Outcome::Cancelled,
         State::Interrupted => Outcome::Error,
         _ => Outcome::Failed,
     };

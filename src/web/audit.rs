@@ -167,7 +167,7 @@ struct IndexPage {
     older: Option<String>,
     newer: bool,
     query: String,
-    outcomes: [&'static str; 4],
+    outcomes: [&'static str; audit::Outcome::ALL.len()],
     apps: Vec<String>,
     /// What is wrong with the filter, shown under the form it came from.
     problem: Option<String>,
