@@ -12,6 +12,7 @@ use axum::routing::get;
 use serde::Serialize;
 
 use super::page::{AppCard, JobLine};
+use super::sections::{self, DeployCard, SecretRow, SweepCard};
 use super::{Json, Moment, Page};
 use crate::auth::{Actor, Role};
 use crate::config::App;
@@ -125,14 +126,14 @@ struct AppPage {
     source: Option<(String, String, String)>,
     units: Vec<String>,
     /// What runs, the deploy form and the release history (`apps/_deploy.html`).
-    deploy: Option<super::deploy::DeployCard>,
+    deploy: Option<DeployCard>,
     /// The mutating job holding the app, and those waiting, in order.
     running: Option<JobLine>,
     waiting: Vec<JobLine>,
     history: Vec<JobLine>,
     /// Each secret with its fingerprint and last rotation (`apps/_secrets.html`).
-    secrets: Vec<super::secrets::SecretRow>,
-    sweeps: Vec<super::sweeps::SweepCard>,
+    secrets: Vec<SecretRow>,
+    sweeps: Vec<SweepCard>,
 }
 
 async fn show(
@@ -156,12 +157,12 @@ async fn show(
             )
         }),
         units: app.units.clone(),
-        deploy: super::deploy::card(&ctx, app, &actor).await?,
+        deploy: sections::deploy_card(&ctx, app, &actor).await?,
         running: queue.running.as_ref().map(JobLine::from),
         waiting: queue.waiting.iter().map(JobLine::from).collect(),
         history: history.iter().map(JobLine::from).collect(),
-        secrets: super::secrets::rows(&ctx, app, &actor).await?,
-        sweeps: super::sweeps::cards(&ctx, app, &actor).await?,
+        secrets: sections::secret_rows(&ctx, app, &actor).await?,
+        sweeps: sections::sweep_cards(&ctx, app, &actor).await?,
     })
 }
 

@@ -2,8 +2,8 @@
 //! contract"): `POST /api/apps/{app}/deploy {"ref"}`, `POST
 //! /api/apps/{app}/rollback {"release"?}` → `202 {"job": id}`. The app
 //! page's Deploy section: "what ships" for a ref, the Deploy button under
-//! it (production asks for the app's name), the release history and its
-//! Rollback buttons.
+//! it (production asks for the app's name) and the release history's
+//! Rollback buttons; what the section shows is built in `sections.rs`.
 
 use askama::Template;
 use askama_web::WebTemplate;
@@ -15,17 +15,13 @@ use axum::{Form, Router};
 use serde::Deserialize;
 
 use super::page::{AppCard, accepted, show_job};
-use super::{Json, Moment, Page};
+use super::{Json, Page};
 use crate::auth::Actor;
 use crate::config::App;
 use crate::error::Quoted;
 use crate::ops::what_ships::{self, WhatShips};
 use crate::ops::{deploy, rollback};
-use crate::releases::{self, Release};
 use crate::{Context, Error, Result};
-
-/// How many releases the app page lists.
-const HISTORY: i64 = 20;
 
 pub fn router() -> Router<Context> {
     Router::new()
@@ -164,79 +160,4 @@ async fn rollback_form(
 
 fn is_production(app: &App) -> bool {
     AppCard::is_production_environment(&app.environment)
-}
-
-/// The app page's Deploy section (`apps/_deploy.html`).
-pub struct DeployCard {
-    pub branch: String,
-    pub live: Option<ReleaseLine>,
-    pub history: Vec<ReleaseLine>,
-    pub may_deploy: bool,
-    pub may_rollback: bool,
-}
-
-/// One row of the release history.
-pub struct ReleaseLine {
-    pub id: i64,
-    pub job: i64,
-    pub kind: String,
-    pub git_ref: String,
-    pub short_sha: String,
-    pub actor: String,
-    pub at: Moment,
-    pub outcome: String,
-    pub good: bool,
-    /// The release live now.
-    pub live: bool,
-    /// Its commit is what runs now (the live release, or an earlier one of
-    /// the same commit): nothing to roll back to.
-    pub runs_now: bool,
-    pub dir: String,
-    /// The question its Rollback button asks.
-    pub confirm: String,
-}
-
-/// What the app page shows of deploys; `None` for an app that only runs
-/// actions.
-pub async fn card(ctx: &Context, app: &App, actor: &Actor) -> Result<Option<DeployCard>> {
-    if app.repo.is_none() {
-        return Ok(None);
-    }
-    let log = releases::list(&ctx.db, &app.name, HISTORY).await?;
-    let live = log
-        .iter()
-        .find(|r| r.state == crate::jobs::State::Succeeded);
-    let live_id = live.map(|r| r.id);
-    let live_sha = live.map(|r| r.sha.clone());
-    let line = |r: &Release| ReleaseLine {
-        id: r.id,
-        job: r.job,
-        kind: r.kind.clone(),
-        git_ref: r.git_ref.clone(),
-        short_sha: r.short_sha().to_owned(),
-        actor: r.actor.clone(),
-        at: Moment::from_millis(r.created_at),
-        outcome: r.outcome(),
-        good: r.good(),
-        live: Some(r.id) == live_id,
-        runs_now: Some(&r.sha) == live_sha.as_ref(),
-        dir: r.dir.clone().unwrap_or_default(),
-        confirm: format!(
-            "Roll {} ({}) back to release {} ({}, {} by {})?",
-            app.name,
-            app.environment,
-            r.id,
-            r.short_sha(),
-            r.kind,
-            r.actor
-        ),
-    };
-    let history: Vec<ReleaseLine> = log.iter().map(line).collect();
-    Ok(Some(DeployCard {
-        branch: app.branch.clone(),
-        live: log.iter().find(|r| Some(r.id) == live_id).map(line),
-        history,
-        may_deploy: actor.role >= app.required_role("deploy"),
-        may_rollback: actor.role >= app.required_role("rollback"),
-    }))
 }

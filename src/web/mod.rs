@@ -30,6 +30,7 @@ pub mod login;
 mod logs;
 mod page;
 mod secrets;
+mod sections;
 mod sessions;
 mod sweeps;
 

@@ -1,15 +1,13 @@
 //! Secret rotation over HTTP: `POST /api/apps/{app}/secrets/{name}/rotate`
-//! → `202 {"job": id}` (DESIGN.md "The contract"), the app page's Rotate
-//! button, and what that page shows of each secret (never a value).
+//! → `202 {"job": id}` (DESIGN.md "The contract") and the app page's Rotate
+//! button; what that page shows of each secret is in `sections.rs`.
 
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect};
 use axum::routing::post;
 
-use super::Moment;
-use crate::auth::{Actor, Role};
-use crate::config::App;
+use crate::auth::Actor;
 use crate::ops::secrets;
 use crate::{Context, Result};
 
@@ -37,43 +35,4 @@ async fn rotate_form(
 ) -> Result<Redirect> {
     let job = secrets::rotate(&ctx, &actor, &app, &name).await?;
     Ok(Redirect::to(&format!("/jobs/{job}")))
-}
-
-/// One secret on the app page.
-pub struct SecretRow {
-    pub name: String,
-    pub fingerprint: String,
-    /// The question asked before rotating: the note, or a plain one.
-    pub confirm: String,
-    pub needs: Role,
-    pub allowed: bool,
-    pub webhook_repo: Option<String>,
-    /// Who rotated it last, and when.
-    pub last_rotated: Option<(String, Moment)>,
-}
-
-/// The app page's secrets section.
-pub async fn rows(ctx: &Context, app: &App, actor: &Actor) -> Result<Vec<SecretRow>> {
-    Ok(secrets::list(ctx, app)
-        .await?
-        .into_iter()
-        .map(|s| {
-            let ask = format!("Rotate {} of {} ({})?", s.name, app.name, app.environment);
-            SecretRow {
-                confirm: if s.note.is_empty() {
-                    ask
-                } else {
-                    format!("{ask} {}", s.note)
-                },
-                allowed: actor.role >= s.needs,
-                needs: s.needs,
-                last_rotated: s
-                    .last_rotated
-                    .map(|(who, at)| (who, Moment::from_millis(at))),
-                name: s.name,
-                fingerprint: s.fingerprint,
-                webhook_repo: s.webhook_repo,
-            }
-        })
-        .collect())
 }

@@ -1,0 +1,180 @@
+//! What the app page shows in its Deploy, Secrets and Sweeps sections,
+//! built from the release log, the app's secrets and its sweeps. Shared by
+//! the app page (`apps.rs`) and the sweeps API, so that no page file
+//! imports another: the section's buttons and their routes stay in
+//! `deploy.rs`, `secrets.rs` and `sweeps.rs`.
+
+use serde::Serialize;
+
+use super::Moment;
+use crate::auth::{Actor, Role};
+use crate::config::App;
+use crate::ops::schedule::next_run;
+use crate::ops::secrets;
+use crate::ops::sweeps::{self, LastRun};
+use crate::releases::{self, Release};
+use crate::{Context, Result};
+
+/// How many releases the app page lists.
+const HISTORY: i64 = 20;
+
+/// The app page's Deploy section (`apps/_deploy.html`).
+pub struct DeployCard {
+    pub branch: String,
+    pub live: Option<ReleaseLine>,
+    pub history: Vec<ReleaseLine>,
+    pub may_deploy: bool,
+    pub may_rollback: bool,
+}
+
+/// One row of the release history.
+pub struct ReleaseLine {
+    pub id: i64,
+    pub job: i64,
+    pub kind: String,
+    pub git_ref: String,
+    pub short_sha: String,
+    pub actor: String,
+    pub at: Moment,
+    pub outcome: String,
+    pub good: bool,
+    /// The release live now.
+    pub live: bool,
+    /// Its commit is what runs now (the live release, or an earlier one of
+    /// the same commit): nothing to roll back to.
+    pub runs_now: bool,
+    pub dir: String,
+    /// The question its Rollback button asks.
+    pub confirm: String,
+}
+
+/// What the app page shows of deploys; `None` for an app that only runs
+/// actions.
+pub async fn deploy_card(ctx: &Context, app: &App, actor: &Actor) -> Result<Option<DeployCard>> {
+    if app.repo.is_none() {
+        return Ok(None);
+    }
+    let log = releases::list(&ctx.db, &app.name, HISTORY).await?;
+    let live = log
+        .iter()
+        .find(|r| r.state == crate::jobs::State::Succeeded);
+    let live_id = live.map(|r| r.id);
+    let live_sha = live.map(|r| r.sha.clone());
+    let line = |r: &Release| ReleaseLine {
+        id: r.id,
+        job: r.job,
+        kind: r.kind.clone(),
+        git_ref: r.git_ref.clone(),
+        short_sha: r.short_sha().to_owned(),
+        actor: r.actor.clone(),
+        at: Moment::from_millis(r.created_at),
+        outcome: r.outcome(),
+        good: r.good(),
+        live: Some(r.id) == live_id,
+        runs_now: Some(&r.sha) == live_sha.as_ref(),
+        dir: r.dir.clone().unwrap_or_default(),
+        confirm: format!(
+            "Roll {} ({}) back to release {} ({}, {} by {})?",
+            app.name,
+            app.environment,
+            r.id,
+            r.short_sha(),
+            r.kind,
+            r.actor
+        ),
+    };
+    let history: Vec<ReleaseLine> = log.iter().map(line).collect();
+    Ok(Some(DeployCard {
+        branch: app.branch.clone(),
+        live: log.iter().find(|r| Some(r.id) == live_id).map(line),
+        history,
+        may_deploy: actor.role >= app.required_role("deploy"),
+        may_rollback: actor.role >= app.required_role("rollback"),
+    }))
+}
+
+/// One secret on the app page.
+pub struct SecretRow {
+    pub name: String,
+    pub fingerprint: String,
+    /// The question asked before rotating: the note, or a plain one.
+    pub confirm: String,
+    pub needs: Role,
+    pub allowed: bool,
+    pub webhook_repo: Option<String>,
+    /// Who rotated it last, and when.
+    pub last_rotated: Option<(String, Moment)>,
+}
+
+/// The app page's secrets section.
+pub async fn secret_rows(ctx: &Context, app: &App, actor: &Actor) -> Result<Vec<SecretRow>> {
+    Ok(secrets::list(ctx, app)
+        .await?
+        .into_iter()
+        .map(|s| {
+            let ask = format!("Rotate {} of {} ({})?", s.name, app.name, app.environment);
+            SecretRow {
+                confirm: if s.note.is_empty() {
+                    ask
+                } else {
+                    format!("{ask} {}", s.note)
+                },
+                allowed: actor.role >= s.needs,
+                needs: s.needs,
+                last_rotated: s
+                    .last_rotated
+                    .map(|(who, at)| (who, Moment::from_millis(at))),
+                name: s.name,
+                fingerprint: s.fingerprint,
+                webhook_repo: s.webhook_repo,
+            }
+        })
+        .collect())
+}
+
+/// One sweep as the app page and the API show it.
+#[derive(Serialize)]
+pub struct SweepCard {
+    pub name: String,
+    pub kind: String,
+    pub schedule: Option<String>,
+    pub timezone: String,
+    /// Unix milliseconds.
+    pub next_run: Option<i64>,
+    pub last_run: Option<LastRun>,
+    /// The role the buttons need, and whether the actor has it.
+    pub role: Role,
+    pub allowed: bool,
+}
+
+impl SweepCard {
+    pub fn next_run_at(&self) -> Option<Moment> {
+        self.next_run.map(Moment::from_millis)
+    }
+
+    pub fn last_run_at(&self) -> Option<Moment> {
+        self.last_run
+            .as_ref()
+            .map(|r| Moment::from_millis(r.job.created_at))
+    }
+}
+
+/// The app's sweeps, in config order.
+pub async fn sweep_cards(ctx: &Context, app: &App, actor: &Actor) -> Result<Vec<SweepCard>> {
+    let now = chrono::Utc::now();
+    let mut cards = Vec::new();
+    for sweep in &app.sweeps {
+        let role = sweep.role.unwrap_or_else(|| app.required_role("sweep"));
+        cards.push(SweepCard {
+            name: sweep.name.clone(),
+            kind: sweep.kind.as_str().into(),
+            schedule: sweep.schedule.clone(),
+            timezone: sweep.timezone.clone().unwrap_or_else(|| "UTC".into()),
+            next_run: next_run(sweep, now).map(|t| t.timestamp_millis()),
+            last_run: sweeps::last_run(ctx, &app.name, &sweep.name).await?,
+            role,
+            allowed: actor.role >= role,
+        });
+    }
+    Ok(cards)
+}
