@@ -289,6 +289,47 @@ async fn a_repository_without_origin_says_how_to_add_one() {
     assert_eq!(server.job_count().await, 0);
 }
 
+/// Without JavaScript the ref form reloads the app page with `?ref=`: what
+/// ships, or why not, appears under the form (where htmx would put it),
+/// the typed ref kept, never a separate error page.
+#[tokio::test]
+async fn without_javascript_the_ref_form_answers_beside_itself() {
+    let repos = Repos::new();
+    let server = server::start(&format!(
+        "[[app]]\nname = \"web\"\nrepo = \"{}\"\n",
+        repos.app.display()
+    ))
+    .await;
+    let owner = sign_in(&server, "ben", Role::Owner).await;
+    let (_, page) = owner.page("/apps/web").await;
+    assert!(
+        page.contains(r#"<form class="deploy-form" method="get" action="/apps/web#deploy""#),
+        "{page}"
+    );
+    let (status, page) = owner.page("/apps/web?ref=no-such-branch").await;
+    assert_eq!(status, 400, "{page}");
+    assert!(
+        page.contains(r#"name="ref" value="no-such-branch""#),
+        "{page}"
+    );
+    let beside = page
+        .split(r#"<div id="what-ships" aria-live="polite">"#)
+        .nth(1)
+        .unwrap_or_else(|| panic!("{page}"));
+    assert!(
+        beside.starts_with(r#"<p class="problem" role="alert">"#)
+            && beside.contains("no-such-branch"),
+        "{beside}"
+    );
+    assert!(page.contains("<h3>Releases</h3>"), "{page}");
+
+    let v2 = repos.push("version", "v2", "Version 2");
+    let (status, page) = owner.page("/apps/web?ref=main").await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(hidden(&page, "sha"), v2, "{page}");
+    assert!(page.contains("Version 2"), "{page}");
+}
+
 /// A deploy whose build fails, and whose recovery's rebuild fails too: the
 /// job page says loudest that the app may be down, above the steps, and
 /// the recovery step names the commit it went back to.

@@ -7,9 +7,10 @@
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use axum::routing::get;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::page::{AppCard, JobLine};
 use super::sections::{self, DeployCard, SecretRow, SweepCard};
@@ -17,6 +18,7 @@ use super::{Json, Moment, Page};
 use crate::auth::{Actor, Role};
 use crate::config::App;
 use crate::jobs::{Job, State as JobState};
+use crate::ops::what_ships::{self, WhatShips};
 use crate::{Context, Result};
 
 /// How many recent jobs an app's page lists; `/apps/{app}/jobs` has them all.
@@ -134,19 +136,45 @@ struct AppPage {
     /// Each secret with its fingerprint and last rotation (`apps/_secrets.html`).
     secrets: Vec<SecretRow>,
     sweeps: Vec<SweepCard>,
+    /// The ref typed in the deploy form without JavaScript (the form then
+    /// reloads this page with `?ref=`), and what ships for it or why not,
+    /// shown under the form as htmx would have put it there.
+    typed_ref: Option<String>,
+    what_ships: Option<std::result::Result<WhatShips, String>>,
+    /// Production asks for the app's name before deploying.
+    production: bool,
+}
+
+#[derive(Deserialize)]
+struct ShowQuery {
+    #[serde(rename = "ref")]
+    git_ref: Option<String>,
 }
 
 async fn show(
     State(ctx): State<Context>,
     Path(name): Path<String>,
+    Query(query): Query<ShowQuery>,
     actor: Actor,
     page: Page,
-) -> Result<AppPage> {
+) -> Result<(StatusCode, AppPage)> {
     let app = ctx.app(&name)?;
     ctx.authorize(&actor, Some(app), "view").await?;
     let queue = ctx.jobs.queue(&app.name).await?;
     let history = ctx.jobs.recent(Some(&app.name), RECENT).await?;
-    Ok(AppPage {
+    let deploy = sections::deploy_card(&ctx, app, &actor).await?;
+    let typed_ref = query
+        .git_ref
+        .filter(|_| deploy.as_ref().is_some_and(|d| d.may_deploy));
+    let (status, what_ships) = match &typed_ref {
+        None => (StatusCode::OK, None),
+        Some(typed) => match what_ships::preview(&ctx, &actor, &app.name, typed.trim()).await {
+            Ok(ships) => (StatusCode::OK, Some(Ok(ships))),
+            Err(e @ (crate::Error::Database(_) | crate::Error::Internal(_))) => return Err(e),
+            Err(e) => (e.status(), Some(Err(e.public_message()))),
+        },
+    };
+    let page = AppPage {
         page,
         app: AppCard::new(app, &actor),
         source: app.repo.as_ref().map(|repo| {
@@ -157,13 +185,17 @@ async fn show(
             )
         }),
         units: app.units.clone(),
-        deploy: sections::deploy_card(&ctx, app, &actor).await?,
+        deploy,
         running: queue.running.as_ref().map(JobLine::from),
         waiting: queue.waiting.iter().map(JobLine::from).collect(),
         history: history.iter().map(JobLine::from).collect(),
         secrets: sections::secret_rows(&ctx, app, &actor).await?,
         sweeps: sections::sweep_cards(&ctx, app, &actor).await?,
-    })
+        typed_ref,
+        what_ships,
+        production: AppCard::is_production_environment(&app.environment),
+    };
+    Ok((status, page))
 }
 
 /// The health fragment (`apps/_health.html`): units and a quick health
