@@ -29,41 +29,34 @@
   }, true);
 
   // <time datetime="…" title="2026-12-06 02:25:57 UTC">3 min ago</time>
-  // is written by the server (web/page.rs `relative`); the words are kept
-  // current here with the same rules, so a page left open at 3 a.m. does
-  // not say "just now" an hour later. The UTC time stays on hover.
-  function relative(ms, now) {
-    var seconds = Math.trunc((now - ms) / 1000);
-    var s = Math.abs(seconds);
-    var n;
-    var unit;
-    if (s < 45) {
-      return "just now";
-    } else if (s < 90 * 60) {
-      n = Math.trunc((s + 30) / 60);
-      unit = "min";
-    } else if (s < 36 * 3600) {
-      n = Math.trunc((s + 1800) / 3600);
-      unit = "h";
-    } else if (s < 14 * 86400) {
-      n = Math.trunc((s + 43200) / 86400);
-      unit = "days";
-    } else {
-      return "on " + new Date(ms).toISOString().slice(0, 10);
-    }
-    n = Math.max(n, 1);
-    return seconds >= 0 ? n + " " + unit + " ago" : "in " + n + " " + unit;
-  }
-
+  // is written by the server (web/page.rs `relative`, the one rule); a page
+  // left open asks the server for the words again (GET /times/ago), so it
+  // does not read as it did an hour ago. The UTC time stays on hover.
   function refreshTimes(root) {
-    var times = root.querySelectorAll ? root.querySelectorAll("time[datetime][title]") : [];
-    var now = Date.now();
-    for (var i = 0; i < times.length; i++) {
-      var at = Date.parse(times[i].getAttribute("datetime"));
-      if (!isNaN(at)) {
-        times[i].textContent = relative(at, now);
-      }
+    var found = root.querySelectorAll ? root.querySelectorAll("time[datetime][title]") : [];
+    var times = Array.prototype.slice.call(found, 0, 500);
+    if (!times.length) {
+      return;
     }
+    var at = times.map(function (time) {
+      return time.getAttribute("datetime");
+    });
+    fetch("/times/ago?at=" + encodeURIComponent(at.join(",")), {
+      credentials: "same-origin",
+      headers: { accept: "application/json" },
+    })
+      .then(function (res) {
+        return res.ok ? res.json() : null;
+      })
+      .then(function (words) {
+        if (!words || words.length !== times.length) {
+          return;
+        }
+        for (var i = 0; i < times.length; i++) {
+          times[i].textContent = words[i];
+        }
+      })
+      .catch(function () {});
   }
 
   window.setInterval(function () {

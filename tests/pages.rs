@@ -228,6 +228,44 @@ async fn an_action_button_redirects_to_its_job() {
     s.finished(job + 1).await;
 }
 
+/// "3 min ago" has one rule, the server's: an open page asks
+/// `/times/ago` for fresh words (app.js keeps no copy of the rule).
+#[tokio::test]
+async fn an_open_page_gets_its_relative_times_from_the_server() {
+    let s = two_apps().await;
+    let (cookie, _) = s.session("ben", Role::Viewer).await;
+    let now = chrono::Utc::now();
+    let iso =
+        |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let at = [
+        iso(now - chrono::Duration::minutes(3)),
+        iso(now + chrono::Duration::hours(5)),
+        "2026-11-16T10:00:00Z".to_string(),
+    ];
+    let res = s
+        .browse(&format!("/times/ago?at={}", at.join(",")), &cookie)
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let words: Vec<String> = res.json().await.unwrap();
+    assert_eq!(words[..2], ["3 min ago", "in 5 h"]);
+    assert!(
+        words[2] == "on 2026-11-16" || words[2].ends_with("days ago"),
+        "{words:?}"
+    );
+
+    let res = s.browse("/times/ago?at=last%20friday", &cookie).await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert!(res.text().await.unwrap().contains("is not a time like"));
+
+    let script =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/static/app.js")).unwrap();
+    assert!(script.contains("/times/ago"));
+    assert!(
+        !script.contains("\"just now\"") && !script.contains(" ago\""),
+        "app.js keeps a copy of the rule"
+    );
+}
+
 #[tokio::test]
 async fn a_signed_in_page_carries_the_csrf_token_for_forms_and_htmx() {
     let s = two_apps().await;

@@ -33,6 +33,7 @@ mod secrets;
 mod sections;
 mod sessions;
 mod sweeps;
+mod times;
 
 pub use conn::{Listening, listen};
 pub use json::Json;
@@ -58,6 +59,7 @@ pub fn router(ctx: Context) -> Router {
         .merge(jobs::router())
         .merge(sweeps::router())
         .merge(logs::router())
+        .merge(times::router())
         .fallback(not_found)
         // Innermost first: risky forms are asked about once the sender is
         // known, authentication sees only bodies within the limit, and

@@ -82,7 +82,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Page {
 /// A moment as pages show it: `<time datetime="{{ iso }}" title="{{ utc }}">
 /// {{ ago }}</time>` — how long ago (or how soon), with the absolute time
 /// in UTC, the zone of every time opsdeck shows, on hover. `app.js` keeps
-/// the relative words current on a page left open.
+/// the relative words current on a page left open (from `/times/ago`).
 #[derive(Debug, Clone)]
 pub struct Moment {
     pub iso: String,
@@ -240,7 +240,8 @@ pub fn sse(body: Body) -> Response {
 
 /// `ms` as words relative to `now` (both Unix milliseconds): "just now",
 /// "3 min ago", "in 5 h", "2 days ago"; beyond two weeks, the UTC date.
-/// `static/app.js` applies the same rules in the browser.
+/// The one rule: `static/app.js` asks `GET /times/ago` (`times.rs`) for
+/// fresh words rather than applying a copy of it.
 pub fn relative(ms: i64, now: i64) -> String {
     let seconds = (now - ms) / 1000;
     let (n, unit) = match seconds.abs() {
