@@ -342,6 +342,42 @@ fn a_strategy_needs_its_keys() {
 }
 
 #[test]
+fn command_steps_name_only_the_values_opsdeck_fills() {
+    let command = APP.replace("repo = \"/srv/web\"\n", "strategy = \"command\"\n");
+    let with = |steps: &str| format!("{command}{steps}\n");
+    assert!(
+        parse(&with(
+            r#"deploy = [ { run = ["c", "--image", "r:{tag}", "{ref}", "{}"] } ]"#
+        ))
+        .is_ok()
+    );
+    rejects(
+        &with(r#"deploy = [ { run = ["c", "r:{tga}"] } ]"#),
+        6,
+        "app \"web\" → deploy #1 → run",
+        "unknown placeholder {tga}; expected {ref}, {sha} or {tag}",
+    );
+    rejects(
+        &with("rollback = [ { run = [\"c\", \"{sha}\"] } ]\ndeploy = [ { run = [\"c\"] } ]"),
+        6,
+        "app \"web\" → rollback #1 → run",
+        "{sha} is the commit a ref resolves to, and the app has no `repo`",
+    );
+    rejects(
+        &with(r#"deploy = [ { run = ["c"], cwd = "scripts" } ]"#),
+        6,
+        "app \"web\" → deploy #1 → cwd",
+        "relative `cwd` is inside the app's `repo`, and the app has none",
+    );
+    rejects(
+        &format!("{APP}deploy = [ {{ run = [\"c\"] }} ]\n"),
+        6,
+        "app \"web\" → deploy",
+        "these steps are for strategy \"command\"",
+    );
+}
+
+#[test]
 fn an_app_without_repo_nor_strategy_is_not_deployed_but_valid() {
     let app = APP.replace("repo = \"/srv/web\"\n", "");
     let action = format!("{app}\n[[app.action]]\nname = \"hello\"\nrun = [\"true\"]\n");

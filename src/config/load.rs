@@ -113,6 +113,7 @@ fn app(s: &mut Section) -> App {
         health: s.table("health", health),
         build: s.tables("build", command),
         deploy: s.tables("deploy", command),
+        rollback: s.tables("rollback", command),
         logs: s.table("logs", logs),
         auto_deploy: s.string("auto_deploy"),
         webhook_secret_file: s.path("webhook_secret_file"),

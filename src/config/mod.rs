@@ -21,6 +21,7 @@ mod secrets;
 mod validate;
 mod validate_sweeps;
 mod values;
+pub mod words;
 
 pub use duration::parse_duration;
 pub use errors::{ConfigError, ConfigErrors, line_col};
@@ -204,6 +205,9 @@ pub struct App {
     pub build: Vec<Command>,
     /// `command` strategy: the deploy steps, with `{ref}`, `{sha}`, `{tag}`.
     pub deploy: Vec<Command>,
+    /// `command` strategy: the steps that go back to an earlier release
+    /// (same placeholders); empty means the deploy steps do.
+    pub rollback: Vec<Command>,
     pub logs: Option<Logs>,
     /// A branch whose Gitea push webhook deploys it.
     pub auto_deploy: Option<String>,
@@ -390,6 +394,18 @@ impl App {
             .get(action)
             .copied()
             .unwrap_or_else(|| Role::default_for(action))
+    }
+}
+
+impl App {
+    /// `command` strategy: the steps that put an earlier release back —
+    /// `rollback` when given, else `deploy` with that release's values.
+    pub fn going_back(&self) -> &[Command] {
+        if self.rollback.is_empty() {
+            &self.deploy
+        } else {
+            &self.rollback
+        }
     }
 }
 

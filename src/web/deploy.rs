@@ -207,26 +207,26 @@ pub async fn card(ctx: &Context, app: &App, actor: &Actor) -> Result<Option<Depl
         .iter()
         .find(|r| r.state == crate::jobs::State::Succeeded);
     let live_id = live.map(|r| r.id);
-    let live_sha = live.map(|r| r.sha.clone());
+
     let line = |r: &Release| ReleaseLine {
         id: r.id,
         job: r.job,
         kind: r.kind.clone(),
         git_ref: r.git_ref.clone(),
-        short_sha: r.short_sha().to_owned(),
+        short_sha: r.what().to_owned(),
         actor: r.actor.clone(),
         at: Moment::from_millis(r.created_at),
         outcome: r.outcome(),
         good: r.good(),
         live: Some(r.id) == live_id,
-        runs_now: Some(&r.sha) == live_sha.as_ref(),
+        runs_now: live.is_some_and(|live| live.runs_same(r)),
         dir: r.dir.clone().unwrap_or_default(),
         confirm: format!(
             "Roll {} ({}) back to release {} ({}, {} by {})?",
             app.name,
             app.environment,
             r.id,
-            r.short_sha(),
+            r.what(),
             r.kind,
             r.actor
         ),
