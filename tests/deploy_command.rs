@@ -277,3 +277,54 @@ deploy = [ {{ run = ["python3", "{}", "{{ref}}", "{{sha}}", "image:{{tag}}"] }} 
         (v3.as_str(), v2.as_str())
     );
 }
+
+/// Without `repo` the app page's Deploy form names a tag (no "what ships":
+/// there are no commits) and works without JavaScript; the release
+/// history lists tags.
+#[tokio::test]
+async fn the_page_deploys_a_tag_without_a_repository() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let server = support::server::start(&format!(
+        r#"[[app]]
+name = "community"
+environment = "staging"
+strategy = "command"
+deploy = [ {{ run = ["cp", "/dev/null", "{}.{{tag}}"] }} ]
+"#,
+        state.display()
+    ))
+    .await;
+    let (cookie, csrf) = server.session("ada", Role::Admin).await;
+    let page = server
+        .browse("/apps/community", &cookie)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(r#"<label for="deploy-ref">Tag</label>"#),
+        "{page}"
+    );
+    assert!(!page.contains("What ships?"), "{page}");
+    let res = support::server::client()
+        .post(server.at("/apps/community/deploy"))
+        .header("cookie", &cookie)
+        .header("origin", &server.url)
+        .form(&[("csrf", csrf.as_str()), ("ref", "0.1.9")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let location = res.headers()["location"].to_str().unwrap();
+    let job: i64 = location.trim_start_matches("/jobs/").parse().unwrap();
+    assert_eq!(server.finished(job).await, State::Succeeded);
+    assert!(dir.path().join("state.0.1.9").exists());
+    let page = server
+        .browse("/apps/community", &cookie)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("<code>0.1.9</code>"), "{page}");
+}

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use super::page::{AppCard, accepted, show_job};
 use super::{Json, Moment, Page};
 use crate::auth::Actor;
-use crate::config::App;
+use crate::config::{App, Strategy};
 use crate::error::Quoted;
 use crate::ops::what_ships::{self, WhatShips};
 use crate::ops::{deploy, rollback};
@@ -110,7 +110,9 @@ async fn preview(
 struct DeployForm {
     #[serde(rename = "ref")]
     git_ref: String,
-    /// The commit "what ships" showed.
+    /// The commit "what ships" showed; empty for a `command` app without
+    /// a repository.
+    #[serde(default)]
     sha: String,
     /// Production: the app's name, typed.
     #[serde(default)]
@@ -173,6 +175,11 @@ pub struct DeployCard {
     pub history: Vec<ReleaseLine>,
     pub may_deploy: bool,
     pub may_rollback: bool,
+    /// `command` strategy without a repository: the form names a tag and
+    /// deploys it, with no "what ships" (there are no commits to list).
+    pub tag_only: bool,
+    /// Production asks for the app's name before deploying.
+    pub production: bool,
 }
 
 /// One row of the release history.
@@ -199,7 +206,8 @@ pub struct ReleaseLine {
 /// What the app page shows of deploys; `None` for an app that only runs
 /// actions.
 pub async fn card(ctx: &Context, app: &App, actor: &Actor) -> Result<Option<DeployCard>> {
-    if app.repo.is_none() {
+    let tag_only = app.strategy == Strategy::Command && app.repo.is_none();
+    if app.repo.is_none() && !tag_only {
         return Ok(None);
     }
     let log = releases::list(&ctx.db, &app.name, HISTORY).await?;
@@ -238,5 +246,7 @@ pub async fn card(ctx: &Context, app: &App, actor: &Actor) -> Result<Option<Depl
         history,
         may_deploy: actor.role >= app.required_role("deploy"),
         may_rollback: actor.role >= app.required_role("rollback"),
+        tag_only,
+        production: is_production(app),
     }))
 }
