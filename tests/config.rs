@@ -378,6 +378,49 @@ fn command_steps_name_only_the_values_opsdeck_fills() {
 }
 
 #[test]
+fn action_params_are_checked_when_the_config_loads() {
+    let action = format!(
+        "{APP}\n[[app.action]]\nname = \"promote\"\nrun = [\"promote\", \"{{build}}\"]\n\n[[app.action.param]]\nname = \"build\"\n"
+    );
+    assert!(
+        parse(&format!(
+            "{action}pattern = \"b-[0-9]+\"\ndefault = \"b-1\"\n"
+        ))
+        .is_ok()
+    );
+    rejects(
+        &format!("{action}pattern = \"b-[0-9\"\n"),
+        13,
+        "app \"web\" → action \"promote\" → param \"build\" → pattern",
+        "is not a regular expression",
+    );
+    rejects(
+        &format!("{action}kind = \"choice\"\n"),
+        11,
+        "app \"web\" → action \"promote\" → param \"build\"",
+        "a `choice` needs `choices` or `choices_from`",
+    );
+    rejects(
+        &format!("{action}kind = \"choice\"\nchoices = [\"b-1\"]\ndefault = \"b-2\"\n"),
+        15,
+        "app \"web\" → action \"promote\" → param \"build\" → default",
+        "not one of the choices",
+    );
+    rejects(
+        &format!("{action}default = \"--all\"\n"),
+        13,
+        "app \"web\" → action \"promote\" → param \"build\" → default",
+        "starts with \"-\"",
+    );
+    rejects(
+        &action.replace("{build}", "{biuld}"),
+        9,
+        "app \"web\" → action \"promote\" → run",
+        "{biuld} names no parameter of this action",
+    );
+}
+
+#[test]
 fn an_app_without_repo_nor_strategy_is_not_deployed_but_valid() {
     let app = APP.replace("repo = \"/srv/web\"\n", "");
     let action = format!("{app}\n[[app.action]]\nname = \"hello\"\nrun = [\"true\"]\n");

@@ -211,16 +211,7 @@ async fn inside_command_deploys_roll_back_and_recover() {
 #[tokio::test]
 async fn command_with_a_repo_fills_sha_and_tag_and_shows_what_ships() {
     let repos = support::repos::Repos::new();
-    let dump = repos.app.parent().unwrap().join("dump.py");
-    let argv_file = repos.app.parent().unwrap().join("argv.jsonl");
-    std::fs::write(
-        &dump,
-        format!(
-            "import json, sys\nopen({:?}, 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n",
-            argv_file.display().to_string()
-        ),
-    )
-    .unwrap();
+    let (dump, argv_file) = support::argv_recorder(repos.app.parent().unwrap());
     let deck = support::deck::Deck::start(&format!(
         r#"[[app]]
 name = "community"
@@ -259,11 +250,7 @@ deploy = [ {{ run = ["python3", "{}", "{{ref}}", "{{sha}}", "image:{{tag}}"] }} 
     let (output, state) = deck.wait(job).await;
     assert_eq!(state, State::Succeeded, "{output:#?}");
 
-    let calls: Vec<Vec<String>> = std::fs::read_to_string(&argv_file)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let calls = support::recorded_argvs(&argv_file);
     assert_eq!(
         calls,
         [

@@ -306,6 +306,7 @@ fn app(config: &Config, app: &App, label: &Label, p: &mut Problems) {
             );
         }
         env(p, &label.key("env"), &action.env);
+        super::validate_params::params(action, label, p);
     }
 }
 

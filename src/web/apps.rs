@@ -89,9 +89,12 @@ async fn show(
     ctx.authorize(&actor, Some(app), "view").await?;
     let queue = ctx.jobs.queue(&app.name).await?;
     let history = ctx.jobs.recent(Some(&app.name), RECENT).await?;
+    let mut card = AppCard::new(app, &actor);
+    card.list_choices(&crate::host::Host::of(&ctx.config, app)?, app)
+        .await;
     Ok(AppPage {
         page,
-        app: AppCard::new(app, &actor),
+        app: card,
         source: app.repo.as_ref().map(|repo| {
             (
                 repo.display().to_string(),
