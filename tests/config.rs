@@ -912,11 +912,34 @@ role = "admin"
 confirm = "Clear the cache?"
 description = "Clears the application cache."
 
+[[app.action]]
+name = "promote"
+run = ["bin/promote", "--build", "{build}", "--store", "{store}"]
+
+[[app.action.param]]
+name = "build"
+label = "Build to promote"
+kind = "choice"
+choices_from = ["bin/list-builds"]
+required = true
+
+[[app.action.param]]
+name = "store"
+kind = "choice"
+choices = ["eu", "us"]
+default = "eu"
+
+[[app.action.param]]
+name = "note"
+kind = "text"
+pattern = "[a-z ]*"
+
 [[app]]
 name = "bot"
 host = "ssh://bot@10.0.0.6"
 strategy = "command"
 deploy = [ { run = ["cloudron", "update", "--image", "registry.example.org/bot:{tag}"] } ]
+rollback = [ { run = ["cloudron", "update", "--image", "registry.example.org/bot:{tag}"] } ]
 
 [[app]]
 name = "wiki"
