@@ -3,6 +3,8 @@
 //! and the rule that picks a rollback's target from it. Deploys and
 //! rollbacks (`ops`) write it; the `releases` sweep's step reads it.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 use sqlx::SqlitePool;
 
@@ -32,6 +34,9 @@ pub struct Release {
     pub bad: bool,
     /// `releases` strategy: its directory under `<path>/releases/`.
     pub dir: Option<String>,
+    /// `command` strategy: what its deploy steps ran with (`ref`, `sha`,
+    /// `tag`); empty for the other strategies.
+    pub values: BTreeMap<String, String>,
 }
 
 impl Release {
@@ -56,6 +61,25 @@ impl Release {
         self.sha.get(..7).unwrap_or(&self.sha)
     }
 
+    /// What people call it: its short SHA, or with the `command`
+    /// strategy and no repository (no commit), its tag.
+    pub fn what(&self) -> &str {
+        match self.values.get("tag") {
+            Some(tag) if self.sha.is_empty() => tag,
+            _ => self.short_sha(),
+        }
+    }
+
+    /// Whether `other` runs the same thing: the same values (`command`
+    /// strategy), else the same commit.
+    pub fn runs_same(&self, other: &Release) -> bool {
+        if self.values.is_empty() && other.values.is_empty() {
+            self.sha == other.sha
+        } else {
+            self.values == other.values
+        }
+    }
+
     /// "succeeded", "failed, rolled back", "queued", … for the history.
     pub fn outcome(&self) -> String {
         match (self.state, self.bad) {
@@ -73,29 +97,37 @@ pub(crate) struct NewRelease<'a> {
     pub job: i64,
     pub kind: &'a str,
     pub git_ref: &'a str,
-    pub sha: &'a Sha,
+    /// None: a `command` app without a repository.
+    pub sha: Option<&'a Sha>,
     pub actor: &'a Actor,
     /// The plan's step count: recovery steps are numbered from there.
     pub recovery_step: usize,
     pub replaces: Option<i64>,
     pub dir: Option<&'a str>,
+    pub values: &'a BTreeMap<String, String>,
 }
 
 pub(crate) async fn record(db: &SqlitePool, new: NewRelease<'_>) -> Result<i64> {
     let id = sqlx::query_scalar(
-        "INSERT INTO releases (app, job_id, kind, ref, sha, actor, created_at, recovery_step, replaces, dir)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        "INSERT INTO releases (app, job_id, kind, ref, sha, actor, created_at, recovery_step, replaces, dir, vals)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
     )
     .bind(new.app)
     .bind(new.job)
     .bind(new.kind)
     .bind(new.git_ref)
-    .bind(new.sha.as_str())
+    .bind(new.sha.map_or("", Sha::as_str))
     .bind(&new.actor.login)
     .bind(chrono::Utc::now().timestamp_millis())
     .bind(i64::try_from(new.recovery_step).unwrap_or(i64::MAX))
     .bind(new.replaces)
     .bind(new.dir)
+    .bind(
+        (!new.values.is_empty())
+            .then(|| serde_json::to_string(new.values))
+            .transpose()
+            .map_err(anyhow::Error::from)?,
+    )
     .fetch_one(db)
     .await?;
     Ok(id)
@@ -113,6 +145,7 @@ type Row = (
     String,
     bool,
     Option<String>,
+    Option<String>,
 );
 
 /// The app's releases, newest first.
@@ -124,7 +157,7 @@ pub async fn list(db: &SqlitePool, app: &str, limit: i64) -> Result<Vec<Release>
                            AND s.started_at IS NOT NULL)
                 OR EXISTS (SELECT 1 FROM releases b JOIN jobs bj ON bj.id = b.job_id
                             WHERE b.replaces = r.id AND bj.state = 'succeeded'),
-                r.dir
+                r.dir, r.vals
          FROM releases r JOIN jobs j ON j.id = r.job_id
          WHERE r.app = ? ORDER BY r.id DESC LIMIT ?",
     )
@@ -144,10 +177,16 @@ pub async fn current(db: &SqlitePool, app: &str) -> Result<Option<Release>> {
 }
 
 fn release(row: Row) -> Result<Release> {
-    let (id, app, job, kind, git_ref, sha, actor, created_at, state, bad, dir) = row;
+    let (id, app, job, kind, git_ref, sha, actor, created_at, state, bad, dir, values) = row;
     let state = State::parse(&state).ok_or_else(|| {
         Error::Internal(anyhow::anyhow!("release {id}: unknown job state {state:?}"))
     })?;
+    let values = match values {
+        Some(json) => serde_json::from_str(&json).map_err(|e| {
+            Error::Internal(anyhow::anyhow!("release {id}: unreadable values: {e}"))
+        })?,
+        None => BTreeMap::new(),
+    };
     Ok(Release {
         id,
         app,
@@ -160,6 +199,7 @@ fn release(row: Row) -> Result<Release> {
         state,
         bad,
         dir,
+        values,
     })
 }
 
@@ -173,21 +213,25 @@ pub(super) struct Queued {
 }
 
 /// The `kind` (deploy, rollback) of `app` to commit `sha` still waiting,
-/// if there is one.
+/// if there is one; without a commit (a `command` app without a
+/// repository), to the same `git_ref`.
 pub(super) async fn queued_to(
     db: &SqlitePool,
     app: &str,
     kind: &str,
-    sha: &Sha,
+    sha: Option<&Sha>,
+    git_ref: &str,
 ) -> Result<Option<Queued>> {
     let row: Option<(i64, String, String, i64)> = sqlx::query_as(
         "SELECT r.job_id, r.ref, r.actor, j.created_at FROM releases r JOIN jobs j ON j.id = r.job_id
-         WHERE r.app = ? AND r.kind = ? AND r.sha = ? AND j.state = 'queued'
+         WHERE r.app = ? AND r.kind = ? AND r.sha = ? AND (r.sha <> '' OR r.ref = ?)
+           AND j.state = 'queued'
          ORDER BY r.id LIMIT 1",
     )
     .bind(app)
     .bind(kind)
-    .bind(sha.as_str())
+    .bind(sha.map_or("", Sha::as_str))
+    .bind(git_ref)
     .fetch_optional(db)
     .await?;
     Ok(row.map(|(job, git_ref, actor, at)| Queued {
@@ -218,7 +262,7 @@ pub fn rollback_target<'a>(
     let Some(id) = to else {
         return log
             .iter()
-            .find(|r| r.id < current.id && r.good() && r.sha != current.sha)
+            .find(|r| r.id < current.id && r.good() && !r.runs_same(current))
             .ok_or_else(|| {
                 Error::Conflict(format!(
                     "there is no good release older than the current one (release {}) to roll back to",
@@ -230,16 +274,16 @@ pub fn rollback_target<'a>(
         .iter()
         .find(|r| r.id == id)
         .ok_or_else(|| Error::NotFound(format!("there is no release {id} of this app")))?;
-    if chosen.sha == current.sha {
+    if chosen.runs_same(current) {
         return Err(Error::Conflict(format!(
             "release {id} ({}) is what runs now",
-            chosen.short_sha()
+            chosen.what()
         )));
     }
     if !chosen.good() {
         return Err(Error::Conflict(format!(
             "release {id} ({}) is not a good release ({}); choose one that went live and was not rolled back",
-            chosen.short_sha(),
+            chosen.what(),
             chosen.outcome()
         )));
     }

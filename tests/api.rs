@@ -353,7 +353,7 @@ async fn malformed_json_is_400_naming_what_is_wrong() {
         (
             "application/json",
             r#"{"dry_run": true}"#,
-            "the JSON body does not fit this request: dry_run: unknown field `dry_run`, there are no fields at line 1 column 10",
+            "the JSON body does not fit this request: dry_run: unknown field `dry_run`, expected `params` at line 1 column 10",
         ),
     ] {
         let res = client()

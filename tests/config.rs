@@ -342,6 +342,85 @@ fn a_strategy_needs_its_keys() {
 }
 
 #[test]
+fn command_steps_name_only_the_values_opsdeck_fills() {
+    let command = APP.replace("repo = \"/srv/web\"\n", "strategy = \"command\"\n");
+    let with = |steps: &str| format!("{command}{steps}\n");
+    assert!(
+        parse(&with(
+            r#"deploy = [ { run = ["c", "--image", "r:{tag}", "{ref}", "{}"] } ]"#
+        ))
+        .is_ok()
+    );
+    rejects(
+        &with(r#"deploy = [ { run = ["c", "r:{tga}"] } ]"#),
+        6,
+        "app \"web\" → deploy #1 → run",
+        "unknown placeholder {tga}; expected {ref}, {sha} or {tag}",
+    );
+    rejects(
+        &with("rollback = [ { run = [\"c\", \"{sha}\"] } ]\ndeploy = [ { run = [\"c\"] } ]"),
+        6,
+        "app \"web\" → rollback #1 → run",
+        "{sha} is the commit a ref resolves to, and the app has no `repo`",
+    );
+    rejects(
+        &with(r#"deploy = [ { run = ["c"], cwd = "scripts" } ]"#),
+        6,
+        "app \"web\" → deploy #1 → cwd",
+        "relative `cwd` is inside the app's `repo`, and the app has none",
+    );
+    rejects(
+        &format!("{APP}deploy = [ {{ run = [\"c\"] }} ]\n"),
+        6,
+        "app \"web\" → deploy",
+        "these steps are for strategy \"command\"",
+    );
+}
+
+#[test]
+fn action_params_are_checked_when_the_config_loads() {
+    let action = format!(
+        "{APP}\n[[app.action]]\nname = \"promote\"\nrun = [\"promote\", \"{{build}}\"]\n\n[[app.action.param]]\nname = \"build\"\n"
+    );
+    assert!(
+        parse(&format!(
+            "{action}pattern = \"b-[0-9]+\"\ndefault = \"b-1\"\n"
+        ))
+        .is_ok()
+    );
+    rejects(
+        &format!("{action}pattern = \"b-[0-9\"\n"),
+        13,
+        "app \"web\" → action \"promote\" → param \"build\" → pattern",
+        "is not a regular expression",
+    );
+    rejects(
+        &format!("{action}kind = \"choice\"\n"),
+        11,
+        "app \"web\" → action \"promote\" → param \"build\"",
+        "a `choice` needs `choices` or `choices_from`",
+    );
+    rejects(
+        &format!("{action}kind = \"choice\"\nchoices = [\"b-1\"]\ndefault = \"b-2\"\n"),
+        15,
+        "app \"web\" → action \"promote\" → param \"build\" → default",
+        "not one of the choices",
+    );
+    rejects(
+        &format!("{action}default = \"--all\"\n"),
+        13,
+        "app \"web\" → action \"promote\" → param \"build\" → default",
+        "starts with \"-\"",
+    );
+    rejects(
+        &action.replace("{build}", "{biuld}"),
+        9,
+        "app \"web\" → action \"promote\" → run",
+        "{biuld} names no parameter of this action",
+    );
+}
+
+#[test]
 fn an_app_without_repo_nor_strategy_is_not_deployed_but_valid() {
     let app = APP.replace("repo = \"/srv/web\"\n", "");
     let action = format!("{app}\n[[app.action]]\nname = \"hello\"\nrun = [\"true\"]\n");
@@ -833,11 +912,34 @@ role = "admin"
 confirm = "Clear the cache?"
 description = "Clears the application cache."
 
+[[app.action]]
+name = "promote"
+run = ["bin/promote", "--build", "{build}", "--store", "{store}"]
+
+[[app.action.param]]
+name = "build"
+label = "Build to promote"
+kind = "choice"
+choices_from = ["bin/list-builds"]
+required = true
+
+[[app.action.param]]
+name = "store"
+kind = "choice"
+choices = ["eu", "us"]
+default = "eu"
+
+[[app.action.param]]
+name = "note"
+kind = "text"
+pattern = "[a-z ]*"
+
 [[app]]
 name = "bot"
 host = "ssh://bot@10.0.0.6"
 strategy = "command"
 deploy = [ { run = ["cloudron", "update", "--image", "registry.example.org/bot:{tag}"] } ]
+rollback = [ { run = ["cloudron", "update", "--image", "registry.example.org/bot:{tag}"] } ]
 
 [[app]]
 name = "wiki"

@@ -113,6 +113,7 @@ fn app(s: &mut Section) -> App {
         health: s.table("health", health),
         build: s.tables("build", command),
         deploy: s.tables("deploy", command),
+        rollback: s.tables("rollback", command),
         logs: s.table("logs", logs),
         auto_deploy: s.string("auto_deploy"),
         webhook_secret_file: s.path("webhook_secret_file"),
@@ -220,5 +221,19 @@ fn action(s: &mut Section) -> Action {
         role: s.role("role"),
         confirm: s.string("confirm"),
         description: s.string("description"),
+        params: s.tables("param", param),
+    }
+}
+
+fn param(s: &mut Section) -> Param {
+    Param {
+        name: s.required_string("name", "the parameter's {name} in `run`, like \"tag\""),
+        label: s.string("label"),
+        kind: s.choice("kind", &ParamKind::ALL).unwrap_or(ParamKind::Text),
+        pattern: s.string("pattern"),
+        choices: s.strings("choices"),
+        choices_from: s.opt_strings("choices_from"),
+        default: s.string("default"),
+        required: s.bool_or("required", false),
     }
 }

@@ -15,15 +15,19 @@ use crate::actor::Role;
 mod duration;
 mod errors;
 mod load;
+mod params;
 mod problems;
 mod reader;
 mod secrets;
 mod validate;
+mod validate_params;
 mod validate_sweeps;
 mod values;
+pub mod words;
 
 pub use duration::parse_duration;
 pub use errors::{ConfigError, ConfigErrors, line_col};
+pub use params::MAX_VALUE;
 pub use values::{Generator, HostAddress, SshTarget, parse_schedule, parse_time_zone};
 
 /// A whole, validated configuration.
@@ -204,6 +208,9 @@ pub struct App {
     pub build: Vec<Command>,
     /// `command` strategy: the deploy steps, with `{ref}`, `{sha}`, `{tag}`.
     pub deploy: Vec<Command>,
+    /// `command` strategy: the steps that go back to an earlier release
+    /// (same placeholders); empty means the deploy steps do.
+    pub rollback: Vec<Command>,
     pub logs: Option<Logs>,
     /// A branch whose Gitea push webhook deploys it.
     pub auto_deploy: Option<String>,
@@ -329,6 +336,46 @@ pub struct Action {
     /// Shown in the confirmation before it runs.
     pub confirm: Option<String>,
     pub description: Option<String>,
+    /// `[[app.action.param]]`: values asked for when it runs, each reaching
+    /// `run` only through its `{name}` placeholder.
+    pub params: Vec<Param>,
+}
+
+/// `[[app.action.param]]`: one value typed or picked at click time.
+#[derive(Debug, Clone)]
+pub struct Param {
+    /// Its `{name}` in `run` (lowercase letters, digits, `_`).
+    pub name: String,
+    /// What the form calls it (default: its name).
+    pub label: Option<String>,
+    pub kind: ParamKind,
+    /// A regular expression the whole value must match.
+    pub pattern: Option<String>,
+    /// `choice`: the values offered.
+    pub choices: Vec<String>,
+    /// `choice`: an argv run on the app's host; one choice per line printed.
+    pub choices_from: Option<Vec<String>>,
+    pub default: Option<String>,
+    pub required: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamKind {
+    Text,
+    Choice,
+    Commit,
+    Release,
+    Backup,
+}
+
+impl ParamKind {
+    pub const ALL: [(&str, ParamKind); 5] = [
+        ("text", ParamKind::Text),
+        ("choice", ParamKind::Choice),
+        ("commit", ParamKind::Commit),
+        ("release", ParamKind::Release),
+        ("backup", ParamKind::Backup),
+    ];
 }
 
 impl Config {
@@ -390,6 +437,18 @@ impl App {
             .get(action)
             .copied()
             .unwrap_or_else(|| Role::default_for(action))
+    }
+}
+
+impl App {
+    /// `command` strategy: the steps that put an earlier release back —
+    /// `rollback` when given, else `deploy` with that release's values.
+    pub fn going_back(&self) -> &[Command] {
+        if self.rollback.is_empty() {
+            &self.deploy
+        } else {
+            &self.rollback
+        }
     }
 }
 

@@ -269,6 +269,10 @@ fn app(config: &Config, app: &App, label: &Label, p: &mut Problems) {
     }
     commands(p, &key("build"), &app.build);
     commands(p, &key("deploy"), &app.deploy);
+    commands(p, &key("rollback"), &app.rollback);
+    for (steps, name) in [(&app.deploy, "deploy"), (&app.rollback, "rollback")] {
+        placeholders(p, app, &key(name), steps);
+    }
     if let Some(logs) = &app.logs {
         units(p, &key("logs").key("units"), &logs.units);
         for (i, file) in logs.files.iter().enumerate() {
@@ -302,6 +306,37 @@ fn app(config: &Config, app: &App, label: &Label, p: &mut Problems) {
             );
         }
         env(p, &label.key("env"), &action.env);
+        super::validate_params::params(action, label, p);
+    }
+}
+
+/// `{ref}`, `{sha}` and `{tag}` are the words a `command` deploy fills
+/// in; any other `{name}` is a typo that would reach the program as is.
+fn placeholders(p: &mut Problems, app: &App, array: &Label, steps: &[Command]) {
+    if !steps.is_empty() && app.strategy != Strategy::Command {
+        p.error(
+            array,
+            "these steps are for strategy \"command\"; set `strategy = \"command\"` or use `build`",
+        );
+    }
+    for (i, step) in steps.iter().enumerate() {
+        if step.cwd.as_ref().is_some_and(|cwd| cwd.is_relative()) && app.repo.is_none() {
+            p.error(
+                &array.element(i, None).key("cwd"),
+                "a relative `cwd` is inside the app's `repo`, and the app has none; give an absolute path or set `repo`",
+            );
+        }
+        for word in &step.run {
+            for name in super::words::placeholders(word) {
+                let problem = match name {
+                    "ref" | "tag" => continue,
+                    "sha" if app.repo.is_some() => continue,
+                    "sha" => "{sha} is the commit a ref resolves to, and the app has no `repo`; use {ref} or {tag}, or set `repo`".to_owned(),
+                    other => format!("unknown placeholder {{{other}}}; expected {{ref}}, {{sha}} or {{tag}}"),
+                };
+                p.error(&array.element(i, None).key("run"), problem);
+            }
+        }
     }
 }
 

@@ -157,31 +157,8 @@ pub async fn resolve(host: &Host, repo: &Path, name: &str) -> Result<Sha> {
         format!("refs/tags/{name}"),
         name.to_owned(),
     ] {
-        let spec = format!("{candidate}^{{commit}}");
-        let found = run(
-            host,
-            repo,
-            &[
-                "rev-parse",
-                "--verify",
-                "--quiet",
-                "--end-of-options",
-                &spec,
-            ],
-            LOCAL_TIMEOUT,
-        )
-        .await?;
-        if found.success() {
-            return Sha::parse(found.stdout.trim());
-        }
-        // `--quiet` keeps "no such ref" silent; anything on stderr is a real
-        // failure (not a repository, unreadable objects).
-        if !found.stderr.trim().is_empty() {
-            return Err(Error::Unavailable(format!(
-                "git could not resolve {name:?} in {}: {}",
-                host.place(repo),
-                found.stderr.trim()
-            )));
+        if let Some(sha) = commit_of(host, repo, name, &candidate).await? {
+            return Ok(sha);
         }
     }
     Err(Error::BadRequest(format!(
@@ -189,6 +166,46 @@ pub async fn resolve(host: &Host, repo: &Path, name: &str) -> Result<Sha> {
         Quoted(name),
         host.place(repo)
     )))
+}
+
+/// Whether `name` is a tag of the repository (after a fetch: the remote's
+/// tags too).
+pub async fn is_tag(host: &Host, repo: &Path, name: &str) -> Result<bool> {
+    validate_ref(name)?;
+    let tag = format!("refs/tags/{name}");
+    Ok(commit_of(host, repo, name, &tag).await?.is_some())
+}
+
+/// The commit `candidate` (a spelling of the requested `name`) names, if
+/// it names one.
+async fn commit_of(host: &Host, repo: &Path, name: &str, candidate: &str) -> Result<Option<Sha>> {
+    let spec = format!("{candidate}^{{commit}}");
+    let found = run(
+        host,
+        repo,
+        &[
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            "--end-of-options",
+            &spec,
+        ],
+        LOCAL_TIMEOUT,
+    )
+    .await?;
+    if found.success() {
+        return Sha::parse(found.stdout.trim()).map(Some);
+    }
+    // `--quiet` keeps "no such ref" silent; anything on stderr is a real
+    // failure (not a repository, unreadable objects).
+    if !found.stderr.trim().is_empty() {
+        return Err(Error::Unavailable(format!(
+            "git could not resolve {name:?} in {}: {}",
+            host.place(repo),
+            found.stderr.trim()
+        )));
+    }
+    Ok(None)
 }
 
 /// The commit the work tree has checked out.

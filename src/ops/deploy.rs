@@ -17,6 +17,7 @@
 //!    release log marks the release bad. A failed build of a new release
 //!    changes nothing live, so it needs no recovery.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::audit::Event;
@@ -28,6 +29,7 @@ use crate::host::exec::command_line;
 use crate::host::git::{self, Sha};
 use crate::host::release_tree::{self, ReleaseTree};
 use crate::jobs::{Plan, Request, Step, already_queued};
+use crate::ops::command;
 use crate::releases::{self, NewRelease};
 use crate::steps::{Work, checkout, probe, release, run, sweep, units};
 use crate::{Context, Error, Result};
@@ -127,8 +129,21 @@ async fn prepare(
     let app = ctx.app(app)?;
     ctx.authorize(actor, Some(app), "deploy").await?;
     git::validate_ref(git_ref)?;
-    let repo = repository(app)?;
     let host = Host::of(&ctx.config, app)?;
+    if app.strategy == Strategy::Command && app.repo.is_none() {
+        if still.is_some_and(|still| !still.sha.is_empty()) {
+            return Err(Error::Unavailable(format!(
+                "{} has no `repo` in the config, so a commit cannot be deployed; name the tag to deploy",
+                app.name
+            )));
+        }
+        let shipment = command::deploy(app, git_ref, None, git_ref);
+        let _one_at_a_time = PREPARING.lock().await;
+        return submit(ctx, actor, app, "deploy", git_ref, None, None, shipment)
+            .await
+            .map(Prepared::Queued);
+    }
+    let repo = repository(app)?;
     let _one_at_a_time = PREPARING.lock().await;
     git::fetch(&host, repo).await?;
     let sha = git::resolve(&host, repo, git_ref).await?;
@@ -150,26 +165,47 @@ async fn prepare(
             Shipment {
                 plan: release_plan(app, repo, root, &sha, &name),
                 dir: Some(name),
+                values: BTreeMap::new(),
             }
         }
-        _ => {
+        Strategy::Command => {
+            let tag = if git::is_tag(&host, repo, git_ref).await? {
+                git_ref.to_owned()
+            } else {
+                sha.short().to_owned()
+            };
+            command::deploy(app, git_ref, Some(&sha), &tag)
+        }
+        Strategy::Checkout => {
             refuse_dirty_if_idle(ctx, app, &host, repo).await?;
             Shipment {
                 plan: checkout_plan(app, repo, &sha, git_ref),
                 dir: None,
+                values: BTreeMap::new(),
             }
         }
     };
-    submit(ctx, actor, app, "deploy", git_ref, &sha, None, shipment)
-        .await
-        .map(Prepared::Queued)
+    submit(
+        ctx,
+        actor,
+        app,
+        "deploy",
+        git_ref,
+        Some(&sha),
+        None,
+        shipment,
+    )
+    .await
+    .map(Prepared::Queued)
 }
 
 /// What a deploy or rollback job does, and the release directory it
-/// makes or goes to (`releases` strategy).
+/// makes or goes to (`releases` strategy) or the values its steps run
+/// with (`command`).
 pub(super) struct Shipment {
     pub plan: Plan,
     pub dir: Option<String>,
+    pub values: BTreeMap<String, String>,
 }
 
 /// Refuses a work tree changed by hand at once, rather than in the job.
@@ -197,13 +233,13 @@ pub(super) async fn submit(
     app: &App,
     kind: &str,
     git_ref: &str,
-    sha: &Sha,
+    sha: Option<&Sha>,
     replaces: Option<i64>,
     shipment: Shipment,
 ) -> Result<i64> {
     // Identical means the same commit, however it was named: `main` and a
     // tag on the same commit are one deploy.
-    if let Some(queued) = releases::queued_to(&ctx.db, &app.name, kind, sha).await? {
+    if let Some(queued) = releases::queued_to(&ctx.db, &app.name, kind, sha, git_ref).await? {
         let what = format!("{kind} {}", clip(&queued.git_ref, MAX_ECHOED));
         let refused = already_queued(&what, &app.name, &queued.actor, queued.at);
         return Err(if queued.git_ref == git_ref {
@@ -214,11 +250,11 @@ pub(super) async fn submit(
                 refused.public_message(),
                 queued.job,
                 Quoted(git_ref),
-                sha.short()
+                sha.map_or("", Sha::short)
             ))
         });
     }
-    let Shipment { plan, dir } = shipment;
+    let Shipment { plan, dir, values } = shipment;
     let recovery_step = plan.steps.len();
     let request = Request {
         app: app.name.clone(),
@@ -238,28 +274,24 @@ pub(super) async fn submit(
         recovery_step,
         replaces,
         dir: dir.as_deref(),
+        values: &values,
     };
     let id = releases::record(&ctx.db, release).await?;
     // job.request names the ref; this row adds the exact commit it became.
     let event = Event::new(actor, "release.create", &app.name)
         .job(job)
         .detail(serde_json::json!({
-            "release": id, "kind": kind, "ref": git_ref, "sha": sha.as_str(), "replaces": replaces,
-            "dir": dir,
+            "release": id, "kind": kind, "ref": git_ref, "sha": sha.map(Sha::as_str),
+            "replaces": replaces, "dir": dir, "values": values,
         }));
     ctx.audit.record(event).await?;
     Ok(job)
 }
 
-/// The git repository `app` deploys from: the work tree (`checkout`) or
-/// the clone releases are exported from (`releases`).
+/// The git repository `app` deploys from: the work tree (`checkout`), the
+/// clone releases are exported from (`releases`), or the one refs are
+/// resolved in (`command`).
 pub(super) fn repository(app: &App) -> Result<&Path> {
-    if app.strategy == Strategy::Command {
-        return Err(Error::Unavailable(format!(
-            "{} uses the command strategy, which this opsdeck cannot deploy yet; use `checkout` or `releases`",
-            app.name
-        )));
-    }
     app.repo.as_deref().ok_or_else(|| {
         Error::Unavailable(format!(
             "{} has no `repo` in the config, so there is nothing to deploy",
@@ -460,7 +492,7 @@ pub(super) fn restart_and_check(app: &App, units: &[String]) -> Vec<Step> {
 }
 
 /// A build step's `cwd` is relative to the work tree or the release.
-fn in_dir(dir: &Path, cwd: Option<&Path>) -> PathBuf {
+pub(super) fn in_dir(dir: &Path, cwd: Option<&Path>) -> PathBuf {
     match cwd {
         Some(cwd) => dir.join(cwd),
         None => dir.to_owned(),

@@ -38,11 +38,14 @@ pub async fn preview(ctx: &Context, actor: &Actor, app: &str, git_ref: &str) -> 
         git::resolve(&host, repo, git_ref).await?
     };
     let current = match app.strategy {
-        Strategy::Releases => match releases::current(&ctx.db, &app.name).await? {
-            Some(release) => Some(Sha::parse(&release.sha)?),
-            None => None,
-        },
-        _ => Some(git::head(&host, repo).await?),
+        // What the release log says is live: there is no work tree to ask.
+        Strategy::Releases | Strategy::Command => {
+            match releases::current(&ctx.db, &app.name).await? {
+                Some(release) if !release.sha.is_empty() => Some(Sha::parse(&release.sha)?),
+                _ => None,
+            }
+        }
+        Strategy::Checkout => Some(git::head(&host, repo).await?),
     };
     let (mut commits, going_back) = match &current {
         Some(current) => (

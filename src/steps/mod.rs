@@ -1,5 +1,7 @@
 //! What a step of a job *does*, one module per family of steps: run a
-//! program ([`run`]), git checkouts ([`checkout`]), release directories and
+//! program ([`run`]) or, in a `command` deploy's recovery, the deploy steps
+//! again with the replaced release's values ([`command`]), an action's
+//! parameters checked again as its job starts ([`params`]), git checkouts ([`checkout`]), release directories and
 //! the `current` switch ([`release`]), systemd units ([`units`]), the health
 //! probe ([`probe`]), env-file and secret edits ([`secret`]), sweeps
 //! ([`sweep`]). Each family owns both how its steps are *shown* (the command
@@ -27,7 +29,9 @@ use crate::host::secret::ServerKey;
 use crate::{Error, Result};
 
 pub mod checkout;
+pub mod command;
 pub(crate) mod millis;
+pub mod params;
 pub mod probe;
 pub mod redact;
 pub mod release;
@@ -44,6 +48,8 @@ use redact::Redactor;
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Work {
     Run(run::Run),
+    CheckParams(params::CheckParams),
+    RunReplaced(command::RunReplaced),
     Checkout(checkout::Checkout),
     CheckoutPrevious(checkout::CheckoutPrevious),
     MakeRelease(release::MakeRelease),
@@ -65,6 +71,8 @@ impl Work {
     fn step(&self) -> &dyn Perform {
         match self {
             Work::Run(step) => step,
+            Work::CheckParams(step) => step,
+            Work::RunReplaced(step) => step,
             Work::Checkout(step) => step,
             Work::CheckoutPrevious(step) => step,
             Work::MakeRelease(step) => step,
@@ -226,6 +234,8 @@ mod tests {
     fn stored_steps_keep_their_shape() {
         let stored = [
             r#"{"kind":"run","argv":["npm","ci"],"cwd":"/opt/app/frontend","env":{"A":"b"}}"#,
+            r#"{"kind":"run_replaced","argv":["cloudron","update","--image","r:{tag}"],"cwd":null,"env":{}}"#,
+            r#"{"kind":"check_params","action":"promote","values":{"build":"b-42"}}"#,
             r#"{"kind":"checkout","repo":"/opt/app","sha":"0123456789abcdef0123456789abcdef01234567"}"#,
             r#"{"kind":"checkout_previous","repo":"/opt/app"}"#,
             r#"{"kind":"checkout_previous","repo":"/opt/app","sha":"0123456789abcdef0123456789abcdef01234567"}"#,

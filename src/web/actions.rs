@@ -3,17 +3,20 @@
 //! job's page) and the JSON API (`POST /api/apps/{app}/actions/{name}/run`
 //! → `202 {"job": id}`). Both start the same job (`ops::actions`).
 
-use axum::Router;
+use std::collections::BTreeMap;
+
+use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use axum::{Form, Router};
 use serde::Deserialize;
 
 use super::Json;
 use super::page::{accepted, show_job};
 use crate::auth::Actor;
-use crate::{Context, Result};
+use crate::{Context, Error, Result};
 
 pub fn router() -> Router<Context> {
     Router::new()
@@ -29,25 +32,41 @@ async fn run_action(
     Path((app, action)): Path<(String, String)>,
     actor: Actor,
     headers: HeaderMap,
+    form: Result<Form<BTreeMap<String, String>>, FormRejection>,
 ) -> Result<Response> {
-    let job = crate::ops::actions::run(&ctx, &actor, &app, &action).await?;
+    // A button without fields may post no form at all (htmx, curl).
+    let form = match form {
+        Ok(Form(form)) => form,
+        Err(FormRejection::InvalidFormContentType(_)) => BTreeMap::new(),
+        Err(e) => return Err(Error::BadRequest(format!("the form is unreadable: {e}"))),
+    };
+    // The form's fields besides the CSRF token are the parameters, named
+    // `param.<name>` so they cannot collide with the page's own fields.
+    let params = form
+        .into_iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix("param.")?.to_owned(), v)))
+        .collect();
+    let job = crate::ops::actions::run_with(&ctx, &actor, &app, &action, &params).await?;
     Ok(show_job(job, &headers))
 }
 
-/// An action takes no parameters; a body, if sent, must be an empty JSON
-/// object, so a client that believes it is passing something learns that
-/// it is not.
-#[derive(Deserialize)]
+/// `{"params": {"tag": "v2"}}`; any other key is refused, so a client
+/// that believes it is passing something learns that it is not.
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-struct RunAction {}
+struct RunAction {
+    #[serde(default)]
+    params: BTreeMap<String, String>,
+}
 
 /// `POST /api/apps/{app}/actions/{name}/run` → `202 {"job": id}`.
 async fn run_action_api(
     State(ctx): State<Context>,
     Path((app, action)): Path<(String, String)>,
     actor: Actor,
-    _body: Option<Json<RunAction>>,
+    body: Option<Json<RunAction>>,
 ) -> Result<impl IntoResponse> {
-    let job = crate::ops::actions::run(&ctx, &actor, &app, &action).await?;
+    let body = body.map(|Json(body)| body).unwrap_or_default();
+    let job = crate::ops::actions::run_with(&ctx, &actor, &app, &action, &body.params).await?;
     Ok(accepted(job))
 }

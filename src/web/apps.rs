@@ -174,9 +174,12 @@ async fn show(
             Err(e) => (e.status(), Some(Err(e.public_message()))),
         },
     };
+    let mut card = AppCard::new(app, &actor);
+    card.list_choices(&crate::host::Host::of(&ctx.config, app)?, app)
+        .await;
     let page = AppPage {
         page,
-        app: AppCard::new(app, &actor),
+        app: card,
         source: app.repo.as_ref().map(|repo| {
             (
                 repo.display().to_string(),

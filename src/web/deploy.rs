@@ -106,7 +106,9 @@ async fn preview(
 struct DeployForm {
     #[serde(rename = "ref")]
     git_ref: String,
-    /// The commit "what ships" showed.
+    /// The commit "what ships" showed; empty for a `command` app without
+    /// a repository.
+    #[serde(default)]
     sha: String,
     /// Production: the app's name, typed.
     #[serde(default)]

@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use super::auth::Csrf;
 use super::{Json, assets};
 use crate::auth::{Actor, Role};
-use crate::config::{Action, App};
+use crate::config::{Action, App, ParamKind};
 use crate::jobs::{Job, State as JobState};
 
 #[derive(Debug, Clone, Default)]
@@ -160,6 +160,26 @@ pub struct ActionButton {
     /// Its config asks a question of its own (`confirm`): the button looks
     /// risky.
     pub risky: bool,
+    /// `[[app.action.param]]`: the form's fields.
+    pub params: Vec<ParamField>,
+    /// It asks for values whose choices only the app's page lists (they
+    /// come from a command): elsewhere the button links there.
+    pub ask_on_app_page: bool,
+}
+
+/// One field of an action's form.
+pub struct ParamField {
+    pub name: String,
+    pub label: String,
+    /// A `choice`: a select of `choices`; else a text input.
+    pub choice: bool,
+    pub choices: Vec<String>,
+    /// Why `choices_from` listed nothing, if it failed.
+    pub choices_error: String,
+    pub default: String,
+    pub required: bool,
+    /// The HTML `pattern` (anchored by the browser, like the server does).
+    pub pattern: String,
 }
 
 impl ActionButton {
@@ -174,6 +194,39 @@ impl ActionButton {
             needs,
             allowed: actor.role >= needs,
             risky: action.confirm.is_some(),
+            params: action
+                .params
+                .iter()
+                .map(|p| ParamField {
+                    name: p.name.clone(),
+                    label: p.label().to_owned(),
+                    choice: p.kind == ParamKind::Choice,
+                    choices: p.choices.clone(),
+                    choices_error: String::new(),
+                    default: p.default.clone().unwrap_or_default(),
+                    required: p.required,
+                    pattern: p.pattern.clone().unwrap_or_default(),
+                })
+                .collect(),
+            ask_on_app_page: action.params.iter().any(|p| p.choices_from.is_some()),
+        }
+    }
+}
+
+impl AppCard {
+    /// On the app's own page: lists what each `choices_from` command
+    /// prints (on the app's host), so every action's form is complete.
+    pub async fn list_choices(&mut self, host: &crate::host::Host, app: &App) {
+        for (button, action) in self.actions.iter_mut().zip(&app.actions) {
+            for (field, param) in button.params.iter_mut().zip(&action.params) {
+                if param.choices_from.is_some() {
+                    match crate::steps::params::choices(host, param).await {
+                        Ok(choices) => field.choices = choices,
+                        Err(e) => field.choices_error = e.public_message(),
+                    }
+                }
+            }
+            button.ask_on_app_page = false;
         }
     }
 }

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::Moment;
 use crate::auth::{Actor, Role};
-use crate::config::App;
+use crate::config::{App, Strategy};
 use crate::ops::schedule::next_run;
 use crate::ops::secrets;
 use crate::ops::sweeps::{self, LastRun};
@@ -25,6 +25,11 @@ pub struct DeployCard {
     pub history: Vec<ReleaseLine>,
     pub may_deploy: bool,
     pub may_rollback: bool,
+    /// `command` strategy without a repository: the form names a tag and
+    /// deploys it, with no "what ships" (there are no commits to list).
+    pub tag_only: bool,
+    /// Production asks for the app's name before deploying.
+    pub production: bool,
 }
 
 /// One row of the release history.
@@ -51,7 +56,8 @@ pub struct ReleaseLine {
 /// What the app page shows of deploys; `None` for an app that only runs
 /// actions.
 pub async fn deploy_card(ctx: &Context, app: &App, actor: &Actor) -> Result<Option<DeployCard>> {
-    if app.repo.is_none() {
+    let tag_only = app.strategy == Strategy::Command && app.repo.is_none();
+    if app.repo.is_none() && !tag_only {
         return Ok(None);
     }
     let log = releases::list(&ctx.db, &app.name, HISTORY).await?;
@@ -59,26 +65,25 @@ pub async fn deploy_card(ctx: &Context, app: &App, actor: &Actor) -> Result<Opti
         .iter()
         .find(|r| r.state == crate::jobs::State::Succeeded);
     let live_id = live.map(|r| r.id);
-    let live_sha = live.map(|r| r.sha.clone());
     let line = |r: &Release| ReleaseLine {
         id: r.id,
         job: r.job,
         kind: r.kind.clone(),
         git_ref: r.git_ref.clone(),
-        short_sha: r.short_sha().to_owned(),
+        short_sha: r.what().to_owned(),
         actor: r.actor.clone(),
         at: Moment::from_millis(r.created_at),
         outcome: r.outcome(),
         good: r.good(),
         live: Some(r.id) == live_id,
-        runs_now: Some(&r.sha) == live_sha.as_ref(),
+        runs_now: live.is_some_and(|live| live.runs_same(r)),
         dir: r.dir.clone().unwrap_or_default(),
         confirm: format!(
             "Roll {} ({}) back to release {} ({}, {} by {})?",
             app.name,
             app.environment,
             r.id,
-            r.short_sha(),
+            r.what(),
             r.kind,
             r.actor
         ),
@@ -90,6 +95,8 @@ pub async fn deploy_card(ctx: &Context, app: &App, actor: &Actor) -> Result<Opti
         history,
         may_deploy: actor.role >= app.required_role("deploy"),
         may_rollback: actor.role >= app.required_role("rollback"),
+        tag_only,
+        production: super::page::AppCard::is_production_environment(&app.environment),
     }))
 }
 

@@ -24,3 +24,29 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// A Python script in `dir` that appends its arguments (after itself) as
+/// one JSON line to the file returned second: how a test sees the exact
+/// argv a step ran with.
+pub fn argv_recorder(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let script = dir.join("record-argv.py");
+    let out = dir.join("argv.jsonl");
+    std::fs::write(
+        &script,
+        format!(
+            "import json, sys\nopen({:?}, 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n",
+            out.display().to_string()
+        ),
+    )
+    .unwrap();
+    (script, out)
+}
+
+/// Each argv `argv_recorder`'s script was run with, in order.
+pub fn recorded_argvs(out: &std::path::Path) -> Vec<Vec<String>> {
+    std::fs::read_to_string(out)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
