@@ -136,6 +136,15 @@ impl<'a> StepJob<'a> {
         }
     }
 
+    /// The machine the job's app runs on, as opsdeck's own account there
+    /// (for its units).
+    pub fn machine(&self) -> Result<Host> {
+        match self.config.app(self.app) {
+            Some(app) => Host::machine(self.config, app),
+            None => Ok(Host::Local),
+        }
+    }
+
     /// The job's app, as the config has it now.
     pub fn app(&self) -> Result<&'a App> {
         self.config

@@ -50,7 +50,7 @@ impl Perform for Run {
             let ended = child
                 .finish(&bounds.lines, bounds.limit, bounds.stopped)
                 .await;
-            if let (Ended::Exited(Some(255)), Host::Ssh(remote)) = (ended, &host) {
+            if let (Ended::Exited(Some(255)), Host::Shell(remote)) = (ended, &host) {
                 say(
                     &bounds.lines,
                     format!(
@@ -76,13 +76,19 @@ fn start(
 ) -> crate::Result<exec::Streaming> {
     let tagged = (exec::JOB_TAG.to_owned(), tag.to_owned());
     match host {
-        // The step's env goes to the host; locally `ssh` gets only the
-        // basics and the tag.
-        Host::Ssh(remote) => exec::start(
-            &remote.step_command(argv, cwd, env)?,
-            None,
-            &exec::job_env(&BTreeMap::from([tagged])),
-        ),
+        // The step's env and tag go to the host's shell (sudo would drop
+        // them from its own); locally `ssh` or `sudo` gets only the basics
+        // and the tag.
+        Host::Shell(remote) => {
+            let mut far = env.clone();
+            far.insert(tagged.0.clone(), tagged.1.clone());
+            let child = exec::start(
+                &remote.step_command(argv, cwd, &far)?,
+                None,
+                &exec::job_env(&BTreeMap::from([tagged])),
+            )?;
+            Ok(child.as_user(remote.local_user()))
+        }
         Host::Local => {
             let mut env = exec::job_env(env);
             env.insert(tagged.0, tagged.1);
