@@ -213,3 +213,89 @@ run = ["id", "-un"]
         "{output}"
     );
 }
+
+/// The step's pids it printed (`pid N`), once it printed `want` of them.
+async fn printed_pids(url: &str, token: &str, job: i64, want: usize) -> Vec<u32> {
+    for _ in 0..500 {
+        let output = reqwest::Client::new()
+            .get(format!("{url}/api/jobs/{job}/output"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let pids: Vec<u32> = output
+            .lines()
+            .filter_map(|l| l.strip_prefix("pid ")?.trim().parse().ok())
+            .collect();
+        if pids.len() >= want {
+            return pids;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("job {job} never printed {want} pids");
+}
+
+async fn run_action(url: &str, token: &str, app: &str) -> i64 {
+    let started: serde_json::Value = reqwest::Client::new()
+        .post(format!("{url}/api/apps/{app}/actions/hide/run"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    started["job"].as_i64().unwrap()
+}
+
+/// A step that clears its environment (`env -i`) loses OPSDECK_JOB: the
+/// process group recorded when it started still finds it after a crash,
+/// run as the app's user or as opsdeck itself.
+#[tokio::test]
+async fn a_crash_leaves_nothing_of_a_step_that_cleared_its_environment() {
+    let Some(account) = Account::new("opsdeck-t19c") else {
+        return;
+    };
+    let hide = r#"run = ["env", "-i", "sh", "-c", "sleep 300 & echo pid $!; echo pid $$; wait"]"#;
+    let instance = support::cli::Instance::new(&format!(
+        "[[app]]\nname = \"as-user\"\nuser = \"{}\"\n\n[[app.action]]\nname = \"hide\"\n{hide}\n\n\
+         [[app]]\nname = \"as-opsdeck\"\n\n[[app.action]]\nname = \"hide\"\n{hide}\n",
+        account.name
+    ));
+    let token = instance.token("ci", "operator");
+    let mut server = instance.serve().await;
+    let jobs = [
+        run_action(&server.url, &token, "as-user").await,
+        run_action(&server.url, &token, "as-opsdeck").await,
+    ];
+    let mut pids = Vec::new();
+    for job in jobs {
+        pids.extend(printed_pids(&server.url, &token, job, 2).await);
+    }
+    let owner = |pid: u32| std::fs::metadata(format!("/proc/{pid}")).unwrap().uid();
+    assert_eq!(owner(pids[0]), account.uid, "the step runs as the user");
+
+    server.child.kill().unwrap(); // SIGKILL: no drain, no cleanup
+    server.child.wait().unwrap();
+    assert!(
+        pids.iter().all(|&pid| !support::deck::process_gone(pid)),
+        "the steps outlive the server"
+    );
+
+    let server = instance.serve().await;
+    for pid in &pids {
+        assert!(
+            support::deck::process_gone(*pid),
+            "{pid} survived the restart"
+        );
+    }
+    for job in jobs {
+        let shown = support::cli::job(&server.url, &token, job).await;
+        assert_eq!(shown["state"], "interrupted");
+    }
+    let (status, _) = server.stop();
+    assert!(status.success());
+}

@@ -345,6 +345,27 @@ fn tagged_pids(needle: &str) -> Vec<i32> {
         .collect()
 }
 
+/// Process `pid`'s group and when it started (clock ticks since boot),
+/// from `/proc/<pid>/stat`; `None` once it is gone.
+pub fn group_and_start(pid: u32) -> Option<(u32, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name, which is in parentheses and may
+    // hold spaces or parentheses itself: state is field 3, pgrp 5,
+    // starttime 22.
+    let fields: Vec<&str> = stat
+        .get(stat.rfind(')')? + 1..)?
+        .split_whitespace()
+        .collect();
+    Some((fields.get(2)?.parse().ok()?, fields.get(19)?.parse().ok()?))
+}
+
+/// This boot's id: a process start time means nothing across a reboot.
+pub fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|id| id.trim().to_owned())
+        .unwrap_or_default()
+}
+
 /// The pids of this machine's processes, from `/proc` (none if it cannot
 /// be read).
 pub fn pids() -> impl Iterator<Item = u32> {
@@ -461,6 +482,14 @@ mod tests {
                 stderr: "oops\n".into()
             }
         );
+    }
+
+    #[test]
+    fn reads_a_process_group_and_start() {
+        let (pgid, started) = group_and_start(std::process::id()).unwrap();
+        assert_eq!(pgid, nix::unistd::getpgrp().as_raw() as u32);
+        assert!(started > 0);
+        assert_eq!(group_and_start(u32::MAX), None);
     }
 
     #[tokio::test]

@@ -66,6 +66,14 @@ impl Host {
         }
     }
 
+    /// The account steps run as on this machine through `sudo`, if any.
+    pub fn local_user(&self) -> Option<&run_as::RunAs> {
+        match self {
+            Host::Local => None,
+            Host::Shell(remote) => remote.local_user(),
+        }
+    }
+
     /// How messages name the host: "this host" or `user@host:port`.
     pub fn name(&self) -> String {
         match self {

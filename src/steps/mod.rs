@@ -27,6 +27,7 @@ use crate::host::secret::ServerKey;
 use crate::{Error, Result};
 
 pub mod checkout;
+pub mod groups;
 pub(crate) mod millis;
 pub mod probe;
 pub mod redact;

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
-use super::{Bounds, Perform, StepJob, cd, say};
+use super::{Bounds, Perform, StepJob, cd, groups, say};
 use crate::host::exec::{self, Ended, command_line as quoted};
 use crate::host::{Host, crash_point};
 
@@ -47,9 +47,18 @@ impl Perform for Run {
                     return Ended::Exited(None);
                 }
             };
+            let (pgid, run_as) = (child.pgid, host.local_user());
+            if let Err(e) = groups::record(job.db, job.id, pgid, run_as).await {
+                // Ended at once (`stop` already resolved): a step no crash
+                // recovery could find must not run.
+                child.finish(&bounds.lines, bounds.limit, async {}).await;
+                say(&bounds.lines, e.public_message()).await;
+                return Ended::Exited(None);
+            }
             let ended = child
                 .finish(&bounds.lines, bounds.limit, bounds.stopped)
                 .await;
+            groups::forget(job.db, job.id, pgid).await;
             if let (Ended::Exited(Some(255)), Host::Shell(remote)) = (ended, &host) {
                 say(
                     &bounds.lines,
@@ -87,7 +96,7 @@ fn start(
                 None,
                 &exec::job_env(&BTreeMap::from([tagged])),
             )?;
-            Ok(child.as_user(remote.local_user()))
+            Ok(child.as_user(host.local_user()))
         }
         Host::Local => {
             let mut env = exec::job_env(env);
