@@ -49,11 +49,12 @@ impl RunAs {
         argv
     }
 
-    /// The sudoers line that lets opsdeck run steps as this account.
-    pub fn sudoers_line(&self) -> String {
+    /// The sudoers line that lets `me` (opsdeck's account) run steps as
+    /// this account.
+    pub fn sudoers_line(&self, me: &str) -> String {
         match &self.group {
-            Some(group) => format!("opsdeck ALL=({}:{group}) NOPASSWD: ALL", self.user),
-            None => format!("opsdeck ALL=({}) NOPASSWD: ALL", self.user),
+            Some(group) => format!("{me} ALL=({}:{group}) NOPASSWD: ALL", self.user),
+            None => format!("{me} ALL=({}) NOPASSWD: ALL", self.user),
         }
     }
 
@@ -134,7 +135,7 @@ mod tests {
             "sudo -n -u rfc-app -g www-data -- sh -c exec env -- true"
         );
         assert_eq!(
-            run_as.sudoers_line(),
+            run_as.sudoers_line("opsdeck"),
             "opsdeck ALL=(rfc-app:www-data) NOPASSWD: ALL"
         );
     }
