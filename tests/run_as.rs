@@ -217,15 +217,7 @@ run = ["id", "-un"]
 /// The step's pids it printed (`pid N`), once it printed `want` of them.
 async fn printed_pids(url: &str, token: &str, job: i64, want: usize) -> Vec<u32> {
     for _ in 0..500 {
-        let output = reqwest::Client::new()
-            .get(format!("{url}/api/jobs/{job}/output"))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let output = support::cli::job_output(url, token, job).await;
         let pids: Vec<u32> = output
             .lines()
             .filter_map(|l| l.strip_prefix("pid ")?.trim().parse().ok())
