@@ -53,19 +53,24 @@ fn check_as_nobody(
     (output, text)
 }
 
-#[test]
-fn check_names_every_mistake_of_the_troubleshooting_table() {
-    let Some(sandbox) = Sandbox::boot() else {
-        return;
-    };
-    // Everything `nobody` must read lives in a directory it may enter.
+/// A directory `nobody` may enter, with a copy of the binary: everything
+/// `nobody` must read lives there. Its path and the binary's.
+fn check_dir(sandbox: &Sandbox) -> (std::path::PathBuf, String) {
     let dir = sandbox.dir().join("check");
     fs::create_dir(&dir).unwrap();
     fs::set_permissions(sandbox.dir(), fs::Permissions::from_mode(0o755)).unwrap();
     fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
     let binary = dir.join("opsdeck");
     fs::copy(env!("CARGO_BIN_EXE_opsdeck"), &binary).unwrap();
-    let binary = binary.display().to_string();
+    (dir, binary.display().to_string())
+}
+
+#[test]
+fn check_names_every_mistake_of_the_troubleshooting_table() {
+    let Some(sandbox) = Sandbox::boot() else {
+        return;
+    };
+    let (dir, binary) = check_dir(&sandbox);
     // The app's directory belongs to root: nobody cannot write it.
     fs::create_dir(dir.join("web")).unwrap();
     fs::set_permissions(dir.join("web"), fs::Permissions::from_mode(0o755)).unwrap();
@@ -131,6 +136,76 @@ fn check_names_every_mistake_of_the_troubleshooting_table() {
     assert!(
         said.contains("auth.client_secret_file")
             && said.contains("holds a secret and is readable by every user on this machine"),
+        "{said}"
+    );
+    sandbox.teardown();
+}
+
+/// An app whose steps run as its own `user`: the account, the sudoers line
+/// letting opsdeck use it, and a Node build under a unit whose
+/// MemoryDenyWriteExecute would kill it, each named with the line to add.
+#[test]
+fn check_names_what_running_steps_as_the_apps_user_needs() {
+    let Some(sandbox) = Sandbox::boot() else {
+        return;
+    };
+    let (dir, binary) = check_dir(&sandbox);
+    let config = write_config(
+        &dir,
+        "opsdeck.toml",
+        r#"[server]
+data_dir = "/tmp/opsdeck-check-data"
+
+[[app]]
+name = "ghost"
+user = "opsdeck-no-such-user"
+
+[[app]]
+name = "rfc"
+user = "daemon"
+
+[[app.build]]
+run = ["npm", "run", "build"]
+"#,
+    );
+    let (output, said) = check_as_nobody(&sandbox, &[], &binary, &config);
+    assert!(output.status.success(), "warnings only: {said}");
+    for row in [
+        "app \"ghost\": user \"opsdeck-no-such-user\" does not exist on this host",
+        "useradd --system",
+        "app \"rfc\": opsdeck may not run steps as daemon",
+        "a password is required",
+        "add to /etc/sudoers.d/opsdeck",
+        "nobody ALL=(daemon) NOPASSWD: ALL",
+    ] {
+        assert!(said.contains(row), "missing {row:?} in:\n{said}");
+    }
+    assert!(!said.contains("MemoryDenyWriteExecute"), "{said}");
+
+    // Under a unit that sets MemoryDenyWriteExecute, the Node build is named.
+    sandbox.start_bus_and_polkit();
+    let under_unit = sandbox.run(&[
+        "systemd-run",
+        "--wait",
+        "--pipe",
+        "--quiet",
+        "-p",
+        "MemoryDenyWriteExecute=yes",
+        "-p",
+        "User=nobody",
+        &binary,
+        "check",
+        "--config",
+        &config,
+    ]);
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&under_unit.stdout),
+        String::from_utf8_lossy(&under_unit.stderr)
+    );
+    assert!(
+        said.contains("app \"rfc\": the build step `npm run build` runs Node")
+            && said.contains("MemoryDenyWriteExecute=yes of run-"),
         "{said}"
     );
     sandbox.teardown();

@@ -851,6 +851,8 @@ keep = 3
 shared = [".env", "storage/uploads"]
 units = ["shop.service", "shop-worker@1.service"]
 sudo = true
+user = "shop"
+group = "www-data"
 env_file = "/srv/shop/shared/.env"
 health = { url = "https://shop.example.org/healthz", expect = "ok", timeout = "1m" }
 build = [ { run = ["composer", "install"], cwd = "app", env = { APP_ENV = "prod" }, timeout = "5m" } ]

@@ -10,94 +10,19 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::Duration;
-
 use serde_json::Value;
 use support::cli::job_end;
 use support::free_port;
+use support::package::{Installed, installed, owner_token, service_journal, wait_for_health};
 use support::sandbox::Sandbox;
-
-/// Builds the package from the binary this test run built, as `cargo deb`
-/// does for a release (`--no-build --profile dev`: the test does not pay for
-/// a release build; the package's contents are the same files).
-fn build_deb(dir: &Path) -> Option<PathBuf> {
-    let found = Command::new("cargo")
-        .args(["deb", "--version"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI=true and cargo-deb is missing: cargo install cargo-deb --locked"
-        );
-        eprintln!("skipped: cargo-deb is not installed");
-        return None;
-    }
-    let deb = dir.join("opsdeck.deb");
-    let out = Command::new("cargo")
-        .args([
-            "deb",
-            "--no-build",
-            "--profile",
-            "dev",
-            "--strip",
-            "--fast",
-            "-q",
-        ])
-        .arg("--output")
-        .arg(&deb)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "cargo deb failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some(deb)
-}
-
-/// Mounts writable overlays over the directories dpkg and the service write
-/// to, inside the sandbox only. `/var/lib/systemd` (the sandbox's own tmpfs)
-/// is put back on top of the `/var/lib` overlay.
-fn overlay_system_dirs(sandbox: &Sandbox) {
-    let base = sandbox.dir().join("overlay");
-    let mut script = String::from("set -e\n");
-    let keep = base.join("var-lib-systemd");
-    script += &format!(
-        "mkdir -p {k}\nmount --bind /var/lib/systemd {k}\n",
-        k = keep.display()
-    );
-    for dir in ["/usr", "/etc", "/var/lib"] {
-        let name = dir.trim_start_matches('/').replace('/', "-");
-        let (upper, work) = (base.join(&name), base.join(format!("{name}.work")));
-        script += &format!(
-            "mkdir -p {u} {w}\nmount -t overlay overlay -o lowerdir={dir},upperdir={u},workdir={w} {dir}\n",
-            u = upper.display(),
-            w = work.display()
-        );
-    }
-    script += &format!(
-        "mount --bind {k} /var/lib/systemd\numount -l {k}\n",
-        k = keep.display()
-    );
-    sandbox.run_ok(&["sh", "-c", &script]);
-}
 
 const UNIT: &str = "[Service]\nExecStart=/bin/sleep infinity\n";
 
 #[tokio::test]
 async fn the_deb_installs_and_runs_under_the_shipped_unit_with_exactly_the_shipped_permissions() {
-    let work = tempfile::tempdir().unwrap();
-    let Some(deb) = build_deb(work.path()) else {
+    let Some(Installed { work, deb, sandbox }) = installed() else {
         return;
     };
-    let Some(sandbox) = Sandbox::boot() else {
-        return;
-    };
-    overlay_system_dirs(&sandbox);
     // The units the shipped examples name, and one they do not.
     for unit in ["rfc-app.service", "wppackages.service", "other.service"] {
         sandbox.install_unit(unit, UNIT);
@@ -105,8 +30,6 @@ async fn the_deb_installs_and_runs_under_the_shipped_unit_with_exactly_the_shipp
     }
 
     // README "Install on a host", step by step.
-    let deb = deb.display().to_string();
-    sandbox.run_ok(&["dpkg", "--log=/dev/null", "-i", &deb]);
     let id = sandbox.run_ok(&["id", "opsdeck"]);
     assert!(id.contains("systemd-journal"), "{id}");
     sandbox.start_bus_and_polkit();
@@ -248,23 +171,7 @@ run = ["sudo", "-n", "/usr/bin/systemctl", "restart", "other.service"]
         "{journal}"
     );
 
-    // A token, made as the service's user so the database stays its own.
-    let token = sandbox.run_ok(&[
-        "runuser",
-        "-u",
-        "opsdeck",
-        "--",
-        "opsdeck",
-        "token",
-        "create",
-        "--config",
-        "/etc/opsdeck/opsdeck.toml",
-        "--name",
-        "package-test",
-        "--role",
-        "owner",
-    ]);
-    let token = token.trim();
+    let token = &owner_token(&sandbox, "package-test");
 
     // polkit: the fully hardened unit restarts exactly the listed units.
     restarts(&sandbox, &http, &base, token, "restart", "rfc-app.service").await;
@@ -384,19 +291,6 @@ run = ["sudo", "-n", "/usr/bin/systemctl", "restart", "other.service"]
     sandbox.run_ok(&["systemctl", "stop", "opsdeck"]);
 }
 
-async fn wait_for_health(http: &reqwest::Client, base: &str, sandbox: &Sandbox) -> Value {
-    for _ in 0..600 {
-        if let Ok(res) = http.get(format!("{base}/healthz")).send().await {
-            return res.json().await.unwrap();
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!(
-        "opsdeck.service never answered; its journal:\n{}",
-        service_journal(sandbox)
-    );
-}
-
 /// The action restarts `unit` (its main process changes).
 async fn restarts(
     sandbox: &Sandbox,
@@ -433,11 +327,6 @@ async fn refused(
     );
 }
 
-fn service_journal(sandbox: &Sandbox) -> String {
-    let journal = sandbox.run(&["journalctl", "--no-pager", "-o", "cat", "-u", "opsdeck"]);
-    String::from_utf8_lossy(&journal.stdout).into_owned()
-}
-
 fn main_pid(sandbox: &Sandbox, unit: &str) -> String {
     let pid = sandbox.systemctl(&["show", unit, "-p", "MainPID", "--value"]);
     assert_ne!(pid.trim(), "0", "{unit} is not running");
@@ -466,11 +355,5 @@ async fn run_action(
         .unwrap_or_else(|| panic!("{started}"));
     job_end(base, token, id).await;
     let job = support::cli::job(base, token, id).await;
-    let output = http
-        .get(format!("{base}/api/jobs/{id}/output"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    (job, output.text().await.unwrap())
+    (job, support::cli::job_output(base, token, id).await)
 }

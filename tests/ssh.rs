@@ -94,7 +94,7 @@ async fn env_files_are_backed_up_replaced_and_restored_on_the_host() {
     use std::os::unix::fs::PermissionsExt;
     let Some(sshd) = Sshd::start() else { return };
     let data = tempfile::tempdir().unwrap();
-    let host = Host::Ssh(remote(&sshd, data.path(), &sshd.known_hosts()));
+    let host = Host::Shell(remote(&sshd, data.path(), &sshd.known_hosts()));
     let dir = data.path().join("app dir; $(touch pwned)");
     std::fs::create_dir(&dir).unwrap();
     let env_file = dir.join(".env");

@@ -109,6 +109,8 @@ fn app(s: &mut Section) -> App {
         shared: s.strings("shared"),
         units: s.strings("units"),
         sudo: s.bool_or("sudo", false),
+        user: s.string("user"),
+        group: s.string("group"),
         env_file: s.path("env_file"),
         health: s.table("health", health),
         build: s.tables("build", command),

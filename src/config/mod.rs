@@ -203,6 +203,12 @@ pub struct App {
     pub units: Vec<String>,
     /// Run `systemctl` through `sudo -n`.
     pub sudo: bool,
+    /// The account every step of the app runs as (`sudo -n -u user`):
+    /// git, builds, actions, sweeps, env-file edits. `None`: opsdeck's own
+    /// (or, over SSH, the remote login's).
+    pub user: Option<String>,
+    /// The group those steps run with (`sudo -g`); the user's own if unset.
+    pub group: Option<String>,
     pub env_file: Option<PathBuf>,
     pub health: Option<Health>,
     pub build: Vec<Command>,

@@ -100,6 +100,20 @@ pub(super) fn absolute(p: &mut Problems, label: &Label, path: Option<&Path>) {
 }
 
 /// Why `path` is not a relative path inside the app's tree, if it is not.
+/// A user or group name as `useradd` accepts it: never an option to
+/// `sudo`, never anything a shell would read.
+fn check_account(name: &str) -> Result<(), String> {
+    let plain = name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+    if name.is_empty() || name.starts_with('-') || !plain || name.len() > 32 {
+        return Err(format!(
+            "expected an account name like \"rfc-app\" (letters, digits, '.', '_', '-'), found {name:?}"
+        ));
+    }
+    Ok(())
+}
+
 fn outside(path: &Path) -> Option<String> {
     use std::path::Component::{CurDir, Normal};
     let climbs = path.components().any(|c| !matches!(c, Normal(_) | CurDir));
@@ -235,6 +249,17 @@ fn app(config: &Config, app: &App, label: &Label, p: &mut Problems) {
             format!("there is no [hosts.{name}] table; expected \"local\", \"ssh://user@host[:port]\" or a [hosts.<name>] name"),
         ),
         other => report(p, &key("host"), other),
+    }
+    for (k, account) in [("user", &app.user), ("group", &app.group)] {
+        if let Some(name) = account {
+            report(p, &key(k), check_account(name));
+        }
+    }
+    if app.group.is_some() && app.user.is_none() {
+        p.error(
+            &key("group"),
+            "`group` needs `user`: the account the app's steps run as",
+        );
     }
     absolute(p, &key("repo"), app.repo.as_deref());
     absolute(p, &key("path"), app.path.as_deref());

@@ -48,7 +48,7 @@ pub async fn read(host: &Host, path: &Path) -> Result<String> {
     match host {
         Host::Local => std::fs::read_to_string(path)
             .map_err(|e| Error::Unavailable(format!("cannot read {}: {e}", path.display()))),
-        Host::Ssh(remote) => {
+        Host::Shell(remote) => {
             let out = script(remote, "read", path, "cat -- \"$1\"", &[], Vec::new()).await?;
             // As `read_to_string` here: a file that is not text is refused,
             // never decoded lossily and written back changed.
@@ -68,7 +68,7 @@ pub async fn read(host: &Host, path: &Path) -> Result<String> {
 pub async fn backup(host: &Host, path: &Path, keep: usize) -> Result<PathBuf> {
     match host {
         Host::Local => envfile::backup(path, keep),
-        Host::Ssh(remote) => {
+        Host::Shell(remote) => {
             let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ").to_string();
             let keep = keep.max(1).to_string();
             let printed = script(
@@ -89,7 +89,7 @@ pub async fn backup(host: &Host, path: &Path, keep: usize) -> Result<PathBuf> {
 pub async fn replace(host: &Host, path: &Path, content: Vec<u8>) -> Result<()> {
     match host {
         Host::Local => envfile::write_atomically(path, &content),
-        Host::Ssh(remote) => script(remote, "replace", path, REPLACE, &[], content)
+        Host::Shell(remote) => script(remote, "replace", path, REPLACE, &[], content)
             .await
             .map(drop),
     }
@@ -99,7 +99,7 @@ pub async fn replace(host: &Host, path: &Path, content: Vec<u8>) -> Result<()> {
 pub async fn restore(host: &Host, path: &Path, backup: &Path) -> Result<()> {
     match host {
         Host::Local => envfile::restore(path, backup),
-        Host::Ssh(_) => {
+        Host::Shell(_) => {
             let content = read(host, backup).await?;
             replace(host, path, content.into_bytes()).await
         }

@@ -15,6 +15,7 @@ use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 
 use super::lines::{LineSplitter, Lines};
+use super::run_as::RunAs;
 use crate::{Error, Result};
 
 /// How long a process group gets between SIGTERM and SIGKILL.
@@ -131,6 +132,9 @@ pub struct Streaming {
     output: tokio::net::unix::pipe::Receiver,
     /// The process group id (= the child's pid).
     pub pgid: u32,
+    /// The account the step runs as through `sudo`: its processes are
+    /// signalled as that account too, since opsdeck may not signal them.
+    run_as: Option<RunAs>,
 }
 
 /// Starts `argv` in a new process group with stdout and stderr merged.
@@ -163,10 +167,18 @@ pub fn start(
         child,
         output,
         pgid,
+        run_as: None,
     })
 }
 
 impl Streaming {
+    /// The step runs as `run_as` (through `sudo`): its group is then also
+    /// signalled as that account when it is ended.
+    pub fn as_user(mut self, run_as: Option<&RunAs>) -> Streaming {
+        self.run_as = run_as.cloned();
+        self
+    }
+
     /// Sends the output in batches of whole lines to `lines` until the
     /// program ends, `timeout` passes or `stop` completes. The group is
     /// killed in the last two cases, and also when the program exits but
@@ -196,7 +208,7 @@ impl Streaming {
         };
         // Whatever is still in the group is ended, gently first; the pipe
         // is then drained to its end so no line is lost.
-        terminate_group(self.pgid, &mut self.child).await;
+        terminate_group(self.pgid, self.run_as.as_ref(), &mut self.child).await;
         if !eof {
             self.drain(lines, &mut splitter, &mut buf).await;
         }
@@ -234,24 +246,36 @@ async fn send(lines: &mpsc::Sender<Lines>, batch: Lines) {
 
 /// SIGTERM to the group, then SIGKILL to whatever is left after
 /// [`KILL_GRACE`]. Also reaps the direct child.
-async fn terminate_group(pgid: u32, child: &mut Child) {
+async fn terminate_group(pgid: u32, run_as: Option<&RunAs>, child: &mut Child) {
     if !group_alive(pgid) {
         let _ = child.wait().await;
         return;
     }
-    signal_group(pgid, Signal::SIGTERM);
+    let signal = |signal| {
+        signal_group(pgid, signal);
+        if let Some(run_as) = run_as {
+            run_as.signal_group(pgid, signal);
+        }
+    };
+    signal(Signal::SIGTERM);
     let _ = tokio::time::timeout(KILL_GRACE, child.wait()).await;
     let grace = tokio::time::Instant::now() + KILL_GRACE;
     while group_alive(pgid) && tokio::time::Instant::now() < grace {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    signal_group(pgid, Signal::SIGKILL);
+    signal(Signal::SIGKILL);
     let _ = child.wait().await;
 }
 
-/// Whether any process is still in group `pgid` (signal 0 probes).
+/// Whether any process is still in group `pgid` (signal 0 probes; one
+/// opsdeck may not signal, another user's, is there all the same).
 fn group_alive(pgid: u32) -> bool {
-    i32::try_from(pgid).is_ok_and(|p| nix::sys::signal::killpg(Pid::from_raw(p), None).is_ok())
+    i32::try_from(pgid).is_ok_and(|p| {
+        !matches!(
+            nix::sys::signal::killpg(Pid::from_raw(p), None),
+            Err(nix::errno::Errno::ESRCH)
+        )
+    })
 }
 
 /// Sends `signal` to process group `pgid`; a group already gone is fine.
@@ -319,6 +343,27 @@ fn tagged_pids(needle: &str) -> Vec<i32> {
             })
         })
         .collect()
+}
+
+/// Process `pid`'s group and when it started (clock ticks since boot),
+/// from `/proc/<pid>/stat`; `None` once it is gone.
+pub fn group_and_start(pid: u32) -> Option<(u32, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name, which is in parentheses and may
+    // hold spaces or parentheses itself: state is field 3, pgrp 5,
+    // starttime 22.
+    let fields: Vec<&str> = stat
+        .get(stat.rfind(')')? + 1..)?
+        .split_whitespace()
+        .collect();
+    Some((fields.get(2)?.parse().ok()?, fields.get(19)?.parse().ok()?))
+}
+
+/// This boot's id: a process start time means nothing across a reboot.
+pub fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|id| id.trim().to_owned())
+        .unwrap_or_default()
 }
 
 /// The pids of this machine's processes, from `/proc` (none if it cannot
@@ -437,6 +482,14 @@ mod tests {
                 stderr: "oops\n".into()
             }
         );
+    }
+
+    #[test]
+    fn reads_a_process_group_and_start() {
+        let (pgid, started) = group_and_start(std::process::id()).unwrap();
+        assert_eq!(pgid, nix::unistd::getpgrp().as_raw() as u32);
+        assert!(started > 0);
+        assert_eq!(group_and_start(u32::MAX), None);
     }
 
     #[tokio::test]

@@ -11,7 +11,7 @@ use crate::{Error, Result};
 /// locale; the child is killed when dropped (the last viewer left).
 pub fn start(host: &Host, argv: &[String]) -> Result<tokio::process::Child> {
     let argv = match host {
-        Host::Ssh(remote) => remote.command(argv, None, &Default::default())?,
+        Host::Shell(remote) => remote.command(argv, None, &Default::default())?,
         Host::Local => argv.to_vec(),
     };
     let (program, args) = argv

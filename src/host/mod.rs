@@ -18,25 +18,38 @@ pub mod local;
 pub mod preflight;
 pub mod probe;
 pub mod release_tree;
+pub mod run_as;
 pub mod secret;
 pub mod sqlite_backup;
 pub mod ssh;
 pub mod survey;
 pub mod systemd;
 
-/// Where an app's commands run: this machine, or another one over SSH.
-/// Host steps (git, systemctl) go through here, so each is written once
-/// and works on both.
+/// Where an app's commands run: this machine as opsdeck itself, or a
+/// shell reached through ssh or sudo (another host, or this one as the
+/// app's `user`). Host steps (git, systemctl) go through here, so each is
+/// written once and works on all of them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Host {
     Local,
-    Ssh(ssh::Remote),
+    Shell(ssh::Remote),
 }
 
 impl Host {
-    /// The host `app` runs on, from its `host` value.
+    /// Where `app`'s steps run: its `host`, as its `user` if it has one.
     pub fn of(config: &Config, app: &App) -> Result<Host> {
-        Ok(ssh::Remote::resolve(config, &app.host)?.map_or(Host::Local, Host::Ssh))
+        let run_as = run_as::RunAs::of(app);
+        Ok(match (ssh::Remote::resolve(config, &app.host)?, run_as) {
+            (Some(remote), run_as) => Host::Shell(remote.run_as(run_as)),
+            (None, Some(run_as)) => Host::Shell(ssh::Remote::here(run_as)),
+            (None, None) => Host::Local,
+        })
+    }
+
+    /// The machine `app` runs on, as opsdeck's own account there: where its
+    /// units are restarted (polkit or sudoers name opsdeck, not the app).
+    pub fn machine(config: &Config, app: &App) -> Result<Host> {
+        Ok(ssh::Remote::resolve(config, &app.host)?.map_or(Host::Local, Host::Shell))
     }
 
     /// Runs a short command to completion in `cwd`, with `env` added to
@@ -50,7 +63,15 @@ impl Host {
     ) -> Result<exec::Captured> {
         match self {
             Host::Local => exec::capture(argv, cwd, env, timeout).await,
-            Host::Ssh(remote) => remote.capture_in(argv, cwd, env, timeout).await,
+            Host::Shell(remote) => remote.capture_in(argv, cwd, env, timeout).await,
+        }
+    }
+
+    /// The account steps run as on this machine through `sudo`, if any.
+    pub fn local_user(&self) -> Option<&run_as::RunAs> {
+        match self {
+            Host::Local => None,
+            Host::Shell(remote) => remote.local_user(),
         }
     }
 
@@ -58,7 +79,7 @@ impl Host {
     pub fn name(&self) -> String {
         match self {
             Host::Local => "this host".to_owned(),
-            Host::Ssh(remote) => remote.name(),
+            Host::Shell(remote) => remote.name(),
         }
     }
 
@@ -67,7 +88,7 @@ impl Host {
     pub fn place(&self, path: &Path) -> String {
         match self {
             Host::Local => path.display().to_string(),
-            Host::Ssh(remote) => format!("{} on {}", path.display(), remote.name()),
+            Host::Shell(remote) => format!("{} on {}", path.display(), remote.name()),
         }
     }
 }

@@ -21,6 +21,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{Config, HostAddress, SshTarget};
 use crate::host::exec::{Captured, capture_with_input, command_line, quote};
+use crate::host::run_as::RunAs;
 use crate::{Error, Result};
 
 /// The exit code of a [`Remote::script`]'s one known refusal (a release
@@ -37,14 +38,31 @@ const PERSIST: &str = "120";
 /// How long connecting may take before the step fails.
 const CONNECT_TIMEOUT: &str = "10";
 
-/// A host reached over SSH, with every option opsdeck insists on.
+/// A shell opsdeck works through: on another host over SSH (as the login
+/// account, or as the app's `user` through `sudo` there), or on this
+/// machine as the app's `user` through `sudo`. Either way commands reach
+/// it as one quoted line ([`remote_line`]) and files are worked on by the
+/// same small scripts, so an app's own user is served by the code that
+/// serves remote hosts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Remote {
+    via: Via,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Via {
+    Ssh { ssh: Ssh, run_as: Option<RunAs> },
+    Here(RunAs),
+}
+
+/// A host reached over SSH, with every option opsdeck insists on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Ssh {
     target: SshTarget,
     identity: Option<PathBuf>,
     known_hosts: Option<PathBuf>,
     /// The jump host, already resolved (with its own key and known_hosts).
-    jump: Option<Box<Remote>>,
+    jump: Option<Box<Ssh>>,
     /// Where ControlMaster sockets live.
     control_dir: PathBuf,
     /// Share one connection between commands (ControlMaster).
@@ -57,33 +75,82 @@ impl Remote {
     pub fn resolve(config: &Config, host: &str) -> Result<Option<Remote>> {
         let control_dir = config.server.data_dir.join("ssh");
         let address: HostAddress = host.parse().map_err(Error::BadRequest)?;
-        match address {
-            HostAddress::Local => Ok(None),
-            HostAddress::Ssh(target) => Ok(Some(Remote {
+        let ssh = match address {
+            HostAddress::Local => return Ok(None),
+            HostAddress::Ssh(target) => Ssh {
                 target,
                 identity: None,
                 known_hosts: None,
                 jump: None,
                 control_dir,
                 reuse: true,
-            })),
-            HostAddress::Named(name) => named(config, &name, control_dir, 0).map(Some),
+            },
+            HostAddress::Named(name) => named(config, &name, control_dir, 0)?,
+        };
+        Ok(Some(Remote {
+            via: Via::Ssh { ssh, run_as: None },
+        }))
+    }
+
+    /// This machine, as another account.
+    pub fn here(run_as: RunAs) -> Remote {
+        Remote {
+            via: Via::Here(run_as),
+        }
+    }
+
+    /// The same host, commands run there as `run_as` (through `sudo`).
+    pub fn run_as(self, run_as: Option<RunAs>) -> Remote {
+        match self.via {
+            Via::Ssh { ssh, .. } => Remote {
+                via: Via::Ssh { ssh, run_as },
+            },
+            Via::Here(_) => self,
+        }
+    }
+
+    /// The account commands run as on this machine through `sudo`, when
+    /// that is how this shell is reached: opsdeck signals their processes
+    /// through it too (see [`super::exec::Streaming::as_user`]).
+    pub fn local_user(&self) -> Option<&RunAs> {
+        match &self.via {
+            Via::Here(run_as) => Some(run_as),
+            Via::Ssh { .. } => None,
+        }
+    }
+
+    /// The account commands run as through `sudo`, if not the login's.
+    fn account(&self) -> Option<&RunAs> {
+        match &self.via {
+            Via::Here(run_as)
+            | Via::Ssh {
+                run_as: Some(run_as),
+                ..
+            } => Some(run_as),
+            Via::Ssh { run_as: None, .. } => None,
         }
     }
 
     /// A new connection per command: for an sshd that forbids sessions
     /// sharing a connection, and to measure what sharing saves.
     pub fn without_connection_reuse(mut self) -> Remote {
-        self.reuse = false;
+        if let Via::Ssh { ssh, .. } = &mut self.via {
+            ssh.reuse = false;
+        }
         self
     }
 
-    /// `user@host:port`, as pages and messages name the host.
+    /// `user@host:port`, as pages and messages name the host; with the
+    /// account steps run as first when it is not the login's.
     pub fn name(&self) -> String {
-        format!(
-            "{}@{}:{}",
-            self.target.user, self.target.host, self.target.port
-        )
+        match &self.via {
+            Via::Ssh { ssh, run_as: None } => ssh.name(),
+            Via::Ssh {
+                ssh,
+                run_as: Some(run_as),
+            } => format!("{} on {}", run_as.user, ssh.name()),
+            Via::Here(run_as) => format!("{} on this host", run_as.user),
+        }
     }
 
     /// The local command line that runs `argv` on the host, in `cwd`, with
@@ -94,9 +161,7 @@ impl Remote {
         cwd: Option<&Path>,
         env: &BTreeMap<String, String>,
     ) -> Result<Vec<String>> {
-        let mut all = self.ssh(false)?;
-        all.push(remote_line(argv, cwd, env));
-        Ok(all)
+        self.local_command(false, argv, cwd, env)
     }
 
     /// Like [`Remote::command`], for a job step: with a terminal on the
@@ -110,9 +175,30 @@ impl Remote {
         cwd: Option<&Path>,
         env: &BTreeMap<String, String>,
     ) -> Result<Vec<String>> {
-        let mut all = self.ssh(true)?;
-        all.push(remote_line(argv, cwd, env));
-        Ok(all)
+        self.local_command(true, argv, cwd, env)
+    }
+
+    /// `ssh … LINE`, `ssh … 'sudo -n -u USER -- sh -c LINE'` or, here,
+    /// `sudo -n -u USER -- sh -c LINE`.
+    fn local_command(
+        &self,
+        tty: bool,
+        argv: &[String],
+        cwd: Option<&Path>,
+        env: &BTreeMap<String, String>,
+    ) -> Result<Vec<String>> {
+        let line = remote_line(argv, cwd, env);
+        match &self.via {
+            Via::Here(run_as) => Ok(run_as.shell(line)),
+            Via::Ssh { ssh, run_as } => {
+                let mut all = ssh.ssh(tty)?;
+                all.push(match run_as {
+                    Some(run_as) => command_line(&run_as.shell(line)),
+                    None => line,
+                });
+                Ok(all)
+            }
+        }
     }
 
     /// Runs `argv` on the host and returns what it printed. A connection
@@ -166,20 +252,43 @@ impl Remote {
 
     /// What `argv` printed, or the reason ssh itself failed.
     fn finish(&self, argv: &[String], out: Captured) -> Result<Captured> {
-        // ssh's own failures exit 255 (a remote command rarely does).
-        if out.status == Some(255) {
-            // A script's text says nothing about a connection that failed.
-            let shown = match argv {
-                [sh, c, ..] if sh == "sh" && c == "-c" => "sh -c …".to_owned(),
-                _ => command_line(argv),
-            };
+        let refusal = self.account().and_then(|_| RunAs::refusal(&out.stderr));
+        if let Some(refusal) = refusal {
             return Err(Error::Unavailable(format!(
-                "cannot run `{shown}` on {}: {}",
+                "cannot run `{}` as another user on {}: {refusal}",
+                shown(argv),
+                self.name()
+            )));
+        }
+        // ssh's own failures exit 255 (a remote command rarely does).
+        let ssh = matches!(self.via, Via::Ssh { .. });
+        if ssh && out.status == Some(255) {
+            return Err(Error::Unavailable(format!(
+                "cannot run `{}` on {}: {}",
+                shown(argv),
                 self.name(),
                 explain(&out.stderr)
             )));
         }
         Ok(out)
+    }
+}
+
+/// `argv` as a message shows it: a script's text says nothing about a
+/// connection or a `sudo` that failed.
+fn shown(argv: &[String]) -> String {
+    match argv {
+        [sh, c, ..] if sh == "sh" && c == "-c" => "sh -c …".to_owned(),
+        _ => command_line(argv),
+    }
+}
+
+impl Ssh {
+    fn name(&self) -> String {
+        format!(
+            "{}@{}:{}",
+            self.target.user, self.target.host, self.target.port
+        )
     }
 
     /// `ssh` with opsdeck's options, up to the destination (making the
@@ -269,7 +378,7 @@ fn private_dir(dir: &Path) -> Result<()> {
 
 /// Resolves `[hosts.<name>]`, following jump hosts (at most a few deep, so a
 /// loop in the config cannot recurse forever).
-fn named(config: &Config, name: &str, control_dir: PathBuf, depth: usize) -> Result<Remote> {
+fn named(config: &Config, name: &str, control_dir: PathBuf, depth: usize) -> Result<Ssh> {
     let host = config.hosts.get(name).ok_or_else(|| {
         Error::BadRequest(format!("there is no [hosts.{name}] table in the config"))
     })?;
@@ -290,7 +399,7 @@ fn named(config: &Config, name: &str, control_dir: PathBuf, depth: usize) -> Res
             control_dir.clone(),
             depth + 1,
         )?)),
-        Some(jump) => Some(Box::new(Remote {
+        Some(jump) => Some(Box::new(Ssh {
             target: jump
                 .parse()
                 .map_err(|e| Error::BadRequest(format!("hosts.{name}.jump: {e}")))?,
@@ -301,7 +410,7 @@ fn named(config: &Config, name: &str, control_dir: PathBuf, depth: usize) -> Res
             reuse: true,
         })),
     };
-    Ok(Remote {
+    Ok(Ssh {
         target,
         identity: host.identity_file.clone(),
         known_hosts: host.known_hosts.clone(),

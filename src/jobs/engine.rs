@@ -20,6 +20,7 @@ use crate::audit::{Audit, Event, Outcome};
 use crate::config::Config;
 use crate::host::exec;
 use crate::host::secret::ServerKey;
+use crate::steps;
 use crate::{Error, Result};
 
 /// A job to run, as an `ops` module builds it.
@@ -123,10 +124,14 @@ impl Engine {
                 )
                 .await?;
         }
-        // Processes are found by their environment tag rather than by a
-        // recorded process group: a child that made itself a new session
-        // (a daemonizing script) leaves the group but keeps the tag, and a
-        // tag cannot name an unrelated process after pid reuse or a reboot.
+        // Processes are found both by the process group recorded when their
+        // step started (a step that cleared its environment, `env -i` or
+        // `sudo`, lost the tag) and by their environment tag (a child that
+        // made itself a new session left the group but kept the tag).
+        let groups = steps::groups::kill_left(&inner.db).await?;
+        if groups > 0 {
+            tracing::warn!(groups, "killed process groups left by interrupted jobs");
+        }
         let prefix = format!("{}:", inner.instance);
         let killed =
             tokio::task::spawn_blocking(move || exec::kill_tagged(exec::JOB_TAG, &prefix)).await?;

@@ -208,7 +208,7 @@ impl Hub {
     /// Starts `argv` (a journalctl) on the filter's host, stdout piped.
     pub fn spawn(&self, filter: &Filter, argv: &[String]) -> Result<tokio::process::Child> {
         let host =
-            Remote::resolve(&self.inner.config, &filter.host)?.map_or(Host::Local, Host::Ssh);
+            Remote::resolve(&self.inner.config, &filter.host)?.map_or(Host::Local, Host::Shell);
         host::journal::start(&host, argv)
     }
 }

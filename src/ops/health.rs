@@ -42,7 +42,7 @@ impl Verdict {
 /// The app's units (on its host, over SSH for another one) and one quick
 /// health check from opsdeck's side.
 pub async fn glance(config: &Config, app: &App) -> AppHealth {
-    let systemctl = Host::of(config, app).map(|host| Systemctl::on(host, false));
+    let systemctl = Host::machine(config, app).map(|host| Systemctl::on(host, false));
     let mut units = Vec::new();
     for unit in &app.units {
         let status = match &systemctl {

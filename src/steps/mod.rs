@@ -30,6 +30,7 @@ use crate::{Error, Result};
 
 pub mod checkout;
 pub mod command;
+pub mod groups;
 pub(crate) mod millis;
 pub mod params;
 pub mod probe;
@@ -153,6 +154,15 @@ impl<'a> StepJob<'a> {
     pub fn host(&self) -> Result<Host> {
         match self.config.app(self.app) {
             Some(app) => Host::of(self.config, app),
+            None => Ok(Host::Local),
+        }
+    }
+
+    /// The machine the job's app runs on, as opsdeck's own account there
+    /// (for its units).
+    pub fn machine(&self) -> Result<Host> {
+        match self.config.app(self.app) {
+            Some(app) => Host::machine(self.config, app),
             None => Ok(Host::Local),
         }
     }

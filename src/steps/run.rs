@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
-use super::{Bounds, Perform, StepJob, cd, say};
+use super::{Bounds, Perform, StepJob, cd, groups, say};
 use crate::host::exec::{self, Ended, command_line as quoted};
 use crate::host::{Host, crash_point};
 
@@ -47,10 +47,19 @@ impl Perform for Run {
                     return Ended::Exited(None);
                 }
             };
+            let (pgid, run_as) = (child.pgid, host.local_user());
+            if let Err(e) = groups::record(job.db, job.id, pgid, run_as).await {
+                // Ended at once (`stop` already resolved): a step no crash
+                // recovery could find must not run.
+                child.finish(&bounds.lines, bounds.limit, async {}).await;
+                say(&bounds.lines, e.public_message()).await;
+                return Ended::Exited(None);
+            }
             let ended = child
                 .finish(&bounds.lines, bounds.limit, bounds.stopped)
                 .await;
-            if let (Ended::Exited(Some(255)), Host::Ssh(remote)) = (ended, &host) {
+            groups::forget(job.db, job.id, pgid).await;
+            if let (Ended::Exited(Some(255)), Host::Shell(remote)) = (ended, &host) {
                 say(
                     &bounds.lines,
                     format!(
@@ -76,13 +85,19 @@ fn start(
 ) -> crate::Result<exec::Streaming> {
     let tagged = (exec::JOB_TAG.to_owned(), tag.to_owned());
     match host {
-        // The step's env goes to the host; locally `ssh` gets only the
-        // basics and the tag.
-        Host::Ssh(remote) => exec::start(
-            &remote.step_command(argv, cwd, env)?,
-            None,
-            &exec::job_env(&BTreeMap::from([tagged])),
-        ),
+        // The step's env and tag go to the host's shell (sudo would drop
+        // them from its own); locally `ssh` or `sudo` gets only the basics
+        // and the tag.
+        Host::Shell(remote) => {
+            let mut far = env.clone();
+            far.insert(tagged.0.clone(), tagged.1.clone());
+            let child = exec::start(
+                &remote.step_command(argv, cwd, &far)?,
+                None,
+                &exec::job_env(&BTreeMap::from([tagged])),
+            )?;
+            Ok(child.as_user(host.local_user()))
+        }
         Host::Local => {
             let mut env = exec::job_env(env);
             env.insert(tagged.0, tagged.1);

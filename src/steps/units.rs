@@ -45,7 +45,7 @@ impl Perform for Restart {
 
     fn perform<'a>(&'a self, job: &'a mut StepJob<'_>, bounds: Bounds) -> BoxFuture<'a, Ended> {
         Box::pin(bounds.in_process(async move {
-            Systemctl::on(job.host()?, self.sudo)
+            Systemctl::on(job.machine()?, self.sudo)
                 .restart(&self.units, WAIT_ACTIVE)
                 .await?;
             Ok(vec![format!("restarted {}", self.units.join(", "))])
@@ -63,7 +63,7 @@ impl Perform for WaitActive {
 
     fn perform<'a>(&'a self, job: &'a mut StepJob<'_>, bounds: Bounds) -> BoxFuture<'a, Ended> {
         Box::pin(bounds.in_process(async move {
-            let systemctl = Systemctl::on(job.host()?, false);
+            let systemctl = Systemctl::on(job.machine()?, false);
             let mut lines = Vec::new();
             for unit in &self.units {
                 let status = systemctl.wait_active(unit, WAIT_ACTIVE).await?;

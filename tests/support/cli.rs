@@ -152,6 +152,19 @@ pub async fn job(url: &str, token: &str, job: i64) -> serde_json::Value {
         .unwrap()
 }
 
+/// `GET <url>/api/jobs/{job}/output` with `token`: what the job printed.
+pub async fn job_output(url: &str, token: &str, job: i64) -> String {
+    reqwest::Client::new()
+        .get(format!("{url}/api/jobs/{job}/output"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 /// Polls `GET <url>/api/jobs/{job}` with `token` until the job ends; its
 /// final state.
 pub async fn job_end(url: &str, token: &str, id: i64) -> String {

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod deck;
 pub mod gitea;
 pub mod oidc;
+pub mod package;
 pub mod repos;
 pub mod sandbox;
 pub mod server;

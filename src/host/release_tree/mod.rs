@@ -58,7 +58,7 @@ impl ReleaseTree {
     pub async fn current(&self) -> Result<Option<String>> {
         match &self.host {
             Host::Local => local::current(&self.root),
-            Host::Ssh(host) => remote::current(host, &self.root).await,
+            Host::Shell(host) => remote::current(host, &self.root).await,
         }
     }
 
@@ -69,7 +69,7 @@ impl ReleaseTree {
         let dir = self.release_dir(name);
         match &self.host {
             Host::Local => local::export(repo, sha, &dir).await,
-            Host::Ssh(host) => remote::export(host, repo, sha, &dir).await,
+            Host::Shell(host) => remote::export(host, repo, sha, &dir).await,
         }
     }
 
@@ -81,8 +81,8 @@ impl ReleaseTree {
         let dir = self.release_dir(name);
         match &self.host {
             Host::Local => local::link_shared(&self.root, &dir, shared),
-            Host::Ssh(_) if shared.is_empty() => Ok(Vec::new()),
-            Host::Ssh(host) => remote::link_shared(host, &self.root, &dir, shared).await,
+            Host::Shell(_) if shared.is_empty() => Ok(Vec::new()),
+            Host::Shell(host) => remote::link_shared(host, &self.root, &dir, shared).await,
         }
     }
 
@@ -91,7 +91,7 @@ impl ReleaseTree {
     pub async fn switch(&self, name: &str) -> Result<()> {
         match &self.host {
             Host::Local => local::switch(&self.root, name),
-            Host::Ssh(host) => remote::switch(host, &self.root, name).await,
+            Host::Shell(host) => remote::switch(host, &self.root, name).await,
         }
     }
 
@@ -99,7 +99,7 @@ impl ReleaseTree {
     pub async fn has(&self, name: &str) -> Result<bool> {
         match &self.host {
             Host::Local => Ok(self.release_dir(name).is_dir()),
-            Host::Ssh(host) => remote::has(host, &self.release_dir(name)).await,
+            Host::Shell(host) => remote::has(host, &self.release_dir(name)).await,
         }
     }
 
@@ -107,7 +107,7 @@ impl ReleaseTree {
     pub async fn names(&self) -> Result<Vec<String>> {
         match &self.host {
             Host::Local => local::names(&self.root),
-            Host::Ssh(host) => remote::names(host, &self.root).await,
+            Host::Shell(host) => remote::names(host, &self.root).await,
         }
     }
 
@@ -115,7 +115,7 @@ impl ReleaseTree {
     pub async fn survey(&self) -> Result<Survey> {
         let mut survey = match &self.host {
             Host::Local => local::survey(&self.root)?,
-            Host::Ssh(host) => remote::survey(host, &self.root).await?,
+            Host::Shell(host) => remote::survey(host, &self.root).await?,
         };
         survey.dirs.sort_by(|a, b| b.0.cmp(&a.0));
         Ok(survey)
@@ -137,7 +137,7 @@ impl ReleaseTree {
             Host::Local => tokio::fs::remove_dir_all(dir)
                 .await
                 .map_err(|e| Error::Unavailable(format!("cannot remove {}: {e}", dir.display())))?,
-            Host::Ssh(host) => remote::remove(host, dir).await?,
+            Host::Shell(host) => remote::remove(host, dir).await?,
         }
         Ok(format!("removed release {}", self.place(dir)))
     }

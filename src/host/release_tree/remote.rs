@@ -95,7 +95,7 @@ pub(super) async fn current(host: &Remote, root: &Path) -> Result<Option<String>
         )
         .await?;
     if out.status == Some(REFUSED) {
-        return Err(not_a_symlink(root, &Host::Ssh(host.clone())));
+        return Err(not_a_symlink(root, &Host::Shell(host.clone())));
     }
     let target = out.stdout.trim_end_matches('\n');
     Ok((!target.is_empty())
@@ -115,7 +115,7 @@ pub(super) async fn export(host: &Remote, repo: &Path, sha: &Sha, dir: &Path) ->
         )
         .await?;
     if out.status == Some(REFUSED) {
-        return Err(existing_release(dir, &Host::Ssh(host.clone())));
+        return Err(existing_release(dir, &Host::Shell(host.clone())));
     }
     Ok(())
 }
@@ -140,7 +140,7 @@ pub(super) async fn link_shared(
     if out.status == Some(REFUSED) {
         let entry = out.stderr.trim();
         let source = root.join("shared").join(entry);
-        return Err(missing_shared(&source, entry, &Host::Ssh(host.clone())));
+        return Err(missing_shared(&source, entry, &Host::Shell(host.clone())));
     }
     Ok(out.stdout.lines().map(str::to_owned).collect())
 }
@@ -158,7 +158,7 @@ pub(super) async fn switch(host: &Remote, root: &Path, name: &str) -> Result<()>
         .await?;
     if out.status == Some(REFUSED) {
         let dir = super::release_dir(root, name);
-        return Err(missing_release(&dir, &Host::Ssh(host.clone())));
+        return Err(missing_release(&dir, &Host::Shell(host.clone())));
     }
     Ok(())
 }

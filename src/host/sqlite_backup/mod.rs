@@ -44,7 +44,7 @@ pub async fn backups(host: &Host, database: &Path, dir: &Path) -> Result<Vec<Pat
     let (prefix, suffix) = affixes(database);
     let files = match host {
         Host::Local => files(dir)?,
-        Host::Ssh(remote) => remote::files(remote, dir).await?,
+        Host::Shell(remote) => remote::files(remote, dir).await?,
     };
     let mut found: Vec<PathBuf> = files
         .into_iter()
@@ -88,7 +88,7 @@ pub async fn create(host: &Host, database: &Path, dir: &Path) -> Result<String> 
     let name = format!("{prefix}{stamp}{suffix}");
     let size = match host {
         Host::Local => create_here(database, dir, &name).await?,
-        Host::Ssh(remote) => remote::create(remote, database, dir, &name).await?,
+        Host::Shell(remote) => remote::create(remote, database, dir, &name).await?,
     };
     Ok(format!(
         "created backup {} ({size} bytes, integrity_check ok)",
@@ -173,7 +173,7 @@ async fn verify(copy: &Path) -> Result<()> {
 pub async fn remove(host: &Host, file: &Path) -> Result<String> {
     match host {
         Host::Local => remove_here(file).await?,
-        Host::Ssh(remote) => remote::remove(remote, file).await?,
+        Host::Shell(remote) => remote::remove(remote, file).await?,
     }
     Ok(format!("removed backup {}", host.place(file)))
 }

@@ -14,6 +14,8 @@ use nix::unistd::{AccessFlags, access};
 use crate::config::{App, Config};
 use crate::host::systemd::Systemctl;
 
+mod run_as;
+
 /// What `check` found: errors stop opsdeck from starting, warnings break
 /// some button.
 #[derive(Debug, Default)]
@@ -29,7 +31,12 @@ pub async fn run(config: &Config) -> Findings {
         if !app.is_local() {
             continue;
         }
-        app_files(app, &mut found);
+        // An app with its own user keeps its files: opsdeck need not write them.
+        if app.user.is_none() {
+            app_files(app, &mut found);
+        }
+        run_as::account(app, &mut found).await;
+        run_as::unit_options(app, &mut found).await;
         units(app, &mut found).await;
         if app.logs.as_ref().is_some_and(|l| !l.units.is_empty()) || !app.units.is_empty() {
             journal_access(&app.name, &mut found);
@@ -143,7 +150,8 @@ fn journal_access(app: &str, found: &mut Findings) {
     }
 }
 
-fn whoami() -> String {
+/// The account opsdeck runs as, by name.
+pub(crate) fn whoami() -> String {
     let uid = nix::unistd::geteuid();
     nix::unistd::User::from_uid(uid)
         .ok()

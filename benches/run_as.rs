@@ -1,0 +1,81 @@
+//! Issue 19's figure: what a step pays for running as the app's own user
+//! (`sudo -n -u USER -- sh -c …`) rather than as opsdeck itself, over a
+//! 10-step job. Needs root (it makes a system account for the run and
+//! removes it). Prints a Markdown table row; `cargo bench --bench run_as --
+//! --bench`. Without `--bench` (as `cargo test --all-targets` runs it) it
+//! returns at once.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use opsdeck::host::exec::capture;
+use opsdeck::host::run_as::RunAs;
+use opsdeck::host::ssh::Remote;
+
+const STEPS: usize = 10;
+const ROUNDS: usize = 5;
+const T: Duration = Duration::from_secs(30);
+const USER: &str = "opsdeck-bench19";
+
+/// The median time of ten steps (`true`) run by `run`.
+async fn ten_steps<F, Fut>(run: F) -> Duration
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut times = Vec::new();
+    for _ in 0..ROUNDS {
+        let started = Instant::now();
+        for _ in 0..STEPS {
+            run().await;
+        }
+        times.push(started.elapsed());
+    }
+    times.sort();
+    times[times.len() / 2]
+}
+
+#[tokio::main]
+async fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let _ = Command::new("userdel").arg(USER).output();
+    let made = Command::new("useradd")
+        .args([
+            "--system",
+            "--no-create-home",
+            "--shell",
+            "/usr/sbin/nologin",
+            USER,
+        ])
+        .status()
+        .expect("useradd (the bench needs root)");
+    assert!(
+        made.success(),
+        "useradd {USER} failed: run the bench as root"
+    );
+    let as_user = Remote::here(RunAs {
+        user: USER.to_owned(),
+        group: None,
+    });
+    let step = vec!["true".to_owned()];
+    let own = ten_steps(|| async {
+        capture(&step, None, &BTreeMap::new(), T).await.unwrap();
+    })
+    .await;
+    let other = ten_steps(|| async {
+        let out = as_user.capture(&step, T).await.unwrap();
+        assert!(out.success(), "{out:?}");
+    })
+    .await;
+    let _ = Command::new("userdel").arg(USER).output();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "| 10-step job as the app's user (sudo -n -u) vs as opsdeck: overhead per step | {:.1} ms | {:.0} ms vs {:.0} ms for 10 steps | — | ≪ a build step (seconds) |",
+        (ms(other) - ms(own)) / STEPS as f64,
+        ms(other),
+        ms(own),
+    );
+}
