@@ -78,15 +78,18 @@ fn start(
     match host {
         // The step's env goes to the host; locally `ssh` gets only the
         // basics and the tag.
+        // Steps run in a terminal there (`ssh -tt`), whose far side merges
+        // stdout and stderr into one stream: its lines stay unmarked.
         Host::Ssh(remote) => exec::start(
             &remote.step_command(argv, cwd, env)?,
             None,
             &exec::job_env(&BTreeMap::from([tagged])),
+            exec::Stderr::Merged,
         ),
         Host::Local => {
             let mut env = exec::job_env(env);
             env.insert(tagged.0, tagged.1);
-            exec::start(argv, cwd, &env)
+            exec::start(argv, cwd, &env, exec::Stderr::Own)
         }
     }
 }
