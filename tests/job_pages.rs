@@ -21,6 +21,10 @@ name = "forever"
 run = ["sleep", "1000"]
 
 [[app.action]]
+name = "both"
+run = ["sh", "-c", "echo out; echo 'err <e>' >&2; echo out2"]
+
+[[app.action]]
 name = "colours"
 run = ["sh", "-c", "printf '\\033[1;32mok\\033[0m 3 passed <x>\\n\\033[31mFAIL\\033[39m one\\n'"]
 "#;
@@ -329,18 +333,7 @@ async fn the_job_page_shows_ansi_colours_as_colours() {
     let server = start().await;
     let token = server.token("viewer", Role::Viewer).await;
     let job = run_action(&server, "colours").await;
-    let mut stream = server::client()
-        .get(server.at(&format!("/jobs/{job}/events")))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    let events = read_events(&mut stream, &mut String::new(), |e| e.0 == "end").await;
-    let lines: String = events
-        .iter()
-        .filter(|e| e.0 == "line")
-        .map(|e| e.2.as_str())
-        .collect();
+    let lines = page_lines(&server, &token, job).await;
     assert!(
         lines.contains(r#"<span class="ansi-bold ansi-fg-2">ok</span> 3 passed &lt;x&gt;"#),
         "{lines}"
@@ -350,11 +343,81 @@ async fn the_job_page_shows_ansi_colours_as_colours() {
         "{lines}"
     );
     assert!(!lines.contains('\u{1b}'), "{lines}");
-    let plain = server
-        .get_as(&format!("/api/jobs/{job}/output"), &token)
+    let plain = plain_output(&server, &token, job).await;
+    assert!(plain.contains("\u{1b}[1;32mok"), "{plain}");
+}
+
+/// What a step writes to stderr is marked on the job page, live and when
+/// the stored output is replayed, and on the API's stream; stdout lines
+/// are not; the plain-text output holds both, as printed.
+#[tokio::test]
+async fn stderr_lines_are_marked_live_and_in_replay() {
+    let server = start().await;
+    let token = server.token("viewer", Role::Viewer).await;
+    let job = run_action(&server, "both").await;
+    // The first stream follows the job as it runs; the second, after the
+    // end, replays what the database holds.
+    let live = page_lines(&server, &token, job).await;
+    let replayed = page_lines(&server, &token, job).await;
+    for lines in [live, replayed] {
+        assert!(
+            lines.contains(r#"<span class="stderr">err &lt;e&gt;</span>"#),
+            "{lines}"
+        );
+        assert!(lines.contains("out\n"), "{lines}");
+        assert!(lines.contains("out2\n"), "{lines}");
+        assert_eq!(lines.matches("class=\"stderr\"").count(), 1, "{lines}");
+    }
+    let stored: Vec<Option<String>> =
+        sqlx::query_scalar("SELECT stderr FROM job_output WHERE job_id = ?")
+            .bind(job)
+            .fetch_all(&server.ctx.db)
+            .await
+            .unwrap();
+    assert!(stored.iter().any(Option::is_some), "{stored:?}");
+
+    let mut api = events_from(&server, &token, job, None).await;
+    let events = read_events(&mut api, &mut String::new(), |e| e.0 == "end").await;
+    let named: Vec<(&str, &str)> = events
+        .iter()
+        .filter(|e| e.0 != "end")
+        .map(|e| (e.0.as_str(), e.2.as_str()))
+        .collect();
+    assert!(named.contains(&("stderr", "err <e>")), "{named:?}");
+    assert!(named.contains(&("message", "out")), "{named:?}");
+    assert!(named.contains(&("message", "out2")), "{named:?}");
+    let out = named.iter().position(|e| e.1 == "out");
+    let out2 = named.iter().position(|e| e.1 == "out2");
+    assert!(out < out2, "stdout keeps its order: {named:?}");
+
+    let plain = plain_output(&server, &token, job).await;
+    assert!(plain.contains("out\n"), "{plain}");
+    assert!(plain.contains("err <e>\n"), "{plain}");
+    assert!(!plain.contains("stderr"), "{plain}");
+}
+
+/// The job page's stream of a job until its end: the `line` events' data.
+async fn page_lines(server: &Server, token: &str, job: i64) -> String {
+    let mut stream = server::client()
+        .get(server.at(&format!("/jobs/{job}/events")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let events = read_events(&mut stream, &mut String::new(), |e| e.0 == "end").await;
+    events
+        .iter()
+        .filter(|e| e.0 == "line")
+        .map(|e| e.2.as_str())
+        .collect()
+}
+
+/// The job's plain-text output (`/api/jobs/{id}/output`).
+async fn plain_output(server: &Server, token: &str, job: i64) -> String {
+    server
+        .get_as(&format!("/api/jobs/{job}/output"), token)
         .await
         .text()
         .await
-        .unwrap();
-    assert!(plain.contains("\u{1b}[1;32mok"), "{plain}");
+        .unwrap()
 }

@@ -125,11 +125,23 @@ pub enum Ended {
     Stopped,
 }
 
-/// A job step's program, started with stdout and stderr merged into one
-/// pipe so its lines keep the order the program wrote them in.
+/// Where a job step's stderr goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stderr {
+    /// A pipe of its own: its lines are marked as stderr, interleaved with
+    /// stdout's as they arrive, each stream keeping its own order.
+    Own,
+    /// The stdout pipe: for `ssh -tt`, whose far side already merges the
+    /// two streams in its terminal, so there is nothing left to tell apart.
+    Merged,
+}
+
+/// A job step's program, started with stdout and stderr read as two pipes
+/// (or one, see [`Stderr`]).
 pub struct Streaming {
     child: Child,
     output: tokio::net::unix::pipe::Receiver,
+    errors: Option<tokio::net::unix::pipe::Receiver>,
     /// The process group id (= the child's pid).
     pub pgid: u32,
     /// The account the step runs as through `sudo`: its processes are
@@ -137,38 +149,103 @@ pub struct Streaming {
     run_as: Option<RunAs>,
 }
 
-/// Starts `argv` in a new process group with stdout and stderr merged.
+/// Starts `argv` in a new process group, its stderr as `stderr` says.
 /// `env` is the child's whole environment: job steps do not inherit
 /// opsdeck's own (which may hold its secrets).
 pub fn start(
     argv: &[String],
     cwd: Option<&Path>,
     env: &BTreeMap<String, String>,
+    stderr: Stderr,
 ) -> Result<Streaming> {
     let mut command = command(argv, cwd, env)?;
     command.env_clear().envs(env);
     let (read, write) = output_pipe()?;
-    let write2 = write
-        .try_clone()
-        .map_err(|e| Error::Internal(anyhow::anyhow!("cannot duplicate the output pipe: {e}")))?;
+    let (errors, error_write) = match stderr {
+        Stderr::Own => {
+            let (read, write) = output_pipe()?;
+            (Some(read), write)
+        }
+        Stderr::Merged => (
+            None,
+            write.try_clone().map_err(|e| {
+                Error::Internal(anyhow::anyhow!("cannot duplicate the output pipe: {e}"))
+            })?,
+        ),
+    };
     command
         .stdout(Stdio::from(write))
-        .stderr(Stdio::from(write2));
+        .stderr(Stdio::from(error_write));
     let child = spawn(&mut command, argv)?;
-    // The parent's copies of the write end are gone with `command`, so the
-    // pipe reaches end-of-file once every process of the group has exited.
+    // The parent's copies of the write ends are gone with `command`, so the
+    // pipes reach end-of-file once every process of the group has exited.
     drop(command);
-    let output = tokio::net::unix::pipe::Receiver::from_owned_fd(read)
-        .map_err(|e| Error::Internal(anyhow::anyhow!("cannot read the output pipe: {e}")))?;
+    let receiver = |fd| {
+        tokio::net::unix::pipe::Receiver::from_owned_fd(fd)
+            .map_err(|e| Error::Internal(anyhow::anyhow!("cannot read the output pipe: {e}")))
+    };
+    let output = receiver(read)?;
+    let errors = errors.map(receiver).transpose()?;
     let pgid = child.id().ok_or_else(|| {
         Error::Internal(anyhow::anyhow!("`{}` exited before it started", argv[0]))
     })?;
     Ok(Streaming {
         child,
         output,
+        errors,
         pgid,
         run_as: None,
     })
+}
+
+/// One output pipe as it is read: its own line splitter (a line is never
+/// spliced from two streams), and whether stderr's lines are marked.
+struct Pipe {
+    reader: tokio::net::unix::pipe::Receiver,
+    buf: Vec<u8>,
+    splitter: LineSplitter,
+    stderr: bool,
+    eof: bool,
+}
+
+impl Pipe {
+    fn new(reader: tokio::net::unix::pipe::Receiver, stderr: bool) -> Pipe {
+        Pipe {
+            reader,
+            buf: vec![0u8; if stderr { 64 * 1024 } else { 256 * 1024 }],
+            splitter: LineSplitter::default(),
+            stderr,
+            eof: false,
+        }
+    }
+
+    /// Reads once: the whole lines that completes, marked. Cancel-safe
+    /// (no byte is taken from the pipe unless its lines are returned), so
+    /// it can race the other pipe and the child's exit.
+    async fn read(&mut self) -> Lines {
+        let n = match self.reader.read(&mut self.buf).await {
+            Ok(0) | Err(_) => {
+                self.eof = true;
+                return Lines::default();
+            }
+            Ok(n) => n,
+        };
+        let batch = self.splitter.push(&self.buf[..n]);
+        self.marked(batch)
+    }
+
+    /// The last line, if the stream did not end with a newline.
+    fn finish(&mut self) -> Lines {
+        let rest = self.splitter.finish();
+        self.marked(rest)
+    }
+
+    fn marked(&self, mut batch: Lines) -> Lines {
+        if self.stderr {
+            batch.mark_stderr();
+        }
+        batch
+    }
 }
 
 impl Streaming {
@@ -190,49 +267,57 @@ impl Streaming {
         timeout: Duration,
         stop: impl Future<Output = ()>,
     ) -> Ended {
-        let mut splitter = LineSplitter::default();
-        let mut buf = vec![0u8; 256 * 1024];
+        let mut out = Pipe::new(self.output, false);
+        let mut err = self.errors.map(|errors| Pipe::new(errors, true));
         let deadline = tokio::time::sleep(timeout);
         tokio::pin!(deadline, stop);
-        let mut eof = false;
         let ended = loop {
             tokio::select! {
-                read = self.output.read(&mut buf), if !eof => match read {
-                    Ok(0) | Err(_) => eof = true,
-                    Ok(n) => send(lines, splitter.push(&buf[..n])).await,
-                },
+                batch = read_either(&mut out, &mut err), if open(&out, &err) => send(lines, batch).await,
                 status = self.child.wait() => break Ended::Exited(status.ok().and_then(|s| s.code())),
                 _ = &mut deadline => break Ended::TimedOut,
                 _ = &mut stop => break Ended::Stopped,
             }
         };
-        // Whatever is still in the group is ended, gently first; the pipe
-        // is then drained to its end so no line is lost.
+        // Whatever is still in the group is ended, gently first; the pipes
+        // are then drained to their end so no line is lost. A process that
+        // escaped the group (setsid) may still hold one: give up after the
+        // grace period rather than hang the job.
         terminate_group(self.pgid, self.run_as.as_ref(), &mut self.child).await;
-        if !eof {
-            self.drain(lines, &mut splitter, &mut buf).await;
-        }
-        send(lines, splitter.finish()).await;
-        ended
-    }
-
-    async fn drain(
-        &mut self,
-        lines: &mpsc::Sender<Lines>,
-        splitter: &mut LineSplitter,
-        buf: &mut [u8],
-    ) {
-        // A process that escaped the group (setsid) may still hold the pipe:
-        // give up after the grace period rather than hang the job.
         let _ = tokio::time::timeout(KILL_GRACE, async {
-            while let Ok(n) = self.output.read(buf).await {
-                if n == 0 {
-                    break;
-                }
-                send(lines, splitter.push(&buf[..n])).await;
+            while open(&out, &err) {
+                send(lines, read_either(&mut out, &mut err).await).await;
             }
         })
         .await;
+        send(lines, out.finish()).await;
+        if let Some(err) = err.as_mut() {
+            send(lines, err.finish()).await;
+        }
+        ended
+    }
+}
+
+/// Whether either pipe may still give output.
+fn open(out: &Pipe, err: &Option<Pipe>) -> bool {
+    !out.eof || err.as_ref().is_some_and(|e| !e.eof)
+}
+
+/// One read from whichever open pipe has output first: lines are sent in
+/// the order they arrive.
+async fn read_either(out: &mut Pipe, err: &mut Option<Pipe>) -> Lines {
+    match err.as_mut().filter(|e| !e.eof) {
+        Some(err) if !out.eof => {
+            // Output both pipes hold at once has no order between them;
+            // stdout goes first.
+            tokio::select! {
+                biased;
+                batch = out.read() => batch,
+                batch = err.read() => batch,
+            }
+        }
+        Some(err) => err.read().await,
+        None => out.read().await,
     }
 }
 
@@ -490,6 +575,43 @@ mod tests {
         assert_eq!(pgid, nix::unistd::getpgrp().as_raw() as u32);
         assert!(started > 0);
         assert_eq!(group_and_start(u32::MAX), None);
+    }
+
+    /// Every line with whether it was marked as stderr.
+    async fn streamed(words: &[&str], stderr: Stderr) -> Vec<(String, bool)> {
+        let child = start(&argv(words), None, &BTreeMap::new(), stderr).unwrap();
+        let (tx, mut rx) = mpsc::channel(64);
+        let ended = child
+            .finish(&tx, Duration::from_secs(10), std::future::pending())
+            .await;
+        assert_eq!(ended, Ended::Exited(Some(0)));
+        drop(tx);
+        let mut all = Vec::new();
+        while let Some(batch) = rx.recv().await {
+            for (index, line) in batch.iter().enumerate() {
+                let marked = super::super::lines::in_ranges(batch.stderr(), index);
+                all.push((line.to_owned(), marked));
+            }
+        }
+        all
+    }
+
+    #[tokio::test]
+    async fn stderr_is_read_apart_and_marked_each_stream_in_its_order() {
+        let script = "for i in 1 2 3; do echo o$i; echo e$i >&2; done; printf tail >&2";
+        let lines = streamed(&["sh", "-c", script], Stderr::Own).await;
+        let of = |marked: bool| -> Vec<&str> {
+            lines
+                .iter()
+                .filter(|l| l.1 == marked)
+                .map(|l| l.0.as_str())
+                .collect()
+        };
+        assert_eq!(of(false), ["o1", "o2", "o3"]);
+        assert_eq!(of(true), ["e1", "e2", "e3", "tail"]);
+        let merged = streamed(&["sh", "-c", script], Stderr::Merged).await;
+        assert_eq!(merged.len(), 7);
+        assert!(merged.iter().all(|l| !l.1), "{merged:?}");
     }
 
     #[tokio::test]

@@ -9,12 +9,22 @@ pub const MAX_LINE: usize = 64 * 1024;
 
 /// Consecutive lines: `text` holds each followed by `\n`; `ends` where
 /// each line's `\n` is; `cut` which lines were cut at [`MAX_LINE`] and go
-/// on in the next line (the program printed no newline there).
+/// on in the next line (the program printed no newline there); `stderr`
+/// which lines the program wrote to stderr, as sorted half-open ranges of
+/// line indexes — one range per batch read from the stderr pipe, none for
+/// stdout, so plain output costs nothing more.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Lines {
     text: String,
     ends: Vec<usize>,
     cut: Vec<usize>,
+    stderr: Vec<(usize, usize)>,
+}
+
+/// Whether line `index` falls in one of `ranges` (sorted, half-open).
+pub fn in_ranges(ranges: &[(usize, usize)], index: usize) -> bool {
+    let at = ranges.partition_point(|&(_, end)| end <= index);
+    ranges.get(at).is_some_and(|&(start, _)| start <= index)
 }
 
 impl Lines {
@@ -25,8 +35,38 @@ impl Lines {
         Lines {
             text,
             ends,
-            cut: Vec::new(),
+            ..Lines::default()
         }
+    }
+
+    /// Marks every line as written to stderr (a batch from the stderr pipe).
+    pub fn mark_stderr(&mut self) {
+        self.stderr.clear();
+        if !self.is_empty() {
+            self.stderr.push((0, self.len()));
+        }
+    }
+
+    /// Whether every line (at least one) was written to stderr.
+    pub fn all_stderr(&self) -> bool {
+        self.stderr == [(0, self.len())] && !self.is_empty()
+    }
+
+    /// Which lines were written to stderr: sorted half-open index ranges.
+    pub fn stderr(&self) -> &[(usize, usize)] {
+        &self.stderr
+    }
+
+    /// These lines with `ranges` (as [`Lines::stderr`] gives them) marked
+    /// as stderr; ranges beyond the last line are dropped.
+    pub fn with_stderr(mut self, ranges: impl IntoIterator<Item = (usize, usize)>) -> Lines {
+        let len = self.len();
+        self.stderr = ranges
+            .into_iter()
+            .map(|(start, end)| (start, end.min(len)))
+            .filter(|(start, end)| start < end)
+            .collect();
+        self
     }
 
     /// Adds `line`; a `\n` inside it starts another line, so that the
@@ -102,11 +142,14 @@ impl Lines {
             .map(|(start, &end)| &self.text[start..end])
     }
 
-    /// Replaces the text by `text` with the same lines (a masked copy).
+    /// Replaces the text by `text` with the same lines (a masked copy),
+    /// which keep their stderr marks.
     pub fn replace_text(&mut self, text: String) {
+        let stderr = std::mem::take(&mut self.stderr);
         *self = Lines::from_joined(text);
         self.text.pop();
         self.ends.pop();
+        self.stderr = stderr;
     }
 }
 
@@ -231,7 +274,18 @@ mod tests {
         let joined = Lines::from_joined("a\n\nb\nc".into());
         assert_eq!(joined, pushed);
         let mut masked = pushed.clone();
+        masked.mark_stderr();
         masked.replace_text("[redacted]\n\nb\nc\n".into());
         assert_eq!(strings(&masked), ["[redacted]", "", "b", "c"]);
+        assert!(masked.all_stderr());
+    }
+
+    #[test]
+    fn stderr_ranges_mark_their_lines_only() {
+        let lines = Lines::from_joined("a\nb\nc\nd\ne".into()).with_stderr([(1, 3), (4, 9)]);
+        let marked: Vec<bool> = (0..5).map(|i| in_ranges(lines.stderr(), i)).collect();
+        assert_eq!(marked, [false, true, true, false, true]);
+        assert!(!lines.all_stderr());
+        assert!(Lines::default().stderr().is_empty());
     }
 }

@@ -98,12 +98,20 @@ pub async fn record(
     tokio::pin!(flush_timer);
     let mut chunk: Vec<Arc<Batch>> = Vec::new();
     let mut waiting = 0usize;
+    // One masked stream per pipe: a cut line's rest comes from its own.
     let mut masked = MaskedStream::new(&redactor);
+    let mut masked_errors = MaskedStream::new(&redactor);
     loop {
         tokio::select! {
             batch = lines.recv() => match batch {
                 Some(batch) => {
-                    let batch = masked.mask(batch);
+                    let batch = if batch.all_stderr() {
+                        let mut batch = masked_errors.mask(batch);
+                        batch.mark_stderr();
+                        batch
+                    } else {
+                        masked.mask(batch)
+                    };
                     if batch.is_empty() {
                         continue;
                     }
@@ -118,9 +126,12 @@ pub async fn record(
                     }
                 }
                 None => {
-                    let rest = masked.finish();
-                    if !rest.is_empty() {
-                        chunk.push(publish(&live, rest));
+                    let mut errors = masked_errors.finish();
+                    errors.mark_stderr();
+                    for rest in [masked.finish(), errors] {
+                        if !rest.is_empty() {
+                            chunk.push(publish(&live, rest));
+                        }
                     }
                     break;
                 }
@@ -165,12 +176,23 @@ async fn store_chunks(
         };
         let (first, last) = (first.first, last.first + last.lines.len() as u64 - 1);
         let mut data = Vec::with_capacity(batches.iter().map(|b| b.lines.text().len()).sum());
+        // Which lines of the chunk are stderr: `start-end` ranges of
+        // indexes in it, comma-separated; none (NULL) for stdout only.
+        let mut stderr = String::new();
         for batch in &batches {
             data.extend_from_slice(batch.lines.text().as_bytes());
+            let at = (batch.first - first) as usize;
+            for (start, end) in batch.lines.stderr() {
+                if !stderr.is_empty() {
+                    stderr.push(',');
+                }
+                stderr.push_str(&format!("{}-{}", at + start, at + end));
+            }
         }
         // Stored joined by `\n`, without one after the last line.
         data.pop();
-        if let Err(e) = store::insert_chunk(&db, job, first, last, data).await {
+        let stderr = (!stderr.is_empty()).then_some(stderr);
+        if let Err(e) = store::insert_chunk(&db, job, first, last, data, stderr).await {
             tracing::error!(job, first, last, error = %e, "job output lines could not be stored");
         }
         let mut live = live.lock();
@@ -182,8 +204,14 @@ async fn store_chunks(
 /// What a follower receives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Followed {
-    /// Consecutive lines numbered from `first`.
-    Lines { first: u64, lines: Vec<String> },
+    /// Consecutive lines numbered from `first`; `stderr` which of them
+    /// (ranges of indexes in `lines`, see
+    /// [`crate::host::lines::in_ranges`]) came from stderr.
+    Lines {
+        first: u64,
+        lines: Vec<String>,
+        stderr: Vec<(usize, usize)>,
+    },
     /// The job ended in this state; nothing follows.
     End(State),
 }
@@ -299,12 +327,14 @@ impl Follower {
             }
             return Ok(());
         }
-        for (first, data) in chunks {
+        for (first, data, stderr) in chunks {
             let text = match String::from_utf8(data) {
                 Ok(text) => text,
                 Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
             };
-            self.take(u64::try_from(first).unwrap_or(0), &Lines::from_joined(text));
+            // Rows from before stderr was marked hold NULL: all stdout.
+            let lines = Lines::from_joined(text).with_stderr(parse_ranges(stderr.as_deref()));
+            self.take(u64::try_from(first).unwrap_or(0), &lines);
         }
         Ok(())
     }
@@ -317,9 +347,16 @@ impl Follower {
         }
         let first = first + skip as u64;
         self.after = first + (lines.len() - skip) as u64 - 1;
+        let stderr = lines
+            .stderr()
+            .iter()
+            .map(|&(start, end)| (start.saturating_sub(skip), end.saturating_sub(skip)))
+            .filter(|(start, end)| start < end)
+            .collect();
         self.ready.push_back(Followed::Lines {
             first,
             lines: lines.iter().skip(skip).map(str::to_owned).collect(),
+            stderr,
         });
     }
 
@@ -329,4 +366,17 @@ impl Follower {
         }
         self.done = true;
     }
+}
+
+/// A stored chunk's stderr ranges (`start-end,…`); a malformed part is
+/// skipped, so a damaged row still shows its lines, unmarked.
+fn parse_ranges(stored: Option<&str>) -> Vec<(usize, usize)> {
+    stored
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|range| {
+            let (start, end) = range.split_once('-')?;
+            Some((start.parse().ok()?, end.parse().ok()?))
+        })
+        .collect()
 }

@@ -341,28 +341,32 @@ pub async fn insert_chunk(
     last: u64,
     // Owned: sqlx keeps the bound value, and would copy a borrowed one.
     data: Vec<u8>,
+    stderr: Option<String>,
 ) -> Result<()> {
-    sqlx::query("INSERT INTO job_output (job_id, first_line, last_line, data) VALUES (?, ?, ?, ?)")
-        .bind(job)
-        .bind(i64::try_from(first).unwrap_or(i64::MAX))
-        .bind(i64::try_from(last).unwrap_or(i64::MAX))
-        .bind(data)
+    sqlx::query(
+        "INSERT INTO job_output (job_id, first_line, last_line, data, stderr) VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(job)
+    .bind(i64::try_from(first).unwrap_or(i64::MAX))
+    .bind(i64::try_from(last).unwrap_or(i64::MAX))
+    .bind(data)
+    .bind(stderr)
         .execute(db)
         .await?;
     Ok(())
 }
 
 /// Up to `limit` stored chunks holding lines after `after`, up to chunks
-/// starting at `until`: `(first_line, data)`.
+/// starting at `until`: `(first_line, data, stderr)`.
 pub async fn chunks(
     db: &SqlitePool,
     job: i64,
     after: u64,
     until: u64,
     limit: i64,
-) -> Result<Vec<(i64, Vec<u8>)>> {
+) -> Result<Vec<(i64, Vec<u8>, Option<String>)>> {
     Ok(sqlx::query_as(
-        "SELECT first_line, data FROM job_output WHERE job_id = ? AND last_line > ? AND first_line <= ?
+        "SELECT first_line, data, stderr FROM job_output WHERE job_id = ? AND last_line > ? AND first_line <= ?
          ORDER BY first_line LIMIT ?",
     )
     .bind(job)

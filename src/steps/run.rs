@@ -87,7 +87,9 @@ fn start(
     match host {
         // The step's env and tag go to the host's shell (sudo would drop
         // them from its own); locally `ssh` or `sudo` gets only the basics
-        // and the tag.
+        // and the tag. Over SSH steps run in a terminal (`ssh -tt`), whose
+        // far side merges stdout and stderr into one stream: those lines
+        // stay unmarked. sudo here keeps the two pipes (`!use_pty`).
         Host::Shell(remote) => {
             let mut far = env.clone();
             far.insert(tagged.0.clone(), tagged.1.clone());
@@ -95,13 +97,18 @@ fn start(
                 &remote.step_command(argv, cwd, &far)?,
                 None,
                 &exec::job_env(&BTreeMap::from([tagged])),
+                if host.local_user().is_some() {
+                    exec::Stderr::Own
+                } else {
+                    exec::Stderr::Merged
+                },
             )?;
             Ok(child.as_user(host.local_user()))
         }
         Host::Local => {
             let mut env = exec::job_env(env);
             env.insert(tagged.0, tagged.1);
-            exec::start(argv, cwd, &env)
+            exec::start(argv, cwd, &env, exec::Stderr::Own)
         }
     }
 }

@@ -16,6 +16,7 @@ use axum::routing::{get, post};
 use super::page::sse;
 use super::{Json, Moment, Page};
 use crate::auth::Actor;
+use crate::host::lines::in_ranges;
 use crate::jobs::{Followed, Follower, Job, Queue, State as JobState};
 use crate::{Context, Error, Result};
 
@@ -84,8 +85,9 @@ async fn output(State(ctx): State<Context>, Path(id): Path<i64>, actor: Actor) -
 }
 
 /// `GET /api/jobs/{id}/events`: SSE, one event per line with the line
-/// number as id, resuming after `Last-Event-ID`; then an `end` event with
-/// the job's final state.
+/// number as id, resuming after `Last-Event-ID` — a line the program wrote
+/// to stderr is a `stderr` event, the others plain messages; then an `end`
+/// event with the job's final state.
 async fn events(
     State(ctx): State<Context>,
     Path(id): Path<i64>,
@@ -94,9 +96,16 @@ async fn events(
 ) -> Result<Response> {
     let follower = follow(&ctx, &actor, id, &headers).await?;
     Ok(sse(stream(follower, |item| match item {
-        Followed::Lines { first, lines } => {
+        Followed::Lines {
+            first,
+            lines,
+            stderr,
+        } => {
             let mut out = String::with_capacity(lines.iter().map(|l| l.len() + 24).sum());
-            for (n, line) in (*first..).zip(lines) {
+            for (index, (n, line)) in (*first..).zip(lines).enumerate() {
+                if in_ranges(stderr, index) {
+                    out.push_str("event: stderr\n");
+                }
                 out.push_str(&format!("id: {n}\ndata: {line}\n\n"));
             }
             out
@@ -109,8 +118,9 @@ async fn events(
 }
 
 /// `GET /jobs/{id}/events`: the page's stream for htmx's SSE extension —
-/// a `line` event of escaped lines, colours as spans (`ansi.rs`), per batch (id = its last line), then
-/// an `end` event carrying the final state badge.
+/// a `line` event of escaped lines, colours as spans (`ansi.rs`), per batch (id = its last line),
+/// each stderr line in a `<span class="stderr">`, then an `end` event
+/// carrying the final state badge.
 async fn page_events(
     State(ctx): State<Context>,
     Path(id): Path<i64>,
@@ -119,13 +129,23 @@ async fn page_events(
 ) -> Result<Response> {
     let follower = follow(&ctx, &actor, id, &headers).await?;
     Ok(sse(stream(follower, |item| match item {
-        Followed::Lines { first, lines } => {
+        Followed::Lines {
+            first,
+            lines,
+            stderr,
+        } => {
             let last = first + lines.len() as u64 - 1;
             let mut out = format!("event: line\nid: {last}\n");
-            for line in lines {
+            for (index, line) in lines.iter().enumerate() {
                 out.push_str("data: ");
-                out.push_str(&super::ansi::to_html(line));
-                out.push('\n');
+                if in_ranges(stderr, index) {
+                    out.push_str("<span class=\"stderr\">");
+                    out.push_str(&super::ansi::to_html(line));
+                    out.push_str("</span>\n");
+                } else {
+                    out.push_str(&super::ansi::to_html(line));
+                    out.push('\n');
+                }
             }
             // A last, empty data line ends the batch with a newline.
             out.push_str("data: \n\n");

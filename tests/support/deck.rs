@@ -109,6 +109,7 @@ pub async fn output(ctx: &opsdeck::Context, job: i64) -> (Vec<String>, State) {
             Some(Followed::Lines {
                 first,
                 lines: batch,
+                ..
             }) => {
                 assert_eq!(
                     first as usize,
