@@ -17,6 +17,7 @@ pub mod lines;
 pub mod local;
 pub mod preflight;
 pub mod probe;
+pub mod procs;
 pub mod release_tree;
 pub mod run_as;
 pub mod secret;

@@ -133,8 +133,10 @@ impl Engine {
             tracing::warn!(groups, "killed process groups left by interrupted jobs");
         }
         let prefix = format!("{}:", inner.instance);
-        let killed =
-            tokio::task::spawn_blocking(move || exec::kill_tagged(exec::JOB_TAG, &prefix)).await?;
+        let killed = tokio::task::spawn_blocking(move || {
+            crate::host::procs::kill_tagged(exec::JOB_TAG, &prefix)
+        })
+        .await?;
         if killed > 0 {
             tracing::warn!(killed, "killed processes left by interrupted jobs");
         }

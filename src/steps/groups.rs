@@ -12,13 +12,13 @@ use nix::sys::signal::Signal;
 use sqlx::SqlitePool;
 
 use crate::Result;
-use crate::host::exec;
 use crate::host::run_as::RunAs;
+use crate::host::{exec, procs};
 
 /// Records that job `job`'s step runs in group `pgid` (as `run_as`).
 /// Without the row a crash could leave it running: an error fails the step.
 pub async fn record(db: &SqlitePool, job: i64, pgid: u32, run_as: Option<&RunAs>) -> Result<()> {
-    let started = exec::group_and_start(pgid).map_or(0, |(_, started)| started);
+    let started = procs::group_and_start(pgid).map_or(0, |(_, started)| started);
     sqlx::query(
         "INSERT OR REPLACE INTO step_groups (job, pgid, started, boot_id, run_as, run_group)
          VALUES (?, ?, ?, ?, ?, ?)",
@@ -26,7 +26,7 @@ pub async fn record(db: &SqlitePool, job: i64, pgid: u32, run_as: Option<&RunAs>
     .bind(job)
     .bind(i64::from(pgid))
     .bind(i64::try_from(started).unwrap_or(i64::MAX))
-    .bind(exec::boot_id())
+    .bind(procs::boot_id())
     .bind(run_as.map(|r| r.user.clone()))
     .bind(run_as.and_then(|r| r.group.clone()))
     .execute(db)
@@ -53,7 +53,7 @@ pub async fn kill_left(db: &SqlitePool) -> Result<usize> {
         sqlx::query_as("SELECT pgid, started, boot_id, run_as, run_group FROM step_groups")
             .fetch_all(db)
             .await?;
-    let boot = exec::boot_id();
+    let boot = procs::boot_id();
     let mut killed = 0;
     for (pgid, started, boot_id, user, group) in rows {
         let (Ok(pgid), Ok(started)) = (u32::try_from(pgid), u64::try_from(started)) else {
@@ -81,10 +81,10 @@ pub async fn kill_left(db: &SqlitePool) -> Result<usize> {
 /// if alive, is the process that started then (a leader with another start
 /// time means the number was reused); every member started after it.
 fn still_that_group(pgid: u32, started: u64) -> bool {
-    if let Some((_, leader)) = exec::group_and_start(pgid) {
+    if let Some((_, leader)) = procs::group_and_start(pgid) {
         return leader == started;
     }
-    exec::pids().any(|pid| {
-        exec::group_and_start(pid).is_some_and(|(group, at)| group == pgid && at >= started)
+    procs::pids().any(|pid| {
+        procs::group_and_start(pid).is_some_and(|(group, at)| group == pgid && at >= started)
     })
 }

@@ -180,7 +180,7 @@ pub(super) fn survey(root: &Path) -> Result<Survey> {
 /// or executable (an old worker still draining, a shell someone left there).
 fn in_use(dirs: &[(String, PathBuf)]) -> Vec<(PathBuf, u32)> {
     let mut used = Vec::new();
-    for pid in crate::host::exec::pids() {
+    for pid in crate::host::procs::pids() {
         for link in ["cwd", "root", "exe"] {
             if let Ok(target) = std::fs::read_link(format!("/proc/{pid}/{link}")) {
                 used.extend(super::using(dirs, &target, pid));
