@@ -7,34 +7,18 @@
 
 use std::collections::BTreeMap;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use opsdeck::host::exec::capture;
 use opsdeck::host::run_as::RunAs;
 use opsdeck::host::ssh::Remote;
+use support::steps::{STEPS, ten_steps};
 
-const STEPS: usize = 10;
-const ROUNDS: usize = 5;
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 const T: Duration = Duration::from_secs(30);
 const USER: &str = "opsdeck-bench19";
-
-/// The median time of ten steps (`true`) run by `run`.
-async fn ten_steps<F, Fut>(run: F) -> Duration
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    let mut times = Vec::new();
-    for _ in 0..ROUNDS {
-        let started = Instant::now();
-        for _ in 0..STEPS {
-            run().await;
-        }
-        times.push(started.elapsed());
-    }
-    times.sort();
-    times[times.len() / 2]
-}
 
 #[tokio::main]
 async fn main() {

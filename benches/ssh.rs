@@ -6,36 +6,17 @@
 //! `cargo test --all-targets` runs it) it returns at once.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use opsdeck::config::Config;
 use opsdeck::host::exec::capture;
 use opsdeck::host::ssh::Remote;
+use support::steps::ten_steps;
 
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-const STEPS: usize = 10;
-const ROUNDS: usize = 5;
 const T: Duration = Duration::from_secs(30);
-
-/// The median time of ten steps (`true`) run by `run`.
-async fn ten_steps<F, Fut>(run: F) -> Duration
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    let mut times = Vec::new();
-    for _ in 0..ROUNDS {
-        let started = Instant::now();
-        for _ in 0..STEPS {
-            run().await;
-        }
-        times.push(started.elapsed());
-    }
-    times.sort();
-    times[times.len() / 2]
-}
 
 #[tokio::main]
 async fn main() {

@@ -15,6 +15,7 @@ pub mod sandbox;
 pub mod server;
 pub mod sse;
 pub mod sshd;
+pub mod steps;
 pub mod webapp;
 
 /// A loopback port nobody listens on right now.
