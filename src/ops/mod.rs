@@ -5,6 +5,7 @@ pub mod deploy;
 pub mod health;
 pub mod rollback;
 pub mod schedule;
+pub mod secret_set;
 pub mod secrets;
 pub mod sweeps;
 pub mod webhook;

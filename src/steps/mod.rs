@@ -31,6 +31,7 @@ use crate::{Error, Result};
 pub mod checkout;
 pub mod command;
 pub mod groups;
+mod held;
 pub(crate) mod millis;
 pub mod params;
 pub mod probe;
@@ -38,9 +39,12 @@ pub mod redact;
 pub mod release;
 pub mod run;
 pub mod secret;
+pub mod secret_file;
+pub mod secret_set;
 pub mod sweep;
 pub mod units;
 
+pub use held::Held;
 use redact::Redactor;
 
 /// How a step does its work, stored as JSON (tagged by `kind`) in the plan
@@ -60,6 +64,8 @@ pub enum Work {
     Restart(units::Restart),
     WaitActive(units::WaitActive),
     RotateSecret(secret::RotateSecret),
+    SetSecret(secret_set::SetSecret),
+    RotateFile(secret_file::RotateFile),
     RestoreEnv(secret::RestoreEnv),
     SetWebhookSecret(secret::SetWebhookSecret),
     RestoreWebhookSecret(secret::RestoreWebhookSecret),
@@ -83,6 +89,8 @@ impl Work {
             Work::Restart(step) => step,
             Work::WaitActive(step) => step,
             Work::RotateSecret(step) => step,
+            Work::SetSecret(step) => step,
+            Work::RotateFile(step) => step,
             Work::RestoreEnv(step) => step,
             Work::SetWebhookSecret(step) => step,
             Work::RestoreWebhookSecret(step) => step,
@@ -105,6 +113,12 @@ impl Work {
         self.step().pinned(memory)
     }
 
+    /// Whether the step needs a value held in memory for its job (see
+    /// [`Held`]).
+    pub fn holds_input(&self) -> bool {
+        self.step().holds_input()
+    }
+
     /// Does the step for `job`, within `bounds`; how it ended.
     pub async fn perform(&self, job: &mut StepJob<'_>, bounds: Bounds) -> Ended {
         self.step().perform(job, bounds).await
@@ -120,6 +134,13 @@ pub trait Perform: Sync {
     /// `Work::pinned`); most steps name nothing they replaced.
     fn pinned(&self, _memory: &Memory) -> Option<(Work, String)> {
         None
+    }
+
+    /// Whether the step needs a value its job holds in memory only (a
+    /// pasted secret): a job that lost it, queued while opsdeck restarted,
+    /// never runs.
+    fn holds_input(&self) -> bool {
+        false
     }
 
     /// Does the step. Lines it prints go to `bounds.lines`; it ends within
@@ -176,13 +197,26 @@ impl<'a> StepJob<'a> {
 }
 
 /// What one job's steps replaced or changed, so its recovery steps can put
-/// it back. Lives as long as the job: a job is never resumed after a
-/// restart, so nothing needs storing. One part per family that needs one.
+/// it back, and the value it was given to hold. Lives as long as the job:
+/// a job is never resumed after a restart, so nothing needs storing. One
+/// part per family that needs one.
 #[derive(Debug, Default)]
 pub struct Memory {
     checkout: checkout::Replaced,
     release: release::Replaced,
     secret: secret::Changed,
+    /// The value a `set` step writes, until it takes it.
+    held: Option<Held>,
+}
+
+impl Memory {
+    /// The memory of a job that was given `held` to write.
+    pub fn holding(held: Option<Held>) -> Memory {
+        Memory {
+            held,
+            ..Memory::default()
+        }
+    }
 }
 
 /// The limits a step runs within.
@@ -255,6 +289,9 @@ mod tests {
             r#"{"kind":"restart","units":["app.service"],"sudo":false}"#,
             r#"{"kind":"probe","url":"http://127.0.0.1:8000/health","expect":null,"timeout":30000}"#,
             r#"{"kind":"rotate_secret","env_file":"/opt/app/.env","key":"SECRET_KEY","generate":"hex:32","keep_backups":5}"#,
+            r#"{"kind":"set_secret","env_file":"/etc/sitg/bot-a.env","key":"GITHUB_TOKEN","keep_backups":5}"#,
+            r#"{"kind":"rotate_file","file":"/srv/robot/signing.pem","make":{"key":"rsa:3072"},"keep_backups":5}"#,
+            r#"{"kind":"rotate_file","file":"/srv/k.pem","make":{"command":["mint","--pem"]},"keep_backups":2}"#,
             r#"{"kind":"sweep","sweep":"db-backup","dry_run":false,"previewed":{"job":7,"items":["remove backup /b/x.db"]}}"#,
         ];
         for json in stored {
