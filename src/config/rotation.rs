@@ -12,7 +12,7 @@ use super::{App, Generator, Secret};
 
 /// `generate = "set"`: the value is issued elsewhere (a Gitea token, an
 /// SMTP password) and pasted into opsdeck when it changes.
-pub const SET: &str = "set";
+const SET: &str = "set";
 
 /// A key made inside the job for a `file` secret, written as PKCS#8 PEM.
 /// Stored in a job's plan by its spec (`"rsa:3072"`).
@@ -129,7 +129,7 @@ impl Secret {
                 if spec.parse::<KeyKind>().is_ok() {
                     format!("{spec:?} makes a key file: set `file` to its path")
                 } else {
-                    format!("{e}, or \"set\"")
+                    format!("{e}; or \"set\" for a value issued elsewhere")
                 }
             }),
         }

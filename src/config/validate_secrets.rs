@@ -24,10 +24,10 @@ pub(super) fn check(app: &App, secret: &Secret, label: &Label, p: &mut Problems)
     }
     absolute(p, &key("env_file"), secret.env_file.as_deref());
     absolute(p, &key("file"), secret.file.as_deref());
-    if let Some(name) = &secret.key {
-        if let Err(e) = check_env_name(name) {
-            p.error(&key("key"), e);
-        }
+    if let Some(name) = &secret.key
+        && let Err(e) = check_env_name(name)
+    {
+        p.error(&key("key"), e);
     }
     if secret.file.is_some() {
         for other in ["env_file", "key", "gitea_webhook"] {

@@ -96,9 +96,9 @@ async fn set_page(
     actor: Actor,
     page: Page,
 ) -> Result<SetPage> {
-    let entry = secret_set::entry(&ctx, &app, &name)?;
     let found = ctx.app(&app)?;
     ctx.authorize(&actor, Some(found), "view").await?;
+    let entry = secret_set::entry(&ctx, &app, &name)?;
     Ok(SetPage {
         page,
         question: format!(
