@@ -154,9 +154,9 @@ impl Secret {
     }
 }
 
-impl Place<'_> {
+impl<'a> Place<'a> {
     /// The file the secret is in.
-    pub fn path(&self) -> &Path {
+    pub fn path(&self) -> &'a Path {
         match self {
             Place::Env { file, .. } | Place::File(file) => file,
         }
