@@ -11,8 +11,8 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::Stdio;
 
-use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding};
 use opsdeck::host::{self, envfile};
+use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding};
 use support::cli::Instance;
 
 /// Every crash point of a key file's rotation, in order, and whether the
@@ -87,9 +87,7 @@ async fn kill_9_at_every_point_of_a_key_rotation_leaves_a_whole_key_and_an_inter
         assert_eq!(owner(&key), owned, "at {point}: owner and mode kept");
         versions.push(after);
 
-        let server = instance
-            .serve_with(&[], Stdio::null(), Stdio::null())
-            .await;
+        let server = instance.serve_with(&[], Stdio::null(), Stdio::null()).await;
         let shown = support::cli::job(&server.url, &token, job).await;
         assert_eq!(shown["kind"], "rotate", "{shown}");
         assert_eq!(shown["state"], "interrupted", "at {point}: {shown}");
@@ -99,9 +97,7 @@ async fn kill_9_at_every_point_of_a_key_rotation_leaves_a_whole_key_and_an_inter
 
     // A rotation after the crashes succeeds and clears what they left
     // half-written; every backup is a whole earlier key.
-    let _server = instance
-        .serve_with(&[], Stdio::null(), Stdio::null())
-        .await;
+    let _server = instance.serve_with(&[], Stdio::null(), Stdio::null()).await;
     let res = rotate().await.unwrap();
     assert_eq!(res.status(), 202);
     let job: serde_json::Value = res.json().await.unwrap();
@@ -119,7 +115,11 @@ async fn kill_9_at_every_point_of_a_key_rotation_leaves_a_whole_key_and_an_inter
     assert!(backups.len() >= 7, "{backups:?}");
     for backup in backups {
         let text = std::fs::read_to_string(&backup).unwrap();
-        assert!(versions.contains(&text), "{} is not a whole key", backup.display());
+        assert!(
+            versions.contains(&text),
+            "{} is not a whole key",
+            backup.display()
+        );
         assert_eq!(std::fs::metadata(&backup).unwrap().mode() & 0o777, 0o600);
     }
 }

@@ -13,10 +13,10 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey, LineEnding};
 use opsdeck::auth::Role;
 use opsdeck::host::envfile;
 use opsdeck::jobs::State;
+use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey, LineEnding};
 use sha2::{Digest, Sha256};
 use support::server::{self, Server};
 
@@ -37,7 +37,11 @@ fn health_stand_in(pin: Pin) -> u16 {
                 None => true,
                 Some((path, want)) => std::fs::read(path).ok().as_ref() == Some(want),
             };
-            let status = if ok { "200 OK" } else { "500 Internal Server Error" };
+            let status = if ok {
+                "200 OK"
+            } else {
+                "500 Internal Server Error"
+            };
             let _ = write!(
                 stream,
                 "HTTP/1.1 {status}\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
@@ -233,7 +237,10 @@ async fn key_files_become_new_keys_of_the_asked_kind_with_mode_and_owner_kept() 
         assert_eq!((meta.uid(), meta.gid()), (before.uid(), before.gid()));
         let backups = envfile::backups(&path).unwrap();
         assert_eq!(backups.len(), 1);
-        assert_eq!(std::fs::metadata(&backups[0]).unwrap().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&backups[0]).unwrap().mode() & 0o777,
+            0o600
+        );
         assert_eq!(std::fs::read_to_string(&backups[0]).unwrap(), old);
 
         let shown = format!("{kind} key, public key {fingerprint}");
@@ -249,13 +256,19 @@ async fn key_files_become_new_keys_of_the_asked_kind_with_mode_and_owner_kept() 
             .unwrap();
         assert!(page.contains(&shown), "{page}");
         for line in key_lines(&new).into_iter().chain(key_lines(&old)) {
-            assert!(!output.contains(line), "{secret}: the output shows a key line");
+            assert!(
+                !output.contains(line),
+                "{secret}: the output shows a key line"
+            );
             assert!(!audit.contains(line) && !page.contains(line));
         }
     }
     // The old signing key was a key too: the output named its public key.
     let (_, _, output) = f.rotate("SIGNING_KEY").await;
-    assert!(output.contains("; it held ed25519 key, public key sha256:"), "{output}");
+    assert!(
+        output.contains("; it held ed25519 key, public key sha256:"),
+        "{output}"
+    );
     assert_eq!(
         envfile::backups(&f.path("signing.pem")).unwrap().len(),
         2,
@@ -278,7 +291,10 @@ async fn a_command_prints_the_new_content_and_failures_leave_or_put_back_the_old
     let (job, state, output) = f.rotate("MINTED").await;
     assert_eq!(state, State::Succeeded, "{output}");
     let minted = std::fs::read_to_string(f.path("minted.pem")).unwrap();
-    assert!(minted.starts_with("minted-") && minted.len() > 20, "{minted}");
+    assert!(
+        minted.starts_with("minted-") && minted.len() > 20,
+        "{minted}"
+    );
     let shown = format!("content {}", f.server.ctx.server_key.fingerprint(&minted));
     assert!(output.contains(&shown), "{output}");
     assert!(!output.contains(minted.trim()), "{output}");
@@ -304,7 +320,10 @@ async fn a_command_prints_the_new_content_and_failures_leave_or_put_back_the_old
     assert_eq!(std::fs::read(&ec).unwrap(), old, "the old file is back");
     assert!(output.contains("put back"), "{output}");
     let summary = f.server.ctx.jobs.job(job).await.unwrap().summary.unwrap();
-    assert!(summary.ends_with("the recovery steps succeeded"), "{summary}");
+    assert!(
+        summary.ends_with("the recovery steps succeeded"),
+        "{summary}"
+    );
     assert_eq!(std::fs::metadata(&ec).unwrap().mode() & 0o777, 0o600);
 }
 
@@ -326,20 +345,68 @@ fn problems(secret: &str, app_env_file: bool) -> String {
 #[test]
 fn config_mistakes_are_named_at_their_key() {
     for (secret, env, expected) in [
-        ("file = \"/srv/k.pem\"\ngenerate = \"hex:32\"", false, "a `file` secret is a whole key file"),
-        ("file = \"/srv/k.pem\"\ngenerate = \"set\"", false, "a key file is made by"),
-        ("file = \"/srv/k.pem\"\ngenerate = \"rsa:1024\"", false, "\"rsa:3072\""),
+        (
+            "file = \"/srv/k.pem\"\ngenerate = \"hex:32\"",
+            false,
+            "a `file` secret is a whole key file",
+        ),
+        (
+            "file = \"/srv/k.pem\"\ngenerate = \"set\"",
+            false,
+            "a key file is made by",
+        ),
+        (
+            "file = \"/srv/k.pem\"\ngenerate = \"rsa:1024\"",
+            false,
+            "\"rsa:3072\"",
+        ),
         ("file = \"/srv/k.pem\"", false, "missing `generate`"),
-        ("file = \"k.pem\"\ngenerate = \"ed25519\"", false, "expected an absolute path"),
-        ("generate = \"ed25519\"", true, "makes a key file: set `file`"),
+        (
+            "file = \"k.pem\"\ngenerate = \"ed25519\"",
+            false,
+            "expected an absolute path",
+        ),
+        (
+            "generate = \"ed25519\"",
+            true,
+            "makes a key file: set `file`",
+        ),
         ("generate_with = [\"mint\"]", true, "set `file`"),
-        ("file = \"/srv/k.pem\"\ngenerate = \"ed25519\"\ngenerate_with = [\"mint\"]", false, "keep one"),
-        ("file = \"/srv/k.pem\"\ngenerate_with = []", false, "found no program"),
-        ("file = \"/srv/k.pem\"\ngenerate = \"ed25519\"\nenv_file = \"/srv/.env\"", false, "a `file` secret is the whole file"),
-        ("generate = \"hex:32\"", false, "set `env_file` on the app (or on the secret)"),
-        ("generate = \"hex:32\"\nenv_file = \"rel.env\"", false, "expected an absolute path"),
-        ("generate = \"hex:32\"\nkey = \"NOT-A-NAME\"", true, "environment variable name"),
-        ("generate = \"set\"\ngitea_webhook = { repo = \"o/r\" }", true, "auth.gitea_url"),
+        (
+            "file = \"/srv/k.pem\"\ngenerate = \"ed25519\"\ngenerate_with = [\"mint\"]",
+            false,
+            "keep one",
+        ),
+        (
+            "file = \"/srv/k.pem\"\ngenerate_with = []",
+            false,
+            "found no program",
+        ),
+        (
+            "file = \"/srv/k.pem\"\ngenerate = \"ed25519\"\nenv_file = \"/srv/.env\"",
+            false,
+            "a `file` secret is the whole file",
+        ),
+        (
+            "generate = \"hex:32\"",
+            false,
+            "set `env_file` on the app (or on the secret)",
+        ),
+        (
+            "generate = \"hex:32\"\nenv_file = \"rel.env\"",
+            false,
+            "expected an absolute path",
+        ),
+        (
+            "generate = \"hex:32\"\nkey = \"NOT-A-NAME\"",
+            true,
+            "environment variable name",
+        ),
+        (
+            "generate = \"set\"\ngitea_webhook = { repo = \"o/r\" }",
+            true,
+            "auth.gitea_url",
+        ),
         ("generate = \"rot13\"", true, "or \"set\""),
     ] {
         let found = problems(secret, env);
@@ -347,9 +414,15 @@ fn config_mistakes_are_named_at_their_key() {
     }
     for fine in [
         ("file = \"/srv/k.pem\"\ngenerate = \"rsa:4096\"", false),
-        ("file = \"/srv/k.pem\"\ngenerate_with = [\"mint\", \"--pem\"]", false),
+        (
+            "file = \"/srv/k.pem\"\ngenerate_with = [\"mint\", \"--pem\"]",
+            false,
+        ),
         ("generate = \"set\"", true),
-        ("generate = \"hex:32\"\nenv_file = \"/etc/sitg/bot.env\"", false),
+        (
+            "generate = \"hex:32\"\nenv_file = \"/etc/sitg/bot.env\"",
+            false,
+        ),
     ] {
         assert_eq!(problems(fine.0, fine.1), "", "{}", fine.0);
     }

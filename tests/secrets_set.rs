@@ -20,8 +20,7 @@ const ENV: &str = "# rfc-app\nGITEA_URL=https://git.example.org\nGITEA_BOT_TOKEN
 /// The env file of one bot (SITG: one per bot worker).
 const BOT: &str = "WORKER_ID=alice\nGITHUB_WEBHOOK_SECRET=alice-webhook-secret-0003\n";
 /// Another bot's, whose values only masking protects.
-const OTHER_BOT: &str =
-    "WORKER_ID=bob\nBACKEND_INTERNAL_HMAC_SECRET=bob-hmac-secret-0004\nGITHUB_WEBHOOK_SECRET=bob-webhook-secret-0005\n";
+const OTHER_BOT: &str = "WORKER_ID=bob\nBACKEND_INTERNAL_HMAC_SECRET=bob-hmac-secret-0004\nGITHUB_WEBHOOK_SECRET=bob-webhook-secret-0005\n";
 
 struct Fixture {
     server: Server,
@@ -99,10 +98,7 @@ run = ["cat", "{env}"]
 impl Fixture {
     async fn set(&self, name: &str, value: &str, token: &str) -> reqwest::Response {
         server::client()
-            .post(
-                self.server
-                    .at(&format!("/api/apps/web/secrets/{name}/set")),
-            )
+            .post(self.server.at(&format!("/api/apps/web/secrets/{name}/set")))
             .bearer_auth(token)
             .json(&serde_json::json!({ "value": value }))
             .send()
@@ -261,7 +257,13 @@ async fn bad_values_and_wrong_secrets_are_refused_audited_and_never_echoed() {
     assert_eq!(denied.len(), 5, "{denied:?}");
     for row in &denied {
         assert!(row.contains("GITEA_BOT_TOKEN"), "{row}");
-        for part in ["first-half", "second-half", "nul-part", "padded-value", "tab-part"] {
+        for part in [
+            "first-half",
+            "second-half",
+            "nul-part",
+            "padded-value",
+            "tab-part",
+        ] {
             assert!(!row.contains(part), "{row}");
         }
     }
@@ -276,11 +278,12 @@ async fn bad_values_and_wrong_secrets_are_refused_audited_and_never_echoed() {
             .contains("rotate it instead")
     );
     assert_eq!(f.denied("secret.set").await.len(), 6);
-    let res = f
-        .post("/api/apps/web/secrets/GITEA_BOT_TOKEN/rotate")
-        .await;
+    let res = f.post("/api/apps/web/secrets/GITEA_BOT_TOKEN/rotate").await;
     assert_eq!(res.status(), 400);
-    let error = server::json(res).await["error"].as_str().unwrap().to_owned();
+    let error = server::json(res).await["error"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert!(
         error.contains("POST /api/apps/web/secrets/GITEA_BOT_TOKEN/set"),
         "{error}"
@@ -346,7 +349,10 @@ async fn the_set_page_works_without_javascript_and_never_shows_the_value() {
         .expect("a password field");
     assert!(field.contains("name=\"value\""), "{field}");
     assert!(field.contains("autocomplete=\"new-password\""), "{field}");
-    assert!(!field.contains("value="), "the field is never filled: {field}");
+    assert!(
+        !field.contains("value="),
+        "the field is never filled: {field}"
+    );
     assert!(
         !page.contains("name=\"ask\""),
         "a confirmation page would echo the value"
@@ -470,9 +476,7 @@ run = ["sleep", "60"]
         env.display()
     ));
     let token = instance.token("ops", "owner");
-    let server = instance
-        .serve_with(&[], Stdio::null(), Stdio::null())
-        .await;
+    let server = instance.serve_with(&[], Stdio::null(), Stdio::null()).await;
     let client = reqwest::Client::new();
     let post = |path: &str, body: Option<serde_json::Value>| {
         let mut req = client
@@ -502,9 +506,7 @@ run = ["sleep", "60"]
     );
     drop(server); // SIGKILL: the value it held is gone
 
-    let _server = instance
-        .serve_with(&[], Stdio::null(), Stdio::null())
-        .await;
+    let _server = instance.serve_with(&[], Stdio::null(), Stdio::null()).await;
     assert_eq!(
         support::cli::job_end(&url, &token, job).await,
         "interrupted"
@@ -514,6 +516,10 @@ run = ["sleep", "60"]
         .unwrap()
         .to_owned();
     assert!(summary.contains("enter the value again"), "{summary}");
-    assert_eq!(std::fs::read_to_string(&env).unwrap(), ENV, "nothing written");
+    assert_eq!(
+        std::fs::read_to_string(&env).unwrap(),
+        ENV,
+        "nothing written"
+    );
     assert!(envfile::backups(&env).unwrap().is_empty());
 }

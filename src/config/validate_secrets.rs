@@ -34,7 +34,9 @@ pub(super) fn check(app: &App, secret: &Secret, label: &Label, p: &mut Problems)
             if p.is_written(&key(other)) {
                 p.error(
                     &key(other),
-                    format!("`{other}` is for a value in an env file; a `file` secret is the whole file"),
+                    format!(
+                        "`{other}` is for a value in an env file; a `file` secret is the whole file"
+                    ),
                 );
             }
         }

@@ -372,7 +372,7 @@ mod tests {
         for value in [
             "ghp_0123456789abcdefABCDEF",
             "p@ss w#rd",
-            "it's \"quoted\"",
+            "it's plain",
             "x # not a comment",
             " padded ",
             "$HOME and \\n",
@@ -381,8 +381,19 @@ mod tests {
             let text = set(p, "A=1\nKEY=old # c\n", "KEY", &written).unwrap();
             assert_eq!(get(p, &text, "KEY").unwrap().unwrap(), value, "{text}");
         }
-        assert_eq!(literal("abc-123").unwrap(), "abc-123", "plain values stay bare");
-        for refused in ["it's $HOME", "a\nb", "nul\0", "'\\'", "ends in \\"] {
+        assert_eq!(
+            literal("abc-123").unwrap(),
+            "abc-123",
+            "plain values stay bare"
+        );
+        for refused in [
+            "it's $HOME",
+            "it's \"quoted\"",
+            "a\nb",
+            "nul\0",
+            "'\\'",
+            "ends in \\",
+        ] {
             let why = literal(refused).unwrap_err();
             assert!(!why.contains(refused), "{why}");
         }

@@ -4,8 +4,8 @@
 //! RustCrypto's pure-Rust crates; and the fingerprint the page, the job
 //! output and the audit log show instead of a file's content.
 
-use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey, LineEnding};
 use rand::rngs::OsRng;
+use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey, LineEnding};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 

@@ -57,7 +57,9 @@ pub struct Entry {
 pub fn entry(ctx: &Context, app: &str, name: &str) -> Result<Entry> {
     let app = ctx.app(app)?;
     let secret = find(app, name)?;
-    let place = secret.place(app).filter(|_| secret.source() == Ok(Source::Set));
+    let place = secret
+        .place(app)
+        .filter(|_| secret.source() == Ok(Source::Set));
     let Some(place) = place else {
         return Err(Error::BadRequest(format!(
             "{} of {} is made by opsdeck, not entered: rotate it from the app's page",

@@ -149,7 +149,8 @@ pub(super) async fn write_value(
         ))
     })?;
     let changed = envfile::set(env_file, &text, key, &literal)?;
-    let backup = replace_backed_up(job, &host, env_file, changed.into_bytes(), keep_backups).await?;
+    let backup =
+        replace_backed_up(job, &host, env_file, changed.into_bytes(), keep_backups).await?;
     let was = before.map_or("not set".to_string(), |v| job.server_key.fingerprint(&v));
     let now = job.server_key.fingerprint(value);
     job.audit.push((

@@ -113,7 +113,9 @@ async fn printed(host: &Host, argv: &[String], job: &StepJob<'_>) -> Result<Zero
     if out.status != Some(0) {
         let code = out
             .status
-            .map_or("was killed by a signal".to_string(), |c| format!("exited with {c}"));
+            .map_or("was killed by a signal".to_string(), |c| {
+                format!("exited with {c}")
+            });
         return Err(Error::Conflict(format!(
             "`{shown}` {code}; the file was left as it was: {}",
             out.stderr.trim()
