@@ -434,7 +434,7 @@ async fn a_secret_in_its_own_env_file_rotates_that_file_and_every_env_file_is_ma
     assert!(envfile::backups(&f.env).unwrap().is_empty());
     let output = f.output(job).await;
     assert!(
-        output.contains(&format!("GITHUB_WEBHOOK_SECRET changed from sha256:")),
+        output.contains("GITHUB_WEBHOOK_SECRET changed from sha256:"),
         "{output}"
     );
 

@@ -55,8 +55,10 @@ pub(super) fn distinct_places(app: &App, labels: &[Label], p: &mut Problems) {
         let Some(place) = secret.place(app) else {
             continue;
         };
+        // A second secret of the same name is reported as such already.
         let earlier = app.secrets[..i]
             .iter()
+            .filter(|other| other.name != secret.name)
             .find(|other| other.place(app).as_ref() == Some(&place));
         if let Some(other) = earlier {
             let what = match place {
