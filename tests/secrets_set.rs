@@ -13,6 +13,7 @@ use std::process::Stdio;
 use opsdeck::auth::Role;
 use opsdeck::host::envfile;
 use opsdeck::jobs::State;
+use support::browser::Browser;
 use support::cli::Instance;
 use support::server::{self, Server};
 
@@ -522,4 +523,103 @@ run = ["sleep", "60"]
         "nothing written"
     );
     assert!(envfile::backups(&env).unwrap().is_empty());
+}
+
+/// Signs `browser` in as `login` with `role` (the session's cookie, set on
+/// the server's site).
+async fn sign_in(browser: &Browser, s: &Server, login: &str, role: Role) {
+    let (cookie, _) = s.session(login, role).await;
+    let (name, value) = cookie.split_once('=').unwrap();
+    browser.goto(&s.at("/healthz")).await;
+    browser.set_cookie(name, value).await;
+}
+
+/// Waits until the browser is at a URL whose path starts with `path`.
+async fn arrives_at(browser: &Browser, path: &str) -> String {
+    for _ in 0..200 {
+        let url = browser.url().await;
+        if url.contains(path) {
+            return url;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("never reached {path}; at {}", browser.url().await);
+}
+
+/// In a real Chromium, on a phone-sized screen, with JavaScript and
+/// without: Set… on the app page, the value typed into the field, the job
+/// page; the value ends up in the file and on no page.
+#[tokio::test]
+async fn in_a_browser_the_set_page_fits_a_phone_and_works_with_and_without_javascript() {
+    let f = fixture().await;
+    for (round, javascript) in [(1, true), (2, false)] {
+        let browser = if javascript {
+            Browser::start().await
+        } else {
+            Browser::without_javascript().await
+        };
+        let Some(browser) = browser else {
+            return;
+        };
+        sign_in(&browser, &f.server, "ada", Role::Owner).await;
+        browser.resize(390, 844).await;
+        browser.goto(&f.server.at("/apps/web")).await;
+        browser
+            .click("a[href='/apps/web/secrets/GITEA_BOT_TOKEN/set']")
+            .await;
+        arrives_at(&browser, "/apps/web/secrets/GITEA_BOT_TOKEN/set").await;
+        assert!(
+            browser
+                .text()
+                .await
+                .contains("Make a new token in Gitea first.")
+        );
+        if javascript {
+            let overflow = browser
+                .js(
+                    "return document.documentElement.scrollWidth - window.innerWidth",
+                    serde_json::json!([]),
+                )
+                .await;
+            assert!(
+                overflow.as_i64().unwrap() <= 0,
+                "scrolls sideways by {overflow}px"
+            );
+            browser
+                .screenshot(
+                    &PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("set-secret-phone.png"),
+                )
+                .await;
+        }
+        let typed = format!("typed-in-a-browser-{round}-Qm7c");
+        browser.type_into("#secret-value", &typed).await;
+        browser.click(".set-secret-form button[type=submit]").await;
+        let url = arrives_at(&browser, "/jobs/").await;
+        let job: i64 = url.rsplit('/').next().unwrap().parse().unwrap();
+        assert_eq!(f.server.finished(job).await, State::Succeeded);
+        assert_eq!(value(&f.env, "GITEA_BOT_TOKEN"), typed);
+        assert!(!browser.text().await.contains(&typed));
+        if javascript {
+            let html = browser
+                .js(
+                    "return document.documentElement.outerHTML",
+                    serde_json::json!([]),
+                )
+                .await;
+            assert!(!html.as_str().unwrap().contains(&typed));
+        }
+        // Back on the Set page, the field is empty.
+        browser
+            .goto(&f.server.at("/apps/web/secrets/GITEA_BOT_TOKEN/set"))
+            .await;
+        if javascript {
+            let field = browser
+                .js(
+                    "return document.getElementById('secret-value').value",
+                    serde_json::json!([]),
+                )
+                .await;
+            assert_eq!(field, "");
+        }
+    }
 }

@@ -48,6 +48,10 @@ pub struct Entry {
     pub place: String,
     /// Restarted once it is written.
     pub units: Vec<String>,
+    /// The app's health check runs after that.
+    pub health: bool,
+    /// The previous file comes back when the restart or the check fails.
+    pub restores: bool,
     pub note: String,
     pub needs: Role,
 }
@@ -69,6 +73,8 @@ pub fn entry(ctx: &Context, app: &str, name: &str) -> Result<Entry> {
     Ok(Entry {
         place: shown(&place),
         units: secret.units.clone().unwrap_or_else(|| app.units.clone()),
+        health: app.health.is_some(),
+        restores: secret.restore_on_failure,
         note: secret.note.clone().unwrap_or_default(),
         needs: required_role(app, secret),
     })

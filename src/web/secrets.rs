@@ -81,11 +81,12 @@ struct SetPage {
     app: String,
     environment: String,
     name: String,
-    question: String,
     note: String,
     place: String,
     /// The units restarted, space-separated.
     units: String,
+    health: bool,
+    restores: bool,
     needs: Role,
     allowed: bool,
 }
@@ -101,16 +102,14 @@ async fn set_page(
     let entry = secret_set::entry(&ctx, &app, &name)?;
     Ok(SetPage {
         page,
-        question: format!(
-            "Set a new {name} for {app} ({})? The value is entered here once and never shown.",
-            found.environment
-        ),
         environment: found.environment.clone(),
         app,
         name,
         note: entry.note,
         place: entry.place,
         units: entry.units.join(" "),
+        health: entry.health,
+        restores: entry.restores,
         allowed: actor.role >= entry.needs,
         needs: entry.needs,
     })
