@@ -3,7 +3,8 @@
 //! again with the replaced release's values ([`command`]), an action's
 //! parameters checked again as its job starts ([`params`]), git checkouts ([`checkout`]), release directories and
 //! the `current` switch ([`release`]), systemd units ([`units`]), the health
-//! probe ([`probe`]), env-file and secret edits ([`secret`]), sweeps
+//! probe ([`probe`]), env-file and secret edits ([`secret`]; a value entered
+//! by hand, [`secret_set`]; key files, [`secret_file`]), sweeps
 //! ([`sweep`]). Each family owns both how its steps are *shown* (the command
 //! line printed before a step runs and listed on the job page) and how they
 //! are *done*, through the [`Perform`] trait; [`Work`] names every kind of

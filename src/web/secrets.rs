@@ -39,7 +39,7 @@ async fn rotate_api(
     actor: Actor,
 ) -> Result<impl IntoResponse> {
     let job = secrets::rotate(&ctx, &actor, &app, &name).await?;
-    Ok(super::page::accepted(job))
+    Ok(accepted(job))
 }
 
 /// The Rotate button (asked to confirm, showing the note): starts the job
