@@ -107,11 +107,8 @@ impl Facts {
             .iter()
             .map(|app| {
                 let ran: Vec<Ran> = ran.iter().filter(|r| &r.app == app).cloned().collect();
-                let failures: Vec<Failure> = failures
-                    .iter()
-                    .filter(|f| &f.app == app)
-                    .cloned()
-                    .collect();
+                let failures: Vec<Failure> =
+                    failures.iter().filter(|f| &f.app == app).cloned().collect();
                 let lead = lead
                     .iter()
                     .find(|(a, _)| a == app)
@@ -306,7 +303,10 @@ impl Delivery {
 
     /// Incidents nothing has restored yet.
     pub fn open(&self) -> usize {
-        self.incidents.iter().filter(|i| i.restored.is_none()).count()
+        self.incidents
+            .iter()
+            .filter(|i| i.restored.is_none())
+            .count()
     }
 }
 
@@ -428,12 +428,18 @@ mod tests {
             d.buckets.iter().map(|b| b.deploys).collect::<Vec<_>>(),
             [3, 0, 0, 0, 0, 0, 1]
         );
-        assert_eq!((d.buckets[0].failed, d.buckets[6].start), (1, window.since + 6 * DAY));
+        assert_eq!(
+            (d.buckets[0].failed, d.buckets[6].start),
+            (1, window.since + 6 * DAY)
+        );
         assert_eq!(d.per_week(), 4.0);
         assert_eq!(d.failure_rate(), Some(25.0));
         assert_eq!(d.restore.map(|s| s.p50), Some(60 * MIN));
         assert_eq!(d.lead_bins, [1, 1, 0, 1, 1]);
-        assert_eq!(d.lead.map(|s| (s.p50, s.p95)), Some((2 * 60 * MIN, 8 * DAY)));
+        assert_eq!(
+            d.lead.map(|s| (s.p50, s.p95)),
+            Some((2 * 60 * MIN, 8 * DAY))
+        );
     }
 
     #[test]

@@ -17,8 +17,7 @@ use crate::error::Quoted;
 use crate::{Error, Result};
 
 pub use figures::{
-    Bucket, Cause, Delivery, Failure, Incident, KindSpread, LEAD_BINS, Restore, Spread,
-    percentile,
+    Bucket, Cause, Delivery, Failure, Incident, KindSpread, LEAD_BINS, Restore, Spread, percentile,
 };
 
 /// One day in Unix milliseconds.

@@ -7,8 +7,8 @@
 
 use sqlx::SqlitePool;
 
-use super::{KINDS, Window};
 use super::figures::{Cause, Facts, Failure, Ran, Restore};
+use super::{KINDS, Window};
 use crate::{Error, Result};
 
 /// Names (apps, kinds) as the JSON array `json_each` reads.
@@ -75,7 +75,15 @@ async fn ran(db: &SqlitePool, apps: &str, window: &Window) -> Result<Vec<Ran>> {
 /// live replaced them — each with the first deploy or rollback of its app
 /// that went live after it was requested.
 async fn failures(db: &SqlitePool, apps: &str, window: &Window) -> Result<Vec<Failure>> {
-    type Row = (String, i64, i64, Option<i64>, String, Option<i64>, Option<i64>);
+    type Row = (
+        String,
+        i64,
+        i64,
+        Option<i64>,
+        String,
+        Option<i64>,
+        Option<i64>,
+    );
     let rows: Vec<Row> = sqlx::query_as(
         "WITH failed (app, job, requested, ended, why) AS (
              SELECT app, id, created_at, finished_at, state FROM jobs
@@ -126,7 +134,11 @@ async fn failures(db: &SqlitePool, apps: &str, window: &Window) -> Result<Vec<Fa
 
 /// Each deploy that went live: from its commit's time to its job's end,
 /// one packed list per app.
-async fn lead_times(db: &SqlitePool, apps: &str, window: &Window) -> Result<Vec<(String, Vec<i64>)>> {
+async fn lead_times(
+    db: &SqlitePool,
+    apps: &str,
+    window: &Window,
+) -> Result<Vec<(String, Vec<i64>)>> {
     let rows: Vec<(String, Option<String>)> = sqlx::query_as(
         "SELECT j.app, group_concat(max(j.finished_at - r.committed_at, 0))
          FROM jobs j JOIN releases r ON r.job_id = j.id
@@ -144,7 +156,11 @@ async fn lead_times(db: &SqlitePool, apps: &str, window: &Window) -> Result<Vec<
 }
 
 /// How long each job that ran took, one packed list per kind.
-async fn durations(db: &SqlitePool, apps: &str, window: &Window) -> Result<Vec<(String, Vec<i64>)>> {
+async fn durations(
+    db: &SqlitePool,
+    apps: &str,
+    window: &Window,
+) -> Result<Vec<(String, Vec<i64>)>> {
     let rows: Vec<(String, Option<String>)> = sqlx::query_as(
         "SELECT kind, group_concat(max(finished_at - started_at, 0)) FROM jobs
          WHERE kind IN (SELECT value FROM json_each(?4))

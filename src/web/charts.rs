@@ -8,8 +8,9 @@
 
 use std::fmt;
 
-/// Every chart's `viewBox` width; text is 12 units, about 11 px on a phone.
-pub const WIDTH: f64 = 400.0;
+/// Every chart's `viewBox` width; text is 12 units, about 10.5 px on a
+/// 390 px phone and 18 px in a laptop's half-page column.
+pub const WIDTH: f64 = 360.0;
 
 /// A chart with its figure and its numbers.
 pub struct Chart {
@@ -166,8 +167,9 @@ impl Svg {
     /// Labelled rows of horizontal bars, all scaled to the largest value,
     /// each bar followed by its words.
     pub fn rows(rows: &[(String, Vec<Bar>)]) -> Svg {
-        const LABEL: f64 = 100.0;
-        const LONGEST: f64 = 190.0;
+        // Labels of 14 characters, bars, then words of about 14 more.
+        const LABEL: f64 = 96.0;
+        const LONGEST: f64 = 160.0;
         const BAR: f64 = 12.0;
         const GAP: f64 = 8.0;
         let largest = rows
@@ -336,10 +338,10 @@ mod tests {
         ];
         let svg = Svg::rows(&rows);
         inside(&svg);
-        assert_eq!(svg.rects[1].w, Px(190.0));
+        assert_eq!(svg.rects[1].w, Px(160.0));
         let meter = Svg::meter(&[Part::new(3, "bar-ok", ""), Part::new(1, "bar-failed", "")]);
         inside(&meter);
-        assert_eq!((meter.rects[0].w, meter.rects[1].w), (Px(300.0), Px(100.0)));
+        assert_eq!((meter.rects[0].w, meter.rects[1].w), (Px(270.0), Px(90.0)));
         inside(&Svg::meter(&[]));
     }
 

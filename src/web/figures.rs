@@ -105,7 +105,12 @@ impl Spark {
 
 /// A bar's parts: the deploys that went well, then the failed ones.
 fn columns(b: &crate::insights::Bucket) -> Vec<Part> {
-    let tip = format!("{}: {}, {} failed", bucket_name(b), plural(b.deploys, "deploy"), b.failed);
+    let tip = format!(
+        "{}: {}, {} failed",
+        bucket_name(b),
+        plural(b.deploys, "deploy"),
+        b.failed
+    );
     vec![
         Part::new((b.deploys - b.failed).max(0), "bar-ok", tip.clone()),
         Part::new(b.failed, "bar-failed", tip),
@@ -245,7 +250,7 @@ fn restore(d: &Delivery, range: Range, now: i64, apps: bool) -> Chart {
                 None => Bar {
                     value: now - i.start,
                     class: "bar-failed",
-                    text: format!("open, {} so far", span(now - i.start)),
+                    text: format!("open {}", span(now - i.start)),
                 },
             };
             (fit_label(&name), vec![bar])
@@ -279,7 +284,11 @@ fn restore(d: &Delivery, range: Range, now: i64, apps: bool) -> Chart {
                 })
                 .collect(),
             note: if d.incidents.len() > shown.len() {
-                format!("The {} newest of {} incidents.", shown.len(), d.incidents.len())
+                format!(
+                    "The {} newest of {} incidents.",
+                    shown.len(),
+                    d.incidents.len()
+                )
             } else {
                 String::new()
             },
@@ -309,7 +318,10 @@ fn lead(d: &Delivery, range: Range) -> Chart {
                 class: "bar-lead",
                 text: n.to_string(),
             };
-            ((*name).to_owned(), if n > 0 { vec![bar] } else { Vec::new() })
+            (
+                (*name).to_owned(),
+                if n > 0 { vec![bar] } else { Vec::new() },
+            )
         })
         .collect();
     let mut table_rows: Vec<Vec<String>> = LEAD_BINS

@@ -61,7 +61,10 @@ pub async fn deploy(
     committed: Option<i64>,
 ) -> (i64, i64) {
     let job = job(db, app, "deploy", state, at, took).await;
-    (job, release(db, app, job, "deploy", at, committed, None).await)
+    (
+        job,
+        release(db, app, job, "deploy", at, committed, None).await,
+    )
 }
 
 /// A rollback job moving away from release `replaces`: `(job, release)`.
