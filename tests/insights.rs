@@ -13,7 +13,7 @@ use opsdeck::jobs::State;
 use serde_json::json;
 use support::browser::Browser;
 use support::history::{self, MIN, SECOND, days_ago};
-use support::repos::Repos;
+use support::repos::{Repos, sh_git, sh_git_env};
 use support::server::{self, Server};
 
 /// `web` anyone may view; `vault` only admins.
@@ -430,28 +430,15 @@ async fn the_dashboard_card_draws_the_last_30_days_of_deploys() {
 /// (Unix seconds) and pushes it; the SHA.
 fn commit_dated(repos: &Repos, text: &str, authored: i64, committed: i64) -> String {
     std::fs::write(repos.author.join("version"), text).unwrap();
-    let git = |args: &[&str]| {
-        let out = std::process::Command::new("git")
-            .args(args)
-            .current_dir(&repos.author)
-            .env("GIT_AUTHOR_NAME", "Ada Lovelace")
-            .env("GIT_AUTHOR_EMAIL", "ada@example.org")
-            .env("GIT_COMMITTER_NAME", "Ada Lovelace")
-            .env("GIT_COMMITTER_EMAIL", "ada@example.org")
-            .env("GIT_AUTHOR_DATE", format!("@{authored} +0000"))
-            .env("GIT_COMMITTER_DATE", format!("@{committed} +0000"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    };
-    git(&["commit", "-qam", "Version 2"]);
-    git(&["push", "-q", "origin", "main"]);
-    git(&["rev-parse", "HEAD"])
+    let authored = format!("@{authored} +0000");
+    let committed = format!("@{committed} +0000");
+    let dates = [
+        ("GIT_AUTHOR_DATE", authored.as_str()),
+        ("GIT_COMMITTER_DATE", committed.as_str()),
+    ];
+    sh_git_env(&repos.author, &["commit", "-qam", "Version 2"], &dates);
+    sh_git(&repos.author, &["push", "-q", "origin", "main"]);
+    sh_git(&repos.author, &["rev-parse", "HEAD"])
 }
 
 #[tokio::test]
@@ -521,14 +508,9 @@ async fn the_charts_fit_a_phone_and_read_in_the_dark() {
             browser
                 .until("return document.querySelector('svg title') !== null")
                 .await;
-            let overflow = browser
-                .js(
-                    "return document.documentElement.scrollWidth - window.innerWidth",
-                    json!([]),
-                )
-                .await;
+            let overflow = browser.sideways_overflow().await;
             assert!(
-                overflow.as_i64().unwrap() <= 0,
+                overflow <= 0,
                 "{path} at {width} px scrolls sideways by {overflow}px"
             );
             // Every chart fits its box, at least 300 px wide on a phone.

@@ -233,6 +233,18 @@ impl Browser {
             .await;
     }
 
+    /// How far the page scrolls sideways, in CSS pixels: more than 0 means
+    /// something is wider than the window.
+    pub async fn sideways_overflow(&self) -> i64 {
+        let overflow = self
+            .js(
+                "return document.documentElement.scrollWidth - window.innerWidth",
+                json!([]),
+            )
+            .await;
+        overflow.as_i64().unwrap_or(i64::MAX)
+    }
+
     /// Makes pages see `prefers-color-scheme: dark` (or light), as a
     /// reader whose system is dark does; it lasts across navigations.
     pub async fn prefer_dark(&self, dark: bool) {
