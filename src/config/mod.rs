@@ -459,6 +459,13 @@ impl App {
             .copied()
             .unwrap_or_else(|| Role::default_for(action))
     }
+
+    /// Whether it deploys: from a repository, or with deploy commands of
+    /// its own (`command` strategy, even without a repository). An app
+    /// that does neither only runs actions.
+    pub fn deploys(&self) -> bool {
+        self.repo.is_some() || self.strategy == Strategy::Command
+    }
 }
 
 impl App {

@@ -56,10 +56,10 @@ pub struct ReleaseLine {
 /// What the app page shows of deploys; `None` for an app that only runs
 /// actions.
 pub async fn deploy_card(ctx: &Context, app: &App, actor: &Actor) -> Result<Option<DeployCard>> {
-    let tag_only = app.strategy == Strategy::Command && app.repo.is_none();
-    if app.repo.is_none() && !tag_only {
+    if !app.deploys() {
         return Ok(None);
     }
+    let tag_only = app.strategy == Strategy::Command && app.repo.is_none();
     let log = releases::list(&ctx.db, &app.name, HISTORY).await?;
     let live = log
         .iter()

@@ -8,6 +8,7 @@ pub mod chatty;
 pub mod cli;
 pub mod deck;
 pub mod gitea;
+pub mod history;
 pub mod oidc;
 pub mod package;
 pub mod repos;
