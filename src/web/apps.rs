@@ -12,13 +12,14 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
 
-use super::page::{AppCard, JobLine};
+use super::page::{AppCard, JobLine, ParamField};
 use super::sections::{self, DeployCard, SecretRow, SweepCard};
 use super::{Json, Moment, Page};
 use crate::auth::{Actor, Role};
 use crate::config::App;
 use crate::jobs::{Job, State as JobState};
 use crate::ops::what_ships::{self, WhatShips};
+use crate::steps::params::Lookup;
 use crate::{Context, Result};
 
 /// How many recent jobs an app's page lists; `/apps/{app}/jobs` has them all.
@@ -143,6 +144,8 @@ struct AppPage {
     what_ships: Option<std::result::Result<WhatShips, String>>,
     /// Production asks for the app's name before deploying.
     production: bool,
+    /// The fields of the app's deploy parameters, in the Deploy form.
+    deploy_params: Vec<ParamField>,
 }
 
 #[derive(Deserialize)]
@@ -175,8 +178,18 @@ async fn show(
         },
     };
     let mut card = AppCard::new(app, &actor);
-    card.list_choices(&crate::host::Host::of(&ctx.config, app)?, app)
-        .await;
+    let host = crate::host::Host::of(&ctx.config, app)?;
+    let look = Lookup {
+        app,
+        host: &host,
+        db: &ctx.db,
+    };
+    card.list_choices(&look, app).await;
+    let deploy_params = if deploy.as_ref().is_some_and(|d| d.may_deploy) {
+        sections::deploy_fields(&ctx, app).await?
+    } else {
+        Vec::new()
+    };
     let page = AppPage {
         page,
         app: card,
@@ -197,6 +210,7 @@ async fn show(
         typed_ref,
         what_ships,
         production: AppCard::is_production_environment(&app.environment),
+        deploy_params,
     };
     Ok((status, page))
 }
