@@ -177,3 +177,244 @@ async fn the_app_page_offers_what_choices_from_printed_and_runs_the_form() {
     let got = support::recorded_argvs(&argv);
     assert_eq!(got, [["--build", "b-41", "note: from the form"]]);
 }
+
+/// An action of `rfc-app` (its repo a real clone) that records the
+/// commit it is given: a `commit` parameter.
+async fn pin(repos: &support::repos::Repos) -> (Server, std::path::PathBuf) {
+    let (dump, argv) = support::argv_recorder(repos.app.parent().unwrap());
+    let server = support::server::start(&format!(
+        r#"[[app]]
+name = "rfc-app"
+repo = "{}"
+
+[[app.action]]
+name = "pin"
+run = ["python3", "{}", "{{commit}}"]
+
+[[app.action.param]]
+name = "commit"
+kind = "commit"
+required = true
+"#,
+        repos.app.display(),
+        dump.display()
+    ))
+    .await;
+    (server, argv)
+}
+
+#[tokio::test]
+async fn a_commit_parameter_passes_the_full_sha_and_refuses_other_words() {
+    let repos = support::repos::Repos::new();
+    let (server, argv) = pin(&repos).await;
+    let sha = support::repos::sh_git(&repos.app, &["rev-parse", "HEAD"]);
+    let token = server.token("ci", Role::Operator).await;
+    // A short SHA and a branch both become the full SHA.
+    for given in [&sha[..7], "main"] {
+        let res = client()
+            .post(server.at("/api/apps/rfc-app/actions/pin/run"))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({"params": {"commit": given}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 202, "{given}");
+        let job = json(res).await["job"].as_i64().unwrap();
+        let (state, output) = server.outcome(job).await;
+        assert_eq!(state, State::Succeeded, "{output}");
+    }
+    assert_eq!(
+        support::recorded_argvs(&argv),
+        [[sha.clone()], [sha.clone()]]
+    );
+
+    let before = server.job_count().await;
+    for (given, says) in [
+        ("deadbee", "is not a branch, tag or commit"),
+        ("--help", "starts with \"-\""),
+        ("main;id", "is refused"),
+    ] {
+        let res = client()
+            .post(server.at("/api/apps/rfc-app/actions/pin/run"))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({"params": {"commit": given}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 400, "{given}");
+        let error = json(res).await["error"].as_str().unwrap().to_owned();
+        assert!(error.contains(says), "{given}: {error}");
+    }
+    assert_eq!(server.job_count().await, before);
+    let denied: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_events WHERE action = 'action.params' AND outcome = 'denied'",
+    )
+    .fetch_one(&server.ctx.db)
+    .await
+    .unwrap();
+    assert_eq!(denied, 3);
+
+    // The form offers the recent commits as suggestions.
+    let (cookie, _) = server.session("ada", Role::Operator).await;
+    let page = server
+        .browse("/apps/rfc-app", &cookie)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(&format!(
+            r#"<option value="{sha}">{} First version — Ada Lovelace</option>"#,
+            &sha[..7]
+        )),
+        "{page}"
+    );
+    assert!(page.contains(r#"list="param-pin-commit-offered""#), "{page}");
+}
+
+#[tokio::test]
+async fn a_release_parameter_offers_the_release_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let (dump, argv) = support::argv_recorder(dir.path());
+    let server = support::server::start(&format!(
+        r#"[[app]]
+name = "community"
+environment = "staging"
+strategy = "command"
+deploy = [ {{ run = ["true"] }} ]
+
+[[app.action]]
+name = "inspect"
+run = ["python3", "{}", "{{release}}"]
+
+[[app.action.param]]
+name = "release"
+kind = "release"
+required = true
+"#,
+        dump.display()
+    ))
+    .await;
+    let ada = support::webapp::ada();
+    for tag in ["t1", "t2"] {
+        let job = opsdeck::ops::deploy::request(&server.ctx, &ada, "community", tag)
+            .await
+            .unwrap();
+        assert_eq!(server.finished(job).await, State::Succeeded);
+    }
+    let (cookie, csrf) = server.session("ada", Role::Operator).await;
+    let page = server
+        .browse("/apps/community", &cookie)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(
+            r#"<option value="t2">t2 — release 2, deploy t2 by ada</option><option value="t1">t1 — release 1, deploy t1 by ada</option>"#
+        ),
+        "{page}"
+    );
+    // The dashboard cannot list them: it links to the app's page.
+    let dashboard = server.browse("/", &cookie).await.text().await.unwrap();
+    assert!(
+        dashboard.contains("/apps/community#action-inspect"),
+        "{dashboard}"
+    );
+    let post = |value: &'static str| {
+        client()
+            .post(server.at("/apps/community/actions/inspect/run"))
+            .header("cookie", &cookie)
+            .header("origin", &server.url)
+            .form(&[("csrf", csrf.as_str()), ("param.release", value)])
+            .send()
+    };
+    let res = post("t1").await.unwrap();
+    assert_eq!(res.status(), 303);
+    let job: i64 = res.headers()["location"]
+        .to_str()
+        .unwrap()
+        .trim_start_matches("/jobs/")
+        .parse()
+        .unwrap();
+    assert_eq!(server.finished(job).await, State::Succeeded);
+    assert_eq!(support::recorded_argvs(&argv), [["t1"]]);
+    let res = post("t3").await.unwrap();
+    assert_eq!(res.status(), 400);
+    let said = res.text().await.unwrap();
+    assert!(said.contains("not one of the choices"), "{said}");
+}
+
+#[tokio::test]
+async fn an_env_file_action_sees_the_apps_variables_masked_in_its_output() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let env = dir.path().join("app.env");
+    std::fs::write(
+        &env,
+        "# the app's settings\nAPI_TOKEN=tok-0123456789abcdef\nexport GREETING='hello from the env file'\nPORT=8000\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&env, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let seen = dir.path().join("seen");
+    let server = support::server::start(&format!(
+        r#"[[app]]
+name = "wppackages"
+env_file = "{env}"
+
+[[app.action]]
+name = "show"
+run = ["python3", "-c", 'import os, sys; v = os.environ; open(sys.argv[1], "w").write(v["API_TOKEN"] + "|" + v["GREETING"] + "|" + v["PORT"] + "|" + v["MODE"]); print("token", v["API_TOKEN"]); print("greeting", v["GREETING"])', "{seen}"]
+env = {{ MODE = "from-env", PORT = "9000" }}
+env_file = true
+
+[[app.action]]
+name = "plain"
+run = ["python3", "-c", 'import os; print("token", os.environ.get("API_TOKEN", "unset"))']
+"#,
+        env = env.display(),
+        seen = seen.display()
+    ))
+    .await;
+    let ada = support::webapp::ada();
+    let job = opsdeck::ops::actions::run(&server.ctx, &ada, "wppackages", "show")
+        .await
+        .unwrap();
+    let (state, output) = server.outcome(job).await;
+    assert_eq!(state, State::Succeeded, "{output}");
+    // The program saw the file's values (`env` wins over the file)…
+    assert_eq!(
+        std::fs::read_to_string(&seen).unwrap(),
+        "tok-0123456789abcdef|hello from the env file|9000|from-env"
+    );
+    // …and its output shows them masked.
+    assert!(output.contains("token [redacted]\n"), "{output}");
+    assert!(output.contains("greeting [redacted]\n"), "{output}");
+    assert!(!output.contains("tok-0123"), "{output}");
+    assert!(
+        output.contains(&format!("# with the variables of {}", env.display())),
+        "{output}"
+    );
+    // Without env_file = true the variables stay out.
+    let job = opsdeck::ops::actions::run(&server.ctx, &ada, "wppackages", "plain")
+        .await
+        .unwrap();
+    let (state, output) = server.outcome(job).await;
+    assert_eq!(state, State::Succeeded, "{output}");
+    assert!(output.contains("token unset"), "{output}");
+
+    // A missing env file fails the step, saying so; nothing runs.
+    std::fs::remove_file(&seen).unwrap();
+    std::fs::remove_file(&env).unwrap();
+    let job = opsdeck::ops::actions::run(&server.ctx, &ada, "wppackages", "show")
+        .await
+        .unwrap();
+    let (state, output) = server.outcome(job).await;
+    assert_eq!(state, State::Failed, "{output}");
+    assert!(
+        output.contains("cannot load the app's env file into the step's environment"),
+        "{output}"
+    );
+    assert!(output.contains("No such file"), "{output}");
+    assert!(!seen.exists());
+}

@@ -315,3 +315,177 @@ deploy = [ {{ run = ["cp", "/dev/null", "{}.{{tag}}"] }} ]
         .unwrap();
     assert!(page.contains("<code>0.1.9</code>"), "{page}");
 }
+
+/// `[[app.deploy_param]]`: values asked for at each deploy reach the
+/// deploy steps as one argv word each, through the API and the page's
+/// Deploy form; refused values are 400 and a `denied` audit row, nothing
+/// queued; a rollback runs with the values the release was deployed with.
+#[tokio::test]
+async fn deploy_parameters_reach_the_steps_as_one_word_and_refusals_are_denied() {
+    let dir = tempfile::tempdir().unwrap();
+    let (dump, argv) = support::argv_recorder(dir.path());
+    let server = support::server::start(&format!(
+        r#"[[app]]
+name = "community"
+environment = "staging"
+strategy = "command"
+deploy = [ {{ run = ["python3", "{}", "image:{{tag}}", "--note", "{{note}}", "{{region}}"] }} ]
+
+[[app.deploy_param]]
+name = "note"
+label = "Why"
+pattern = "[A-Za-z0-9][A-Za-z0-9 ./-]*"
+required = true
+
+[[app.deploy_param]]
+name = "region"
+kind = "choice"
+choices = ["eu", "us"]
+default = "eu"
+"#,
+        dump.display()
+    ))
+    .await;
+    let ctx = &server.ctx;
+    let token = server.token("ci", Role::Admin).await;
+    let deploy_api = |body: serde_json::Value| {
+        support::server::client()
+            .post(server.at("/api/apps/community/deploy"))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+    };
+    let res = deploy_api(serde_json::json!({
+        "ref": "t1", "params": {"note": "hot fix 2", "region": "us"}
+    }))
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 202);
+    let job = support::server::json(res).await["job"].as_i64().unwrap();
+    let (state, output) = server.outcome(job).await;
+    assert_eq!(state, State::Succeeded, "{output}");
+    assert_eq!(
+        support::recorded_argvs(&argv),
+        [["image:t1", "--note", "hot fix 2", "us"]]
+    );
+    // The job's title and plan show the values, and so do its request row
+    // and the release log.
+    let shown = ctx.jobs.job(job).await.unwrap();
+    assert_eq!(shown.what(), "deploy t1 (note='hot fix 2' region=us)");
+    assert_eq!(shown.steps[0].title, "Check the parameters");
+    assert!(
+        shown.steps[1].title.contains("--note 'hot fix 2' us"),
+        "{:?}",
+        shown.steps[1].title
+    );
+    let (detail,): (String,) = sqlx::query_as(
+        "SELECT detail FROM audit_events WHERE action = 'job.request' AND job_id = ?",
+    )
+    .bind(job)
+    .fetch_one(&ctx.db)
+    .await
+    .unwrap();
+    assert!(detail.contains("note='hot fix 2' region=us"), "{detail}");
+    let log = releases::list(&ctx.db, "community", 1).await.unwrap();
+    assert_eq!(log[0].values["note"], "hot fix 2");
+
+    // The page's Deploy form (without JavaScript) asks for them too.
+    let (cookie, csrf) = server.session("ada", Role::Admin).await;
+    let page = server
+        .browse("/apps/community", &cookie)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(r#"<label for="deploy-param-note">Why</label>"#),
+        "{page}"
+    );
+    assert!(
+        page.contains(r#"<select id="deploy-param-region" name="param.region">"#),
+        "{page}"
+    );
+    let deploy_form = |fields: Vec<(&'static str, &'static str)>| {
+        let mut form = vec![("csrf", csrf.as_str())];
+        form.extend(fields);
+        support::server::client()
+            .post(server.at("/apps/community/deploy"))
+            .header("cookie", &cookie)
+            .header("origin", &server.url)
+            .form(&form)
+            .send()
+    };
+    let res = deploy_form(vec![("ref", "t2"), ("param.note", "from the page")])
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let job: i64 = res.headers()["location"]
+        .to_str()
+        .unwrap()
+        .trim_start_matches("/jobs/")
+        .parse()
+        .unwrap();
+    assert_eq!(server.finished(job).await, State::Succeeded);
+    assert_eq!(
+        support::recorded_argvs(&argv)[1],
+        ["image:t2", "--note", "from the page", "eu"]
+    );
+
+    // A rollback runs the steps with the values t1 was deployed with.
+    let job = rollback::request(ctx, &ada(), "community", None)
+        .await
+        .unwrap();
+    assert_eq!(server.finished(job).await, State::Succeeded);
+    assert_eq!(
+        support::recorded_argvs(&argv)[2],
+        ["image:t1", "--note", "hot fix 2", "us"]
+    );
+
+    // Hostile values, through the API and through the form: 400, a
+    // denied audit row each, nothing queued.
+    let before = server.job_count().await;
+    let hostile = [
+        ("x; rm -rf /", "eu", "does not match"),
+        ("--help", "eu", "does not match"),
+        ("a\nb", "eu", "line break"),
+        ("fine", "mars", "not one of the choices"),
+    ];
+    for (note, region, says) in hostile {
+        let res = deploy_api(serde_json::json!({
+            "ref": "t3", "params": {"note": note, "region": region}
+        }))
+        .await
+        .unwrap();
+        assert_eq!(res.status(), 400, "{note:?} {region}");
+        let error = support::server::json(res).await["error"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(error.contains(says), "{note:?}: {error}");
+        let res = deploy_form(vec![
+            ("ref", "t3"),
+            ("param.note", note),
+            ("param.region", region),
+        ])
+        .await
+        .unwrap();
+        assert_eq!(res.status(), 400, "{note:?} {region}");
+        let page = res.text().await.unwrap();
+        assert!(page.contains(says), "{note:?}: {page}");
+    }
+    assert_eq!(server.job_count().await, before);
+    let denied: Vec<(String, String)> = sqlx::query_as(
+        "SELECT outcome, json_extract(detail, '$.ref') FROM audit_events
+         WHERE action = 'deploy.params' ORDER BY id",
+    )
+    .fetch_all(&ctx.db)
+    .await
+    .unwrap();
+    assert_eq!(denied.len(), 8, "{denied:?}");
+    assert!(
+        denied
+            .iter()
+            .all(|(outcome, git_ref)| outcome == "denied" && git_ref == "t3")
+    );
+    assert_eq!(support::recorded_argvs(&argv).len(), 3);
+}
