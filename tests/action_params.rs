@@ -7,7 +7,7 @@ mod support;
 
 use opsdeck::auth::Role;
 use opsdeck::jobs::State;
-use support::server::{Server, client, json};
+use support::server::{Server, job_of, json};
 
 /// `promote` runs a script that writes its argv (JSON) next to itself.
 async fn promote() -> (Server, std::path::PathBuf) {
@@ -40,13 +40,10 @@ default = "none"
 }
 
 async fn run(server: &Server, token: &str, params: serde_json::Value) -> reqwest::Response {
-    client()
-        .post(server.at("/api/apps/wppackages/actions/promote/run"))
-        .bearer_auth(token)
-        .json(&serde_json::json!({ "params": params }))
-        .send()
+    let body = serde_json::json!({ "params": params });
+    server
+        .post_json("/api/apps/wppackages/actions/promote/run", token, &body)
         .await
-        .unwrap()
 }
 
 #[tokio::test]
@@ -73,13 +70,7 @@ async fn a_value_reaches_the_program_as_one_word() {
         titles[1].contains("build=b-42 note='x; rm -rf /'"),
         "{titles:?}"
     );
-    let (detail,): (String,) = sqlx::query_as(
-        "SELECT detail FROM audit_events WHERE action = 'job.request' AND job_id = ?",
-    )
-    .bind(job)
-    .fetch_one(&server.ctx.db)
-    .await
-    .unwrap();
+    let detail = server.request_detail(job).await;
     assert!(detail.contains("build=b-42"), "{detail}");
 
     // The default fills an absent optional value.
@@ -126,12 +117,7 @@ async fn refused_values_are_400_and_audited_as_denied() {
         before,
         "a refused request queued a job"
     );
-    let denied: Vec<(String, String)> = sqlx::query_as(
-        "SELECT outcome, detail FROM audit_events WHERE action = 'action.params' ORDER BY id",
-    )
-    .fetch_all(&server.ctx.db)
-    .await
-    .unwrap();
+    let denied = server.audit_rows("action.params").await;
     assert_eq!(denied.len(), 7, "{denied:?}");
     assert!(denied.iter().all(|(outcome, _)| outcome == "denied"));
     assert!(denied[0].1.contains("promote"), "{denied:?}");
@@ -158,22 +144,14 @@ async fn the_app_page_offers_what_choices_from_printed_and_runs_the_form() {
         dashboard.contains("/apps/wppackages#action-promote"),
         "{dashboard}"
     );
-    let res = client()
-        .post(server.at("/apps/wppackages/actions/promote/run"))
-        .header("cookie", &cookie)
-        .header("origin", &server.url)
-        .form(&[
-            ("csrf", csrf.as_str()),
-            ("param.build", "b-41"),
-            ("param.note", "from the form"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 303);
-    let location = res.headers()["location"].to_str().unwrap();
-    let job: i64 = location.trim_start_matches("/jobs/").parse().unwrap();
-    assert_eq!(server.finished(job).await, State::Succeeded);
+    let res = server
+        .post_form(
+            "/apps/wppackages/actions/promote/run",
+            (&cookie, &csrf),
+            &[("param.build", "b-41"), ("param.note", "from the form")],
+        )
+        .await;
+    assert_eq!(server.finished(job_of(&res)).await, State::Succeeded);
     let got = support::recorded_argvs(&argv);
     assert_eq!(got, [["--build", "b-41", "note: from the form"]]);
 }
@@ -209,15 +187,11 @@ async fn a_commit_parameter_passes_the_full_sha_and_refuses_other_words() {
     let (server, argv) = pin(&repos).await;
     let sha = support::repos::sh_git(&repos.app, &["rev-parse", "HEAD"]);
     let token = server.token("ci", Role::Operator).await;
+    let path = "/api/apps/rfc-app/actions/pin/run";
+    let body = |commit: &str| serde_json::json!({"params": {"commit": commit}});
     // A short SHA and a branch both become the full SHA.
     for given in [&sha[..7], "main"] {
-        let res = client()
-            .post(server.at("/api/apps/rfc-app/actions/pin/run"))
-            .bearer_auth(&token)
-            .json(&serde_json::json!({"params": {"commit": given}}))
-            .send()
-            .await
-            .unwrap();
+        let res = server.post_json(path, &token, &body(given)).await;
         assert_eq!(res.status(), 202, "{given}");
         let job = json(res).await["job"].as_i64().unwrap();
         let (state, output) = server.outcome(job).await;
@@ -234,27 +208,17 @@ async fn a_commit_parameter_passes_the_full_sha_and_refuses_other_words() {
         ("--help", "starts with \"-\""),
         ("main;id", "is refused"),
     ] {
-        let res = client()
-            .post(server.at("/api/apps/rfc-app/actions/pin/run"))
-            .bearer_auth(&token)
-            .json(&serde_json::json!({"params": {"commit": given}}))
-            .send()
-            .await
-            .unwrap();
+        let res = server.post_json(path, &token, &body(given)).await;
         assert_eq!(res.status(), 400, "{given}");
         let error = json(res).await["error"].as_str().unwrap().to_owned();
         assert!(error.contains(says), "{given}: {error}");
     }
     assert_eq!(server.job_count().await, before);
-    let denied: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM audit_events WHERE action = 'action.params' AND outcome = 'denied'",
-    )
-    .fetch_one(&server.ctx.db)
-    .await
-    .unwrap();
-    assert_eq!(denied, 3);
+    let denied = server.audit_rows("action.params").await;
+    assert_eq!(denied.len(), 3, "{denied:?}");
+    assert!(denied.iter().all(|(outcome, _)| outcome == "denied"));
 
-    // The form offers the recent commits as suggestions.
+    // The form suggests the recent commits.
     let (cookie, _) = server.session("ada", Role::Operator).await;
     let page = server
         .browse("/apps/rfc-app", &cookie)
@@ -321,28 +285,20 @@ required = true
         dashboard.contains("/apps/community#action-inspect"),
         "{dashboard}"
     );
-    let post = |value: &'static str| {
-        client()
-            .post(server.at("/apps/community/actions/inspect/run"))
-            .header("cookie", &cookie)
-            .header("origin", &server.url)
-            .form(&[("csrf", csrf.as_str()), ("param.release", value)])
-            .send()
-    };
-    let res = post("t1").await.unwrap();
-    assert_eq!(res.status(), 303);
-    let job: i64 = res.headers()["location"]
-        .to_str()
-        .unwrap()
-        .trim_start_matches("/jobs/")
-        .parse()
-        .unwrap();
-    assert_eq!(server.finished(job).await, State::Succeeded);
+    let path = "/apps/community/actions/inspect/run";
+    let session = (cookie.as_str(), csrf.as_str());
+    let res = server
+        .post_form(path, session, &[("param.release", "t1")])
+        .await;
+    assert_eq!(server.finished(job_of(&res)).await, State::Succeeded);
     assert_eq!(support::recorded_argvs(&argv), [["t1"]]);
-    let res = post("t3").await.unwrap();
+    let res = server
+        .post_form(path, session, &[("param.release", "t3")])
+        .await;
     assert_eq!(res.status(), 400);
     let said = res.text().await.unwrap();
     assert!(said.contains("not one of the choices"), "{said}");
+    assert_eq!(server.audit_rows("action.params").await.len(), 1);
 }
 
 #[tokio::test]
@@ -364,7 +320,7 @@ env_file = "{env}"
 
 [[app.action]]
 name = "show"
-run = ["python3", "-c", 'import os, sys; v = os.environ; open(sys.argv[1], "w").write(v["API_TOKEN"] + "|" + v["GREETING"] + "|" + v["PORT"] + "|" + v["MODE"]); print("token", v["API_TOKEN"]); print("greeting", v["GREETING"])', "{seen}"]
+run = ["python3", "-c", 'import os, sys; v = os.environ; open(sys.argv[1], "w").write("|".join(v[k] for k in ["API_TOKEN", "GREETING", "PORT", "MODE"])); print("token", v["API_TOKEN"]); print("greeting", v["GREETING"])', "{seen}"]
 env = {{ MODE = "from-env", PORT = "9000" }}
 env_file = true
 
@@ -377,10 +333,8 @@ run = ["python3", "-c", 'import os; print("token", os.environ.get("API_TOKEN", "
     ))
     .await;
     let ada = support::webapp::ada();
-    let job = opsdeck::ops::actions::run(&server.ctx, &ada, "wppackages", "show")
-        .await
-        .unwrap();
-    let (state, output) = server.outcome(job).await;
+    let run = |action: &'static str| opsdeck::ops::actions::run(&server.ctx, &ada, "wppackages", action);
+    let (state, output) = server.outcome(run("show").await.unwrap()).await;
     assert_eq!(state, State::Succeeded, "{output}");
     // The program saw the file's values (`env` wins over the file)…
     assert_eq!(
@@ -396,20 +350,14 @@ run = ["python3", "-c", 'import os; print("token", os.environ.get("API_TOKEN", "
         "{output}"
     );
     // Without env_file = true the variables stay out.
-    let job = opsdeck::ops::actions::run(&server.ctx, &ada, "wppackages", "plain")
-        .await
-        .unwrap();
-    let (state, output) = server.outcome(job).await;
+    let (state, output) = server.outcome(run("plain").await.unwrap()).await;
     assert_eq!(state, State::Succeeded, "{output}");
     assert!(output.contains("token unset"), "{output}");
 
     // A missing env file fails the step, saying so; nothing runs.
     std::fs::remove_file(&seen).unwrap();
     std::fs::remove_file(&env).unwrap();
-    let job = opsdeck::ops::actions::run(&server.ctx, &ada, "wppackages", "show")
-        .await
-        .unwrap();
-    let (state, output) = server.outcome(job).await;
+    let (state, output) = server.outcome(run("show").await.unwrap()).await;
     assert_eq!(state, State::Failed, "{output}");
     assert!(
         output.contains("cannot load the app's env file into the step's environment"),

@@ -161,11 +161,11 @@ impl Scheduler {
             // makes sure each required parameter has one).
             let of = Of::Sweep(sweep.name.clone());
             let at = Some(minute.timestamp_millis());
-            match params::values(&self.ctx, app, &of, &BTreeMap::new()).await {
+            let started = match params::values(&self.ctx, app, &of, &BTreeMap::new()).await {
                 Ok(values) => sweeps::submit(&self.ctx, &actor, app, sweep, false, at, &values).await,
                 Err(e) => Err(e),
-            }
-            .map_err(|e| e.public_message())
+            };
+            started.map_err(|e| e.public_message())
         };
         if let Err(why) = &job {
             tracing::warn!(app = %app.name, sweep = %sweep.name, %minute, why, "scheduled sweep not started");

@@ -206,7 +206,7 @@ impl ParamField {
             kind: ParamKind::ALL
                 .iter()
                 .find(|(_, k)| *k == param.kind)
-                .map_or("text", |(name, _)| name),
+                .map_or("text", |(name, _)| *name),
             select: matches!(param.kind, ParamKind::Choice | ParamKind::Release),
             choices: param
                 .choices

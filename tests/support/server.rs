@@ -147,6 +147,62 @@ impl Server {
             .unwrap()
     }
 
+    /// Posts a page form to `path` as the browser of session `cookie`,
+    /// `fields` after its CSRF token `csrf`.
+    pub async fn post_form(
+        &self,
+        path: &str,
+        (cookie, csrf): (&str, &str),
+        fields: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut form = vec![("csrf", csrf)];
+        form.extend_from_slice(fields);
+        client()
+            .post(self.at(path))
+            .header(reqwest::header::COOKIE, cookie)
+            .header(reqwest::header::ORIGIN, &self.url)
+            .form(&form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Posts `body` to the JSON API's `path` with token `token`.
+    pub async fn post_json(
+        &self,
+        path: &str,
+        token: &str,
+        body: &serde_json::Value,
+    ) -> reqwest::Response {
+        client()
+            .post(self.at(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `(outcome, detail)` of every audit row of `action`, oldest first.
+    pub async fn audit_rows(&self, action: &str) -> Vec<(String, String)> {
+        sqlx::query_as("SELECT outcome, detail FROM audit_events WHERE action = ? ORDER BY id")
+            .bind(action)
+            .fetch_all(&self.ctx.db)
+            .await
+            .unwrap()
+    }
+
+    /// The detail of job `job`'s `job.request` audit row.
+    pub async fn request_detail(&self, job: i64) -> String {
+        sqlx::query_scalar(
+            "SELECT detail FROM audit_events WHERE action = 'job.request' AND job_id = ?",
+        )
+        .bind(job)
+        .fetch_one(&self.ctx.db)
+        .await
+        .unwrap()
+    }
+
     pub fn at(&self, path: &str) -> String {
         format!("{}{path}", self.url)
     }
@@ -165,6 +221,17 @@ impl Server {
             .await
             .unwrap()
     }
+}
+
+/// The job a button's answer (`303 See Other` to `/jobs/{id}`) leads to.
+pub fn job_of(res: &reqwest::Response) -> i64 {
+    assert_eq!(res.status(), 303, "{res:?}");
+    res.headers()[reqwest::header::LOCATION]
+        .to_str()
+        .unwrap()
+        .trim_start_matches("/jobs/")
+        .parse()
+        .unwrap()
 }
 
 /// A client that shows redirects instead of following them.
