@@ -233,7 +233,10 @@ async fn a_commit_parameter_passes_the_full_sha_and_refuses_other_words() {
         )),
         "{page}"
     );
-    assert!(page.contains(r#"list="param-pin-commit-offered""#), "{page}");
+    assert!(
+        page.contains(r#"list="param-pin-commit-offered""#),
+        "{page}"
+    );
 }
 
 #[tokio::test]
@@ -333,7 +336,8 @@ run = ["python3", "-c", 'import os; print("token", os.environ.get("API_TOKEN", "
     ))
     .await;
     let ada = support::webapp::ada();
-    let run = |action: &'static str| opsdeck::ops::actions::run(&server.ctx, &ada, "wppackages", action);
+    let run =
+        |action: &'static str| opsdeck::ops::actions::run(&server.ctx, &ada, "wppackages", action);
     let (state, output) = server.outcome(run("show").await.unwrap()).await;
     assert_eq!(state, State::Succeeded, "{output}");
     // The program saw the file's values (`env` wins over the file)…

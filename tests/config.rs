@@ -429,7 +429,7 @@ fn sweep_and_deploy_params_are_checked_when_the_config_loads() {
     assert!(parse(&format!("{sweep}{param}")).is_ok());
     rejects(
         &format!("{sweep}schedule = \"0 3 * * *\"\n{param}"),
-        14,
+        13,
         "app \"web\" → sweep \"pin\" → param \"branch\"",
         "the sweep runs on a `schedule`, and nobody is there to give a value",
     );
@@ -467,7 +467,12 @@ fn sweep_and_deploy_params_are_checked_when_the_config_loads() {
     );
     // A commit is resolved in the app's repo; a release has no default.
     let action = "\n[[app.action]]\nname = \"pin\"\nrun = [\"pin\", \"{at}\"]\n\n[[app.action.param]]\nname = \"at\"\n";
-    assert!(parse(&format!("{APP}{action}kind = \"commit\"\ndefault = \"main\"\n")).is_ok());
+    assert!(
+        parse(&format!(
+            "{APP}{action}kind = \"commit\"\ndefault = \"main\"\n"
+        ))
+        .is_ok()
+    );
     rejects(
         &format!("[[app]]\nname = \"web\"\n{action}kind = \"commit\"\n"),
         10,
@@ -507,16 +512,20 @@ fn sweep_and_deploy_params_are_checked_when_the_config_loads() {
         "app \"web\" → deploy #1 → run",
         "unknown placeholder {nope}",
     );
+    let dir = tempfile::tempdir().unwrap();
+    let hook = secret_file(dir.path(), "s3cret\n", 0o600);
+    let pushed = format!(
+        "strategy = \"command\"\nauto_deploy = \"main\"\nwebhook_secret_file = {:?}\n",
+        hook.display().to_string()
+    );
     rejects(
-        &deploy.replace("strategy = \"command\"\n", "strategy = \"command\"\nauto_deploy = \"main\"\nwebhook_secret_file = \"/dev/null\"\n"),
-        12,
+        &deploy.replace("strategy = \"command\"\n", &pushed),
+        10,
         "app \"web\" → deploy_param \"note\"",
         "the app deploys on push (`auto_deploy`), and nobody is there to give a value",
     );
     rejects(
-        &format!(
-            "{APP}\n[[app.deploy_param]]\nname = \"note\"\n"
-        ),
+        &format!("{APP}\n[[app.deploy_param]]\nname = \"note\"\n"),
         7,
         "app \"web\" → deploy_param",
         "deploy parameters fill the `deploy` steps of strategy \"command\"",
@@ -537,7 +546,10 @@ fn env_file_true_needs_an_env_file_on_this_machine() {
     rejects(
         &format!(
             "{}{action}",
-            with_env.replace("repo = ", "host = \"ssh://deploy@web.example.org\"\nrepo = ")
+            with_env.replace(
+                "repo = ",
+                "host = \"ssh://deploy@web.example.org\"\nrepo = "
+            )
         ),
         12,
         "app \"web\" → action \"run\" → env_file",

@@ -351,9 +351,7 @@ default = "eu"
     let ctx = &server.ctx;
     let token = server.token("ci", Role::Admin).await;
     let api = "/api/apps/community/deploy";
-    let body = |tag: &str, note: &str, region: &str| {
-        serde_json::json!({"ref": tag, "params": {"note": note, "region": region}})
-    };
+    let body = |tag: &str, note: &str, region: &str| serde_json::json!({"ref": tag, "params": {"note": note, "region": region}});
     let res = server
         .post_json(api, &token, &body("t1", "hot fix 2", "us"))
         .await;
@@ -399,7 +397,11 @@ default = "eu"
     );
     let form = "/apps/community/deploy";
     let res = server
-        .post_form(form, session, &[("ref", "t2"), ("param.note", "from the page")])
+        .post_form(
+            form,
+            session,
+            &[("ref", "t2"), ("param.note", "from the page")],
+        )
         .await;
     assert_eq!(server.finished(job_of(&res)).await, State::Succeeded);
     assert_eq!(
@@ -426,11 +428,17 @@ default = "eu"
         ("a\nb", "eu", "line break"),
         ("fine", "mars", "not one of the choices"),
     ] {
-        let res = server.post_json(api, &token, &body("t3", note, region)).await;
+        let res = server
+            .post_json(api, &token, &body("t3", note, region))
+            .await;
         assert_eq!(res.status(), 400, "{note:?} {region}");
         let error = json(res).await["error"].as_str().unwrap().to_owned();
         assert!(error.contains(says), "{note:?}: {error}");
-        let fields = [("ref", "t3"), ("param.note", note), ("param.region", region)];
+        let fields = [
+            ("ref", "t3"),
+            ("param.note", note),
+            ("param.region", region),
+        ];
         let res = server.post_form(form, session, &fields).await;
         assert_eq!(res.status(), 400, "{note:?} {region}");
         let page = res.text().await.unwrap();

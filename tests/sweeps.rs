@@ -931,9 +931,7 @@ async fn a_command_sweeps_parameters_reach_it_as_one_word_and_refusals_are_denie
     let argv = dir.path().join("argv.jsonl");
     let token = s.token("ci", Role::Operator).await;
     let api = "/api/apps/shop/sweeps/pin/run";
-    let body = |branch: &str, note: &str| {
-        serde_json::json!({"dry_run": false, "params": {"branch": branch, "note": note}})
-    };
+    let body = |branch: &str, note: &str| serde_json::json!({"dry_run": false, "params": {"branch": branch, "note": note}});
     let res = s
         .post_json(api, &token, &body("staging", "two words here"))
         .await;
@@ -984,7 +982,9 @@ async fn a_command_sweeps_parameters_reach_it_as_one_word_and_refusals_are_denie
         "{page}"
     );
     let form = "/apps/shop/sweeps/pin/run";
-    let res = s.post_form(form, session, &[("param.branch", "main")]).await;
+    let res = s
+        .post_form(form, session, &[("param.branch", "main")])
+        .await;
     assert_eq!(s.finished(job_of(&res)).await, State::Succeeded);
     assert_eq!(
         support::recorded_argvs(&argv)[1],
@@ -1052,7 +1052,10 @@ async fn a_scheduled_sweep_runs_with_its_parameters_defaults() {
     let deck = Deck::start(&command_sweeps(files.path())).await;
     let scheduler = Scheduler::new(deck.ctx.clone());
     let at = Utc.with_ymd_and_hms(2026, 12, 3, 3, 0, 0).unwrap();
-    let first = scheduler.tick(at - chrono::TimeDelta::hours(1)).await.unwrap();
+    let first = scheduler
+        .tick(at - chrono::TimeDelta::hours(1))
+        .await
+        .unwrap();
     assert!(first.is_empty(), "{first:?}");
     let fired = scheduler.tick(at).await.unwrap();
     assert_eq!(fired.len(), 1, "{fired:?}");

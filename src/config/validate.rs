@@ -398,7 +398,12 @@ fn placeholders(p: &mut Problems, app: &App, array: &Label, steps: &[Command]) {
         );
     }
     for (i, step) in steps.iter().enumerate() {
-        relative_cwd(p, app, &array.element(i, None).key("cwd"), step.cwd.as_deref());
+        relative_cwd(
+            p,
+            app,
+            &array.element(i, None).key("cwd"),
+            step.cwd.as_deref(),
+        );
         for word in &step.run {
             for name in super::words::placeholders(word) {
                 let problem = match name {

@@ -71,7 +71,10 @@ pub(super) fn params(app: &App, owner: &Owner<'_>, label: &Label, p: &mut Proble
 fn kind(app: &App, param: &Param, label: &Label, p: &mut Problems) {
     let listed = !param.choices.is_empty() || param.choices_from.is_some();
     if listed && param.kind != ParamKind::Choice {
-        p.error(label, "`choices` and `choices_from` are for kind = \"choice\"");
+        p.error(
+            label,
+            "`choices` and `choices_from` are for kind = \"choice\"",
+        );
     }
     match param.kind {
         ParamKind::Choice if !listed => {
@@ -126,7 +129,13 @@ fn kind(app: &App, param: &Param, label: &Label, p: &mut Problems) {
 
 /// Each `{name}` in `run` (an action's or a command sweep's) names one of
 /// `params`. Without parameters braces mean nothing and are left alone.
-pub(super) fn named_in_run(params: &[Param], run: &[String], what: &str, label: &Label, p: &mut Problems) {
+pub(super) fn named_in_run(
+    params: &[Param],
+    run: &[String],
+    what: &str,
+    label: &Label,
+    p: &mut Problems,
+) {
     if params.is_empty() {
         return;
     }

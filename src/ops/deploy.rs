@@ -120,10 +120,12 @@ pub async fn request_push(
     // Nobody is there to give values: the deploy parameters' defaults
     // (the config makes sure each required one has one).
     let defaults = BTreeMap::new();
-    Ok(match prepare(ctx, actor, app, after, Some(still), &defaults).await? {
-        Prepared::Queued(job) => Pushed::Deploying(job),
-        Prepared::Moved(tip) => Pushed::Stale { tip },
-    })
+    Ok(
+        match prepare(ctx, actor, app, after, Some(still), &defaults).await? {
+            Prepared::Queued(job) => Pushed::Deploying(job),
+            Prepared::Moved(tip) => Pushed::Stale { tip },
+        },
+    )
 }
 
 /// A condition a deploy is queued under, checked right after the fetch:

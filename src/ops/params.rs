@@ -46,7 +46,10 @@ pub(super) async fn checked(
                     "action.params",
                     serde_json::json!({"action": name, "why": why}),
                 ),
-                Of::Sweep(name) => ("sweep.params", serde_json::json!({"sweep": name, "why": why})),
+                Of::Sweep(name) => (
+                    "sweep.params",
+                    serde_json::json!({"sweep": name, "why": why}),
+                ),
                 Of::Deploy(git_ref) => (
                     "deploy.params",
                     serde_json::json!({"ref": git_ref, "why": why}),

@@ -162,7 +162,9 @@ impl Scheduler {
             let of = Of::Sweep(sweep.name.clone());
             let at = Some(minute.timestamp_millis());
             let started = match params::values(&self.ctx, app, &of, &BTreeMap::new()).await {
-                Ok(values) => sweeps::submit(&self.ctx, &actor, app, sweep, false, at, &values).await,
+                Ok(values) => {
+                    sweeps::submit(&self.ctx, &actor, app, sweep, false, at, &values).await
+                }
                 Err(e) => Err(e),
             };
             started.map_err(|e| e.public_message())

@@ -105,10 +105,7 @@ pub async fn values(
     given: &BTreeMap<String, String>,
 ) -> Result<BTreeMap<String, String>> {
     let params = of.params(look.app)?;
-    if let Some(unknown) = given
-        .keys()
-        .find(|k| !params.iter().any(|p| &p.name == *k))
-    {
+    if let Some(unknown) = given.keys().find(|k| !params.iter().any(|p| &p.name == *k)) {
         return Err(Error::BadRequest(format!(
             "{of} has no parameter named {}",
             Quoted(unknown)

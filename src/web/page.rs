@@ -226,8 +226,7 @@ impl ParamField {
     /// Whether what the field offers must be looked up: a command's
     /// output, the release log, the repository's commits.
     fn looked_up(param: &Param) -> bool {
-        param.choices_from.is_some()
-            || matches!(param.kind, ParamKind::Release | ParamKind::Commit)
+        param.choices_from.is_some() || matches!(param.kind, ParamKind::Release | ParamKind::Commit)
     }
 
     /// Lists what the field offers, if it is looked up; a failure is shown

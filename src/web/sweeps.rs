@@ -8,10 +8,10 @@ use std::collections::BTreeMap;
 
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, State};
-use axum::{Form, Router};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::{Form, Router};
 use serde::Deserialize;
 
 use super::Json;
@@ -58,8 +58,7 @@ async fn run_api(
     actor: Actor,
     Json(body): Json<Run>,
 ) -> Result<impl IntoResponse> {
-    let job =
-        sweeps::request_with(&ctx, &actor, &app, &sweep, body.dry_run, &body.params).await?;
+    let job = sweeps::request_with(&ctx, &actor, &app, &sweep, body.dry_run, &body.params).await?;
     Ok(accepted(job))
 }
 
