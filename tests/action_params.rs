@@ -7,7 +7,7 @@ mod support;
 
 use opsdeck::auth::Role;
 use opsdeck::jobs::State;
-use support::server::{Server, job_of, json};
+use support::server::{Server, assert_refused, job_of, json};
 
 /// `promote` runs a script that writes its argv (JSON) next to itself.
 async fn promote() -> (Server, std::path::PathBuf) {
@@ -208,24 +208,14 @@ async fn a_commit_parameter_passes_the_full_sha_and_refuses_other_words() {
         ("--help", "starts with \"-\""),
         ("main;id", "is refused"),
     ] {
-        let res = server.post_json(path, &token, &body(given)).await;
-        assert_eq!(res.status(), 400, "{given}");
-        let error = json(res).await["error"].as_str().unwrap().to_owned();
-        assert!(error.contains(says), "{given}: {error}");
+        assert_refused(server.post_json(path, &token, &body(given)).await, says).await;
     }
     assert_eq!(server.job_count().await, before);
-    let denied = server.audit_rows("action.params").await;
-    assert_eq!(denied.len(), 3, "{denied:?}");
-    assert!(denied.iter().all(|(outcome, _)| outcome == "denied"));
+    server.assert_denied("action.params", 3, "pin").await;
 
     // The form suggests the recent commits.
     let (cookie, _) = server.session("ada", Role::Operator).await;
-    let page = server
-        .browse("/apps/rfc-app", &cookie)
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = server.page("/apps/rfc-app", &cookie).await;
     assert!(
         page.contains(&format!(
             r#"<option value="{sha}">{} First version — Ada Lovelace</option>"#,
@@ -270,12 +260,7 @@ required = true
         assert_eq!(server.finished(job).await, State::Succeeded);
     }
     let (cookie, csrf) = server.session("ada", Role::Operator).await;
-    let page = server
-        .browse("/apps/community", &cookie)
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = server.page("/apps/community", &cookie).await;
     assert!(
         page.contains(
             r#"<option value="t2">t2 — release 2, deploy t2 by ada</option><option value="t1">t1 — release 1, deploy t1 by ada</option>"#
@@ -298,10 +283,8 @@ required = true
     let res = server
         .post_form(path, session, &[("param.release", "t3")])
         .await;
-    assert_eq!(res.status(), 400);
-    let said = res.text().await.unwrap();
-    assert!(said.contains("not one of the choices"), "{said}");
-    assert_eq!(server.audit_rows("action.params").await.len(), 1);
+    assert_refused(res, "not one of the choices").await;
+    server.assert_denied("action.params", 1, "inspect").await;
 }
 
 #[tokio::test]

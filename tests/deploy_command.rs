@@ -322,7 +322,7 @@ deploy = [ {{ run = ["cp", "/dev/null", "{}.{{tag}}"] }} ]
 /// queued; a rollback runs with the values the release was deployed with.
 #[tokio::test]
 async fn deploy_parameters_reach_the_steps_as_one_word_and_refusals_are_denied() {
-    use support::server::{job_of, json};
+    use support::server::{assert_refused, job_of, json};
 
     let dir = tempfile::tempdir().unwrap();
     let (dump, argv) = support::argv_recorder(dir.path());
@@ -381,12 +381,7 @@ default = "eu"
     // The page's Deploy form (without JavaScript) asks for them too.
     let (cookie, csrf) = server.session("ada", Role::Admin).await;
     let session = (cookie.as_str(), csrf.as_str());
-    let page = server
-        .browse("/apps/community", &cookie)
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = server.page("/apps/community", &cookie).await;
     assert!(
         page.contains(r#"<label for="deploy-param-note">Why</label>"#),
         "{page}"
@@ -431,27 +426,17 @@ default = "eu"
         let res = server
             .post_json(api, &token, &body("t3", note, region))
             .await;
-        assert_eq!(res.status(), 400, "{note:?} {region}");
-        let error = json(res).await["error"].as_str().unwrap().to_owned();
-        assert!(error.contains(says), "{note:?}: {error}");
+        assert_refused(res, says).await;
         let fields = [
             ("ref", "t3"),
             ("param.note", note),
             ("param.region", region),
         ];
-        let res = server.post_form(form, session, &fields).await;
-        assert_eq!(res.status(), 400, "{note:?} {region}");
-        let page = res.text().await.unwrap();
-        assert!(page.contains(says), "{note:?}: {page}");
+        assert_refused(server.post_form(form, session, &fields).await, says).await;
     }
     assert_eq!(server.job_count().await, before);
-    let denied = server.audit_rows("deploy.params").await;
-    assert_eq!(denied.len(), 8, "{denied:?}");
-    assert!(
-        denied
-            .iter()
-            .all(|(outcome, detail)| outcome == "denied" && detail.contains(r#""ref":"t3""#)),
-        "{denied:?}"
-    );
+    server
+        .assert_denied("deploy.params", 8, r#""ref":"t3""#)
+        .await;
     assert_eq!(support::recorded_argvs(&argv).len(), 3);
 }

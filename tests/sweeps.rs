@@ -924,7 +924,7 @@ default = "as scheduled"
 #[tokio::test]
 async fn a_command_sweeps_parameters_reach_it_as_one_word_and_refusals_are_denied() {
     use reqwest::StatusCode;
-    use support::server::{job_of, json};
+    use support::server::{assert_refused, job_of, json};
 
     let dir = tempfile::tempdir().unwrap();
     let s = support::server::start(&command_sweeps(dir.path())).await;
@@ -972,7 +972,7 @@ async fn a_command_sweeps_parameters_reach_it_as_one_word_and_refusals_are_denie
     // The page's Run now form asks for them, and runs without JavaScript.
     let (cookie, csrf) = s.session("alice", Role::Operator).await;
     let session = (cookie.as_str(), csrf.as_str());
-    let page = s.browse("/apps/shop", &cookie).await.text().await.unwrap();
+    let page = s.page("/apps/shop", &cookie).await;
     assert!(
         page.contains(r#"<select id="sweep-pin-param-branch" name="param.branch" required>"#),
         "{page}"
@@ -999,25 +999,12 @@ async fn a_command_sweeps_parameters_reach_it_as_one_word_and_refusals_are_denie
         ("main", "a\nb", "line break"),
         ("mars", "fine", "not one of the choices"),
     ] {
-        let res = s.post_json(api, &token, &body(branch, note)).await;
-        assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{branch} {note:?}");
-        let error = json(res).await["error"].as_str().unwrap().to_owned();
-        assert!(error.contains(says), "{error}");
+        assert_refused(s.post_json(api, &token, &body(branch, note)).await, says).await;
         let fields = [("param.branch", branch), ("param.note", note)];
-        let res = s.post_form(form, session, &fields).await;
-        assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{branch} {note:?}");
-        let page = res.text().await.unwrap();
-        assert!(page.contains(says), "{page}");
+        assert_refused(s.post_form(form, session, &fields).await, says).await;
     }
     assert_eq!(s.job_count().await, before);
-    let denied = s.audit_rows("sweep.params").await;
-    assert_eq!(denied.len(), 8, "{denied:?}");
-    assert!(
-        denied
-            .iter()
-            .all(|(o, detail)| o == "denied" && detail.contains(r#""sweep":"pin""#)),
-        "{denied:?}"
-    );
+    s.assert_denied("sweep.params", 8, r#""sweep":"pin""#).await;
     assert_eq!(support::recorded_argvs(&argv).len(), 2);
 }
 

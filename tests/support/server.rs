@@ -183,6 +183,23 @@ impl Server {
             .unwrap()
     }
 
+    /// The text of the page at `path`, as the browser of session `cookie`.
+    pub async fn page(&self, path: &str, cookie: &str) -> String {
+        self.browse(path, cookie).await.text().await.unwrap()
+    }
+
+    /// There are `n` audit rows of `action`, each `denied`, each detail
+    /// holding `holds`.
+    pub async fn assert_denied(&self, action: &str, n: usize, holds: &str) {
+        let rows = self.audit_rows(action).await;
+        assert_eq!(rows.len(), n, "{rows:?}");
+        assert!(
+            rows.iter()
+                .all(|(outcome, detail)| outcome == "denied" && detail.contains(holds)),
+            "{rows:?}"
+        );
+    }
+
     /// `(outcome, detail)` of every audit row of `action`, oldest first.
     pub async fn audit_rows(&self, action: &str) -> Vec<(String, String)> {
         sqlx::query_as("SELECT outcome, detail FROM audit_events WHERE action = ? ORDER BY id")
@@ -221,6 +238,18 @@ impl Server {
             .await
             .unwrap()
     }
+}
+
+/// `res` is a 400 whose answer (the API's `error`, or the error page)
+/// says `says`.
+pub async fn assert_refused(res: reqwest::Response, says: &str) {
+    assert_eq!(res.status(), 400, "{res:?}");
+    let text = res.text().await.unwrap();
+    let said = match serde_json::from_str::<serde_json::Value>(&text) {
+        Ok(json) => json["error"].as_str().unwrap_or_default().to_owned(),
+        Err(_) => text,
+    };
+    assert!(said.contains(says), "{says:?} is not in {said}");
 }
 
 /// The job a button's answer (`303 See Other` to `/jobs/{id}`) leads to.
