@@ -398,6 +398,13 @@ impl ParamKind {
         ("release", ParamKind::Release),
         ("backup", ParamKind::Backup),
     ];
+
+    pub fn as_str(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(_, k)| *k == self)
+            .map_or("", |(name, _)| name)
+    }
 }
 
 impl Config {

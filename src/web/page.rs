@@ -3,9 +3,11 @@
 //! in (for the nav and the sign-out form) and the CSRF token every form and
 //! htmx request carries (every page template has a `page: Page` field and
 //! its handler takes `page: Page` as an extractor); `Moment`; what pages
-//! show of an app (`AppCard`) and of a job (`JobLine`); and the answers to
-//! a button or an API call that started a job (`show_job`, `accepted`)
-//! or opened an event stream (`sse`).
+//! show of an app (`AppCard`), of a job (`JobLine`) and of a parameter
+//! (`ParamField`), and how a form's parameter values are read
+//! (`params_in`, `button_params`); and the answers to a button or an API
+//! call that started a job (`show_job`, `accepted`) or opened an event
+//! stream (`sse`).
 
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
@@ -203,10 +205,7 @@ impl ParamField {
             name: param.name.clone(),
             id: format!("{form}-{}", param.name),
             label: param.label().to_owned(),
-            kind: ParamKind::ALL
-                .iter()
-                .find(|(_, k)| *k == param.kind)
-                .map_or("text", |(name, _)| *name),
+            kind: param.kind.as_str(),
             select: matches!(param.kind, ParamKind::Choice | ParamKind::Release),
             choices: param
                 .choices
