@@ -355,7 +355,7 @@ fn command_steps_name_only_the_values_opsdeck_fills() {
         &with(r#"deploy = [ { run = ["c", "r:{tga}"] } ]"#),
         6,
         "app \"web\" → deploy #1 → run",
-        "unknown placeholder {tga}; expected {ref}, {sha} or {tag}",
+        "unknown placeholder {tga}; expected {ref}, {sha}, {tag} or a [[app.deploy_param]] name",
     );
     rejects(
         &with("rollback = [ { run = [\"c\", \"{sha}\"] } ]\ndeploy = [ { run = [\"c\"] } ]"),
@@ -417,6 +417,143 @@ fn action_params_are_checked_when_the_config_loads() {
         9,
         "app \"web\" → action \"promote\" → run",
         "{biuld} names no parameter of this action",
+    );
+}
+
+#[test]
+fn sweep_and_deploy_params_are_checked_when_the_config_loads() {
+    let sweep = format!(
+        "{APP}\n[[app.sweep]]\nname = \"pin\"\nkind = \"command\"\nrun = [\"pin\", \"{{branch}}\"]\n"
+    );
+    let param = "\n[[app.sweep.param]]\nname = \"branch\"\nrequired = true\n";
+    assert!(parse(&format!("{sweep}{param}")).is_ok());
+    rejects(
+        &format!("{sweep}schedule = \"0 3 * * *\"\n{param}"),
+        13,
+        "app \"web\" → sweep \"pin\" → param \"branch\"",
+        "the sweep runs on a `schedule`, and nobody is there to give a value",
+    );
+    assert!(
+        parse(&format!(
+            "{sweep}schedule = \"0 3 * * *\"\n{param}default = \"main\"\n"
+        ))
+        .is_ok()
+    );
+    rejects(
+        &format!("{sweep}{param}").replace("{branch}", "{brnach}"),
+        10,
+        "app \"web\" → sweep \"pin\" → run",
+        "{brnach} names no parameter of this sweep",
+    );
+    rejects(
+        &format!("{sweep}env_file = true\n"),
+        11,
+        "app \"web\" → sweep \"pin\" → env_file",
+        "the app has no `env_file`",
+    );
+    rejects(
+        &format!("{sweep}timeout = \"0s\"\n"),
+        11,
+        "app \"web\" → sweep \"pin\" → timeout",
+        "longer than 0",
+    );
+    rejects(
+        &format!(
+            "{APP}\n[[app.sweep]]\nname = \"old\"\nkind = \"job-output\"\ndays = 3\ncwd = \"/srv\"\n"
+        ),
+        11,
+        "app \"web\" → sweep \"old\" → cwd",
+        "`cwd` does not apply to a \"job-output\" sweep",
+    );
+    // A commit is resolved in the app's repo; a release has no default.
+    let action = "\n[[app.action]]\nname = \"pin\"\nrun = [\"pin\", \"{at}\"]\n\n[[app.action.param]]\nname = \"at\"\n";
+    assert!(
+        parse(&format!(
+            "{APP}{action}kind = \"commit\"\ndefault = \"main\"\n"
+        ))
+        .is_ok()
+    );
+    rejects(
+        &format!("[[app]]\nname = \"web\"\n{action}kind = \"commit\"\n"),
+        10,
+        "app \"web\" → action \"pin\" → param \"at\" → kind",
+        "a `commit` is resolved in the app's `repo`, and the app has none",
+    );
+    rejects(
+        &format!("{APP}{action}kind = \"release\"\ndefault = \"v1\"\n"),
+        14,
+        "app \"web\" → action \"pin\" → param \"at\" → default",
+        "cannot have a default",
+    );
+    rejects(
+        &format!("{APP}{action}kind = \"backup\"\n"),
+        13,
+        "app \"web\" → action \"pin\" → param \"at\" → kind",
+        "does not list backups",
+    );
+    // Deploy parameters: strategy "command", not named like its own
+    // values, a default when pushes deploy.
+    let command = APP.replace("repo = \"/srv/web\"\n", "strategy = \"command\"\n");
+    let deploy = format!(
+        "{command}deploy = [ {{ run = [\"c\", \"r:{{tag}}\", \"{{note}}\"] }} ]\n\n[[app.deploy_param]]\nname = \"note\"\nrequired = true\n"
+    );
+    assert!(parse(&deploy).is_ok());
+    rejects(
+        &deploy
+            .replace("name = \"note\"", "name = \"tag\"")
+            .replace("\"{note}\"", "\"{tag}\""),
+        9,
+        "app \"web\" → deploy_param \"tag\" → name",
+        "{tag} is one of the deploy's own values",
+    );
+    rejects(
+        &deploy.replace("{note}", "{nope}"),
+        6,
+        "app \"web\" → deploy #1 → run",
+        "unknown placeholder {nope}",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let hook = secret_file(dir.path(), "s3cret\n", 0o600);
+    let pushed = format!(
+        "strategy = \"command\"\nauto_deploy = \"main\"\nwebhook_secret_file = {:?}\n",
+        hook.display().to_string()
+    );
+    rejects(
+        &deploy.replace("strategy = \"command\"\n", &pushed),
+        10,
+        "app \"web\" → deploy_param \"note\"",
+        "the app deploys on push (`auto_deploy`), and nobody is there to give a value",
+    );
+    rejects(
+        &format!("{APP}\n[[app.deploy_param]]\nname = \"note\"\n"),
+        7,
+        "app \"web\" → deploy_param",
+        "deploy parameters fill the `deploy` steps of strategy \"command\"",
+    );
+}
+
+#[test]
+fn env_file_true_needs_an_env_file_on_this_machine() {
+    let action = "\n[[app.action]]\nname = \"run\"\nrun = [\"wp\", \"cron\"]\nenv_file = true\n";
+    rejects(
+        &format!("{APP}{action}"),
+        10,
+        "app \"web\" → action \"run\" → env_file",
+        "the app has no `env_file`",
+    );
+    let with_env = APP.replace("repo = ", "env_file = \"/srv/web/.env\"\nrepo = ");
+    assert!(parse(&format!("{with_env}{action}")).is_ok());
+    rejects(
+        &format!(
+            "{}{action}",
+            with_env.replace(
+                "repo = ",
+                "host = \"ssh://deploy@web.example.org\"\nrepo = "
+            )
+        ),
+        12,
+        "app \"web\" → action \"run\" → env_file",
+        "works for apps on this machine",
     );
 }
 
@@ -947,13 +1084,33 @@ pattern = "[a-z ]*"
 name = "bot"
 host = "ssh://bot@10.0.0.6"
 strategy = "command"
-deploy = [ { run = ["cloudron", "update", "--image", "registry.example.org/bot:{tag}"] } ]
+deploy = [ { run = ["cloudron", "update", "--image", "registry.example.org/bot:{tag}", "--note", "{note}"] } ]
 rollback = [ { run = ["cloudron", "update", "--image", "registry.example.org/bot:{tag}"] } ]
+deploy_param = [ { name = "note", pattern = "[a-z ]*" } ]
 
 [[app]]
 name = "wiki"
 units = ["wiki.service"]
+env_file = "$SECRET"
 logs = { files = ["/var/log/wiki/app.log"] }
+
+[[app.action]]
+name = "reindex"
+run = ["wiki", "reindex"]
+env_file = true
+
+[[app.sweep]]
+name = "pin"
+kind = "command"
+run = ["wiki", "pin", "{page}"]
+cwd = "/srv/wiki"
+timeout = "2m"
+env_file = true
+
+[[app.sweep.param]]
+name = "page"
+kind = "text"
+pattern = "[a-z-]+"
 "#;
 
 #[test]

@@ -118,6 +118,11 @@ run = ["sh", "-c", "id -un > built-by"]
 name = "whoami"
 run = ["sh", "-c", "echo \"as $(id -un) in $(pwd), umask $(umask)\""]
 
+[[app.action]]
+name = "with-env"
+run = ["sh", "-c", "printf %s \"$SECRET_KEY\" > seen-key; echo \"key $SECRET_KEY as $(id -un)\""]
+env_file = true
+
 [[app.secret]]
 name = "SECRET_KEY"
 generate = "hex:32"
@@ -188,6 +193,21 @@ run = ["id", "-un"]
         "{text}"
     );
     assert_eq!(owner_and_mode(&env), (account.uid, 0o640));
+
+    // `env_file = true`: the file's variables reach a step run as the
+    // user (on its stdin, never in sudo's command line), masked in output.
+    let job = actions::run(ctx, &ada(), "rfc", "with-env").await.unwrap();
+    let (state, output) = server.outcome(job).await;
+    assert_eq!(state, State::Succeeded, "{output}");
+    assert!(
+        output.contains(&format!("key [redacted] as {user}")),
+        "{output}"
+    );
+    let key = text.trim().trim_start_matches("SECRET_KEY=");
+    assert_eq!(
+        std::fs::read_to_string(repos.app.join("seen-key")).unwrap(),
+        key
+    );
 
     // A sqlite-backup sweep writes its copy as the user.
     let job = sweeps::request(ctx, &ada(), "rfc", "db-backup", false)

@@ -220,6 +220,9 @@ pub struct App {
     /// `command` strategy: the steps that go back to an earlier release
     /// (same placeholders); empty means the deploy steps do.
     pub rollback: Vec<Command>,
+    /// `[[app.deploy_param]]` (`command` strategy): values asked for at
+    /// each deploy, reaching the deploy steps through their `{name}`.
+    pub deploy_params: Vec<Param>,
     pub logs: Option<Logs>,
     /// A branch whose Gitea push webhook deploys it.
     pub auto_deploy: Option<String>,
@@ -336,6 +339,16 @@ pub struct Sweep {
     pub pinned: Vec<String>,
     /// `command`: the argv (required).
     pub run: Option<Vec<String>>,
+    /// `command`: where it runs, absolute or relative to the app's `repo`
+    /// (default: the `repo`).
+    pub cwd: Option<PathBuf>,
+    /// `command`: its time limit (default: `jobs.step_timeout`).
+    pub timeout: Option<Duration>,
+    /// `command`: the app's env file's variables are in its environment.
+    pub env_file: bool,
+    /// `[[app.sweep.param]]` (`command`): values asked for when it runs,
+    /// each reaching `run` only through its `{name}` placeholder.
+    pub params: Vec<Param>,
     /// 5-field cron (see [`parse_schedule`]).
     pub schedule: Option<String>,
     /// IANA time zone of `schedule` (see [`parse_time_zone`]); default UTC.
@@ -353,6 +366,8 @@ pub struct Action {
     pub cwd: Option<PathBuf>,
     pub env: BTreeMap<String, String>,
     pub timeout: Option<Duration>,
+    /// The app's env file's variables are in its environment.
+    pub env_file: bool,
     pub role: Option<Role>,
     /// Shown in the confirmation before it runs.
     pub confirm: Option<String>,
@@ -362,7 +377,8 @@ pub struct Action {
     pub params: Vec<Param>,
 }
 
-/// `[[app.action.param]]`: one value typed or picked at click time.
+/// `[[app.action.param]]`, `[[app.sweep.param]]`, `[[app.deploy_param]]`:
+/// one value typed or picked at click time.
 #[derive(Debug, Clone)]
 pub struct Param {
     /// Its `{name}` in `run` (lowercase letters, digits, `_`).
@@ -397,6 +413,13 @@ impl ParamKind {
         ("release", ParamKind::Release),
         ("backup", ParamKind::Backup),
     ];
+
+    pub fn as_str(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(_, k)| *k == self)
+            .map_or("", |(name, _)| name)
+    }
 }
 
 impl Config {
@@ -477,6 +500,18 @@ impl App {
         } else {
             &self.rollback
         }
+    }
+
+    /// The values a release deployed with, and for each deploy parameter
+    /// added to the config since, its default (or the empty word): going
+    /// back to it never hands a program a `{name}` as written.
+    pub fn going_back_values(&self, values: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+        let mut all = values.clone();
+        for param in &self.deploy_params {
+            all.entry(param.name.clone())
+                .or_insert_with(|| param.default.clone().unwrap_or_default());
+        }
+        all
     }
 }
 

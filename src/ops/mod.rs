@@ -3,6 +3,7 @@ pub mod actions;
 mod command;
 pub mod deploy;
 pub mod health;
+mod params;
 pub mod rollback;
 pub mod schedule;
 pub mod secret_set;

@@ -11,6 +11,7 @@
 //!
 //! Time is a [`Clock`], so tests move it instead of waiting for it.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 
@@ -20,7 +21,8 @@ use chrono_tz::Tz;
 use crate::audit::{Event, Outcome};
 use crate::auth::Actor;
 use crate::config::{App, Sweep, parse_schedule, parse_time_zone};
-use crate::ops::sweeps;
+use crate::ops::{params, sweeps};
+use crate::steps::params::Of;
 use crate::{Context, Result};
 
 /// A minute handled later than this after it came was missed, not due.
@@ -155,16 +157,17 @@ impl Scheduler {
             Err("its previous run is still queued or running".to_string())
         } else {
             let actor = Actor::system(ACTOR);
-            sweeps::submit(
-                &self.ctx,
-                &actor,
-                app,
-                sweep,
-                false,
-                Some(minute.timestamp_millis()),
-            )
-            .await
-            .map_err(|e| e.public_message())
+            // Nobody is there to give values: the defaults (the config
+            // makes sure each required parameter has one).
+            let of = Of::Sweep(sweep.name.clone());
+            let at = Some(minute.timestamp_millis());
+            let started = match params::values(&self.ctx, app, &of, &BTreeMap::new()).await {
+                Ok(values) => {
+                    sweeps::submit(&self.ctx, &actor, app, sweep, false, at, &values).await
+                }
+                Err(e) => Err(e),
+            };
+            started.map_err(|e| e.public_message())
         };
         if let Err(why) = &job {
             tracing::warn!(app = %app.name, sweep = %sweep.name, %minute, why, "scheduled sweep not started");

@@ -1,7 +1,8 @@
 //! What a step of a job *does*, one module per family of steps: run a
 //! program ([`run`]) or, in a `command` deploy's recovery, the deploy steps
-//! again with the replaced release's values ([`command`]), an action's
-//! parameters checked again as its job starts ([`params`]), git checkouts ([`checkout`]), release directories and
+//! again with the replaced release's values ([`command`]), parameters
+//! (of an action, a command sweep, a deploy) checked again as the job
+//! starts ([`params`]), git checkouts ([`checkout`]), release directories and
 //! the `current` switch ([`release`]), systemd units ([`units`]), the health
 //! probe ([`probe`]), env-file and secret edits ([`secret`]; a value entered
 //! by hand, [`secret_set`]; key files, [`secret_file`]), sweeps
@@ -280,7 +281,10 @@ mod tests {
         let stored = [
             r#"{"kind":"run","argv":["npm","ci"],"cwd":"/opt/app/frontend","env":{"A":"b"}}"#,
             r#"{"kind":"run_replaced","argv":["cloudron","update","--image","r:{tag}"],"cwd":null,"env":{}}"#,
+            r#"{"kind":"run","argv":["wp","cron"],"cwd":null,"env":{},"env_file":"/srv/wp/.env"}"#,
             r#"{"kind":"check_params","action":"promote","values":{"build":"b-42"}}"#,
+            r#"{"kind":"check_params","sweep":"pin","values":{"branch":"main"}}"#,
+            r#"{"kind":"check_params","deploy":"v2","values":{"note":"hotfix"}}"#,
             r#"{"kind":"checkout","repo":"/opt/app","sha":"0123456789abcdef0123456789abcdef01234567"}"#,
             r#"{"kind":"checkout_previous","repo":"/opt/app"}"#,
             r#"{"kind":"checkout_previous","repo":"/opt/app","sha":"0123456789abcdef0123456789abcdef01234567"}"#,

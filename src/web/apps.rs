@@ -14,7 +14,7 @@ use axum::routing::get;
 use serde::{Deserialize, Serialize};
 
 use super::figures::{InsightsView, Spark};
-use super::page::{AppCard, JobLine};
+use super::page::{AppCard, JobLine, ParamField};
 use super::sections::{self, DeployCard, SecretRow, SweepCard};
 use super::{Json, Moment, Page};
 use crate::auth::{Actor, Role};
@@ -22,6 +22,7 @@ use crate::config::App;
 use crate::insights::{self, Range};
 use crate::jobs::{Job, State as JobState};
 use crate::ops::what_ships::{self, WhatShips};
+use crate::steps::params::Lookup;
 use crate::{Context, Result};
 
 /// How many recent jobs an app's page lists; `/apps/{app}/jobs` has them all.
@@ -155,6 +156,8 @@ struct AppPage {
     production: bool,
     /// Its figures over the range asked for (`insights/_section.html`).
     insights: InsightsView,
+    /// The fields of the app's deploy parameters, in the Deploy form.
+    deploy_params: Vec<ParamField>,
 }
 
 #[derive(Deserialize)]
@@ -192,8 +195,18 @@ async fn show(
     let now = chrono::Utc::now().timestamp_millis();
     let figures = insights::of(&ctx.db, std::slice::from_ref(&app.name), range, now).await?;
     let mut card = AppCard::new(app, &actor);
-    card.list_choices(&crate::host::Host::of(&ctx.config, app)?, app)
-        .await;
+    let host = crate::host::Host::of(&ctx.config, app)?;
+    let look = Lookup {
+        app,
+        host: &host,
+        db: &ctx.db,
+    };
+    card.list_choices(&look, app).await;
+    let deploy_params = if deploy.as_ref().is_some_and(|d| d.may_deploy) {
+        sections::deploy_fields(&ctx, app).await?
+    } else {
+        Vec::new()
+    };
     let page = AppPage {
         page,
         app: card,
@@ -215,6 +228,7 @@ async fn show(
         what_ships,
         production: AppCard::is_production_environment(&app.environment),
         insights: InsightsView::new(&figures, format!("/apps/{}#insights", app.name), false),
+        deploy_params,
     };
     Ok((status, page))
 }

@@ -1,5 +1,6 @@
 //! What the app page shows in its Deploy, Secrets and Sweeps sections,
-//! built from the release log, the app's secrets and its sweeps. Shared by
+//! built from the release log, the deploy parameters, the app's secrets
+//! and its sweeps. Shared by
 //! the app page (`apps.rs`) and the sweeps API, so that no page file
 //! imports another: the section's buttons and their routes stay in
 //! `deploy.rs`, `secrets.rs` and `sweeps.rs`.
@@ -7,12 +8,15 @@
 use serde::Serialize;
 
 use super::Moment;
+use super::page::{ParamField, param_fields};
 use crate::auth::{Actor, Role};
 use crate::config::{App, Strategy};
+use crate::host::Host;
 use crate::ops::schedule::next_run;
 use crate::ops::secrets;
 use crate::ops::sweeps::{self, LastRun};
 use crate::releases::{self, Release};
+use crate::steps::params::Lookup;
 use crate::{Context, Result};
 
 /// How many releases the app page lists.
@@ -100,6 +104,21 @@ pub async fn deploy_card(ctx: &Context, app: &App, actor: &Actor) -> Result<Opti
     }))
 }
 
+/// The Deploy form's fields for the app's deploy parameters (`command`
+/// strategy), with what each offers.
+pub async fn deploy_fields(ctx: &Context, app: &App) -> Result<Vec<ParamField>> {
+    if app.deploy_params.is_empty() {
+        return Ok(Vec::new());
+    }
+    let host = Host::of(&ctx.config, app)?;
+    let look = Lookup {
+        app,
+        host: &host,
+        db: &ctx.db,
+    };
+    Ok(param_fields(&look, &app.deploy_params, "deploy-param").await)
+}
+
 /// One secret on the app page.
 pub struct SecretRow {
     pub name: String,
@@ -158,6 +177,8 @@ pub struct SweepCard {
     /// The role the buttons need, and whether the actor has it.
     pub role: Role,
     pub allowed: bool,
+    /// A command sweep's parameters: the Run now form's fields.
+    pub params: Vec<ParamField>,
 }
 
 impl SweepCard {
@@ -175,9 +196,16 @@ impl SweepCard {
 /// The app's sweeps, in config order.
 pub async fn sweep_cards(ctx: &Context, app: &App, actor: &Actor) -> Result<Vec<SweepCard>> {
     let now = chrono::Utc::now();
+    let host = Host::of(&ctx.config, app)?;
+    let look = Lookup {
+        app,
+        host: &host,
+        db: &ctx.db,
+    };
     let mut cards = Vec::new();
     for sweep in &app.sweeps {
         let role = sweep.role.unwrap_or_else(|| app.required_role("sweep"));
+        let form = format!("sweep-{}-param", sweep.name);
         cards.push(SweepCard {
             name: sweep.name.clone(),
             kind: sweep.kind.as_str().into(),
@@ -187,6 +215,7 @@ pub async fn sweep_cards(ctx: &Context, app: &App, actor: &Actor) -> Result<Vec<
             last_run: sweeps::last_run(ctx, &app.name, &sweep.name).await?,
             role,
             allowed: actor.role >= role,
+            params: param_fields(&look, &sweep.params, &form).await,
         });
     }
     Ok(cards)

@@ -1,17 +1,21 @@
 //! Sweeps: the buttons of the app page's Sweeps section (`Dry run`, `Run
-//! now`), the JSON API `POST /api/apps/{app}/sweeps/{name}/run {"dry_run"}`
+//! now` with a command sweep's parameter fields), the JSON API `POST
+//! /api/apps/{app}/sweeps/{name}/run {"dry_run", "params"?}`
 //! and `GET /api/apps/{app}/sweeps` (each sweep as the page shows it:
 //! `sections::SweepCard`).
 
-use axum::Router;
+use std::collections::BTreeMap;
+
+use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::{Form, Router};
 use serde::Deserialize;
 
 use super::Json;
-use super::page::{accepted, show_job};
+use super::page::{accepted, button_params, show_job};
 use super::sections::{SweepCard, sweep_cards};
 use crate::auth::Actor;
 use crate::ops::sweeps;
@@ -41,16 +45,20 @@ async fn list(
 struct Run {
     /// Required: a client must say whether it means to change anything.
     dry_run: bool,
+    /// A command sweep's parameters (`{"tag": "v2"}`), for a real run.
+    #[serde(default)]
+    params: BTreeMap<String, String>,
 }
 
-/// `POST /api/apps/{app}/sweeps/{name}/run {"dry_run"}` → `202 {"job": id}`.
+/// `POST /api/apps/{app}/sweeps/{name}/run {"dry_run", "params"?}` →
+/// `202 {"job": id}`.
 async fn run_api(
     State(ctx): State<Context>,
     Path((app, sweep)): Path<(String, String)>,
     actor: Actor,
     Json(body): Json<Run>,
 ) -> Result<impl IntoResponse> {
-    let job = sweeps::request(&ctx, &actor, &app, &sweep, body.dry_run).await?;
+    let job = sweeps::request_with(&ctx, &actor, &app, &sweep, body.dry_run, &body.params).await?;
     Ok(accepted(job))
 }
 
@@ -64,12 +72,15 @@ async fn dry_run_button(
     Ok(show_job(job, &headers))
 }
 
+/// Run now, with the sweep's parameter fields (`param.<name>`).
 async fn run_button(
     State(ctx): State<Context>,
     Path((app, sweep)): Path<(String, String)>,
     actor: Actor,
     headers: HeaderMap,
+    form: std::result::Result<Form<BTreeMap<String, String>>, FormRejection>,
 ) -> Result<Response> {
-    let job = sweeps::request(&ctx, &actor, &app, &sweep, false).await?;
+    let params = button_params(form)?;
+    let job = sweeps::request_with(&ctx, &actor, &app, &sweep, false, &params).await?;
     Ok(show_job(job, &headers))
 }
