@@ -124,7 +124,7 @@ fn the_design_example_passes() {
     let config = parse(&toml).unwrap_or_else(|e| panic!("{e:?}"));
     assert_eq!(config.apps.len(), 2);
     let rfc = config.app("rfc-app").unwrap();
-    assert_eq!(rfc.health.as_ref().unwrap().timeout.as_secs(), 30);
+    assert_eq!(rfc.health[0].timeout.as_secs(), 30);
     assert_eq!(
         rfc.secrets[0]
             .generate

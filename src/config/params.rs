@@ -29,7 +29,8 @@ impl Param {
     /// Refuses `value` unless it is fit to be one argv word: no line
     /// breaks, NUL or other control characters; no leading `-` (it would
     /// read as an option) unless the pattern allows it; matching the
-    /// pattern; one of `choices` for a `choice`. The sentence says why.
+    /// pattern; one of `choices` for a `choice` or a `backup`. The sentence
+    /// says why.
     pub fn check(&self, value: &str, choices: &[String]) -> Result<(), String> {
         let shown = crate::error::Quoted(value);
         if value.chars().count() > MAX_VALUE {
@@ -59,7 +60,8 @@ impl Param {
                 self.label()
             ));
         }
-        if self.kind == ParamKind::Choice && !choices.iter().any(|c| c == value) {
+        let listed = matches!(self.kind, ParamKind::Choice | ParamKind::Backup);
+        if listed && !choices.iter().any(|c| c == value) {
             return Err(format!(
                 "{shown} is refused for {}: it is not one of the choices",
                 self.label()
@@ -81,6 +83,7 @@ mod tests {
             pattern: pattern.map(Into::into),
             choices: Vec::new(),
             choices_from: None,
+            sweep: None,
             default: None,
             required: true,
         }

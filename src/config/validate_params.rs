@@ -1,13 +1,14 @@
 //! `[[app.action.param]]`: names fit for a `{name}` placeholder, patterns
-//! that compile, choices for a `choice`, defaults that pass their own checks,
-//! and `run` naming only declared parameters.
+//! that compile, choices for a `choice`, a `sqlite-backup` sweep for a
+//! `backup`, defaults that pass their own checks, and `run` naming only
+//! declared parameters.
 
 use super::problems::{Label, Problems};
 use super::validate::{argv, labels, unique};
 use super::words::placeholders;
-use super::{Action, ParamKind};
+use super::{Action, App, ParamKind};
 
-pub(super) fn params(action: &Action, label: &Label, p: &mut Problems) {
+pub(super) fn params(app: &App, action: &Action, label: &Label, p: &mut Problems) {
     let array = label.key("param");
     let labels = labels(&array, &action.params, |x| &x.name);
     unique(&action.params, &labels, |x| &x.name, "a parameter", p);
@@ -43,12 +44,18 @@ pub(super) fn params(action: &Action, label: &Label, p: &mut Problems) {
                 p.error(label, "`choices` are for kind = \"choice\"");
             }
             ParamKind::Text => {}
-            ParamKind::Commit | ParamKind::Release | ParamKind::Backup => p.error(
+            ParamKind::Backup => backup(app, param, label, p),
+            ParamKind::Commit | ParamKind::Release => p.error(
                 &label.key("kind"),
-                "this opsdeck does not resolve commit, release or backup parameters yet; use kind = \"choice\" with `choices_from`, or \"text\" with a `pattern`",
+                "this opsdeck does not resolve commit or release parameters yet; use kind = \"choice\" with `choices_from`, or \"text\" with a `pattern`",
             ),
         }
-        if let Some(default) = &param.default {
+        if param.sweep.is_some() && param.kind != ParamKind::Backup {
+            p.error(&label.key("sweep"), "`sweep` is for kind = \"backup\"");
+        }
+        if let Some(default) = &param.default
+            && param.kind != ParamKind::Backup
+        {
             // Choices from a command are only known on its host.
             let listed = if param.choices_from.is_some() {
                 None
@@ -74,5 +81,30 @@ pub(super) fn params(action: &Action, label: &Label, p: &mut Problems) {
                 );
             }
         }
+    }
+}
+
+/// A `backup` offers the backups of one `sqlite-backup` sweep of the app:
+/// the one `sweep` names, or the app's only one.
+fn backup(app: &App, param: &super::Param, label: &Label, p: &mut Problems) {
+    if !param.choices.is_empty() || param.choices_from.is_some() {
+        p.error(
+            label,
+            "a `backup` offers its sweep's backups; `choices` are for kind = \"choice\"",
+        );
+    }
+    if param.default.is_some() {
+        p.error(
+            &label.key("default"),
+            "a `backup` has no default: which backups exist changes with every run of the sweep",
+        );
+    }
+    if let Err(e) = app.backup_sweep(param.sweep.as_deref()) {
+        let at = if param.sweep.is_some() {
+            label.key("sweep")
+        } else {
+            label.clone()
+        };
+        p.error(&at, e);
     }
 }

@@ -56,7 +56,7 @@ pub async fn run_with(
         (None, repo) => repo.clone(),
     };
     let host = Host::of(&ctx.config, app)?;
-    let values = match params::values(&host, found, given).await {
+    let values = match params::values(&host, app, found, given).await {
         Err(Error::BadRequest(why)) => {
             let event = Event::new(actor, "action.params", &app.name)
                 .detail(serde_json::json!({"action": found.name, "why": why}));

@@ -3,6 +3,7 @@ pub mod actions;
 mod command;
 pub mod deploy;
 pub mod health;
+pub mod restore;
 pub mod rollback;
 pub mod schedule;
 pub mod secrets;

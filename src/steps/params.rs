@@ -1,7 +1,8 @@
 //! Parameters of actions (`[[app.action.param]]`): the values a request
 //! gives are checked when it is made (`ops::actions`) and again by the
 //! job's first step, [`CheckParams`], when it starts — the config may have
-//! changed meanwhile, and so may what `choices_from` lists.
+//! changed meanwhile, and so may what `choices_from` lists or which
+//! backups a `backup` offers.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -10,7 +11,7 @@ use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
 use super::{Bounds, Perform, StepJob};
-use crate::config::{Action, Param, ParamKind};
+use crate::config::{Action, App, Param, ParamKind};
 use crate::error::Quoted;
 use crate::host::Host;
 use crate::host::exec::Ended;
@@ -24,6 +25,7 @@ const CHOICES_TIMEOUT: Duration = Duration::from_secs(30);
 /// parameter and why.
 pub async fn values(
     host: &Host,
+    app: &App,
     action: &Action,
     given: &BTreeMap<String, String>,
 ) -> Result<BTreeMap<String, String>> {
@@ -55,7 +57,7 @@ pub async fn values(
             continue;
         };
         param
-            .check(value, &choices(host, param).await?)
+            .check(value, &choices(host, app, param).await?)
             .map_err(Error::BadRequest)?;
         values.insert(param.name.clone(), value.clone());
     }
@@ -63,9 +65,21 @@ pub async fn values(
 }
 
 /// What a `choice` offers: `choices`, then each non-empty line its
-/// `choices_from` command printed on the app's host.
-pub async fn choices(host: &Host, param: &Param) -> Result<Vec<String>> {
+/// `choices_from` command printed on the app's host; what a `backup`
+/// offers: the full path of each backup of its sweep, newest first (the
+/// Restore form's list).
+pub async fn choices(host: &Host, app: &App, param: &Param) -> Result<Vec<String>> {
     let mut choices = param.choices.clone();
+    if param.kind == ParamKind::Backup {
+        let sweep = app
+            .backup_sweep(param.sweep.as_deref())
+            .map_err(Error::Unavailable)?;
+        let offered = super::restore::offered(host, app, &sweep.name).await?;
+        return Ok(offered
+            .into_iter()
+            .map(|b| b.path.display().to_string())
+            .collect());
+    }
     if param.kind != ParamKind::Choice {
         return Ok(choices);
     }
@@ -118,7 +132,7 @@ impl Perform for CheckParams {
                     Error::Conflict(format!("action {} is no longer in the config", self.action))
                 })?;
             let host = job.host()?;
-            let now = values(&host, action, &self.values).await?;
+            let now = values(&host, app, action, &self.values).await?;
             if now != self.values {
                 return Err(Error::Conflict(format!(
                     "the parameters changed meaning since the request ({} now); ask again",

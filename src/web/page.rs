@@ -163,7 +163,8 @@ pub struct ActionButton {
     /// `[[app.action.param]]`: the form's fields.
     pub params: Vec<ParamField>,
     /// It asks for values whose choices only the app's page lists (they
-    /// come from a command): elsewhere the button links there.
+    /// come from a command, or are a sweep's backups): elsewhere the
+    /// button links there.
     pub ask_on_app_page: bool,
 }
 
@@ -200,7 +201,7 @@ impl ActionButton {
                 .map(|p| ParamField {
                     name: p.name.clone(),
                     label: p.label().to_owned(),
-                    choice: p.kind == ParamKind::Choice,
+                    choice: matches!(p.kind, ParamKind::Choice | ParamKind::Backup),
                     choices: p.choices.clone(),
                     choices_error: String::new(),
                     default: p.default.clone().unwrap_or_default(),
@@ -208,19 +209,23 @@ impl ActionButton {
                     pattern: p.pattern.clone().unwrap_or_default(),
                 })
                 .collect(),
-            ask_on_app_page: action.params.iter().any(|p| p.choices_from.is_some()),
+            ask_on_app_page: action
+                .params
+                .iter()
+                .any(|p| p.choices_from.is_some() || p.kind == ParamKind::Backup),
         }
     }
 }
 
 impl AppCard {
     /// On the app's own page: lists what each `choices_from` command
-    /// prints (on the app's host), so every action's form is complete.
+    /// prints (on the app's host) and the backups a `backup` offers, so
+    /// every action's form is complete.
     pub async fn list_choices(&mut self, host: &crate::host::Host, app: &App) {
         for (button, action) in self.actions.iter_mut().zip(&app.actions) {
             for (field, param) in button.params.iter_mut().zip(&action.params) {
-                if param.choices_from.is_some() {
-                    match crate::steps::params::choices(host, param).await {
+                if param.choices_from.is_some() || param.kind == ParamKind::Backup {
+                    match crate::steps::params::choices(host, app, param).await {
                         Ok(choices) => field.choices = choices,
                         Err(e) => field.choices_error = e.public_message(),
                     }
