@@ -270,7 +270,11 @@ required = true
     assert_eq!(support::recorded_argvs(&argv), [[made[1].clone()]]);
 
     let before = server.job_count().await;
-    for hostile in [db.display().to_string(), "/etc/passwd".into(), format!("{}/../app.db", backups.display())] {
+    for hostile in [
+        db.display().to_string(),
+        "/etc/passwd".into(),
+        format!("{}/../app.db", backups.display()),
+    ] {
         let res = run(hostile.clone()).await.unwrap();
         assert_eq!(res.status(), 400, "{hostile}");
         let error = json(res).await["error"].as_str().unwrap().to_owned();

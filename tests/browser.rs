@@ -334,7 +334,10 @@ keep = 5
             json!([]),
         )
         .await;
-    assert!(overflow.as_i64().unwrap() <= 0, "scrolls sideways by {overflow}px");
+    assert!(
+        overflow.as_i64().unwrap() <= 0,
+        "scrolls sideways by {overflow}px"
+    );
 
     sign_in(&plain, &s, Role::Owner).await;
     plain.goto(&s.at("/apps/notes")).await;

@@ -91,7 +91,9 @@ async fn inside_every_health_check_must_pass() {
     let (state, output) = server.outcome(job).await;
     assert_eq!(state, State::Succeeded, "{output}");
     assert!(
-        output.contains(&format!("$ GET {home} (expecting 2xx); GET {api} (expecting 2xx and \"ok\")")),
+        output.contains(&format!(
+            "$ GET {home} (expecting 2xx); GET {api} (expecting 2xx and \"ok\")"
+        )),
         "{output}"
     );
     assert!(
@@ -167,7 +169,9 @@ async fn inside_every_health_check_must_pass() {
         "{glance}"
     );
     assert!(
-        glance.contains(&format!(r#"<li class="check unit-failed">Health check: health check {api} failed"#)),
+        glance.contains(&format!(
+            r#"<li class="check unit-failed">Health check: health check {api} failed"#
+        )),
         "{glance}"
     );
     let token = server.token("watch", Role::Viewer).await;

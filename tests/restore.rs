@@ -192,13 +192,12 @@ async fn inside_restore_puts_a_backup_back() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "first,second");
     // Audited like every job, and what it put where.
-    let rows: Vec<(String, String)> = sqlx::query_as(
-        "SELECT action, outcome FROM audit_events WHERE job_id = ? ORDER BY id",
-    )
-    .bind(job)
-    .fetch_all(&server.ctx.db)
-    .await
-    .unwrap();
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT action, outcome FROM audit_events WHERE job_id = ? ORDER BY id")
+            .bind(job)
+            .fetch_all(&server.ctx.db)
+            .await
+            .unwrap();
     let actions: Vec<&str> = rows.iter().map(|(a, _)| a.as_str()).collect();
     assert_eq!(
         actions,
@@ -237,10 +236,7 @@ async fn inside_restore_puts_a_backup_back() {
         summary,
         "step \"Health check\" failed; the recovery steps succeeded"
     );
-    assert!(
-        output.contains("the previous database is back"),
-        "{output}"
-    );
+    assert!(output.contains("the previous database is back"), "{output}");
     assert_eq!(show("notes.service", "ActiveState"), "active");
     assert_eq!(notes().await, "first");
     let actions: Vec<(String,)> =
@@ -324,9 +320,7 @@ run = ["true"]
     );
     assert!(at_newer < at_older, "newest first");
     assert!(page.contains(" kB</td>"), "{page}");
-    let ask = format!(
-        "Restore the database of notes (production) from backup {older} ("
-    );
+    let ask = format!("Restore the database of notes (production) from backup {older} (");
     assert!(page.contains(&ask), "{page}");
 
     // The button's form, as a browser without JavaScript sends it: the
@@ -379,10 +373,34 @@ run = ["true"]
     let jobs = server.job_count().await;
     let admin = server.token("ada", Role::Admin).await;
     for (token, sweep, backup, status, says) in [
-        (&owner, "db-backup", "../notes.db", 400, "is not one of the backups"),
-        (&owner, "db-backup", "notes-20200101T000000000Z.db", 400, "is not one of the backups"),
-        (&admin, "db-backup", older.as_str(), 403, "restore needs the owner role"),
-        (&owner, "tidy", older.as_str(), 404, "makes no database backups"),
+        (
+            &owner,
+            "db-backup",
+            "../notes.db",
+            400,
+            "is not one of the backups",
+        ),
+        (
+            &owner,
+            "db-backup",
+            "notes-20200101T000000000Z.db",
+            400,
+            "is not one of the backups",
+        ),
+        (
+            &admin,
+            "db-backup",
+            older.as_str(),
+            403,
+            "restore needs the owner role",
+        ),
+        (
+            &owner,
+            "tidy",
+            older.as_str(),
+            404,
+            "makes no database backups",
+        ),
         (&owner, "nope", older.as_str(), 404, "no sweep named"),
     ] {
         let res = client()
@@ -403,8 +421,7 @@ run = ["true"]
     .fetch_all(&server.ctx.db)
     .await
     .unwrap();
-    let restores: Vec<&(String, String)> =
-        denied.iter().filter(|(a, _)| a == "restore").collect();
+    let restores: Vec<&(String, String)> = denied.iter().filter(|(a, _)| a == "restore").collect();
     assert_eq!(restores.len(), 3, "{denied:?}");
     assert!(restores[0].1.contains("../notes.db"), "{denied:?}");
 }

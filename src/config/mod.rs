@@ -477,8 +477,8 @@ impl App {
                     self.name
                 )
             }),
-            None => match backups().collect::<Vec<_>>()[..] {
-                [only] => Ok(only),
+            None => match backups().collect::<Vec<_>>().as_slice() {
+                [only] => Ok(*only),
                 [] => Err(format!(
                     "{} has no \"sqlite-backup\" sweep whose backups to offer",
                     self.name

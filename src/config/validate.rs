@@ -10,8 +10,7 @@ use super::*;
 
 /// The actions whose minimum role `permissions` may set.
 pub(super) const ACTIONS: [&str; 10] = [
-    "view", "logs", "deploy", "rollback", "rotate", "sweep", "restore", "action", "cancel",
-    "audit",
+    "view", "logs", "deploy", "rollback", "rotate", "sweep", "restore", "action", "cancel", "audit",
 ];
 
 pub(super) fn check(config: &Config, p: &mut Problems) {
@@ -332,7 +331,9 @@ fn app(config: &Config, app: &App, label: &Label, p: &mut Problems) {
 /// check of the app has, so pages and job output tell them apart.
 fn health(app: &App, array: &Label, p: &mut Problems) {
     // One table is labelled `health.url`, a list's elements `health #2 → url`.
-    let listed = labels(array, &app.health, |h| h.name.as_deref().unwrap_or_default());
+    let listed = labels(array, &app.health, |h| {
+        h.name.as_deref().unwrap_or_default()
+    });
     let list = listed.first().is_some_and(|first| p.is_written(first));
     let mut seen = HashSet::new();
     for (health, element) in app.health.iter().zip(&listed) {

@@ -68,7 +68,9 @@ pub(super) struct Kept(Option<PathBuf>);
 fn files<'a>(app: &'a App, name: &str) -> Result<(&'a Sweep, &'a Path, &'a Path)> {
     let sweep = super::sweep::find(app, name)?;
     match (sweep.kind, &sweep.database, &sweep.dir) {
-        (SweepKind::SqliteBackup, Some(database), Some(dir)) => Ok((sweep, database, dir)),
+        (SweepKind::SqliteBackup, Some(database), Some(dir)) => {
+            Ok((sweep, database.as_path(), dir.as_path()))
+        }
         _ => Err(Error::NotFound(format!(
             "sweep {name} of {} makes no database backups to restore",
             app.name
@@ -94,16 +96,13 @@ async fn find(host: &Host, app: &App, sweep: &str, name: &str) -> Result<Backup>
 /// 400 saying it is not one: the only way a name a request gives becomes
 /// a path.
 pub fn pick(offered: Vec<Backup>, app: &App, sweep: &str, name: &str) -> Result<Backup> {
-    offered
-        .into_iter()
-        .find(|b| b.name == name)
-        .ok_or_else(|| {
-            Error::BadRequest(format!(
-                "{} is not one of the backups of sweep {sweep} of {}",
-                Quoted(name),
-                app.name
-            ))
-        })
+    offered.into_iter().find(|b| b.name == name).ok_or_else(|| {
+        Error::BadRequest(format!(
+            "{} is not one of the backups of sweep {sweep} of {}",
+            Quoted(name),
+            app.name
+        ))
+    })
 }
 
 impl Perform for CheckBackup {

@@ -11,8 +11,8 @@ use super::Moment;
 use crate::auth::{Actor, Role};
 use crate::config::{App, Strategy, SweepKind};
 use crate::ops::schedule::next_run;
-use crate::ops::{restore, secrets};
 use crate::ops::sweeps::{self, LastRun};
+use crate::ops::{restore, secrets};
 use crate::releases::{self, Release};
 use crate::{Context, Result};
 

@@ -7,10 +7,10 @@
 
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, State};
-use axum::{Form, Router};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::{Form, Router};
 use serde::Deserialize;
 
 use super::Json;

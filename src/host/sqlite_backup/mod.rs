@@ -137,10 +137,7 @@ pub async fn check(host: &Host, file: &Path) -> Result<String> {
         Host::Local => verify(file).await?,
         Host::Shell(remote) => remote::check(remote, file).await?,
     }
-    Ok(format!(
-        "{}: PRAGMA integrity_check ok",
-        host.place(file)
-    ))
+    Ok(format!("{}: PRAGMA integrity_check ok", host.place(file)))
 }
 
 /// Puts `from` in `database`'s place: the old database's `-wal`, `-shm`
@@ -154,7 +151,9 @@ pub async fn put_in_place(host: &Host, database: &Path, from: &Path) -> Result<S
             let (database, from) = (database.to_owned(), from.to_owned());
             tokio::task::spawn_blocking(move || put_here(&database, &from))
                 .await
-                .map_err(|e| Error::Internal(anyhow::anyhow!("the restore's copy panicked: {e}")))??;
+                .map_err(|e| {
+                    Error::Internal(anyhow::anyhow!("the restore's copy panicked: {e}"))
+                })??;
         }
         Host::Shell(remote) => remote::put_in_place(remote, database, from).await?,
     }
@@ -258,8 +257,8 @@ async fn verify(file: &Path) -> Result<()> {
         .fetch_all(&mut conn)
         .await;
     let _ = conn.close().await;
-    let said = said
-        .map_err(|e| Error::Unavailable(format!("{} does not open: {e}", file.display())))?;
+    let said =
+        said.map_err(|e| Error::Unavailable(format!("{} does not open: {e}", file.display())))?;
     if said != ["ok"] {
         return Err(Error::Unavailable(format!(
             "{} failed PRAGMA integrity_check: {}",
@@ -288,4 +287,47 @@ async fn remove_here(file: &Path) -> Result<()> {
         let _ = tokio::fs::remove_file(beside).await;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn a_backup_is_dated_by_its_name() {
+        let at = taken("20261203T030000123Z").unwrap();
+        assert_eq!(
+            chrono::DateTime::from_timestamp_millis(at)
+                .unwrap()
+                .to_rfc3339(),
+            "2026-12-03T03:00:00.123+00:00"
+        );
+        assert_eq!(taken("20261203T0300001234"), None);
+        assert_eq!(taken("latest"), None);
+    }
+
+    /// The old database's `-wal`, `-shm` and `-journal` belong to the old
+    /// file: left beside the new one, SQLite would apply them to it.
+    #[test]
+    fn putting_a_backup_in_place_keeps_the_mode_and_drops_the_old_sidecars() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("app.db");
+        let backup = dir.path().join("app-20261203T030000123Z.db");
+        std::fs::write(&db, "old").unwrap();
+        std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o640)).unwrap();
+        std::fs::write(&backup, "new").unwrap();
+        for beside in sidecars(&db) {
+            std::fs::write(beside, "stale").unwrap();
+        }
+        put_here(&db, &backup).unwrap();
+        assert_eq!(std::fs::read_to_string(&db).unwrap(), "new");
+        let mode = std::fs::metadata(&db).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o640);
+        assert!(sidecars(&db).iter().all(|f| !f.exists()));
+        assert_eq!(std::fs::read_to_string(&backup).unwrap(), "new");
+        let missing = put_here(&dir.path().join("gone.db"), &backup).unwrap_err();
+        assert!(missing.to_string().contains("does not exist"), "{missing}");
+    }
 }
