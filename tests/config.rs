@@ -485,13 +485,13 @@ fn health_may_be_one_table_or_a_list_each_checked_at_its_line() {
 
     rejects(
         &list.replace("http://127.0.0.1:8000/api", "127.0.0.1:8000/api"),
-        13,
+        12,
         "app \"web\" → health \"api\" → url",
         "http:// or https:// URL",
     );
     rejects(
         &format!(
-            "{APP}health = [{{ url = \"http://127.0.0.1:8000/\" }}, {{ url = \"http://127.0.0.1:8000/\", timeout = \"0s\" }}]\n"
+            "{APP}health = [{{ url = \"http://127.0.0.1:8000/\" }}, {{ url = \"http://127.0.0.1:8000/api\", timeout = \"0s\" }}]\n"
         ),
         6,
         "app \"web\" → health #2 → timeout",
@@ -526,25 +526,25 @@ fn a_backup_parameter_names_a_sqlite_backup_sweep() {
     parse(&format!("{two}{}", action("sweep = \"other\"\n"))).unwrap_or_else(|e| panic!("{e:?}"));
     rejects(
         &format!("{two}{}", action("")),
-        26,
+        25,
         "app \"web\" → action \"inspect\" → param \"snapshot\"",
         "several \"sqlite-backup\" sweeps; name one",
     );
     rejects(
         &format!("{two}{}", action("sweep = \"nope\"\n")),
-        29,
+        28,
         "app \"web\" → action \"inspect\" → param \"snapshot\" → sweep",
         "no \"sqlite-backup\" sweep named \"nope\"",
     );
     rejects(
         &format!("{APP}{}", action("")),
-        10,
+        11,
         "app \"web\" → action \"inspect\" → param \"snapshot\"",
         "no \"sqlite-backup\" sweep",
     );
     rejects(
         &format!("{only}default = \"x\"\n"),
-        19,
+        21,
         "app \"web\" → action \"inspect\" → param \"snapshot\" → default",
         "has no default",
     );
