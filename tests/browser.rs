@@ -338,6 +338,15 @@ keep = 5
         overflow.as_i64().unwrap() <= 0,
         "scrolls sideways by {overflow}px"
     );
+    // For a person to look at: target/tmp/backups-phone.png.
+    browser
+        .js(
+            "document.querySelector('#backups-db-backup').scrollIntoView(); return true",
+            json!([]),
+        )
+        .await;
+    let shots = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    browser.screenshot(&shots.join("backups-phone.png")).await;
 
     sign_in(&plain, &s, Role::Owner).await;
     plain.goto(&s.at("/apps/notes")).await;
