@@ -956,6 +956,13 @@ role = "admin"
 gitea_webhook = { repo = "shop/shop" }
 restore_on_failure = false
 keep_backups = 10
+env_file = "/srv/shop/shared/worker.env"
+key = "SHOP_APP_KEY"
+
+[[app.secret]]
+name = "SIGNING_KEY"
+file = "/srv/shop/shared/signing.pem"
+generate_with = ["shop", "new-signing-key", "--pem"]
 
 [[app.sweep]]
 name = "old-releases"

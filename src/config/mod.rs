@@ -18,9 +18,11 @@ mod load;
 mod params;
 mod problems;
 mod reader;
+mod rotation;
 mod secrets;
 mod validate;
 mod validate_params;
+mod validate_secrets;
 mod validate_sweeps;
 mod values;
 pub mod words;
@@ -28,6 +30,7 @@ pub mod words;
 pub use duration::parse_duration;
 pub use errors::{ConfigError, ConfigErrors, line_col};
 pub use params::MAX_VALUE;
+pub use rotation::{KeyKind, Place, Source};
 pub use values::{Generator, HostAddress, SshTarget, parse_schedule, parse_time_zone};
 
 /// A whole, validated configuration.
@@ -260,7 +263,9 @@ pub struct Logs {
 #[derive(Debug, Clone)]
 pub struct Secret {
     pub name: String,
-    /// `hex:N`, `base64url:N` or `alnum:N` (see [`Generator`]).
+    /// `hex:N`, `base64url:N` or `alnum:N` (see [`Generator`]), `set`, or
+    /// for a `file`, a [`KeyKind`]; empty with `generate_with` (see
+    /// [`Secret::source`]).
     pub generate: String,
     /// Units restarted after rotation (default: the app's).
     pub units: Option<Vec<String>>,
@@ -271,6 +276,16 @@ pub struct Secret {
     pub restore_on_failure: bool,
     /// How many 0600 backups of the env file to keep next to it.
     pub keep_backups: usize,
+    /// The env file holding it, when not the app's `env_file` (one per
+    /// bot worker, say).
+    pub env_file: Option<PathBuf>,
+    /// Its variable in the env file, when not `name` (two bots' env files
+    /// may hold the same variable; names are unique per app).
+    pub key: Option<String>,
+    /// A whole file (a PEM key) instead of a `KEY=value` line.
+    pub file: Option<PathBuf>,
+    /// For a `file`: an argv whose standard output is the new content.
+    pub generate_with: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone)]

@@ -16,11 +16,11 @@ impl Param {
     }
 
     /// `pattern`, anchored at both ends (`^(?:…)$`).
-    pub fn pattern(&self) -> Result<Option<regex::Regex>, String> {
+    pub fn pattern(&self) -> Result<Option<regex_lite::Regex>, String> {
         self.pattern
             .as_deref()
             .map(|p| {
-                regex::Regex::new(&format!("^(?:{p})$"))
+                regex_lite::Regex::new(&format!("^(?:{p})$"))
                     .map_err(|e| format!("the pattern {p:?} is not a regular expression: {e}"))
             })
             .transpose()

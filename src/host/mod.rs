@@ -13,6 +13,7 @@ pub mod exec;
 pub mod git;
 pub mod gitea;
 pub mod journal;
+pub mod keys;
 pub mod lines;
 pub mod local;
 pub mod preflight;

@@ -6,6 +6,7 @@ pub mod health;
 pub mod restore;
 pub mod rollback;
 pub mod schedule;
+pub mod secret_set;
 pub mod secrets;
 pub mod sweeps;
 pub mod webhook;

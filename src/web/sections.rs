@@ -104,7 +104,11 @@ pub async fn deploy_card(ctx: &Context, app: &App, actor: &Actor) -> Result<Opti
 /// One secret on the app page.
 pub struct SecretRow {
     pub name: String,
+    /// `KEY in /path/.env`, or the key file.
+    pub place: String,
     pub fingerprint: String,
+    /// Entered by hand (`generate = "set"`): a Set link, not a Rotate button.
+    pub set_by_hand: bool,
     /// The question asked before rotating: the note, or a plain one.
     pub confirm: String,
     pub needs: Role,
@@ -133,7 +137,9 @@ pub async fn secret_rows(ctx: &Context, app: &App, actor: &Actor) -> Result<Vec<
                     .last_rotated
                     .map(|(who, at)| (who, Moment::from_millis(at))),
                 name: s.name,
+                place: s.place,
                 fingerprint: s.fingerprint,
+                set_by_hand: s.set_by_hand,
                 webhook_repo: s.webhook_repo,
             }
         })
