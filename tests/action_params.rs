@@ -353,3 +353,97 @@ run = ["python3", "-c", 'import os; print("token", os.environ.get("API_TOKEN", "
     assert!(output.contains("No such file"), "{output}");
     assert!(!seen.exists());
 }
+
+/// `kind = "backup"`: the app page offers the full path of each backup of
+/// the app's `sqlite-backup` sweep, newest first (the Restore list); the
+/// path picked reaches the program as one word; a path that is not one of
+/// them is refused (400, denied row), nothing queued.
+#[tokio::test]
+async fn a_backup_parameter_offers_the_sweeps_backups() {
+    let dir = tempfile::tempdir().unwrap().keep();
+    let (dump, argv) = support::argv_recorder(&dir);
+    let db = dir.join("app.db");
+    let made = std::process::Command::new("sqlite3")
+        .arg(&db)
+        .arg("CREATE TABLE t (n INTEGER);")
+        .status()
+        .expect("sqlite3 (Debian package sqlite3) is needed for this test");
+    assert!(made.success());
+    let backups = dir.join("backups");
+    let server = support::server::start(&format!(
+        r#"[[app]]
+name = "rfc-app"
+
+[[app.sweep]]
+name = "db-backup"
+kind = "sqlite-backup"
+database = "{}"
+dir = "{}"
+keep = 5
+
+[[app.action]]
+name = "inspect"
+run = ["python3", "{}", "{{snapshot}}"]
+
+[[app.action.param]]
+name = "snapshot"
+label = "Backup to inspect"
+kind = "backup"
+required = true
+"#,
+        db.display(),
+        backups.display(),
+        dump.display()
+    ))
+    .await;
+    let owner = server.token("ben", Role::Owner).await;
+    let alice = support::deck::actor("alice", Role::Operator);
+    for _ in 0..2 {
+        let job = opsdeck::ops::sweeps::request(&server.ctx, &alice, "rfc-app", "db-backup", false)
+            .await
+            .unwrap();
+        assert_eq!(server.finished(job).await, State::Succeeded);
+    }
+    let mut made: Vec<String> = std::fs::read_dir(&backups)
+        .unwrap()
+        .map(|e| e.unwrap().path().display().to_string())
+        .collect();
+    made.sort();
+    made.reverse();
+    assert_eq!(made.len(), 2);
+
+    let (cookie, _) = server.session("alice", Role::Operator).await;
+    let page = server.page("/apps/rfc-app", &cookie).await;
+    assert!(
+        page.contains(&format!(
+            "<option>{}</option><option>{}</option>",
+            made[0], made[1]
+        )),
+        "{page}"
+    );
+    let dashboard = server.browse("/", &cookie).await.text().await.unwrap();
+    assert!(
+        dashboard.contains("/apps/rfc-app#action-inspect"),
+        "{dashboard}"
+    );
+
+    let path = "/api/apps/rfc-app/actions/inspect/run";
+    let body = |snapshot: &str| serde_json::json!({ "params": { "snapshot": snapshot } });
+    let res = server.post_json(path, &owner, &body(&made[1])).await;
+    assert_eq!(res.status(), 202);
+    let job = json(res).await["job"].as_i64().unwrap();
+    assert_eq!(server.finished(job).await, State::Succeeded);
+    assert_eq!(support::recorded_argvs(&argv), [[made[1].clone()]]);
+
+    let before = server.job_count().await;
+    for hostile in [
+        db.display().to_string(),
+        "/etc/passwd".into(),
+        format!("{}/../app.db", backups.display()),
+    ] {
+        let res = server.post_json(path, &owner, &body(&hostile)).await;
+        assert_refused(res, "not one of the choices").await;
+    }
+    assert_eq!(server.job_count().await, before);
+    server.assert_denied("action.params", 3, "inspect").await;
+}

@@ -124,7 +124,7 @@ fn the_design_example_passes() {
     let config = parse(&toml).unwrap_or_else(|e| panic!("{e:?}"));
     assert_eq!(config.apps.len(), 2);
     let rfc = config.app("rfc-app").unwrap();
-    assert_eq!(rfc.health.as_ref().unwrap().timeout.as_secs(), 30);
+    assert_eq!(rfc.health[0].timeout.as_secs(), 30);
     assert_eq!(
         rfc.secrets[0]
             .generate
@@ -602,6 +602,92 @@ fn health_checks_need_an_http_url_and_a_duration() {
 }
 
 #[test]
+fn health_may_be_one_table_or_a_list_each_checked_at_its_line() {
+    let one = parse(&format!(
+        "{APP}health = {{ url = \"http://127.0.0.1:8000/\" }}\n"
+    ))
+    .unwrap();
+    assert_eq!(one.apps[0].health.len(), 1);
+    let list = format!(
+        "{APP}\n[[app.health]]\nurl = \"http://127.0.0.1:8000/\"\n\n[[app.health]]\nname = \"api\"\nurl = \"http://127.0.0.1:8000/api\"\nexpect = \"ok\"\n"
+    );
+    let config = parse(&list).unwrap_or_else(|e| panic!("{e:?}"));
+    let names: Vec<&str> = config.apps[0].health.iter().map(|h| h.name()).collect();
+    assert_eq!(names, ["http://127.0.0.1:8000/", "api"]);
+    let inline = parse(&format!(
+        "{APP}health = [{{ url = \"http://127.0.0.1:8000/\" }}, {{ url = \"http://127.0.0.1:8000/api\", timeout = \"5s\" }}]\n"
+    ))
+    .unwrap();
+    assert_eq!(inline.apps[0].health[1].timeout.as_secs(), 5);
+
+    rejects(
+        &list.replace("http://127.0.0.1:8000/api", "127.0.0.1:8000/api"),
+        12,
+        "app \"web\" → health \"api\" → url",
+        "http:// or https:// URL",
+    );
+    rejects(
+        &format!(
+            "{APP}health = [{{ url = \"http://127.0.0.1:8000/\" }}, {{ url = \"http://127.0.0.1:8000/api\", timeout = \"0s\" }}]\n"
+        ),
+        6,
+        "app \"web\" → health #2 → timeout",
+        "longer than 0",
+    );
+    rejects(
+        &format!(
+            "{APP}health = [{{ url = \"http://127.0.0.1:8000/\" }}, {{ url = \"http://127.0.0.1:8000/\" }}]\n"
+        ),
+        6,
+        "app \"web\" → health #2",
+        "already a health check called",
+    );
+}
+
+#[test]
+fn a_backup_parameter_names_a_sqlite_backup_sweep() {
+    let sweep = |name: &str| {
+        format!(
+            "\n[[app.sweep]]\nname = \"{name}\"\nkind = \"sqlite-backup\"\ndatabase = \"/srv/web/db.sqlite\"\ndir = \"/srv/web/backups\"\nkeep = 3\n"
+        )
+    };
+    let action = |param: &str| {
+        format!(
+            "\n[[app.action]]\nname = \"inspect\"\nrun = [\"sqlite3\", \"{{snapshot}}\", \".tables\"]\n\n[[app.action.param]]\nname = \"snapshot\"\nkind = \"backup\"\n{param}"
+        )
+    };
+    // The app's only sqlite-backup sweep, or the one named.
+    let only = format!("{APP}{}{}", sweep("db"), action(""));
+    parse(&only).unwrap_or_else(|e| panic!("{e:?}"));
+    let two = format!("{APP}{}{}", sweep("db"), sweep("other"));
+    parse(&format!("{two}{}", action("sweep = \"other\"\n"))).unwrap_or_else(|e| panic!("{e:?}"));
+    rejects(
+        &format!("{two}{}", action("")),
+        25,
+        "app \"web\" → action \"inspect\" → param \"snapshot\"",
+        "several \"sqlite-backup\" sweeps; name one",
+    );
+    rejects(
+        &format!("{two}{}", action("sweep = \"nope\"\n")),
+        28,
+        "app \"web\" → action \"inspect\" → param \"snapshot\" → sweep",
+        "no \"sqlite-backup\" sweep named \"nope\"",
+    );
+    rejects(
+        &format!("{APP}{}", action("")),
+        11,
+        "app \"web\" → action \"inspect\" → param \"snapshot\"",
+        "no \"sqlite-backup\" sweep",
+    );
+    rejects(
+        &format!("{only}default = \"x\"\n"),
+        21,
+        "app \"web\" → action \"inspect\" → param \"snapshot\" → default",
+        "has no default",
+    );
+}
+
+#[test]
 fn argv_is_never_empty() {
     let toml = format!("{APP}build = [\n  {{ run = [\"npm\", \"ci\"] }},\n  {{ run = [] }},\n]\n");
     rejects(&toml, 8, "app \"web\" → build #2 → run", "found no program");
@@ -991,12 +1077,12 @@ sudo = true
 user = "shop"
 group = "www-data"
 env_file = "/srv/shop/shared/.env"
-health = { url = "https://shop.example.org/healthz", expect = "ok", timeout = "1m" }
+health = [ { url = "https://shop.example.org/healthz", expect = "ok", timeout = "1m" }, { name = "api", url = "https://shop.example.org/api/health" } ]
 build = [ { run = ["composer", "install"], cwd = "app", env = { APP_ENV = "prod" }, timeout = "5m" } ]
 logs = { units = ["shop.service"] }
 auto_deploy = "release"
 webhook_secret_file = "$SECRET"
-permissions = { view = "viewer", logs = "viewer", deploy = "operator", rollback = "operator", rotate = "owner", sweep = "admin", action = "operator", cancel = "operator", audit = "admin" }
+permissions = { view = "viewer", logs = "viewer", deploy = "operator", rollback = "operator", rotate = "owner", sweep = "admin", restore = "admin", action = "operator", cancel = "operator", audit = "admin" }
 
 [[app.secret]]
 name = "APP_KEY"
@@ -1080,6 +1166,15 @@ name = "note"
 kind = "text"
 pattern = "[a-z ]*"
 
+[[app.action]]
+name = "inspect"
+run = ["sqlite3", "-readonly", "{snapshot}", ".tables"]
+
+[[app.action.param]]
+name = "snapshot"
+kind = "backup"
+sweep = "db-backup"
+
 [[app]]
 name = "bot"
 host = "ssh://bot@10.0.0.6"
@@ -1121,6 +1216,8 @@ fn every_key_of_the_reference_is_accepted() {
         .unwrap_or_else(|e| panic!("{e:#?}"));
     let shop = config.app("shop").unwrap();
     assert_eq!(shop.required_role("deploy"), opsdeck::auth::Role::Operator);
+    assert_eq!(shop.required_role("restore"), opsdeck::auth::Role::Admin);
+    assert_eq!(shop.health.len(), 2);
     assert_eq!(shop.sweeps.len(), 5);
     assert_eq!(shop.webhook_secret().unwrap().as_deref(), Some("value"));
     assert_eq!(config.gitea_token().unwrap().as_deref(), Some("value"));

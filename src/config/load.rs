@@ -112,7 +112,7 @@ fn app(s: &mut Section) -> App {
         user: s.string("user"),
         group: s.string("group"),
         env_file: s.path("env_file"),
-        health: s.table("health", health),
+        health: s.table_or_tables("health", health),
         build: s.tables("build", command),
         deploy: s.tables("deploy", command),
         rollback: s.tables("rollback", command),
@@ -129,6 +129,7 @@ fn app(s: &mut Section) -> App {
 
 fn health(s: &mut Section) -> Health {
     Health {
+        name: s.string("name"),
         url: s.required_string("url", "the http(s) URL to probe"),
         expect: s.string("expect"),
         timeout: s.duration("timeout").unwrap_or(Duration::from_secs(30)),
@@ -246,6 +247,7 @@ fn param(s: &mut Section) -> Param {
         pattern: s.string("pattern"),
         choices: s.strings("choices"),
         choices_from: s.opt_strings("choices_from"),
+        sweep: s.string("sweep"),
         default: s.string("default"),
         required: s.bool_or("required", false),
     }

@@ -213,7 +213,9 @@ pub struct App {
     /// The group those steps run with (`sudo -g`); the user's own if unset.
     pub group: Option<String>,
     pub env_file: Option<PathBuf>,
-    pub health: Option<Health>,
+    /// `health`: one check (`[app.health]`) or several (`[[app.health]]`);
+    /// every one must pass for the app to be healthy.
+    pub health: Vec<Health>,
     pub build: Vec<Command>,
     /// `command` strategy: the deploy steps, with `{ref}`, `{sha}`, `{tag}`.
     pub deploy: Vec<Command>,
@@ -237,6 +239,8 @@ pub struct App {
 
 #[derive(Debug, Clone)]
 pub struct Health {
+    /// What pages call it (default: its URL).
+    pub name: Option<String>,
     pub url: String,
     /// Text the response body must contain.
     pub expect: Option<String>,
@@ -392,6 +396,9 @@ pub struct Param {
     pub choices: Vec<String>,
     /// `choice`: an argv run on the app's host; one choice per line printed.
     pub choices_from: Option<Vec<String>>,
+    /// `backup`: the `sqlite-backup` sweep whose backups are offered
+    /// (default: the app's only one).
+    pub sweep: Option<String>,
     pub default: Option<String>,
     pub required: bool,
 }
@@ -491,7 +498,44 @@ impl App {
     }
 }
 
+impl Health {
+    /// What pages and job output call the check: its `name`, else its URL.
+    pub fn name(&self) -> &str {
+        self.name.as_deref().unwrap_or(&self.url)
+    }
+}
+
 impl App {
+    /// The `sqlite-backup` sweep named `name`, or without a name the app's
+    /// only one: whose backups a Restore or a `backup` parameter offers.
+    /// The error says why there is none.
+    pub fn backup_sweep(&self, name: Option<&str>) -> Result<&Sweep, String> {
+        let backups = || {
+            self.sweeps
+                .iter()
+                .filter(|s| s.kind == SweepKind::SqliteBackup)
+        };
+        match name {
+            Some(name) => backups().find(|s| s.name == name).ok_or_else(|| {
+                format!(
+                    "{} has no \"sqlite-backup\" sweep named {name:?}",
+                    self.name
+                )
+            }),
+            None => match backups().collect::<Vec<_>>().as_slice() {
+                [only] => Ok(*only),
+                [] => Err(format!(
+                    "{} has no \"sqlite-backup\" sweep whose backups to offer",
+                    self.name
+                )),
+                _ => Err(format!(
+                    "{} has several \"sqlite-backup\" sweeps; name one with `sweep = \"…\"`",
+                    self.name
+                )),
+            },
+        }
+    }
+
     /// `command` strategy: the steps that put an earlier release back —
     /// `rollback` when given, else `deploy` with that release's values.
     pub fn going_back(&self) -> &[Command] {

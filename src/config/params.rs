@@ -29,8 +29,8 @@ impl Param {
     /// Refuses `value` unless it is fit to be one argv word: no line
     /// breaks, NUL or other control characters; no leading `-` (it would
     /// read as an option) unless the pattern allows it; matching the
-    /// pattern; one of `choices` for a `choice` or a `release`. The
-    /// sentence says why.
+    /// pattern; one of `choices` for a `choice`, a `release` or a
+    /// `backup`. The sentence says why.
     pub fn check(&self, value: &str, choices: &[String]) -> Result<(), String> {
         let shown = crate::error::Quoted(value);
         if value.chars().count() > MAX_VALUE {
@@ -60,7 +60,10 @@ impl Param {
                 self.label()
             ));
         }
-        let listed = matches!(self.kind, ParamKind::Choice | ParamKind::Release);
+        let listed = matches!(
+            self.kind,
+            ParamKind::Choice | ParamKind::Release | ParamKind::Backup
+        );
         if listed && !choices.iter().any(|c| c == value) {
             return Err(format!(
                 "{shown} is refused for {}: it is not one of the choices",
@@ -83,6 +86,7 @@ mod tests {
             pattern: pattern.map(Into::into),
             choices: Vec::new(),
             choices_from: None,
+            sweep: None,
             default: None,
             required: true,
         }

@@ -10,8 +10,8 @@ use super::values::*;
 use super::*;
 
 /// The actions whose minimum role `permissions` may set.
-pub(super) const ACTIONS: [&str; 9] = [
-    "view", "logs", "deploy", "rollback", "rotate", "sweep", "action", "cancel", "audit",
+pub(super) const ACTIONS: [&str; 10] = [
+    "view", "logs", "deploy", "rollback", "rotate", "sweep", "restore", "action", "cancel", "audit",
 ];
 
 pub(super) fn check(config: &Config, p: &mut Problems) {
@@ -284,15 +284,7 @@ fn app(config: &Config, app: &App, label: &Label, p: &mut Problems) {
         }
     }
     units(p, &key("units"), &app.units);
-    if let Some(health) = &app.health {
-        report(p, &key("health").key("url"), check_http_url(&health.url));
-        if health.timeout.is_zero() {
-            p.error(
-                &key("health").key("timeout"),
-                "expected a duration longer than 0",
-            );
-        }
-    }
+    health(app, &key("health"), p);
     commands(p, &key("build"), &app.build);
     commands(p, &key("deploy"), &app.deploy);
     commands(p, &key("rollback"), &app.rollback);
@@ -385,6 +377,33 @@ pub(super) fn env_file(p: &mut Problems, app: &App, label: &Label, wanted: bool)
             label,
             "`env_file = true` works for apps on this machine: on another host the values would travel in the command line ssh runs",
         );
+    }
+}
+
+/// Each health check: an http(s) URL, a timeout, a name (or URL) no other
+/// check of the app has, so pages and job output tell them apart.
+fn health(app: &App, array: &Label, p: &mut Problems) {
+    // One table is labelled `health.url`, a list's elements `health #2 → url`.
+    let listed = labels(array, &app.health, |h| {
+        h.name.as_deref().unwrap_or_default()
+    });
+    let list = listed.first().is_some_and(|first| p.is_written(first));
+    let mut seen = HashSet::new();
+    for (health, element) in app.health.iter().zip(&listed) {
+        let label = if list { element } else { array };
+        report(p, &label.key("url"), check_http_url(&health.url));
+        if health.timeout.is_zero() {
+            p.error(&label.key("timeout"), "expected a duration longer than 0");
+        }
+        if !seen.insert(health.name()) {
+            p.error(
+                label,
+                format!(
+                    "there is already a health check called {:?}; give each a different `name` or `url`",
+                    health.name()
+                ),
+            );
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! Parameters (`[[app.action.param]]`, `[[app.sweep.param]]`,
 //! `[[app.deploy_param]]`): names fit for a `{name}` placeholder, patterns
 //! that compile, choices for a `choice`, a `repo` for a `commit`, deploys
-//! for a `release`, defaults that pass their own checks, a default for
+//! for a `release`, a `sqlite-backup` sweep for a `backup`, defaults that pass their own checks, a default for
 //! each required value nobody is there to give, and argv words naming only
 //! declared parameters.
 
@@ -76,6 +76,9 @@ fn kind(app: &App, param: &Param, label: &Label, p: &mut Problems) {
             "`choices` and `choices_from` are for kind = \"choice\"",
         );
     }
+    if param.sweep.is_some() && param.kind != ParamKind::Backup {
+        p.error(&label.key("sweep"), "`sweep` is for kind = \"backup\"");
+    }
     match param.kind {
         ParamKind::Choice if !listed => {
             p.error(label, "a `choice` needs `choices` or `choices_from`");
@@ -105,13 +108,10 @@ fn kind(app: &App, param: &Param, label: &Label, p: &mut Problems) {
                 );
             }
         }
-        ParamKind::Backup => p.error(
-            &label.key("kind"),
-            "this opsdeck does not list backups for parameters yet; use kind = \"choice\" with `choices_from`",
-        ),
+        ParamKind::Backup => backup(app, param, label, p),
     }
     if let Some(default) = &param.default
-        && param.kind != ParamKind::Release
+        && !matches!(param.kind, ParamKind::Release | ParamKind::Backup)
     {
         // Choices from a command are only known on its host.
         let listed = if param.choices_from.is_some() {
@@ -148,5 +148,24 @@ pub(super) fn named_in_run(
                 );
             }
         }
+    }
+}
+
+/// A `backup` offers the backups of one `sqlite-backup` sweep of the app:
+/// the one `sweep` names, or the app's only one.
+fn backup(app: &App, param: &Param, label: &Label, p: &mut Problems) {
+    if param.default.is_some() {
+        p.error(
+            &label.key("default"),
+            "a `backup` has no default: which backups exist changes with every run of the sweep",
+        );
+    }
+    if let Err(e) = app.backup_sweep(param.sweep.as_deref()) {
+        let at = if param.sweep.is_some() {
+            label.key("sweep")
+        } else {
+            label.clone()
+        };
+        p.error(&at, e);
     }
 }

@@ -532,16 +532,11 @@ pub(super) fn restart_and_check(app: &App, units: &[String]) -> Vec<Step> {
             timeout: None,
         });
     }
-    if let Some(health) = &app.health {
+    if !app.health.is_empty() {
         steps.push(Step {
             title: "Health check".into(),
-            work: Work::Probe(probe::Probe {
-                url: health.url.clone(),
-                expect: health.expect.clone(),
-                timeout: Some(health.timeout),
-            }),
-            // The probe's own timeout ends it; a little more for the last try.
-            timeout: Some(health.timeout + std::time::Duration::from_secs(15)),
+            work: Work::Probe(probe::Probe::of(&app.health)),
+            timeout: Some(probe::limit(&app.health)),
         });
     }
     steps

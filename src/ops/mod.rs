@@ -4,6 +4,7 @@ mod command;
 pub mod deploy;
 pub mod health;
 mod params;
+pub mod restore;
 pub mod rollback;
 pub mod schedule;
 pub mod secret_set;

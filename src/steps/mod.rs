@@ -6,7 +6,7 @@
 //! the `current` switch ([`release`]), systemd units ([`units`]), the health
 //! probe ([`probe`]), env-file and secret edits ([`secret`]; a value entered
 //! by hand, [`secret_set`]; key files, [`secret_file`]), sweeps
-//! ([`sweep`]). Each family owns both how its steps are *shown* (the command
+//! ([`sweep`]), a database put back from a backup ([`restore`]). Each family owns both how its steps are *shown* (the command
 //! line printed before a step runs and listed on the job page) and how they
 //! are *done*, through the [`Perform`] trait; [`Work`] names every kind of
 //! step and `Work::step` is the one `match` over them, so the compiler
@@ -39,6 +39,7 @@ pub mod params;
 pub mod probe;
 pub mod redact;
 pub mod release;
+pub mod restore;
 pub mod run;
 pub mod secret;
 pub mod secret_file;
@@ -64,6 +65,7 @@ pub enum Work {
     SwitchBack(release::SwitchBack),
     CleanupReleases(sweep::CleanupReleases),
     Restart(units::Restart),
+    Stop(units::Stop),
     WaitActive(units::WaitActive),
     RotateSecret(secret::RotateSecret),
     SetSecret(secret_set::SetSecret),
@@ -73,6 +75,11 @@ pub enum Work {
     RestoreWebhookSecret(secret::RestoreWebhookSecret),
     Probe(probe::Probe),
     Sweep(sweep::Sweep),
+    CheckBackup(restore::CheckBackup),
+    KeepDatabase(restore::KeepDatabase),
+    PutBackup(restore::PutBackup),
+    CheckDatabase(restore::CheckDatabase),
+    PutKept(restore::PutKept),
 }
 
 impl Work {
@@ -89,6 +96,7 @@ impl Work {
             Work::SwitchBack(step) => step,
             Work::CleanupReleases(step) => step,
             Work::Restart(step) => step,
+            Work::Stop(step) => step,
             Work::WaitActive(step) => step,
             Work::RotateSecret(step) => step,
             Work::SetSecret(step) => step,
@@ -98,6 +106,11 @@ impl Work {
             Work::RestoreWebhookSecret(step) => step,
             Work::Probe(step) => step,
             Work::Sweep(step) => step,
+            Work::CheckBackup(step) => step,
+            Work::KeepDatabase(step) => step,
+            Work::PutBackup(step) => step,
+            Work::CheckDatabase(step) => step,
+            Work::PutKept(step) => step,
         }
     }
 
@@ -207,6 +220,7 @@ pub struct Memory {
     checkout: checkout::Replaced,
     release: release::Replaced,
     secret: secret::Changed,
+    restore: restore::Kept,
     /// The value a `set` step writes, until it takes it.
     held: Option<Held>,
 }
@@ -293,6 +307,11 @@ mod tests {
             r#"{"kind":"cleanup_releases","keep":5}"#,
             r#"{"kind":"restart","units":["app.service"],"sudo":false}"#,
             r#"{"kind":"probe","url":"http://127.0.0.1:8000/health","expect":null,"timeout":30000}"#,
+            r#"{"kind":"probe","checks":[{"url":"http://127.0.0.1:8000/health","expect":null,"timeout":30000},{"name":"api","url":"http://127.0.0.1:8000/api","expect":"ok","timeout":5000}]}"#,
+            r#"{"kind":"stop","units":["app.service"],"sudo":false}"#,
+            r#"{"kind":"check_backup","sweep":"db-backup","backup":"app-20261203T030000123Z.db"}"#,
+            r#"{"kind":"put_kept","sweep":"db-backup"}"#,
+            r#"{"kind":"put_kept","sweep":"db-backup","kept":"/b/app-20261203T030000123Z.db"}"#,
             r#"{"kind":"rotate_secret","env_file":"/opt/app/.env","key":"SECRET_KEY","generate":"hex:32","keep_backups":5}"#,
             r#"{"kind":"set_secret","env_file":"/etc/sitg/bot-a.env","key":"GITHUB_TOKEN","keep_backups":5}"#,
             r#"{"kind":"rotate_file","file":"/srv/robot/signing.pem","make":{"key":"rsa:3072"},"keep_backups":5}"#,

@@ -3,7 +3,8 @@
 //! the values a request gives are checked when it is made (`ops::params`)
 //! and again by the job's first step, [`CheckParams`], when it starts —
 //! the config may have changed meanwhile, and so may what `choices_from`
-//! lists, the repository's commits and the release log.
+//! lists, the repository's commits, the release log and which backups a
+//! `backup` offers.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -136,7 +137,7 @@ pub async fn values(
 async fn value_of(look: &Lookup<'_>, param: &Param, value: &str) -> Result<String> {
     match param.kind {
         ParamKind::Text => param.check(value, &[]).map_err(Error::BadRequest)?,
-        ParamKind::Choice | ParamKind::Release => {
+        ParamKind::Choice | ParamKind::Release | ParamKind::Backup => {
             let offered: Vec<String> = offered(look, param)
                 .await?
                 .into_iter()
@@ -161,24 +162,30 @@ async fn value_of(look: &Lookup<'_>, param: &Param, value: &str) -> Result<Strin
                 Err(e) => Err(e),
             };
         }
-        ParamKind::Backup => {
-            return Err(Error::BadRequest(format!(
-                "{} is a backup, and this opsdeck does not list backups for parameters",
-                param.label()
-            )));
-        }
     }
     Ok(value.to_owned())
 }
 
 /// What `param`'s field offers: a `choice`'s `choices`, then each
 /// non-empty line its `choices_from` command printed on the app's host; a
-/// `release`'s releases that went live, newest first; a `commit`'s recent
-/// commits (suggestions: any commit of the repository is accepted).
+/// `release`'s releases that went live, newest first; a `backup`'s
+/// backups (full paths, newest first, the Restore form's list); a
+/// `commit`'s recent commits (suggestions: any commit of the repository is accepted).
 pub async fn offered(look: &Lookup<'_>, param: &Param) -> Result<Vec<Choice>> {
     match param.kind {
-        ParamKind::Text | ParamKind::Backup => Ok(Vec::new()),
+        ParamKind::Text => Ok(Vec::new()),
         ParamKind::Choice => listed(look.host, param).await,
+        ParamKind::Backup => {
+            let sweep = look
+                .app
+                .backup_sweep(param.sweep.as_deref())
+                .map_err(Error::Unavailable)?;
+            let backups = super::restore::offered(look.host, look.app, &sweep.name).await?;
+            Ok(backups
+                .into_iter()
+                .map(|b| Choice::plain(&b.path.display().to_string()))
+                .collect())
+        }
         ParamKind::Release => {
             let mut choices: Vec<Choice> = Vec::new();
             for release in releases::list(look.db, &look.app.name, RELEASES).await? {

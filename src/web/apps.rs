@@ -2,8 +2,8 @@
 //! glance, its deploys of the last 30 days, one button per action, its
 //! last job), an app's page (`/apps/{app}`: health, deploys and releases,
 //! actions, secrets, sweeps, who holds the app and who waits, job history,
-//! insights), the health fragment both load lazily, and the action
-//! buttons' target.
+//! insights), the health fragment both load lazily (and its JSON,
+//! `GET /api/apps/{app}/health`), and the action buttons' target.
 
 use askama::Template;
 use askama_web::WebTemplate;
@@ -34,6 +34,7 @@ pub fn router() -> Router<Context> {
         .route("/apps/{app}", get(show))
         .route("/apps/{app}/health", get(health))
         .route("/api/apps", get(list))
+        .route("/api/apps/{app}/health", get(health_api))
         .route("/apps/{app}/now", get(now))
 }
 
@@ -253,6 +254,81 @@ async fn health(
         health: crate::ops::health::glance(&ctx.config, app).await,
         host: app.host.clone(),
     })
+}
+
+/// `GET /api/apps/{app}/health`: what the glance shows, as JSON.
+#[derive(Serialize)]
+struct HealthJson {
+    app: String,
+    /// `healthy`, `unhealthy` or `unknown`.
+    verdict: &'static str,
+    units: Vec<UnitJson>,
+    /// Each health check, in config order.
+    checks: Vec<CheckJson>,
+}
+
+#[derive(Serialize)]
+struct UnitJson {
+    unit: String,
+    /// `active`, `failed`, …; absent when systemd could not be asked.
+    active_state: Option<String>,
+    sub_state: Option<String>,
+    main_pid: Option<u32>,
+    /// Why the state is unknown.
+    error: Option<String>,
+}
+
+#[derive(Serialize)]
+struct CheckJson {
+    name: String,
+    url: String,
+    ok: bool,
+    /// "answered 200", or why it failed.
+    said: String,
+}
+
+async fn health_api(
+    State(ctx): State<Context>,
+    Path(name): Path<String>,
+    actor: Actor,
+) -> Result<Json<HealthJson>> {
+    let app = ctx.app(&name)?;
+    ctx.authorize(&actor, Some(app), "view").await?;
+    let health = crate::ops::health::glance(&ctx.config, app).await;
+    Ok(Json(HealthJson {
+        app: app.name.clone(),
+        verdict: health.verdict.as_str(),
+        units: health
+            .units
+            .into_iter()
+            .map(|(unit, status)| match status {
+                Ok(s) => UnitJson {
+                    unit,
+                    active_state: Some(s.active_state),
+                    sub_state: Some(s.sub_state),
+                    main_pid: s.main_pid,
+                    error: None,
+                },
+                Err(why) => UnitJson {
+                    unit,
+                    active_state: None,
+                    sub_state: None,
+                    main_pid: None,
+                    error: Some(why),
+                },
+            })
+            .collect(),
+        checks: health
+            .checks
+            .into_iter()
+            .map(|c| CheckJson {
+                ok: c.said.is_ok(),
+                said: c.said.unwrap_or_else(|why| why),
+                name: c.name,
+                url: c.url,
+            })
+            .collect(),
+    }))
 }
 
 #[derive(Serialize)]

@@ -170,7 +170,8 @@ pub struct ActionButton {
     /// `[[app.action.param]]`: the form's fields.
     pub params: Vec<ParamField>,
     /// It asks for values whose choices only the app's page lists (what a
-    /// command prints, the release log): elsewhere the button links there.
+    /// command prints, the release log, a sweep's backups): elsewhere the
+    /// button links there.
     pub ask_on_app_page: bool,
 }
 
@@ -184,7 +185,7 @@ pub struct ParamField {
     pub id: String,
     pub label: String,
     pub kind: &'static str,
-    /// A select of `choices` (`choice`, `release`); else a text input,
+    /// A select of `choices` (`choice`, `release`, `backup`); else a text input,
     /// with `choices` as suggestions (a `commit`'s recent commits).
     pub select: bool,
     pub choices: Vec<Choice>,
@@ -206,7 +207,10 @@ impl ParamField {
             id: format!("{form}-{}", param.name),
             label: param.label().to_owned(),
             kind: param.kind.as_str(),
-            select: matches!(param.kind, ParamKind::Choice | ParamKind::Release),
+            select: matches!(
+                param.kind,
+                ParamKind::Choice | ParamKind::Release | ParamKind::Backup
+            ),
             choices: param
                 .choices
                 .iter()
@@ -223,9 +227,13 @@ impl ParamField {
     }
 
     /// Whether what the field offers must be looked up: a command's
-    /// output, the release log, the repository's commits.
+    /// output, the release log, the repository's commits, a sweep's backups.
     fn looked_up(param: &Param) -> bool {
-        param.choices_from.is_some() || matches!(param.kind, ParamKind::Release | ParamKind::Commit)
+        param.choices_from.is_some()
+            || matches!(
+                param.kind,
+                ParamKind::Release | ParamKind::Commit | ParamKind::Backup
+            )
     }
 
     /// Lists what the field offers, if it is looked up; a failure is shown
@@ -291,17 +299,17 @@ impl ActionButton {
                 .iter()
                 .map(|p| ParamField::new(p, &format!("param-{}", action.name)))
                 .collect(),
-            ask_on_app_page: action
-                .params
-                .iter()
-                .any(|p| p.choices_from.is_some() || p.kind == ParamKind::Release),
+            ask_on_app_page: action.params.iter().any(|p| {
+                p.choices_from.is_some() || matches!(p.kind, ParamKind::Release | ParamKind::Backup)
+            }),
         }
     }
 }
 
 impl AppCard {
     /// On the app's own page: lists what each action's fields offer
-    /// (what `choices_from` prints on the app's host, releases, commits),
+    /// (what `choices_from` prints on the app's host, releases, commits,
+    /// backups),
     /// so every action's form is complete.
     pub async fn list_choices(&mut self, look: &Lookup<'_>, app: &App) {
         for (button, action) in self.actions.iter_mut().zip(&app.actions) {

@@ -1,6 +1,7 @@
 //! What the app page shows in its Deploy, Secrets and Sweeps sections,
 //! built from the release log, the deploy parameters, the app's secrets
-//! and its sweeps. Shared by
+//! and its sweeps (with a `sqlite-backup` sweep's backups and their
+//! Restore buttons). Shared by
 //! the app page (`apps.rs`) and the sweeps API, so that no page file
 //! imports another: the section's buttons and their routes stay in
 //! `deploy.rs`, `secrets.rs` and `sweeps.rs`.
@@ -10,11 +11,11 @@ use serde::Serialize;
 use super::Moment;
 use super::page::{ParamField, param_fields};
 use crate::auth::{Actor, Role};
-use crate::config::{App, Strategy};
+use crate::config::{App, Strategy, SweepKind};
 use crate::host::Host;
 use crate::ops::schedule::next_run;
-use crate::ops::secrets;
 use crate::ops::sweeps::{self, LastRun};
+use crate::ops::{restore, secrets};
 use crate::releases::{self, Release};
 use crate::steps::params::Lookup;
 use crate::{Context, Result};
@@ -179,6 +180,98 @@ pub struct SweepCard {
     pub allowed: bool,
     /// A command sweep's parameters: the Run now form's fields.
     pub params: Vec<ParamField>,
+    /// `sqlite-backup`: its backups and their Restore buttons.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restore: Option<RestoreCard>,
+}
+
+/// A `sqlite-backup` sweep's backups, newest first, each of which Restore
+/// puts back.
+#[derive(Serialize)]
+pub struct RestoreCard {
+    pub backups: Vec<BackupLine>,
+    /// Why they could not be listed.
+    pub error: Option<String>,
+    /// The role Restore needs (`permissions.restore`, owner by default),
+    /// and whether the actor has it.
+    pub role: Role,
+    pub allowed: bool,
+}
+
+/// One backup on the app page.
+#[derive(Serialize)]
+pub struct BackupLine {
+    /// Its file name: what a Restore sends.
+    pub name: String,
+    pub bytes: u64,
+    /// When it was taken, Unix milliseconds.
+    pub taken: i64,
+    /// The question its Restore button asks.
+    #[serde(skip)]
+    pub confirm: String,
+}
+
+impl BackupLine {
+    pub fn taken_at(&self) -> Moment {
+        Moment::from_millis(self.taken)
+    }
+
+    /// `12.3 MB`, `512 bytes`.
+    pub fn size(&self) -> String {
+        let units = [("GB", 1e9), ("MB", 1e6), ("kB", 1e3)];
+        match units.iter().find(|(_, n)| self.bytes as f64 >= *n) {
+            Some((unit, n)) => format!("{:.1} {unit}", self.bytes as f64 / n),
+            None => format!("{} bytes", self.bytes),
+        }
+    }
+}
+
+/// The Restore part of sweep `sweep` of `app`, if it makes backups.
+async fn restore_card(
+    ctx: &Context,
+    app: &App,
+    sweep: &crate::config::Sweep,
+    actor: &Actor,
+) -> Option<RestoreCard> {
+    if sweep.kind != SweepKind::SqliteBackup {
+        return None;
+    }
+    let role = app.required_role("restore");
+    let (backups, error) = match restore::backups(ctx, app, &sweep.name).await {
+        Ok(backups) => (backups, None),
+        Err(e) => (Vec::new(), Some(e.public_message())),
+    };
+    let units = if app.units.is_empty() {
+        String::new()
+    } else {
+        format!(" {} will be stopped meanwhile.", app.units.join(", "))
+    };
+    let backups = backups
+        .into_iter()
+        .map(|b| {
+            let mut line = BackupLine {
+                confirm: String::new(),
+                name: b.name,
+                bytes: b.bytes,
+                taken: b.taken,
+            };
+            line.confirm = format!(
+                "Restore the database of {} ({}) from backup {} ({}, taken {})?{units} The database as it is now is kept as a backup first.",
+                app.name,
+                app.environment,
+                line.name,
+                line.size(),
+                line.taken_at().utc
+            );
+            line
+        })
+        .collect();
+    Some(RestoreCard {
+        backups,
+        error,
+        role,
+        allowed: actor.role >= role,
+    })
 }
 
 impl SweepCard {
@@ -216,6 +309,7 @@ pub async fn sweep_cards(ctx: &Context, app: &App, actor: &Actor) -> Result<Vec<
             role,
             allowed: actor.role >= role,
             params: param_fields(&look, &sweep.params, &form).await,
+            restore: restore_card(ctx, app, sweep, actor).await,
         });
     }
     Ok(cards)

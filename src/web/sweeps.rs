@@ -1,6 +1,7 @@
 //! Sweeps: the buttons of the app page's Sweeps section (`Dry run`, `Run
-//! now` with a command sweep's parameter fields), the JSON API `POST
-//! /api/apps/{app}/sweeps/{name}/run {"dry_run", "params"?}`
+//! now` with a command sweep's parameter fields, a backup's `Restore`),
+//! the JSON API `POST /api/apps/{app}/sweeps/{name}/run {"dry_run",
+//! "params"?}`, `POST /api/apps/{app}/sweeps/{name}/restore {"backup"}`
 //! and `GET /api/apps/{app}/sweeps` (each sweep as the page shows it:
 //! `sections::SweepCard`).
 
@@ -18,8 +19,8 @@ use super::Json;
 use super::page::{accepted, button_params, show_job};
 use super::sections::{SweepCard, sweep_cards};
 use crate::auth::Actor;
-use crate::ops::sweeps;
-use crate::{Context, Result};
+use crate::ops::{restore, sweeps};
+use crate::{Context, Error, Result};
 
 pub fn router() -> Router<Context> {
     Router::new()
@@ -27,6 +28,8 @@ pub fn router() -> Router<Context> {
         .route("/apps/{app}/sweeps/{sweep}/run", post(run_button))
         .route("/api/apps/{app}/sweeps", get(list))
         .route("/api/apps/{app}/sweeps/{sweep}/run", post(run_api))
+        .route("/apps/{app}/sweeps/{sweep}/restore", post(restore_button))
+        .route("/api/apps/{app}/sweeps/{sweep}/restore", post(restore_api))
 }
 
 /// `GET /api/apps/{app}/sweeps`.
@@ -82,5 +85,43 @@ async fn run_button(
 ) -> Result<Response> {
     let params = button_params(form)?;
     let job = sweeps::request_with(&ctx, &actor, &app, &sweep, false, &params).await?;
+    Ok(show_job(job, &headers))
+}
+
+/// `{"backup": "<file name>"}`: one of the sweep's backups, by name.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Restore {
+    backup: String,
+}
+
+/// `POST /api/apps/{app}/sweeps/{name}/restore {"backup"}` → `202 {"job": id}`.
+async fn restore_api(
+    State(ctx): State<Context>,
+    Path((app, sweep)): Path<(String, String)>,
+    actor: Actor,
+    Json(body): Json<Restore>,
+) -> Result<impl IntoResponse> {
+    let job = restore::request(&ctx, &actor, &app, &sweep, &body.backup).await?;
+    Ok(accepted(job))
+}
+
+/// The form's fields besides the page's own (`csrf`).
+#[derive(Deserialize)]
+struct RestoreForm {
+    backup: String,
+}
+
+/// A backup's Restore button (asked to confirm): starts the job, shows it.
+async fn restore_button(
+    State(ctx): State<Context>,
+    Path((app, sweep)): Path<(String, String)>,
+    actor: Actor,
+    headers: HeaderMap,
+    form: Result<Form<RestoreForm>, FormRejection>,
+) -> Result<Response> {
+    let Form(form) =
+        form.map_err(|e| Error::BadRequest(format!("the form names no backup: {e}")))?;
+    let job = restore::request(&ctx, &actor, &app, &sweep, &form.backup).await?;
     Ok(show_job(job, &headers))
 }
