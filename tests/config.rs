@@ -487,9 +487,9 @@ fn sweep_and_deploy_params_are_checked_when_the_config_loads() {
     );
     rejects(
         &format!("{APP}{action}kind = \"backup\"\n"),
-        13,
-        "app \"web\" → action \"pin\" → param \"at\" → kind",
-        "does not list backups",
+        11,
+        "app \"web\" → action \"pin\" → param \"at\"",
+        "web has no \"sqlite-backup\" sweep whose backups to offer",
     );
     // Deploy parameters: strategy "command", not named like its own
     // values, a default when pushes deploy.
