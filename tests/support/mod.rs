@@ -12,6 +12,7 @@ pub mod history;
 pub mod oidc;
 pub mod package;
 pub mod repos;
+pub mod runbook;
 pub mod sandbox;
 pub mod server;
 pub mod sse;
