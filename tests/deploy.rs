@@ -165,6 +165,15 @@ async fn inside_checkout_deploys_and_rolls_back() {
         error["error"],
         "the ref \"main;id\" is refused: it contains ';'; a ref may contain only letters, digits and . _ / + -"
     );
+    // Each refused ref above is a `denied` row, the long one clipped.
+    let denied = server.audit_rows("deploy.ref").await;
+    assert_eq!(denied.len(), 5, "{denied:?}");
+    assert!(
+        denied
+            .iter()
+            .all(|(outcome, why)| outcome == "denied" && why.len() < 400)
+    );
+    assert!(denied[4].1.contains("main;id"), "{denied:?}");
     for (path, body, answers) in [
         ("deploy", serde_json::json!({"ref": v2}), "v2"),
         ("rollback", serde_json::json!({}), "v1"),

@@ -151,7 +151,16 @@ async fn prepare(
 ) -> Result<Prepared> {
     let app = ctx.app(app)?;
     ctx.authorize(actor, Some(app), "deploy").await?;
-    git::validate_ref(git_ref)?;
+    if let Err(refused) = git::validate_ref(git_ref) {
+        // Refused like a deploy parameter: 400 and a `denied` row, so a
+        // probe of odd refs (`0.1.9;reboot`) shows in the audit log. The
+        // reason quotes the ref, clipped.
+        let why = refused.public_message();
+        let event =
+            Event::new(actor, "deploy.ref", &app.name).detail(serde_json::json!({ "why": why }));
+        ctx.audit.refused(event).await?;
+        return Err(refused);
+    }
     let host = Host::of(&ctx.config, app)?;
     let of = Of::Deploy(git_ref.to_owned());
     if app.strategy == Strategy::Command && app.repo.is_none() {
