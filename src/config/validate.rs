@@ -168,11 +168,15 @@ fn auth(config: &Config, label: &Label, p: &mut Problems) {
         &label.key("client_secret_file"),
         a.client_secret_file.as_deref(),
     );
-    absolute(
-        p,
-        &label.key("gitea_token_file"),
-        a.gitea_token_file.as_deref(),
-    );
+    for (key, file) in [
+        ("gitea_token_file", &a.gitea_token_file),
+        ("github_token_file", &a.github_token_file),
+    ] {
+        absolute(p, &label.key(key), file.as_deref());
+    }
+    if let Some(api) = &a.github_api {
+        report(p, &label.key("github_api"), check_http_url(api));
+    }
     for (key, d) in [
         ("session_idle", a.session_idle),
         ("session_max", a.session_max),
@@ -417,12 +421,13 @@ fn secrets(config: &Config, app: &App, array: &Label, p: &mut Problems) {
         if let Some(units) = &secret.units {
             self::units(p, &label.key("units"), units);
         }
-        if app.env_file.is_none() {
+        if app.env_file.is_none() && secret.store.is_none() {
             p.error(
                 label,
-                "secrets are written to the app's env file; set `env_file` on the app",
+                "secrets are written to the app's env file; set `env_file` on the app, or give the secret a `store`",
             );
         }
+        super::validate_secrets::places_and_clock(config, app, secret, label, p);
         if let Some(hook) = &secret.gitea_webhook {
             report(
                 p,

@@ -5,6 +5,8 @@ pub mod deploy;
 pub mod health;
 pub mod rollback;
 pub mod schedule;
+pub mod secret_age;
+mod secret_places;
 pub mod secrets;
 pub mod sweeps;
 pub mod webhook;

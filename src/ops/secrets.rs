@@ -5,11 +5,13 @@
 //!    job from the OS CSPRNG, after a 0600 backup, atomically;
 //! 2. restart the secret's units (default: the app's), wait until they are
 //!    active, probe health;
-//! 3. with `gitea_webhook`, give the repository's Gitea webhooks the new
-//!    secret too, so Gitea and the app disagree only for the restart;
+//! 3. with `gitea_webhook` (and `github_webhook`), give the repository's
+//!    webhooks the new secret too, so they and the app disagree only for
+//!    the restart; a `store` command gets it right after the env file
+//!    (`secret_places.rs`);
 //! 4. when a step after the write fails (and `restore_on_failure`, the
 //!    default), put the previous file back, restart and probe again, and put
-//!    back any webhook this job changed.
+//!    back any webhook (and store) this job changed.
 //!
 //! Values never leave the env file: the plan names the key and the
 //! generator, the output and the audit log show fingerprints.
@@ -19,7 +21,9 @@ use crate::config::{App, Generator, Secret};
 use crate::error::Quoted;
 use crate::host::{Host, env_edit, envfile};
 use crate::jobs::{Plan, Request, Step};
+use crate::host::exec::command_line;
 use crate::ops::deploy::restart_and_check;
+use crate::ops::{schedule, secret_age, secret_places};
 use crate::steps::{Work, secret};
 use crate::{Context, Error, Result};
 
@@ -30,6 +34,12 @@ pub async fn rotate(ctx: &Context, actor: &Actor, app: &str, name: &str) -> Resu
     let secret = find(app, name)?;
     ctx.require_role(actor, Some(app), "rotate", required_role(app, secret))
         .await?;
+    submit(ctx, actor, app, secret).await
+}
+
+/// Queues the rotation's job for `actor`, whose role was checked (or who
+/// is the scheduler); returns the job id.
+pub(super) async fn submit(ctx: &Context, actor: &Actor, app: &App, secret: &Secret) -> Result<i64> {
     let request = Request {
         app: app.name.clone(),
         kind: "rotate".into(),
@@ -38,6 +48,19 @@ pub async fn rotate(ctx: &Context, actor: &Actor, app: &str, name: &str) -> Resu
         plan: plan(ctx, app, secret)?,
     };
     ctx.jobs.submit(actor, request).await
+}
+
+/// Whether a rotation of `secret` is queued or running.
+pub(super) async fn active(ctx: &Context, app: &App, secret: &Secret) -> Result<bool> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM jobs WHERE app = ? AND kind = 'rotate' AND target = ? \
+         AND state IN ('queued', 'running')",
+    )
+    .bind(&app.name)
+    .bind(&secret.name)
+    .fetch_one(&ctx.db)
+    .await?;
+    Ok(n > 0)
 }
 
 /// The secret's own `role`, else the app's role for `rotate` (owner).
@@ -52,14 +75,11 @@ fn find<'a>(app: &'a App, name: &str) -> Result<&'a Secret> {
 }
 
 fn plan(ctx: &Context, app: &App, secret: &Secret) -> Result<Plan> {
-    let env_file = app.env_file.clone().ok_or_else(|| {
-        Error::Unavailable(format!(
-            "{} has no `env_file` to rotate secrets in",
-            app.name
-        ))
-    })?;
     // Validated when the config was loaded; checked again rather than trusted.
     let generate: Generator = secret.generate.parse().map_err(Error::Unavailable)?;
+    let Some(env_file) = app.env_file.clone() else {
+        return secret_places::store_only(app, secret, generate);
+    };
     let units = secret.units.as_ref().unwrap_or(&app.units);
     let webhook = match &secret.gitea_webhook {
         Some(hook) => {
@@ -81,6 +101,8 @@ fn plan(ctx: &Context, app: &App, secret: &Secret) -> Result<Plan> {
         }),
         timeout: None,
     }];
+    let (store, restore) = secret_places::store(secret, &env_file).unzip();
+    steps.extend(store);
     steps.extend(restart_and_check(app, units));
     let mut recovery = vec![Step {
         title: format!("Restore the previous {}", env_file.display()),
@@ -89,7 +111,9 @@ fn plan(ctx: &Context, app: &App, secret: &Secret) -> Result<Plan> {
         }),
         timeout: None,
     }];
+    recovery.extend(restore);
     recovery.extend(restart_and_check(app, units));
+    let github = secret_places::github(&ctx.config, secret, &env_file);
     if let Some((gitea_url, repo)) = webhook {
         steps.push(Step {
             title: format!("Give the Gitea webhooks of {repo} the new {key}"),
@@ -111,6 +135,10 @@ fn plan(ctx: &Context, app: &App, secret: &Secret) -> Result<Plan> {
             }),
             timeout: None,
         });
+    }
+    if let Some((set, undo)) = github {
+        steps.push(set);
+        recovery.push(undo);
     }
     Ok(Plan {
         steps,
@@ -137,6 +165,14 @@ pub struct SecretStatus {
     pub needs: crate::auth::Role,
     /// `gitea_webhook`'s repository, if the secret lives there too.
     pub webhook_repo: Option<String>,
+    /// `github_webhook`'s repository, if the secret lives there too.
+    pub github_repo: Option<String>,
+    /// The `store` command, if it keeps the secret too.
+    pub store: Option<String>,
+    /// How old it is against its `max_age`, if it has one.
+    pub age: Option<secret_age::Age>,
+    /// When its `schedule` rotates it next (Unix ms).
+    pub next_rotation: Option<i64>,
     /// The last successful rotation: who, and when (Unix ms).
     pub last_rotated: Option<(String, i64)>,
 }
@@ -147,9 +183,11 @@ pub async fn list(ctx: &Context, app: &App) -> Result<Vec<SecretStatus>> {
         Some(f) => Some((f, env_edit::read(&Host::of(&ctx.config, app)?, f).await)),
         None => None,
     };
+    let now = chrono::Utc::now();
     let mut out = Vec::new();
     for secret in &app.secrets {
         let fingerprint = match &text {
+            None if secret.store.is_some() => "kept by its store only".to_string(),
             None => "no env_file".to_string(),
             Some((_, Err(_))) => "the env file cannot be read".to_string(),
             Some((path, Ok(text))) => match envfile::get(path, text, &secret.name) {
@@ -158,20 +196,18 @@ pub async fn list(ctx: &Context, app: &App) -> Result<Vec<SecretStatus>> {
                 Err(_) => "the env file cannot be parsed".to_string(),
             },
         };
-        let last_rotated: Option<(String, i64)> = sqlx::query_as(
-            "SELECT actor, finished_at FROM jobs WHERE app = ? AND kind = 'rotate' AND target = ? \
-             AND state = 'succeeded' ORDER BY id DESC LIMIT 1",
-        )
-        .bind(&app.name)
-        .bind(&secret.name)
-        .fetch_optional(&ctx.db)
-        .await?;
+        let last_rotated = secret_age::last_rotation(ctx, &app.name, &secret.name).await?;
+        let rotated = last_rotated.as_ref().map(|(_, at)| *at);
         out.push(SecretStatus {
             name: secret.name.clone(),
             fingerprint,
             note: secret.note.clone().unwrap_or_default(),
             needs: required_role(app, secret),
             webhook_repo: secret.gitea_webhook.as_ref().map(|h| h.repo.clone()),
+            github_repo: secret.github_webhook.as_ref().map(|h| h.repo.clone()),
+            store: secret.store.as_ref().map(|s| command_line(&s.run)),
+            age: secret_age::age(ctx, app, secret, rotated, now.timestamp_millis()).await,
+            next_rotation: schedule::next_run(secret, now).map(|t| t.timestamp_millis()),
             last_rotated,
         });
     }

@@ -3,8 +3,8 @@
 //! again with the replaced release's values ([`command`]), an action's
 //! parameters checked again as its job starts ([`params`]), git checkouts ([`checkout`]), release directories and
 //! the `current` switch ([`release`]), systemd units ([`units`]), the health
-//! probe ([`probe`]), env-file and secret edits ([`secret`]), sweeps
-//! ([`sweep`]). Each family owns both how its steps are *shown* (the command
+//! probe ([`probe`]), env-file and secret edits ([`secret`]) and the other
+//! places a secret lives ([`store`], [`github`]), sweeps ([`sweep`]). Each family owns both how its steps are *shown* (the command
 //! line printed before a step runs and listed on the job page) and how they
 //! are *done*, through the [`Perform`] trait; [`Work`] names every kind of
 //! step and `Work::step` is the one `match` over them, so the compiler
@@ -30,6 +30,7 @@ use crate::{Error, Result};
 
 pub mod checkout;
 pub mod command;
+pub mod github;
 pub mod groups;
 pub(crate) mod millis;
 pub mod params;
@@ -38,6 +39,7 @@ pub mod redact;
 pub mod release;
 pub mod run;
 pub mod secret;
+pub mod store;
 pub mod sweep;
 pub mod units;
 
@@ -63,6 +65,10 @@ pub enum Work {
     RestoreEnv(secret::RestoreEnv),
     SetWebhookSecret(secret::SetWebhookSecret),
     RestoreWebhookSecret(secret::RestoreWebhookSecret),
+    StoreSecret(store::StoreSecret),
+    RestoreStore(store::RestoreStore),
+    SetGithubHookSecret(github::SetGithubHookSecret),
+    RestoreGithubHookSecret(github::RestoreGithubHookSecret),
     Probe(probe::Probe),
     Sweep(sweep::Sweep),
 }
@@ -86,6 +92,10 @@ impl Work {
             Work::RestoreEnv(step) => step,
             Work::SetWebhookSecret(step) => step,
             Work::RestoreWebhookSecret(step) => step,
+            Work::StoreSecret(step) => step,
+            Work::RestoreStore(step) => step,
+            Work::SetGithubHookSecret(step) => step,
+            Work::RestoreGithubHookSecret(step) => step,
             Work::Probe(step) => step,
             Work::Sweep(step) => step,
         }
@@ -255,6 +265,9 @@ mod tests {
             r#"{"kind":"restart","units":["app.service"],"sudo":false}"#,
             r#"{"kind":"probe","url":"http://127.0.0.1:8000/health","expect":null,"timeout":30000}"#,
             r#"{"kind":"rotate_secret","env_file":"/opt/app/.env","key":"SECRET_KEY","generate":"hex:32","keep_backups":5}"#,
+            r#"{"kind":"store_secret","key":"S","run":["vault","kv","put","-"],"value":{"from":"env_file","env_file":"/opt/app/.env"}}"#,
+            r#"{"kind":"store_secret","key":"S","run":["store"],"value":{"from":"generate","generate":"base64url:32"}}"#,
+            r#"{"kind":"set_github_hook_secret","api":"https://api.github.com","repo":"o/r","url":null,"env_file":"/e","key":"K"}"#,
             r#"{"kind":"sweep","sweep":"db-backup","dry_run":false,"previewed":{"job":7,"items":["remove backup /b/x.db"]}}"#,
         ];
         for json in stored {

@@ -1,5 +1,5 @@
 //! The dashboard (`/`: every app the actor may view, its health at a
-//! glance, one button per action, its last job), an app's page
+//! glance, one button per action, its last job, its overdue secrets), an app's page
 //! (`/apps/{app}`: health, deploys and releases, actions, secrets, sweeps,
 //! who holds the app and who waits, job history), the health fragment
 //! both load lazily, and the action buttons' target.
@@ -18,6 +18,7 @@ use super::{Json, Moment, Page};
 use crate::auth::{Actor, Role};
 use crate::config::App;
 use crate::jobs::{Job, State as JobState};
+use crate::ops::secret_age::{self, Due};
 use crate::ops::what_ships::{self, WhatShips};
 use crate::{Context, Result};
 
@@ -37,7 +38,9 @@ pub fn router() -> Router<Context> {
 #[template(path = "apps/index.html")]
 struct Dashboard {
     page: Page,
-    apps: Vec<(AppCard, Now)>,
+    /// Each card, how the app is now, and its secrets overdue, due soon or
+    /// of unknown age.
+    apps: Vec<(AppCard, Now, Vec<(String, Due)>)>,
 }
 
 /// A card's answer to "how is it now?": what runs, the last deploy (a
@@ -113,7 +116,8 @@ async fn dashboard(State(ctx): State<Context>, actor: Actor, page: Page) -> Resu
     let mut apps = Vec::new();
     for (card, _) in visible(&ctx, &actor).await? {
         let app = ctx.app(&card.name)?;
-        apps.push((card, Now::of(&ctx, app).await?));
+        let due = secret_age::flagged(&ctx, app).await?;
+        apps.push((card, Now::of(&ctx, app).await?, due));
     }
     Ok(Dashboard { page, apps })
 }

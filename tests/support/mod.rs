@@ -3,11 +3,13 @@
 //! journald sandbox (`sandbox.rs`).
 #![allow(dead_code)] // each test binary uses a different part of it
 
+pub mod account;
 pub mod browser;
 pub mod chatty;
 pub mod cli;
 pub mod deck;
 pub mod gitea;
+pub mod github;
 pub mod oidc;
 pub mod package;
 pub mod repos;
