@@ -807,6 +807,8 @@ gitea_url = "https://git.example.org/"
 client_id = "opsdeck"
 client_secret_file = "$SECRET"
 gitea_token_file = "$SECRET"
+github_token_file = "$SECRET"
+github_api = "https://github.example.org/api/v3"
 dev_login = false
 session_idle = "4h"
 session_max = "3d"
@@ -868,8 +870,18 @@ units = ["shop.service"]
 note = "Every signed-in customer is signed out."
 role = "admin"
 gitea_webhook = { repo = "shop/shop" }
+github_webhook = { repo = "shop/shop", url = "https://shop.example.org/hooks/github" }
+max_age = "90d"
 restore_on_failure = false
 keep_backups = 10
+
+[[app.secret]]
+name = "SESSION_SECRET"
+generate = "hex:32"
+store = { run = ["vault", "kv", "put", "secret/shop", "session=-"] }
+schedule = "0 3 1 * *"
+timezone = "Europe/Berlin"
+catch_up = false
 
 [[app.sweep]]
 name = "old-releases"
@@ -958,6 +970,16 @@ fn every_key_of_the_reference_is_accepted() {
     let shop = config.app("shop").unwrap();
     assert_eq!(shop.required_role("deploy"), opsdeck::auth::Role::Operator);
     assert_eq!(shop.sweeps.len(), 5);
+    assert_eq!(
+        shop.secrets[0].max_age,
+        Some(std::time::Duration::from_secs(90 * 86400))
+    );
+    assert_eq!(shop.secrets[1].store.as_ref().unwrap().run[0], "vault");
+    assert_eq!(config.github_token().unwrap().as_deref(), Some("value"));
+    assert_eq!(
+        config.auth.github_api(),
+        "https://github.example.org/api/v3"
+    );
     assert_eq!(shop.webhook_secret().unwrap().as_deref(), Some("value"));
     assert_eq!(config.gitea_token().unwrap().as_deref(), Some("value"));
     assert_eq!(config.hosts["web1"].jump.as_deref(), Some("bastion"));

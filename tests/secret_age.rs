@@ -39,7 +39,11 @@ fn value(env: &Path, key: &str) -> String {
 async fn overdue_secrets_are_flagged_on_the_app_page_the_dashboard_and_the_api() {
     let dir = tempfile::tempdir().unwrap();
     let env = dir.path().join(".env");
-    std::fs::write(&env, "SESSION_KEY=old-session-key-1234\nAPI_KEY=old-api-key-5678\nSALT=old-salt-9012\n").unwrap();
+    std::fs::write(
+        &env,
+        "SESSION_KEY=old-session-key-1234\nAPI_KEY=old-api-key-5678\nSALT=old-salt-9012\n",
+    )
+    .unwrap();
     let server = server::start(&format!(
         r#"[[app]]
 name = "web"
@@ -86,7 +90,9 @@ generate = "hex:16"
         "{dashboard}"
     );
     assert!(
-        dashboard.contains(r#"<code>API_KEY</code></a> <span class="badge due-soon">due in 7 days</span>"#),
+        dashboard.contains(
+            r#"<code>API_KEY</code></a> <span class="badge due-soon">due in 7 days</span>"#
+        ),
         "{dashboard}"
     );
     assert!(!dashboard.contains("<code>SALT</code>"), "{dashboard}");
@@ -114,7 +120,12 @@ generate = "hex:16"
     .await
     .unwrap();
     assert_eq!(server.finished(job).await, State::Succeeded);
-    let app = server.get_as("/apps/web", &owner).await.text().await.unwrap();
+    let app = server
+        .get_as("/apps/web", &owner)
+        .await
+        .text()
+        .await
+        .unwrap();
     assert!(
         app.contains(r#"<span class="badge due-fine">due in 89 days</span> <span class="muted">max age 90 days</span>"#),
         "{app}"
@@ -146,7 +157,8 @@ catch_up = false
 
 /// 10:mm:ss UTC on 2026-12-06.
 fn at(minute: u32, second: u32) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 12, 6, 10, minute, second).unwrap()
+    Utc.with_ymd_and_hms(2026, 12, 6, 10, minute, second)
+        .unwrap()
 }
 
 /// The scheduler's rotations: (secret, actor), in order.
@@ -223,7 +235,7 @@ async fn a_scheduled_rotation_runs_once_per_minute_of_its_schedule_across_restar
     .unwrap();
     assert_eq!(skipped, ["MONTHLY_KEY"]);
     assert_eq!(value(&env, "MONTHLY_KEY"), "first");
-    let next = opsdeck::ops::schedule::next_run(&deck.ctx.config.apps[0].secrets[1], january)
-        .unwrap();
+    let next =
+        opsdeck::ops::schedule::next_run(&deck.ctx.config.apps[0].secrets[1], january).unwrap();
     assert_eq!(next, Utc.with_ymd_and_hms(2027, 2, 1, 2, 0, 0).unwrap());
 }

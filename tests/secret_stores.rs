@@ -66,14 +66,16 @@ fn value(env: &Path, key: &str) -> String {
 }
 
 /// A directory every account may enter, with the store script, an env
-/// file (0600) holding `env`, and an empty `records` directory.
+/// file (0600) holding `env` in its own directory `app`, and an empty
+/// `records` directory.
 fn files(env: &str) -> (tempfile::TempDir, PathBuf, PathBuf, Records) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let script = dir.path().join("store.py");
     std::fs::write(&script, STORE).unwrap();
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let env_file = dir.path().join(".env");
+    std::fs::create_dir(dir.path().join("app")).unwrap();
+    let env_file = dir.path().join("app/.env");
     std::fs::write(&env_file, env).unwrap();
     std::fs::set_permissions(&env_file, std::fs::Permissions::from_mode(0o600)).unwrap();
     let records = dir.path().join("records");
@@ -100,7 +102,8 @@ async fn summary(server: &Server, job: i64) -> String {
 
 #[tokio::test]
 async fn a_store_gets_the_value_on_stdin_only_and_its_refusal_restores_the_env_file() {
-    let (dir, script, env, records) = files("SESSION_SECRET=first-session-secret-0123\nPORT=3000\n");
+    let (dir, script, env, records) =
+        files("SESSION_SECRET=first-session-secret-0123\nPORT=3000\n");
     let server = server::start(&format!(
         r#"[[app]]
 name = "community"
@@ -123,17 +126,32 @@ store = {{ run = ["python3", "{script}", "{records}", "--app", "communityrule"] 
     let new = value(&env, "SESSION_SECRET");
     assert_eq!(new.len(), 43);
     assert_eq!(records.runs(), 1);
-    assert_eq!(records.stdin(0), new, "the value, and nothing after it, on stdin");
+    assert_eq!(
+        records.stdin(0),
+        new,
+        "the value, and nothing after it, on stdin"
+    );
     assert!(!contains(&records.read(0, "argv"), &new), "not in argv");
-    assert!(!contains(&records.read(0, "environ"), &new), "not in the environment");
+    assert!(
+        !contains(&records.read(0, "environ"), &new),
+        "not in the environment"
+    );
     let argv: Vec<String> = serde_json::from_slice(&records.read(0, "argv")).unwrap();
-    assert_eq!(argv[1..], [&records.0.display().to_string(), "--app", "communityrule"]);
+    assert_eq!(
+        argv[1..],
+        [&records.0.display().to_string(), "--app", "communityrule"]
+    );
     let fingerprint = server.ctx.server_key.fingerprint(&new);
     assert!(
-        output.contains(&format!("the store now holds SESSION_SECRET ({fingerprint})")),
+        output.contains(&format!(
+            "the store now holds SESSION_SECRET ({fingerprint})"
+        )),
         "{output}"
     );
-    assert!(output.contains("SESSION_SECRET set; restarting the app"), "{output}");
+    assert!(
+        output.contains("SESSION_SECRET set; restarting the app"),
+        "{output}"
+    );
     assert!(!output.contains(&new), "{output}");
     let audit: String = sqlx::query_scalar(
         "SELECT detail FROM audit_events WHERE action = 'secret.store' AND job_id = ?",
@@ -142,7 +160,10 @@ store = {{ run = ["python3", "{script}", "{records}", "--app", "communityrule"] 
     .fetch_one(&server.ctx.db)
     .await
     .unwrap();
-    assert!(audit.contains(&fingerprint) && !audit.contains(&new), "{audit}");
+    assert!(
+        audit.contains(&fingerprint) && !audit.contains(&new),
+        "{audit}"
+    );
 
     // The store refuses: the job fails saying so, and the env file is as
     // it was; the store, which refused, is not asked again.
@@ -150,7 +171,11 @@ store = {{ run = ["python3", "{script}", "{records}", "--app", "communityrule"] 
     let before = std::fs::read(&env).unwrap();
     let (job, state, output) = rotate(&server, &owner, "community", "SESSION_SECRET").await;
     assert_eq!(state, State::Failed, "{output}");
-    assert_eq!(std::fs::read(&env).unwrap(), before, "the env file is restored");
+    assert_eq!(
+        std::fs::read(&env).unwrap(),
+        before,
+        "the env file is restored"
+    );
     assert_eq!(records.runs(), 2);
     assert!(
         output.contains("cloudron: the app is busy updating, try again later"),
@@ -202,7 +227,10 @@ store = {{ run = ["python3", "{script}", "{records}"] }}
     let handed = records.stdin(0);
     assert_eq!(handed.len(), 48);
     assert!(handed.bytes().all(|b| b.is_ascii_hexdigit()));
-    assert!(!output.contains(&handed), "the job's output masks it: {output}");
+    assert!(
+        !output.contains(&handed),
+        "the job's output masks it: {output}"
+    );
     assert!(
         output.contains("opsdeck never knew its previous value"),
         "{output}"
@@ -223,7 +251,9 @@ async fn a_store_runs_as_the_apps_user() {
         return;
     };
     let (_dir, script, env, records) = files("SESSION_SECRET=first-session-secret-0123\n");
-    account.own(&env);
+    // The app's account owns its directory (backups are made beside the
+    // env file) and the store's.
+    account.own(env.parent().unwrap());
     account.own(&records.0);
     let server = server::start(&format!(
         r#"[[app]]
@@ -286,7 +316,8 @@ async fn bot() -> Bot {
     });
     let github = FakeGithub::start().await;
     github.with_repo("sitg/bot", |repo| {
-        let mut paused = github::Hook::new(12, HOOK_URL, "first-github-secret-0123456789", &["push"]);
+        let mut paused =
+            github::Hook::new(12, HOOK_URL, "first-github-secret-0123456789", &["push"]);
         paused.active = false;
         paused.content_type = "form".into();
         repo.hooks = vec![
@@ -360,19 +391,27 @@ async fn github_webhooks_get_the_new_secret_keeping_events_and_active() {
     let new = value(&b.env, "GITHUB_WEBHOOK_SECRET");
     assert_eq!(b.gitea_secret(), new);
     let (eleven, twelve) = (b.github.hook("sitg/bot", 11), b.github.hook("sitg/bot", 12));
-    assert_eq!((eleven.secret.as_str(), twelve.secret.as_str()), (new.as_str(), new.as_str()));
+    assert_eq!(
+        (eleven.secret.as_str(), twelve.secret.as_str()),
+        (new.as_str(), new.as_str())
+    );
     assert_eq!(eleven.events, ["pull_request", "issue_comment"]);
     assert!(eleven.active);
     assert_eq!(twelve.events, ["push"]);
     assert!(!twelve.active, "a paused hook stays paused");
-    assert_eq!((twelve.content_type.as_str(), twelve.url.as_str()), ("form", HOOK_URL));
+    assert_eq!(
+        (twelve.content_type.as_str(), twelve.url.as_str()),
+        ("form", HOOK_URL)
+    );
     assert_eq!(
         b.github.hook("sitg/bot", 13).secret,
         "ci-secret",
         "a hook to another URL is not touched"
     );
     assert!(
-        output.contains("GitHub webhook 11 of sitg/bot now signs with GITHUB_WEBHOOK_SECRET (sha256:"),
+        output.contains(
+            "GitHub webhook 11 of sitg/bot now signs with GITHUB_WEBHOOK_SECRET (sha256:"
+        ),
         "{output}"
     );
     assert!(!output.contains(&new));
@@ -409,7 +448,11 @@ async fn github_webhooks_get_the_new_secret_keeping_events_and_active() {
     assert_eq!(state, State::Succeeded, "{output}");
     let relay = value(&b.env, "RELAY_SECRET");
     assert_eq!(b.github.hook("sitg/relay", 21).secret, relay);
-    assert_eq!(b.github.hook("sitg/relay", 22).secret, "", "an unsigned hook stays so");
+    assert_eq!(
+        b.github.hook("sitg/relay", 22).secret,
+        "",
+        "an unsigned hook stays so"
+    );
 
     // The app page names where the secret lives.
     let page = b
@@ -419,7 +462,10 @@ async fn github_webhooks_get_the_new_secret_keeping_events_and_active() {
         .text()
         .await
         .unwrap();
-    assert!(page.contains("and the GitHub webhooks of sitg/bot"), "{page}");
+    assert!(
+        page.contains("and the GitHub webhooks of sitg/bot"),
+        "{page}"
+    );
     assert!(page.contains("and its store <code>python3"), "{page}");
 }
 
@@ -433,9 +479,17 @@ async fn a_github_failure_puts_back_the_env_file_the_store_and_every_hook_change
     let before = std::fs::read(&b.env).unwrap();
     let (job, state, output) = rotate(&b.server, &b.owner, "bot", "GITHUB_WEBHOOK_SECRET").await;
     assert_eq!(state, State::Failed, "{output}");
-    assert_eq!(std::fs::read(&b.env).unwrap(), before, "the env file is restored");
+    assert_eq!(
+        std::fs::read(&b.env).unwrap(),
+        before,
+        "the env file is restored"
+    );
     assert_eq!(b.gitea_secret(), first, "Gitea's hook is put back");
-    assert_eq!(b.github.hook("sitg/bot", 11).secret, first, "GitHub's hook 11 is put back");
+    assert_eq!(
+        b.github.hook("sitg/bot", 11).secret,
+        first,
+        "GitHub's hook 11 is put back"
+    );
     assert_eq!(b.github.hook("sitg/bot", 12).secret, first);
     let eleven = b.github.hook("sitg/bot", 11);
     assert_eq!(eleven.events, ["pull_request", "issue_comment"]);
@@ -444,7 +498,9 @@ async fn a_github_failure_puts_back_the_env_file_the_store_and_every_hook_change
     assert_ne!(b.records.stdin(0), first);
     assert_eq!(b.records.stdin(1), first);
     assert!(
-        output.contains("GitHub refused /repos/sitg/bot/hooks/12 500 Internal Server Error: Server Error"),
+        output.contains(
+            "GitHub refused /repos/sitg/bot/hooks/12 500 Internal Server Error: Server Error"
+        ),
         "{output}"
     );
     for line in [
@@ -504,9 +560,18 @@ fn configs_that_could_leak_or_cannot_work_are_refused() {
         refused.contains("a scheduled rotation makes the new value itself, with nobody there"),
         "{refused}"
     );
-    let refused = check("generate = \"hex:32\"\nmax_age = \"0d\"\ntimezone = \"Mars/Base\"", "");
-    assert!(refused.contains("expected a duration longer than 0"), "{refused}");
-    assert!(refused.contains("`timezone` only applies to a `schedule`"), "{refused}");
+    let refused = check(
+        "generate = \"hex:32\"\nmax_age = \"0d\"\ntimezone = \"UTC\"",
+        "",
+    );
+    assert!(
+        refused.contains("expected a duration longer than 0"),
+        "{refused}"
+    );
+    assert!(
+        refused.contains("`timezone` only applies to a `schedule`"),
+        "{refused}"
+    );
     // A store alone needs no env file; a webhook does.
     let text = "[[app]]\nname = \"a\"\n\n[[app.secret]]\nname = \"K\"\ngenerate = \"hex:32\"\nstore = { run = [\"vault\", \"kv\", \"put\", \"secret/a\", \"K=-\"] }\n";
     assert!(opsdeck::config::Config::parse(text, Path::new("opsdeck.toml")).is_ok());
@@ -515,7 +580,9 @@ fn configs_that_could_leak_or_cannot_work_are_refused() {
         .unwrap_err()
         .to_string();
     assert!(
-        refused.contains("the webhook gets the value from the app's env file; set `env_file` on the app"),
+        refused.contains(
+            "the webhook gets the value from the app's env file; set `env_file` on the app"
+        ),
         "{refused}"
     );
 }

@@ -116,8 +116,16 @@ pub(super) fn check(config: &Config, p: &mut Problems) {
         _ => {}
     }
     let tokens = [
-        ("gitea_token_file", &config.auth.gitea_token_file, GITEA_TOKEN_ENV),
-        ("github_token_file", &config.auth.github_token_file, GITHUB_TOKEN_ENV),
+        (
+            "gitea_token_file",
+            &config.auth.gitea_token_file,
+            GITEA_TOKEN_ENV,
+        ),
+        (
+            "github_token_file",
+            &config.auth.github_token_file,
+            GITHUB_TOKEN_ENV,
+        ),
     ];
     for (key, file, env) in tokens {
         if let Some(path) = file {

@@ -63,37 +63,25 @@ pub struct Fired {
     pub job: std::result::Result<i64, String>,
 }
 
-/// What a schedule needs of a sweep or a secret.
+/// What a schedule needs of a sweep or a secret: its `schedule` (5-field
+/// cron, see [`parse_schedule`]), `timezone` (UTC when none) and
+/// `catch_up` (run once at start when a minute was missed while opsdeck
+/// was down).
 pub trait Timed {
-    /// 5-field cron (see [`parse_schedule`]).
-    fn schedule(&self) -> Option<&str>;
-    /// IANA time zone; UTC when none.
-    fn timezone(&self) -> Option<&str>;
-    /// Run once at start when a minute was missed while opsdeck was down.
-    fn catch_up(&self) -> bool;
+    fn timing(&self) -> (Option<&str>, Option<&str>, bool);
 }
 
 impl Timed for Sweep {
-    fn schedule(&self) -> Option<&str> {
-        self.schedule.as_deref()
-    }
-    fn timezone(&self) -> Option<&str> {
-        self.timezone.as_deref()
-    }
-    fn catch_up(&self) -> bool {
-        self.catch_up
+    fn timing(&self) -> (Option<&str>, Option<&str>, bool) {
+        let (schedule, zone) = (self.schedule.as_deref(), self.timezone.as_deref());
+        (schedule, zone, self.catch_up)
     }
 }
 
 impl Timed for Secret {
-    fn schedule(&self) -> Option<&str> {
-        self.schedule.as_deref()
-    }
-    fn timezone(&self) -> Option<&str> {
-        self.timezone.as_deref()
-    }
-    fn catch_up(&self) -> bool {
-        self.catch_up
+    fn timing(&self) -> (Option<&str>, Option<&str>, bool) {
+        let (schedule, zone) = (self.schedule.as_deref(), self.timezone.as_deref());
+        (schedule, zone, self.catch_up)
     }
 }
 
@@ -106,8 +94,9 @@ pub fn next_run(timed: &dyn Timed, now: DateTime<Utc>) -> Option<DateTime<Utc>> 
 }
 
 fn schedule(timed: &dyn Timed) -> Option<(croner::Cron, Tz)> {
-    let cron = parse_schedule(timed.schedule()?).ok()?;
-    let tz = match timed.timezone() {
+    let (schedule, zone, _) = timed.timing();
+    let cron = parse_schedule(schedule?).ok()?;
+    let tz = match zone {
         Some(zone) => parse_time_zone(zone).ok()?,
         None => Tz::UTC,
     };
@@ -203,7 +192,7 @@ impl Scheduler {
                 let rotations = app.secrets.iter().map(Task::Rotation);
                 sweeps.chain(rotations).map(move |task| (app, task))
             })
-            .filter(|(_, task)| task.timed().schedule().is_some())
+            .filter(|(_, task)| task.timed().timing().0.is_some())
     }
 
     /// Ticks at every scheduled minute until the process ends.
@@ -265,7 +254,7 @@ impl Scheduler {
         // Remembered first: whatever happens next, this minute is handled once.
         remember(&ctx.db, app, task, minute).await?;
         let missed = now - minute > LATE;
-        let job = if missed && !task.timed().catch_up() {
+        let job = if missed && !task.timed().timing().2 {
             Err("missed while opsdeck was down; catch_up is off".to_string())
         } else if task.active(ctx, app).await? {
             Err("its previous run is still queued or running".to_string())
@@ -276,16 +265,16 @@ impl Scheduler {
         };
         let what = task.what();
         if let Err(why) = &job {
-            tracing::warn!(app = %app.name, what, %minute, why, "scheduled job not started");
+            tracing::warn!(app = %app.name, %what, %minute, why, "scheduled job not started");
             let (action, key) = task.skipped();
+            let mut detail = serde_json::json!({ "minute": minute.to_rfc3339(), "why": why });
+            detail[key] = task.name().into();
             let event = Event::new(&Actor::system(ACTOR), action, &app.name)
                 .outcome(Outcome::Failed)
-                .detail(serde_json::json!({
-                    key: task.name(), "minute": minute.to_rfc3339(), "why": why,
-                }));
+                .detail(detail);
             ctx.audit.record(event).await?;
         } else if missed {
-            tracing::info!(app = %app.name, what, %minute, "running a scheduled job missed while opsdeck was down");
+            tracing::info!(app = %app.name, %what, %minute, "running a scheduled job missed while opsdeck was down");
         }
         Ok(Some(Fired {
             app: app.name.clone(),

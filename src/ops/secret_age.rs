@@ -181,11 +181,17 @@ mod tests {
         assert_eq!(Due::of(ninety, 10 * DAY).words(), "due in 80 days");
         assert_eq!(Due::of(ninety, 10 * DAY).class(), "due-fine");
         let soon = Due::of(ninety, 85 * DAY);
-        assert_eq!((soon.words(), soon.class()), ("due in 5 days".to_owned(), "due-soon"));
+        assert_eq!(
+            (soon.words(), soon.class()),
+            ("due in 5 days".to_owned(), "due-soon")
+        );
         let late = Due::of(ninety, 102 * DAY + 3 * HOUR);
         assert_eq!(late.words(), "overdue by 12 days");
         assert!(late.overdue() && late.needs_attention());
-        assert_eq!(Due::of(ninety, 90 * DAY + HOUR).words(), "overdue by 1 hour");
+        assert_eq!(
+            Due::of(ninety, 90 * DAY + HOUR).words(),
+            "overdue by 1 hour"
+        );
         // A year: soon starts 14 days before, not 36.
         let year = Duration::from_secs(365 * 86400);
         assert_eq!(Due::of(year, 350 * DAY).class(), "due-fine");

@@ -10,8 +10,9 @@ use crate::config::{App, Config, Generator, Secret};
 use crate::host::exec::command_line;
 use crate::jobs::{Plan, Step};
 use crate::ops::deploy::restart_and_check;
+use crate::steps::Work;
+use crate::steps::github::{RestoreGithubHookSecret, SetGithubHookSecret};
 use crate::steps::store::{RestoreStore, Source, StoreSecret};
-use crate::steps::{Work, github};
 use crate::{Error, Result};
 
 /// The store step and its recovery, for a secret also in `env_file`.
@@ -45,12 +46,16 @@ pub(super) fn store(secret: &Secret, env_file: &Path) -> Option<(Step, Step)> {
 /// file): a value made in the step, handed over, then the restart and the
 /// probe. There is no recovery: opsdeck never knew the previous value.
 pub(super) fn store_only(app: &App, secret: &Secret, generate: Generator) -> Result<Plan> {
-    let run = secret.store.as_ref().map(|s| s.run.clone()).ok_or_else(|| {
-        Error::Unavailable(format!(
-            "{} has no `env_file` to rotate secrets in",
-            app.name
-        ))
-    })?;
+    let run = secret
+        .store
+        .as_ref()
+        .map(|s| s.run.clone())
+        .ok_or_else(|| {
+            Error::Unavailable(format!(
+                "{} has no `env_file` to rotate secrets in",
+                app.name
+            ))
+        })?;
     let key = secret.name.clone();
     let mut steps = vec![Step {
         title: format!("Hand a new {key} to {}", command_line(&run)),
@@ -79,7 +84,7 @@ pub(super) fn github(config: &Config, secret: &Secret, env_file: &Path) -> Optio
     let (api, repo, key) = (config.auth.github_api(), &hook.repo, &secret.name);
     let set = Step {
         title: format!("Give the GitHub webhooks of {repo} the new {key}"),
-        work: Work::SetGithubHookSecret(github::SetGithubHookSecret {
+        work: Work::SetGithubHookSecret(SetGithubHookSecret {
             api: api.to_owned(),
             repo: repo.clone(),
             url: hook.url.clone(),
@@ -90,7 +95,7 @@ pub(super) fn github(config: &Config, secret: &Secret, env_file: &Path) -> Optio
     };
     let undo = Step {
         title: format!("Give the GitHub webhooks of {repo} the previous {key} again"),
-        work: Work::RestoreGithubHookSecret(github::RestoreGithubHookSecret {
+        work: Work::RestoreGithubHookSecret(RestoreGithubHookSecret {
             api: api.to_owned(),
             repo: repo.clone(),
             env_file: env_file.to_owned(),

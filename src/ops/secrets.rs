@@ -19,9 +19,9 @@
 use crate::auth::Actor;
 use crate::config::{App, Generator, Secret};
 use crate::error::Quoted;
+use crate::host::exec::command_line;
 use crate::host::{Host, env_edit, envfile};
 use crate::jobs::{Plan, Request, Step};
-use crate::host::exec::command_line;
 use crate::ops::deploy::restart_and_check;
 use crate::ops::{schedule, secret_age, secret_places};
 use crate::steps::{Work, secret};
@@ -39,7 +39,12 @@ pub async fn rotate(ctx: &Context, actor: &Actor, app: &str, name: &str) -> Resu
 
 /// Queues the rotation's job for `actor`, whose role was checked (or who
 /// is the scheduler); returns the job id.
-pub(super) async fn submit(ctx: &Context, actor: &Actor, app: &App, secret: &Secret) -> Result<i64> {
+pub(super) async fn submit(
+    ctx: &Context,
+    actor: &Actor,
+    app: &App,
+    secret: &Secret,
+) -> Result<i64> {
     let request = Request {
         app: app.name.clone(),
         kind: "rotate".into(),

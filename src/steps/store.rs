@@ -53,7 +53,10 @@ impl Perform for StoreSecret {
             Source::EnvFile { env_file } => format!("{} of {}", self.key, path(env_file)),
             Source::Generate { generate } => format!("a new {generate} value"),
         };
-        format!("{} < {from} (on its stdin; never shown)", command_line(&self.run))
+        format!(
+            "{} < {from} (on its stdin; never shown)",
+            command_line(&self.run)
+        )
     }
 
     fn perform<'a>(&'a self, job: &'a mut StepJob<'_>, bounds: Bounds) -> BoxFuture<'a, Ended> {
@@ -65,7 +68,12 @@ impl Perform for StoreSecret {
 }
 
 impl StoreSecret {
-    async fn hand(&self, job: &mut StepJob<'_>, lines: &Lines, limit: Duration) -> Result<Vec<String>> {
+    async fn hand(
+        &self,
+        job: &mut StepJob<'_>,
+        lines: &Lines,
+        limit: Duration,
+    ) -> Result<Vec<String>> {
         let key = &self.key;
         let host = job.host()?;
         let value = match &self.value {

@@ -10,8 +10,8 @@ use super::Moment;
 use crate::auth::{Actor, Role};
 use crate::config::{App, Strategy};
 use crate::ops::schedule::next_run;
-use crate::ops::{secret_age, secrets};
 use crate::ops::sweeps::{self, LastRun};
+use crate::ops::{secret_age, secrets};
 use crate::releases::{self, Release};
 use crate::{Context, Result};
 
