@@ -16,43 +16,7 @@ use support::account::Account;
 use support::gitea::{self, FakeGitea};
 use support::github::{self, FakeGithub};
 use support::server::{self, Server};
-
-/// A store command: records each run's stdin, argv, environment and uid
-/// as `<n>.stdin`, `<n>.argv`, `<n>.environ`, `<n>.uid` in its first
-/// argument's directory; exits 1 (saying why on stderr) while `fail` exists there.
-const STORE: &str = r#"import json, os, pathlib, sys
-d = pathlib.Path(sys.argv[1])
-data = sys.stdin.buffer.read()
-n = len(list(d.glob("*.stdin")))
-(d / f"{n}.argv").write_text(json.dumps(sys.argv))
-(d / f"{n}.environ").write_bytes(open("/proc/self/environ", "rb").read())
-(d / f"{n}.uid").write_text(str(os.getuid()))
-(d / f"{n}.stdin").write_bytes(data)
-if (d / "fail").exists():
-    print("cloudron: the app is busy updating, try again later", file=sys.stderr)
-    sys.exit(1)
-print("SESSION_SECRET set; restarting the app")
-"#;
-
-/// The store script's records.
-struct Records(PathBuf);
-
-impl Records {
-    fn runs(&self) -> usize {
-        std::fs::read_dir(&self.0)
-            .unwrap()
-            .filter(|e| e.as_ref().unwrap().path().extension() == Some("stdin".as_ref()))
-            .count()
-    }
-
-    fn read(&self, n: usize, what: &str) -> Vec<u8> {
-        std::fs::read(self.0.join(format!("{n}.{what}"))).unwrap()
-    }
-
-    fn stdin(&self, n: usize) -> String {
-        String::from_utf8(self.read(n, "stdin")).unwrap()
-    }
-}
+use support::store::{self, Records};
 
 fn contains(haystack: &[u8], needle: &str) -> bool {
     haystack
@@ -71,16 +35,12 @@ fn value(env: &Path, key: &str) -> String {
 fn files(env: &str) -> (tempfile::TempDir, PathBuf, PathBuf, Records) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let script = dir.path().join("store.py");
-    std::fs::write(&script, STORE).unwrap();
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (script, records) = store::recorder(dir.path());
     std::fs::create_dir(dir.path().join("app")).unwrap();
     let env_file = dir.path().join("app/.env");
     std::fs::write(&env_file, env).unwrap();
     std::fs::set_permissions(&env_file, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let records = dir.path().join("records");
-    std::fs::create_dir(&records).unwrap();
-    (dir, script, env_file, Records(records))
+    (dir, script, env_file, records)
 }
 
 async fn rotate(server: &Server, token: &str, app: &str, secret: &str) -> (i64, State, String) {

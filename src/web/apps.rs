@@ -38,10 +38,12 @@ pub fn router() -> Router<Context> {
 #[template(path = "apps/index.html")]
 struct Dashboard {
     page: Page,
-    /// Each card, how the app is now, and its secrets overdue, due soon or
-    /// of unknown age.
-    apps: Vec<(AppCard, Now, Vec<(String, Due)>)>,
+    /// Each card, how the app is now, and its secrets to rotate.
+    apps: Vec<(AppCard, Now, DueSecrets)>,
 }
+
+/// An app's secrets overdue, due soon or of unknown age: name, how it stands.
+type DueSecrets = Vec<(String, Due)>;
 
 /// A card's answer to "how is it now?": what runs, the last deploy (a
 /// rotation or a failing diagnostic action does not hide it), what runs or

@@ -18,6 +18,7 @@ pub mod server;
 pub mod sse;
 pub mod sshd;
 pub mod steps;
+pub mod store;
 pub mod webapp;
 
 /// A loopback port nobody listens on right now.
