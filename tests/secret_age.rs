@@ -14,6 +14,7 @@ use opsdeck::auth::Role;
 use opsdeck::host::envfile;
 use opsdeck::jobs::State;
 use opsdeck::ops::schedule::Scheduler;
+use support::browser::Browser;
 use support::deck::Deck;
 use support::server;
 
@@ -238,4 +239,77 @@ async fn a_scheduled_rotation_runs_once_per_minute_of_its_schedule_across_restar
     let next =
         opsdeck::ops::schedule::next_run(&deck.ctx.config.apps[0].secrets[1], january).unwrap();
     assert_eq!(next, Utc.with_ymd_and_hms(2027, 2, 1, 2, 0, 0).unwrap());
+}
+
+#[tokio::test]
+async fn on_a_phone_the_overdue_secrets_need_no_sideways_scrolling() {
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let env = dir.path().join("bot-worker.env");
+    std::fs::write(
+        &env,
+        "GITHUB_WEBHOOK_SECRET_FOR_THE_BOT_WORKER=old-value-1234\n",
+    )
+    .unwrap();
+    let token = dir.path().join("github_token");
+    std::fs::write(&token, "github-token").unwrap();
+    let server = server::start(&format!(
+        r#"[auth]
+github_token_file = "{token}"
+
+[[app]]
+name = "sitg-bot-worker-production"
+env_file = "{env}"
+
+[[app.secret]]
+name = "GITHUB_WEBHOOK_SECRET_FOR_THE_BOT_WORKER"
+generate = "hex:32"
+github_webhook = {{ repo = "sitg-dev/sitg-bot-worker-production", url = "https://bot.example.org/webhooks/github" }}
+store = {{ run = ["sh", "-c", "cloudron env set --app communityrule.info SESSION_SECRET=\"$(cat)\""] }}
+max_age = "90d"
+schedule = "0 4 1 */6 *"
+"#,
+        token = token.display(),
+        env = env.display()
+    ))
+    .await;
+    age_file(&env, 400);
+    let (cookie, _) = server.session("ben", Role::Owner).await;
+    let (name, value) = cookie.split_once('=').unwrap();
+    browser.goto(&server.at("/healthz")).await;
+    browser.set_cookie(name, value).await;
+    browser.resize(390, 844).await;
+    let shots = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    for (path, shot) in [
+        ("/", "dashboard-overdue"),
+        ("/apps/sitg-bot-worker-production", "app-secrets-overdue"),
+    ] {
+        browser.goto(&server.at(path)).await;
+        browser
+            .until("return document.body.innerText.includes('overdue by 310 days')")
+            .await;
+        let overflow = browser
+            .js(
+                "return document.documentElement.scrollWidth - window.innerWidth",
+                serde_json::json!([]),
+            )
+            .await;
+        assert!(
+            overflow.as_i64().unwrap() <= 0,
+            "{path} scrolls sideways by {overflow}px"
+        );
+        // For a person to look at: target/tmp/<shot>-phone.png, from the
+        // secrets section down on the app page.
+        browser
+            .js(
+                "var s = document.querySelector('#secrets table'); if (s) s.scrollIntoView(); return 0",
+                serde_json::json!([]),
+            )
+            .await;
+        browser
+            .screenshot(&shots.join(format!("{shot}-phone.png")))
+            .await;
+    }
 }
