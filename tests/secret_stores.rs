@@ -43,6 +43,32 @@ fn files(env: &str) -> (tempfile::TempDir, PathBuf, PathBuf, Records) {
     (dir, script, env_file, records)
 }
 
+/// An opsdeck whose app `community` (with `app_lines`) has SESSION_SECRET
+/// made by `generate` and kept by the recording store; `args` follow the
+/// store's records directory. The server and an owner's token.
+async fn community(
+    app_lines: &str,
+    generate: &str,
+    (script, records): (&Path, &Records),
+    args: &str,
+) -> (Server, String) {
+    let server = server::start(&format!(
+        r#"[[app]]
+name = "community"
+{app_lines}
+[[app.secret]]
+name = "SESSION_SECRET"
+generate = "{generate}"
+store = {{ run = ["python3", "{script}", "{records}"{args}] }}
+"#,
+        script = script.display(),
+        records = records.0.display(),
+    ))
+    .await;
+    let owner = server.token("ops", Role::Owner).await;
+    (server, owner)
+}
+
 async fn rotate(server: &Server, token: &str, app: &str, secret: &str) -> (i64, State, String) {
     let res = server::client()
         .post(server.at(&format!("/api/apps/{app}/secrets/{secret}/rotate")))
@@ -64,22 +90,13 @@ async fn summary(server: &Server, job: i64) -> String {
 async fn a_store_gets_the_value_on_stdin_only_and_its_refusal_restores_the_env_file() {
     let (dir, script, env, records) =
         files("SESSION_SECRET=first-session-secret-0123\nPORT=3000\n");
-    let server = server::start(&format!(
-        r#"[[app]]
-name = "community"
-env_file = "{env}"
-
-[[app.secret]]
-name = "SESSION_SECRET"
-generate = "base64url:32"
-store = {{ run = ["python3", "{script}", "{records}", "--app", "communityrule"] }}
-"#,
-        env = env.display(),
-        script = script.display(),
-        records = records.0.display(),
-    ))
+    let (server, owner) = community(
+        &format!("env_file = {:?}\n", env.display().to_string()),
+        "base64url:32",
+        (&script, &records),
+        r#", "--app", "communityrule""#,
+    )
     .await;
-    let owner = server.token("ops", Role::Owner).await;
 
     let (job, state, output) = rotate(&server, &owner, "community", "SESSION_SECRET").await;
     assert_eq!(state, State::Succeeded, "{output}");
@@ -168,20 +185,7 @@ store = {{ run = ["python3", "{script}", "{records}", "--app", "communityrule"] 
 #[tokio::test]
 async fn a_secret_kept_by_its_store_alone_is_made_in_the_step() {
     let (_dir, script, _env, records) = files("");
-    let server = server::start(&format!(
-        r#"[[app]]
-name = "community"
-
-[[app.secret]]
-name = "SESSION_SECRET"
-generate = "hex:24"
-store = {{ run = ["python3", "{script}", "{records}"] }}
-"#,
-        script = script.display(),
-        records = records.0.display(),
-    ))
-    .await;
-    let owner = server.token("ops", Role::Owner).await;
+    let (server, owner) = community("", "hex:24", (&script, &records), "").await;
     let (_, state, output) = rotate(&server, &owner, "community", "SESSION_SECRET").await;
     assert_eq!(state, State::Succeeded, "{output}");
     let handed = records.stdin(0);
@@ -215,24 +219,12 @@ async fn a_store_runs_as_the_apps_user() {
     // env file) and the store's.
     account.own(env.parent().unwrap());
     account.own(&records.0);
-    let server = server::start(&format!(
-        r#"[[app]]
-name = "community"
-user = "{user}"
-env_file = "{env}"
-
-[[app.secret]]
-name = "SESSION_SECRET"
-generate = "alnum:32"
-store = {{ run = ["python3", "{script}", "{records}"] }}
-"#,
-        user = account.name,
-        env = env.display(),
-        script = script.display(),
-        records = records.0.display(),
-    ))
-    .await;
-    let owner = server.token("ops", Role::Owner).await;
+    let app_lines = format!(
+        "user = {:?}\nenv_file = {:?}\n",
+        account.name,
+        env.display().to_string()
+    );
+    let (server, owner) = community(&app_lines, "alnum:32", (&script, &records), "").await;
     let (_, state, output) = rotate(&server, &owner, "community", "SESSION_SECRET").await;
     assert_eq!(state, State::Succeeded, "{output}");
     let new = value(&env, "SESSION_SECRET");

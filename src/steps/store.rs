@@ -60,14 +60,34 @@ impl Perform for StoreSecret {
     }
 
     fn perform<'a>(&'a self, job: &'a mut StepJob<'_>, bounds: Bounds) -> BoxFuture<'a, Ended> {
-        Box::pin(async move {
-            let (lines, limit) = (bounds.lines.clone(), bounds.limit);
-            bounds.in_process(self.hand(job, &lines, limit)).await
-        })
+        perform_hand(self, job, bounds)
     }
 }
 
-impl StoreSecret {
+/// What each store step does, with the job's output at hand for what the
+/// command prints and the step's limit for its timeout; the lines it
+/// prints after.
+trait Hand: Sync {
+    fn hand(
+        &self,
+        job: &mut StepJob<'_>,
+        lines: &Lines,
+        limit: Duration,
+    ) -> impl Future<Output = Result<Vec<String>>> + Send;
+}
+
+fn perform_hand<'a>(
+    step: &'a impl Hand,
+    job: &'a mut StepJob<'_>,
+    bounds: Bounds,
+) -> BoxFuture<'a, Ended> {
+    Box::pin(async move {
+        let (lines, limit) = (bounds.lines.clone(), bounds.limit);
+        bounds.in_process(step.hand(job, &lines, limit)).await
+    })
+}
+
+impl Hand for StoreSecret {
     async fn hand(
         &self,
         job: &mut StepJob<'_>,
@@ -126,15 +146,12 @@ impl Perform for RestoreStore {
     }
 
     fn perform<'a>(&'a self, job: &'a mut StepJob<'_>, bounds: Bounds) -> BoxFuture<'a, Ended> {
-        Box::pin(async move {
-            let (lines, limit) = (bounds.lines.clone(), bounds.limit);
-            bounds.in_process(self.hand_back(job, &lines, limit)).await
-        })
+        perform_hand(self, job, bounds)
     }
 }
 
-impl RestoreStore {
-    async fn hand_back(
+impl Hand for RestoreStore {
+    async fn hand(
         &self,
         job: &mut StepJob<'_>,
         lines: &Lines,
