@@ -101,6 +101,16 @@ impl Context {
         )))
     }
 
+    /// The apps `actor` may view, in config order: what lists of apps
+    /// (the dashboard, `/insights`) show, so a page never shows what the
+    /// app's own page would refuse.
+    pub fn viewable<'a>(&'a self, actor: &'a Actor) -> impl Iterator<Item = &'a App> + 'a {
+        self.config
+            .apps
+            .iter()
+            .filter(|app| actor.role >= app.required_role("view"))
+    }
+
     /// The app named in a URL, or 404.
     pub fn app(&self, name: &str) -> Result<&App> {
         self.config

@@ -10,6 +10,7 @@ pub mod db;
 pub mod demo;
 pub mod error;
 pub mod host;
+pub mod insights;
 pub mod jobs;
 pub mod logs;
 pub mod ops;

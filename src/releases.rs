@@ -105,12 +105,15 @@ pub(crate) struct NewRelease<'a> {
     pub replaces: Option<i64>,
     pub dir: Option<&'a str>,
     pub values: &'a BTreeMap<String, String>,
+    /// The commit's committer time (Unix milliseconds), if known: where
+    /// its lead time starts (`insights`).
+    pub committed_at: Option<i64>,
 }
 
 pub(crate) async fn record(db: &SqlitePool, new: NewRelease<'_>) -> Result<i64> {
     let id = sqlx::query_scalar(
-        "INSERT INTO releases (app, job_id, kind, ref, sha, actor, created_at, recovery_step, replaces, dir, vals)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        "INSERT INTO releases (app, job_id, kind, ref, sha, actor, created_at, recovery_step, replaces, dir, vals, committed_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
     )
     .bind(new.app)
     .bind(new.job)
@@ -128,6 +131,7 @@ pub(crate) async fn record(db: &SqlitePool, new: NewRelease<'_>) -> Result<i64> 
             .transpose()
             .map_err(anyhow::Error::from)?,
     )
+    .bind(new.committed_at)
     .fetch_one(db)
     .await?;
     Ok(id)

@@ -88,9 +88,15 @@
     });
   }
 
+  // The server's rule for durations (web/page.rs `span`), for a clock
+  // that ticks.
   function clock(ms) {
     var s = Math.max(0, Math.floor(ms / 1000));
-    return s < 60 ? (Math.max(0, ms) / 1000).toFixed(1) + "s" : Math.floor(s / 60) + "m " + String(s % 60).padStart(2, "0") + "s";
+    var two = function (n) { return String(n).padStart(2, "0"); };
+    if (s < 60) return (Math.max(0, ms) / 1000).toFixed(1) + "s";
+    if (s < 3600) return Math.floor(s / 60) + "m " + two(s % 60) + "s";
+    if (s < 86400) return Math.floor(s / 3600) + "h " + two(Math.floor(s / 60) % 60) + "m";
+    return Math.floor(s / 86400) + "d " + two(Math.floor(s / 3600) % 24) + "h";
   }
   window.setInterval(function () {
     var running = document.querySelectorAll(".elapsed[data-since]");

@@ -118,16 +118,8 @@ async fn an_operator_runs_an_action_from_the_dashboard_and_sees_its_output() {
                 "return document.body.innerText.includes('{shown}')"
             ))
             .await;
-        let overflow = browser
-            .js(
-                "return document.documentElement.scrollWidth - window.innerWidth",
-                json!([]),
-            )
-            .await;
-        assert!(
-            overflow.as_i64().unwrap() <= 0,
-            "{path} scrolls sideways by {overflow}px"
-        );
+        let overflow = browser.sideways_overflow().await;
+        assert!(overflow <= 0, "{path} scrolls sideways by {overflow}px");
         // For a person to look at: target/tmp/<page>-phone.png.
         browser
             .screenshot(&shots.join(format!("{name}-phone.png")))

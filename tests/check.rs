@@ -23,6 +23,11 @@ units = ["web.service", "nosuch.service"]
 name = "bot"
 sudo = true
 units = ["web.service"]
+
+[[app.secret]]
+name = "SIGNING_KEY"
+file = "{dir}/bot/signing.pem"
+generate = "ed25519"
 "#;
 
 fn write_config(dir: &Path, name: &str, text: &str) -> String {
@@ -74,6 +79,15 @@ fn check_names_every_mistake_of_the_troubleshooting_table() {
     // The app's directory belongs to root: nobody cannot write it.
     fs::create_dir(dir.join("web")).unwrap();
     fs::set_permissions(dir.join("web"), fs::Permissions::from_mode(0o755)).unwrap();
+    // The bot's key file too: a rotation could not rewrite it.
+    fs::create_dir(dir.join("bot")).unwrap();
+    fs::set_permissions(dir.join("bot"), fs::Permissions::from_mode(0o755)).unwrap();
+    fs::write(dir.join("bot/signing.pem"), "key\n").unwrap();
+    fs::set_permissions(
+        dir.join("bot/signing.pem"),
+        fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
     sandbox.install_unit("web.service", "[Service]\nExecStart=/bin/sleep infinity\n");
     sandbox.run_ok(&["systemctl", "start", "web.service"]);
     sandbox.start_bus_and_polkit();
@@ -92,6 +106,11 @@ fn check_names_every_mistake_of_the_troubleshooting_table() {
         // "a deploy fails with Permission denied"
         &format!(
             "app \"web\": {}/web is not writable by nobody (EACCES",
+            dir.display()
+        ),
+        // "a rotation fails with Permission denied"
+        &format!(
+            "app \"bot\": secret rotation rewrites {}/bot/signing.pem, which nobody cannot read and write (EACCES",
             dir.display()
         ),
         // "a restart fails with Interactive authentication required"

@@ -874,6 +874,13 @@ github_webhook = { repo = "shop/shop", url = "https://shop.example.org/hooks/git
 max_age = "90d"
 restore_on_failure = false
 keep_backups = 10
+env_file = "/srv/shop/shared/worker.env"
+key = "SHOP_APP_KEY"
+
+[[app.secret]]
+name = "SIGNING_KEY"
+file = "/srv/shop/shared/signing.pem"
+generate_with = ["shop", "new-signing-key", "--pem"]
 
 [[app.secret]]
 name = "SESSION_SECRET"
@@ -970,11 +977,15 @@ fn every_key_of_the_reference_is_accepted() {
     let shop = config.app("shop").unwrap();
     assert_eq!(shop.required_role("deploy"), opsdeck::auth::Role::Operator);
     assert_eq!(shop.sweeps.len(), 5);
+    let secret = |name: &str| shop.secrets.iter().find(|s| s.name == name).unwrap();
     assert_eq!(
-        shop.secrets[0].max_age,
+        secret("APP_KEY").max_age,
         Some(std::time::Duration::from_secs(90 * 86400))
     );
-    assert_eq!(shop.secrets[1].store.as_ref().unwrap().run[0], "vault");
+    assert_eq!(
+        secret("SESSION_SECRET").store.as_ref().unwrap().run[0],
+        "vault"
+    );
     assert_eq!(config.github_token().unwrap().as_deref(), Some("value"));
     assert_eq!(
         config.auth.github_api(),

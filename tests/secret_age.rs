@@ -77,7 +77,7 @@ generate = "hex:16"
 
     let app = page("/apps/web").await;
     assert!(
-        app.contains(r#"<span class="badge due-overdue">overdue by 12 days</span> <span class="muted">max age 90 days, counted from the env file's last change</span>"#),
+        app.contains(r#"<span class="badge due-overdue">overdue by 12 days</span> <span class="muted">max age 90 days, counted from the file's last change</span>"#),
         "{app}"
     );
     assert!(

@@ -533,7 +533,7 @@ fn configs_that_could_leak_or_cannot_work_are_refused() {
         .to_string();
     assert!(
         refused.contains(
-            "the webhook gets the value from the app's env file; set `env_file` on the app"
+            "the webhook gets the value from the env file; set `env_file` on the app (or on the secret)"
         ),
         "{refused}"
     );

@@ -173,7 +173,8 @@ fn permissions(s: &mut Section) -> BTreeMap<String, Role> {
 fn secret(s: &mut Section) -> Secret {
     Secret {
         name: s.required_string("name", "the env var name, like \"SECRET_KEY\""),
-        generate: s.required_string("generate", "like \"hex:32\""),
+        // Required unless `generate_with` is given: `Secret::source` says.
+        generate: s.string("generate").unwrap_or_default(),
         units: s.opt_strings("units"),
         note: s.string("note"),
         role: s.role("role"),
@@ -193,6 +194,10 @@ fn secret(s: &mut Section) -> Secret {
         catch_up: s.bool_or("catch_up", true),
         restore_on_failure: s.bool_or("restore_on_failure", true),
         keep_backups: s.count("keep_backups").unwrap_or(5),
+        env_file: s.path("env_file"),
+        key: s.string("key"),
+        file: s.path("file"),
+        generate_with: s.opt_strings("generate_with"),
     }
 }
 

@@ -18,9 +18,11 @@ mod load;
 mod params;
 mod problems;
 mod reader;
+mod rotation;
 mod secrets;
 mod validate;
 mod validate_params;
+mod validate_secret_places;
 mod validate_secrets;
 mod validate_sweeps;
 mod values;
@@ -29,6 +31,7 @@ pub mod words;
 pub use duration::parse_duration;
 pub use errors::{ConfigError, ConfigErrors, line_col};
 pub use params::MAX_VALUE;
+pub use rotation::{KeyKind, Place, Source};
 pub use values::{Generator, HostAddress, SshTarget, parse_schedule, parse_time_zone};
 
 /// A whole, validated configuration.
@@ -262,7 +265,9 @@ pub struct Logs {
 #[derive(Debug, Clone)]
 pub struct Secret {
     pub name: String,
-    /// `hex:N`, `base64url:N` or `alnum:N` (see [`Generator`]).
+    /// `hex:N`, `base64url:N` or `alnum:N` (see [`Generator`]), `set`, or
+    /// for a `file`, a [`KeyKind`]; empty with `generate_with` (see
+    /// [`Secret::source`]).
     pub generate: String,
     /// Units restarted after rotation (default: the app's).
     pub units: Option<Vec<String>>,
@@ -284,6 +289,16 @@ pub struct Secret {
     pub restore_on_failure: bool,
     /// How many 0600 backups of the env file to keep next to it.
     pub keep_backups: usize,
+    /// The env file holding it, when not the app's `env_file` (one per
+    /// bot worker, say).
+    pub env_file: Option<PathBuf>,
+    /// Its variable in the env file, when not `name` (two bots' env files
+    /// may hold the same variable; names are unique per app).
+    pub key: Option<String>,
+    /// A whole file (a PEM key) instead of a `KEY=value` line.
+    pub file: Option<PathBuf>,
+    /// For a `file`: an argv whose standard output is the new content.
+    pub generate_with: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone)]
@@ -480,6 +495,13 @@ impl App {
             .copied()
             .unwrap_or_else(|| Role::default_for(action))
     }
+
+    /// Whether it deploys: from a repository, or with deploy commands of
+    /// its own (`command` strategy, even without a repository). An app
+    /// that does neither only runs actions.
+    pub fn deploys(&self) -> bool {
+        self.repo.is_some() || self.strategy == Strategy::Command
+    }
 }
 
 impl App {
@@ -500,15 +522,6 @@ impl Auth {
         self.github_api
             .as_deref()
             .unwrap_or("https://api.github.com")
-    }
-}
-
-impl Secret {
-    /// Whether opsdeck makes the new value itself: only then may it rotate
-    /// the secret on a schedule, with nobody there. A value issued
-    /// elsewhere (`generate = "set"`) is pasted by a person.
-    pub fn made_by_opsdeck(&self) -> bool {
-        self.generate != "set"
     }
 }
 

@@ -91,7 +91,8 @@ fn check_file(p: &mut Problems, label: &Label, path: &Path) {
     }
 }
 
-/// The app's env file holds its secrets (opsdeck writes it on rotation).
+/// A file holding the app's secrets (an env file, a key file): opsdeck
+/// writes it on rotation.
 fn check_env_file(p: &mut Problems, label: &Label, path: &Path) {
     if path.exists() {
         warn_if_everyone_reads(p, label, path);
@@ -148,6 +149,14 @@ pub(super) fn check(config: &Config, p: &mut Problems) {
         let local = app.is_local();
         if let Some(env_file) = app.env_file.as_ref().filter(|f| local && f.is_absolute()) {
             check_env_file(p, &label.key("env_file"), env_file);
+        }
+        let secrets = super::validate::labels(&label.key("secret"), &app.secrets, |s| &s.name);
+        for (secret, label) in app.secrets.iter().zip(&secrets) {
+            for (key, file) in [("env_file", &secret.env_file), ("file", &secret.file)] {
+                if let Some(file) = file.as_ref().filter(|f| local && f.is_absolute()) {
+                    check_env_file(p, &label.key(key), file);
+                }
+            }
         }
         if let Some(repo) = app.repo.as_ref().filter(|r| local && r.is_absolute()) {
             if !repo.exists() {

@@ -411,23 +411,14 @@ fn strategy(app: &App, label: &Label, p: &mut Problems) {
 fn secrets(config: &Config, app: &App, array: &Label, p: &mut Problems) {
     let labels = labels(array, &app.secrets, |s| &s.name);
     unique(&app.secrets, &labels, |s| &s.name, "a secret", p);
+    super::validate_secrets::distinct_places(app, &labels, p);
     for (secret, label) in app.secrets.iter().zip(&labels) {
         report(p, &label.key("name"), check_env_name(&secret.name));
-        report(
-            p,
-            &label.key("generate"),
-            secret.generate.parse::<Generator>(),
-        );
+        super::validate_secrets::check(app, secret, label, p);
         if let Some(units) = &secret.units {
             self::units(p, &label.key("units"), units);
         }
-        if app.env_file.is_none() && secret.store.is_none() {
-            p.error(
-                label,
-                "secrets are written to the app's env file; set `env_file` on the app, or give the secret a `store`",
-            );
-        }
-        super::validate_secrets::places_and_clock(config, app, secret, label, p);
+        super::validate_secret_places::places_and_clock(config, app, secret, label, p);
         if let Some(hook) = &secret.gitea_webhook {
             report(
                 p,

@@ -1,79 +1,83 @@
-//! `[[app.secret]]`: the other places a secret lives (a `store` command,
-//! GitHub webhooks) and its clock (`max_age`, `schedule`).
+//! Where a `[[app.secret]]` lives and how its value is made, checked:
+//! `generate` or `generate_with` fits `file` or an env value, an env value
+//! has an env file, and no two secrets write the same variable of the same
+//! file (see `rotation.rs` for what the keys mean).
 
 use super::problems::{Label, Problems};
-use super::validate::argv;
-use super::validate_sweeps::schedule;
-use super::values::{check_github_repo, check_http_url};
-use super::{App, Config, Secret};
+use super::rotation::Place;
+use super::validate::{absolute, argv};
+use super::values::check_env_name;
+use super::{App, Secret, Source};
 
-pub(super) fn places_and_clock(
-    config: &Config,
-    app: &App,
-    secret: &Secret,
-    label: &Label,
-    p: &mut Problems,
-) {
-    if let Some(store) = &secret.store {
-        let run = label.key("store").key("run");
-        argv(p, &run, &store.run);
-        for (i, word) in store.run.iter().enumerate() {
-            if let Some(name) = super::words::placeholders(word).first() {
-                p.error_in(
-                    &run,
-                    i,
+/// The keys of one secret that say where it lives and how it is made.
+pub(super) fn check(app: &App, secret: &Secret, label: &Label, p: &mut Problems) {
+    let key = |k: &str| label.key(k);
+    let source = secret.source();
+    match &source {
+        Err(e) if secret.generate_with.is_some() && secret.file.is_none() => {
+            p.error(&key("generate_with"), e.clone())
+        }
+        Err(e) if secret.generate.is_empty() => p.error(label, e.clone()),
+        Err(e) => p.error(&key("generate"), e.clone()),
+        Ok(Source::Command(run)) => argv(p, &key("generate_with"), run),
+        Ok(_) => {}
+    }
+    absolute(p, &key("env_file"), secret.env_file.as_deref());
+    absolute(p, &key("file"), secret.file.as_deref());
+    if let Some(name) = &secret.key
+        && let Err(e) = check_env_name(name)
+    {
+        p.error(&key("key"), e);
+    }
+    if secret.file.is_some() {
+        for other in [
+            "env_file",
+            "key",
+            "gitea_webhook",
+            "github_webhook",
+            "store",
+        ] {
+            if p.is_written(&key(other)) {
+                p.error(
+                    &key(other),
                     format!(
-                        "the new value reaches the store command on its standard input only, never in its arguments: {{{name}}} is not filled in"
+                        "`{other}` is for a value in an env file; a `file` secret is the whole file"
                     ),
                 );
             }
         }
-    }
-    // A webhook's side gets the value the app's env file has now.
-    for (key, set) in [
-        ("gitea_webhook", secret.gitea_webhook.is_some()),
-        ("github_webhook", secret.github_webhook.is_some()),
-    ] {
-        if set && app.env_file.is_none() {
-            p.error(
-                &label.key(key),
-                "the webhook gets the value from the app's env file; set `env_file` on the app",
-            );
-        }
-    }
-    if let Some(hook) = &secret.github_webhook {
-        let hook_label = label.key("github_webhook");
-        if let Err(e) = check_github_repo(&hook.repo) {
-            p.error(&hook_label.key("repo"), e);
-        }
-        if let Some(Err(e)) = hook.url.as_deref().map(check_http_url) {
-            p.error(&hook_label.key("url"), e);
-        }
-        let token = config.auth.github_token_file.is_some()
-            || super::secrets::env_secret(super::secrets::GITHUB_TOKEN_ENV).is_some();
-        if !token {
-            p.error(
-                &hook_label,
-                "this calls the GitHub API, so it needs a token: set `auth.github_token_file` or OPSDECK_GITHUB_TOKEN",
-            );
-        }
-    }
-    if secret.max_age.is_some_and(|d| d.is_zero()) {
-        p.error(&label.key("max_age"), "expected a duration longer than 0");
-    }
-    schedule(
-        p,
-        label,
-        secret.schedule.as_deref(),
-        secret.timezone.as_deref(),
-    );
-    if secret.schedule.is_some() && !secret.made_by_opsdeck() {
+    } else if secret.place(app).is_none() && secret.store.is_none() {
         p.error(
-            &label.key("schedule"),
-            format!(
-                "a scheduled rotation makes the new value itself, with nobody there; {} is pasted by a person (`generate = \"{}\"`), so it cannot have a `schedule`",
-                secret.name, secret.generate
-            ),
+            label,
+            "this secret is written to an env file: set `env_file` on the app (or on the secret), or give it a `store`",
         );
+    }
+}
+
+/// No two secrets of an app write the same variable of the same env file,
+/// or the same key file: the second would undo the first.
+pub(super) fn distinct_places(app: &App, labels: &[Label], p: &mut Problems) {
+    for (i, (secret, label)) in app.secrets.iter().zip(labels).enumerate() {
+        let Some(place) = secret.place(app) else {
+            continue;
+        };
+        // A second secret of the same name is reported as such already.
+        let earlier = app.secrets[..i]
+            .iter()
+            .filter(|other| other.name != secret.name)
+            .find(|other| other.place(app).as_ref() == Some(&place));
+        if let Some(other) = earlier {
+            let what = match place {
+                Place::Env { file, key } => format!("{key} of {}", file.display()),
+                Place::File(file) => file.display().to_string(),
+            };
+            p.error(
+                label,
+                format!(
+                    "secret {:?} already holds {what}; give this one its own `env_file` or `key`",
+                    other.name
+                ),
+            );
+        }
     }
 }

@@ -136,6 +136,31 @@ pub fn set(path: &Path, text: &str, key: &str, value: &str) -> Result<String> {
     Ok(out)
 }
 
+/// `value` as it is written after `KEY=` so that every reader of env files
+/// reads it back exactly: systemd's `EnvironmentFile=`, python-dotenv,
+/// this parser. Bare when it is made of characters none of them treats
+/// specially; else in single quotes, read literally by all three when it
+/// has no `'` and no `\\` and does not end in `\` (python-dotenv unescapes
+/// just those two there); else, holding a `'`, in double quotes when it
+/// has nothing they would expand or unescape there. A value that fits
+/// none of these is refused, saying why (never showing it).
+pub fn literal(value: &str) -> std::result::Result<std::borrow::Cow<'_, str>, String> {
+    let bare = |c: char| c.is_ascii_alphanumeric() || "-_.~+/=:@%,^".contains(c);
+    if !value.is_empty() && value.chars().all(bare) {
+        return Ok(value.into());
+    }
+    if value.chars().any(char::is_control) {
+        return Err("it holds a line break or another control character".into());
+    }
+    if !value.contains('\'') && !value.contains("\\\\") && !value.ends_with('\\') {
+        return Ok(format!("'{value}'").into());
+    }
+    if !value.contains(['\\', '"', '$', '`']) {
+        return Ok(format!("\"{value}\"").into());
+    }
+    Err("its mix of quotes and backslashes cannot be written so that systemd and python-dotenv both read it back as it is".into())
+}
+
 /// Replaces `path` with `content` atomically: a temp file in the same
 /// directory with the original's mode and owner, fsync, rename over the
 /// original, fsync the directory (so the rename itself survives a crash).
@@ -339,6 +364,39 @@ mod tests {
         let p = Path::new(".env");
         assert_eq!(set(p, "A=1", "B", "2").unwrap(), "A=1\nB=2\n");
         assert_eq!(set(p, "", "B", "2").unwrap(), "B=2\n");
+    }
+
+    #[test]
+    fn literals_read_back_as_the_value() {
+        let p = Path::new(".env");
+        for value in [
+            "ghp_0123456789abcdefABCDEF",
+            "p@ss w#rd",
+            "it's plain",
+            "x # not a comment",
+            " padded ",
+            "$HOME and \\n",
+        ] {
+            let written = literal(value).unwrap();
+            let text = set(p, "A=1\nKEY=old # c\n", "KEY", &written).unwrap();
+            assert_eq!(get(p, &text, "KEY").unwrap().unwrap(), value, "{text}");
+        }
+        assert_eq!(
+            literal("abc-123").unwrap(),
+            "abc-123",
+            "plain values stay bare"
+        );
+        for refused in [
+            "it's $HOME",
+            "it's \"quoted\"",
+            "a\nb",
+            "nul\0",
+            "'\\'",
+            "ends in \\",
+        ] {
+            let why = literal(refused).unwrap_err();
+            assert!(!why.contains(refused), "{why}");
+        }
     }
 
     #[test]

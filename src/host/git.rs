@@ -258,6 +258,28 @@ pub async fn checkout(host: &Host, repo: &Path, sha: &Sha) -> Result<()> {
     .map(drop)
 }
 
+/// When `sha` was committed — its committer time, in Unix milliseconds:
+/// when this exact commit was made (a rebase or cherry-pick makes it
+/// anew; the author time stays from the first draft). A deploy's lead
+/// time runs from here.
+pub async fn committed_at(host: &Host, repo: &Path, sha: &Sha) -> Result<i64> {
+    let out = git(
+        host,
+        repo,
+        &["show", "--no-patch", "--format=%ct", sha.as_str()],
+        LOCAL_TIMEOUT,
+    )
+    .await?;
+    let seconds: i64 = out.trim().parse().map_err(|_| {
+        Error::Unavailable(format!(
+            "git printed {:?} as the commit time of {}",
+            out.trim(),
+            sha.short()
+        ))
+    })?;
+    Ok(seconds * 1000)
+}
+
 /// What ships when going from `from` to `to`: the commits in `to` that
 /// `from` lacks, newest first.
 pub async fn log(host: &Host, repo: &Path, from: &Sha, to: &Sha) -> Result<Vec<Commit>> {

@@ -15,6 +15,7 @@ pub mod git;
 pub mod gitea;
 pub mod github;
 pub mod journal;
+pub mod keys;
 pub mod lines;
 pub mod local;
 pub mod preflight;

@@ -20,7 +20,7 @@ use crate::audit::{Audit, Event, Outcome};
 use crate::config::Config;
 use crate::host::exec;
 use crate::host::secret::ServerKey;
-use crate::steps;
+use crate::steps::{self, Held};
 use crate::{Error, Result};
 
 /// A job to run, as an `ops` module builds it.
@@ -75,6 +75,9 @@ pub(super) struct Inner {
     queue: tokio::sync::Mutex<Scheduling>,
     live: Mutex<HashMap<i64, Arc<Live>>>,
     running: Mutex<HashMap<i64, watch::Sender<Option<Stop>>>>,
+    /// The value each waiting job was given to hold (never stored; see
+    /// `steps::Held`), until it starts.
+    held: Mutex<HashMap<i64, Held>>,
     job_ended: Notify,
 }
 
@@ -110,6 +113,7 @@ impl Engine {
             }),
             live: Mutex::new(HashMap::new()),
             running: Mutex::new(HashMap::new()),
+            held: Mutex::new(HashMap::new()),
             job_ended: Notify::new(),
         });
         for (id, app, login, role) in store::interrupt_running(&inner.db).await? {
@@ -158,6 +162,16 @@ impl Engine {
     /// Queues a job; returns its id. An identical request still waiting is
     /// refused with who asked for it and when.
     pub async fn submit(&self, actor: &Actor, request: Request) -> Result<i64> {
+        self.queue_job(actor, request, None).await
+    }
+
+    /// Queues a job given `held` to hold in memory until it runs (a pasted
+    /// secret, which its plan must not contain).
+    pub async fn submit_holding(&self, actor: &Actor, request: Request, held: Held) -> Result<i64> {
+        self.queue_job(actor, request, Some(held)).await
+    }
+
+    async fn queue_job(&self, actor: &Actor, request: Request, held: Option<Held>) -> Result<i64> {
         let inner = &self.inner;
         let queue = inner.queue.lock().await;
         if !queue.accepting {
@@ -191,6 +205,10 @@ impl Engine {
         };
         let id = store::insert(&inner.db, new).await?;
         lock(&inner.live).insert(id, Live::new());
+        // Before the queue lock is let go: the job cannot start without it.
+        if let Some(held) = held {
+            lock(&inner.held).insert(id, held);
+        }
         let request = Event::new(actor, "job.request", app)
             .job(id)
             .detail(serde_json::json!({"kind": kind, "target": target}));
@@ -206,6 +224,7 @@ impl Engine {
             if let Some(live) = lock(&inner.live).remove(&id) {
                 live.end(State::Failed);
             }
+            lock(&inner.held).remove(&id);
             return Err(e);
         }
         drop(queue);
@@ -226,6 +245,7 @@ impl Engine {
         match job.state {
             State::Queued => {
                 store::cancel_queued(&inner.db, id, &actor.login).await?;
+                lock(&inner.held).remove(&id);
                 inner.record_cancel(actor, &job).await?;
                 let owner = job_actor(&job.actor, &job.role);
                 inner
@@ -384,9 +404,16 @@ impl Inner {
         }
     }
 
+    /// The value job `id` was given to hold, taken as it starts.
+    pub(super) fn take_held(&self, id: i64) -> Option<Held> {
+        lock(&self.held).remove(&id)
+    }
+
     async fn ended(self: &Arc<Self>, id: i64, app: &str, mutating: bool) {
         lock(&self.running).remove(&id);
         lock(&self.live).remove(&id);
+        // A job that failed to start never took its value.
+        lock(&self.held).remove(&id);
         if mutating {
             self.queue.lock().await.busy.remove(app);
             self.kick(app).await;

@@ -24,6 +24,14 @@ pub struct Plan {
     pub timeout: Option<Duration>,
 }
 
+impl Plan {
+    /// Whether a step needs a value the job holds in memory only (a pasted
+    /// secret): without it, the job does not run.
+    pub fn holds_input(&self) -> bool {
+        self.steps.iter().any(|step| step.work.holds_input())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Step {
     /// What the step is for, in the operator's words ("Build the frontend").

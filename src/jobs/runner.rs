@@ -47,7 +47,7 @@ pub(super) async fn run(
         tracing::error!(job = job.id, error = %e, "cannot audit the job's start");
     }
     let redactor = Arc::new(Redactor::default());
-    secret::learn_env_file(&inner.config, &job.app, &redactor).await;
+    secret::learn_secret_files(&inner.config, &job.app, &redactor).await;
     let (lines, received) = mpsc::channel(64);
     let recorder = tokio::spawn(output::record(
         live.clone(),
@@ -57,6 +57,8 @@ pub(super) async fn run(
         redactor.clone(),
     ));
     let limit = job.plan.timeout.unwrap_or(inner.config.jobs.job_timeout);
+    let held = inner.take_held(job.id);
+    let lost = job.plan.holds_input() && held.is_none();
     let run = Run {
         inner: &inner,
         job: &job,
@@ -65,10 +67,19 @@ pub(super) async fn run(
         deadline: Instant::now() + limit,
         job_limit: limit,
         reached: 0,
-        memory: Memory::default(),
+        memory: Memory::holding(held),
         redactor: redactor.clone(),
     };
-    let (state, summary) = run.plan().await;
+    let (state, summary) = if lost {
+        // Its value lived in the memory of an opsdeck that has stopped
+        // since: nothing to write, and nothing was.
+        let summary = "opsdeck restarted before this job ran, and the value it was given was held in memory only: nothing was written; enter the value again";
+        run.say(summary.to_owned()).await;
+        drop(run);
+        (State::Interrupted, summary.to_owned())
+    } else {
+        run.plan().await
+    };
     let summary = redactor.mask(&summary).into_owned();
     let printed = recorder.await.unwrap_or(0);
     if let Err(e) = store::finish(&inner.db, job.id, state, &summary).await {

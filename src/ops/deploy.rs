@@ -255,6 +255,10 @@ pub(super) async fn submit(
         });
     }
     let Shipment { plan, dir, values } = shipment;
+    let committed_at = match sha {
+        Some(sha) => commit_time(ctx, app, sha).await,
+        None => None,
+    };
     let recovery_step = plan.steps.len();
     let request = Request {
         app: app.name.clone(),
@@ -275,6 +279,7 @@ pub(super) async fn submit(
         replaces,
         dir: dir.as_deref(),
         values: &values,
+        committed_at,
     };
     let id = releases::record(&ctx.db, release).await?;
     // job.request names the ref; this row adds the exact commit it became.
@@ -286,6 +291,21 @@ pub(super) async fn submit(
         }));
     ctx.audit.record(event).await?;
     Ok(job)
+}
+
+/// `sha`'s committer time, for the release log: lead time starts there.
+/// Only a figure hangs on it, so a repository that cannot say (it was
+/// just resolved there, so hardly ever) is logged, not a refused deploy.
+async fn commit_time(ctx: &Context, app: &App, sha: &Sha) -> Option<i64> {
+    let repo = app.repo.as_deref()?;
+    let read = async { git::committed_at(&Host::of(&ctx.config, app)?, repo, sha).await };
+    match read.await {
+        Ok(at) => Some(at),
+        Err(e) => {
+            tracing::warn!(app = %app.name, sha = %sha, "no commit time for the release log: {e}");
+            None
+        }
+    }
 }
 
 /// The git repository `app` deploys from: the work tree (`checkout`), the

@@ -167,7 +167,10 @@ impl Task<'_> {
                 let at = Some(minute.timestamp_millis());
                 sweeps::submit(ctx, &actor, app, sweep, false, at).await
             }
-            Task::Rotation(secret) => secrets::submit(ctx, &actor, app, secret).await,
+            Task::Rotation(secret) => {
+                let request = secrets::request(ctx, app, secret)?;
+                ctx.jobs.submit(&actor, request).await
+            }
         }
     }
 }

@@ -1,8 +1,9 @@
 //! How old a secret is and whether it is overdue (`max_age`): the runbooks
 //! never say when a secret was last rotated. The age counts from the last
-//! rotation opsdeck ran (its succeeded `rotate` job) or, before any, from
-//! the env file's last change on the app's host — the secret is at least
-//! that old, so an env file already past `max_age` is surely overdue.
+//! rotation opsdeck ran (its succeeded `rotate` job: a value made or
+//! pasted) or, before any, from the last change of the file it lives in
+//! (its env file, or its key file) on the app's host — the secret is at
+//! least that old, so a file already past `max_age` is surely overdue.
 
 use std::time::Duration;
 
@@ -38,7 +39,7 @@ pub enum Due {
 pub enum Since {
     /// The last rotation opsdeck ran.
     Rotated,
-    /// The env file's last change: no rotation by opsdeck yet.
+    /// Its file's last change: no rotation by opsdeck yet.
     FileChanged,
 }
 
@@ -134,10 +135,10 @@ pub(super) async fn age(
     now: i64,
 ) -> Option<Age> {
     let max_age = secret.max_age?;
-    let since = match (rotated, app.env_file.as_deref()) {
+    let since = match (rotated, secret.place(app)) {
         (Some(at), _) => Ok((at, Since::Rotated)),
-        (None, Some(file)) => match Host::of(&ctx.config, app) {
-            Ok(host) => file_time::modified(&host, file)
+        (None, Some(place)) => match Host::of(&ctx.config, app) {
+            Ok(host) => file_time::modified(&host, place.path())
                 .await
                 .map(|at| (at, Since::FileChanged))
                 .map_err(|e| e.public_message()),

@@ -4,28 +4,29 @@
 //! Gitea's in `secrets.rs`), each with the recovery step that puts the
 //! previous value back.
 
-use std::path::Path;
-
-use crate::config::{App, Config, Generator, Secret};
+use crate::config::{App, Config, Place, Secret, Source};
 use crate::host::exec::command_line;
 use crate::jobs::{Plan, Step};
 use crate::ops::deploy::restart_and_check;
 use crate::steps::Work;
 use crate::steps::github::{RestoreGithubHookSecret, SetGithubHookSecret};
-use crate::steps::store::{RestoreStore, Source, StoreSecret};
+use crate::steps::store::{RestoreStore, StoreSecret, ValueFrom};
 use crate::{Error, Result};
 
-/// The store step and its recovery, for a secret also in `env_file`.
-pub(super) fn store(secret: &Secret, env_file: &Path) -> Option<(Step, Step)> {
+/// The store step and its recovery, for a secret in an env file.
+pub(super) fn store(secret: &Secret, place: &Place<'_>) -> Option<(Step, Step)> {
     let run = secret.store.as_ref()?.run.clone();
-    let key = secret.name.clone();
+    let Place::Env { file, key } = *place else {
+        return None;
+    };
+    let key = key.to_owned();
     let handed = Step {
         title: format!("Hand the new {key} to {}", command_line(&run)),
         work: Work::StoreSecret(StoreSecret {
             key: key.clone(),
             run: run.clone(),
-            value: Source::EnvFile {
-                env_file: env_file.to_owned(),
+            value: ValueFrom::EnvFile {
+                env_file: file.to_owned(),
             },
         }),
         timeout: None,
@@ -35,34 +36,38 @@ pub(super) fn store(secret: &Secret, env_file: &Path) -> Option<(Step, Step)> {
         work: Work::RestoreStore(RestoreStore {
             key,
             run,
-            env_file: env_file.to_owned(),
+            env_file: file.to_owned(),
         }),
         timeout: None,
     };
     Some((handed, undo))
 }
 
-/// The plan of a secret kept by its store alone (the app has no env
-/// file): a value made in the step, handed over, then the restart and the
-/// probe. There is no recovery: opsdeck never knew the previous value.
-pub(super) fn store_only(app: &App, secret: &Secret, generate: Generator) -> Result<Plan> {
-    let run = secret
-        .store
-        .as_ref()
-        .map(|s| s.run.clone())
-        .ok_or_else(|| {
-            Error::Unavailable(format!(
-                "{} has no `env_file` to rotate secrets in",
-                app.name
-            ))
-        })?;
+/// The plan of a secret kept by its store alone (in no env file): a value
+/// made in the step, handed over, then the restart and the probe. There
+/// is no recovery: opsdeck never knew the previous value.
+pub(super) fn store_only(app: &App, secret: &Secret) -> Result<Plan> {
+    let Some(store) = &secret.store else {
+        return Err(Error::Unavailable(format!(
+            "{} has no `env_file` to rotate secrets in",
+            app.name
+        )));
+    };
+    // Validated when the config was loaded; checked again rather than trusted.
+    let Ok(Source::Generate(generate)) = secret.source() else {
+        return Err(Error::Unavailable(format!(
+            "{} lives in its store only, so opsdeck must make its value (`generate = \"hex:32\"`), or it needs an env file",
+            secret.name
+        )));
+    };
+    let run = store.run.clone();
     let key = secret.name.clone();
     let mut steps = vec![Step {
         title: format!("Hand a new {key} to {}", command_line(&run)),
         work: Work::StoreSecret(StoreSecret {
             key,
             run,
-            value: Source::Generate { generate },
+            value: ValueFrom::Generate { generate },
         }),
         timeout: None,
     }];
@@ -78,18 +83,21 @@ pub(super) fn store_only(app: &App, secret: &Secret, generate: Generator) -> Res
     })
 }
 
-/// The GitHub webhook step and its recovery.
-pub(super) fn github(config: &Config, secret: &Secret, env_file: &Path) -> Option<(Step, Step)> {
+/// The GitHub webhook step and its recovery, for a secret in an env file.
+pub(super) fn github(config: &Config, secret: &Secret, place: &Place<'_>) -> Option<(Step, Step)> {
     let hook = secret.github_webhook.as_ref()?;
-    let (api, repo, key) = (config.auth.github_api(), &hook.repo, &secret.name);
+    let Place::Env { file, key } = *place else {
+        return None;
+    };
+    let (api, repo) = (config.auth.github_api(), &hook.repo);
     let set = Step {
         title: format!("Give the GitHub webhooks of {repo} the new {key}"),
         work: Work::SetGithubHookSecret(SetGithubHookSecret {
             api: api.to_owned(),
             repo: repo.clone(),
             url: hook.url.clone(),
-            env_file: env_file.to_owned(),
-            key: key.clone(),
+            env_file: file.to_owned(),
+            key: key.to_owned(),
         }),
         timeout: None,
     };
@@ -98,8 +106,8 @@ pub(super) fn github(config: &Config, secret: &Secret, env_file: &Path) -> Optio
         work: Work::RestoreGithubHookSecret(RestoreGithubHookSecret {
             api: api.to_owned(),
             repo: repo.clone(),
-            env_file: env_file.to_owned(),
-            key: key.clone(),
+            env_file: file.to_owned(),
+            key: key.to_owned(),
         }),
         timeout: None,
     };

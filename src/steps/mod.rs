@@ -3,8 +3,10 @@
 //! again with the replaced release's values ([`command`]), an action's
 //! parameters checked again as its job starts ([`params`]), git checkouts ([`checkout`]), release directories and
 //! the `current` switch ([`release`]), systemd units ([`units`]), the health
-//! probe ([`probe`]), env-file and secret edits ([`secret`]) and the other
-//! places a secret lives ([`store`], [`github`]), sweeps ([`sweep`]). Each family owns both how its steps are *shown* (the command
+//! probe ([`probe`]), env-file and secret edits ([`secret`]; a value entered
+//! by hand, [`secret_set`]; key files, [`secret_file`]; the other places a
+//! secret lives, [`store`] and [`github`]), sweeps ([`sweep`]). Each family
+//! owns both how its steps are *shown* (the command
 //! line printed before a step runs and listed on the job page) and how they
 //! are *done*, through the [`Perform`] trait; [`Work`] names every kind of
 //! step and `Work::step` is the one `match` over them, so the compiler
@@ -32,6 +34,7 @@ pub mod checkout;
 pub mod command;
 pub mod github;
 pub mod groups;
+mod held;
 pub(crate) mod millis;
 pub mod params;
 pub mod probe;
@@ -39,10 +42,13 @@ pub mod redact;
 pub mod release;
 pub mod run;
 pub mod secret;
+pub mod secret_file;
+pub mod secret_set;
 pub mod store;
 pub mod sweep;
 pub mod units;
 
+pub use held::Held;
 use redact::Redactor;
 
 /// How a step does its work, stored as JSON (tagged by `kind`) in the plan
@@ -62,6 +68,8 @@ pub enum Work {
     Restart(units::Restart),
     WaitActive(units::WaitActive),
     RotateSecret(secret::RotateSecret),
+    SetSecret(secret_set::SetSecret),
+    RotateFile(secret_file::RotateFile),
     RestoreEnv(secret::RestoreEnv),
     SetWebhookSecret(secret::SetWebhookSecret),
     RestoreWebhookSecret(secret::RestoreWebhookSecret),
@@ -89,6 +97,8 @@ impl Work {
             Work::Restart(step) => step,
             Work::WaitActive(step) => step,
             Work::RotateSecret(step) => step,
+            Work::SetSecret(step) => step,
+            Work::RotateFile(step) => step,
             Work::RestoreEnv(step) => step,
             Work::SetWebhookSecret(step) => step,
             Work::RestoreWebhookSecret(step) => step,
@@ -115,6 +125,12 @@ impl Work {
         self.step().pinned(memory)
     }
 
+    /// Whether the step needs a value held in memory for its job (see
+    /// [`Held`]).
+    pub fn holds_input(&self) -> bool {
+        self.step().holds_input()
+    }
+
     /// Does the step for `job`, within `bounds`; how it ended.
     pub async fn perform(&self, job: &mut StepJob<'_>, bounds: Bounds) -> Ended {
         self.step().perform(job, bounds).await
@@ -130,6 +146,13 @@ pub trait Perform: Sync {
     /// `Work::pinned`); most steps name nothing they replaced.
     fn pinned(&self, _memory: &Memory) -> Option<(Work, String)> {
         None
+    }
+
+    /// Whether the step needs a value its job holds in memory only (a
+    /// pasted secret): a job that lost it, queued while opsdeck restarted,
+    /// never runs.
+    fn holds_input(&self) -> bool {
+        false
     }
 
     /// Does the step. Lines it prints go to `bounds.lines`; it ends within
@@ -186,13 +209,26 @@ impl<'a> StepJob<'a> {
 }
 
 /// What one job's steps replaced or changed, so its recovery steps can put
-/// it back. Lives as long as the job: a job is never resumed after a
-/// restart, so nothing needs storing. One part per family that needs one.
+/// it back, and the value it was given to hold. Lives as long as the job:
+/// a job is never resumed after a restart, so nothing needs storing. One
+/// part per family that needs one.
 #[derive(Debug, Default)]
 pub struct Memory {
     checkout: checkout::Replaced,
     release: release::Replaced,
     secret: secret::Changed,
+    /// The value a `set` step writes, until it takes it.
+    held: Option<Held>,
+}
+
+impl Memory {
+    /// The memory of a job that was given `held` to write.
+    pub fn holding(held: Option<Held>) -> Memory {
+        Memory {
+            held,
+            ..Memory::default()
+        }
+    }
 }
 
 /// The limits a step runs within.
@@ -265,6 +301,9 @@ mod tests {
             r#"{"kind":"restart","units":["app.service"],"sudo":false}"#,
             r#"{"kind":"probe","url":"http://127.0.0.1:8000/health","expect":null,"timeout":30000}"#,
             r#"{"kind":"rotate_secret","env_file":"/opt/app/.env","key":"SECRET_KEY","generate":"hex:32","keep_backups":5}"#,
+            r#"{"kind":"set_secret","env_file":"/etc/sitg/bot-a.env","key":"GITHUB_TOKEN","keep_backups":5}"#,
+            r#"{"kind":"rotate_file","file":"/srv/robot/signing.pem","make":{"key":"rsa:3072"},"keep_backups":5}"#,
+            r#"{"kind":"rotate_file","file":"/srv/k.pem","make":{"command":["mint","--pem"]},"keep_backups":2}"#,
             r#"{"kind":"store_secret","key":"S","run":["vault","kv","put","-"],"value":{"from":"env_file","env_file":"/opt/app/.env"}}"#,
             r#"{"kind":"store_secret","key":"S","run":["store"],"value":{"from":"generate","generate":"base64url:32"}}"#,
             r#"{"kind":"set_github_hook_secret","api":"https://api.github.com","repo":"o/r","url":null,"env_file":"/e","key":"K"}"#,

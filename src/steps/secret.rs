@@ -1,14 +1,16 @@
 //! Steps of a secret rotation (DESIGN.md "Secrets"): set one key of the
 //! env file to a fresh value, put the file back, and keep a Gitea webhook's
-//! secret in step with it. A value exists only inside these steps and the
-//! env file: the plan names the key and the generator, the output and the
-//! audit rows show fingerprints, and the job's [`Redactor`] learns each new
-//! value before anything could print it.
+//! secret in step with it; what they share with a pasted value
+//! (`secret_set.rs`) and a key file (`secret_file.rs`). A value exists only
+//! inside these steps and the env file: the plan names the key and the
+//! generator, the output and the audit rows show fingerprints, and the
+//! job's [`Redactor`] learns each new value before anything could print it.
 
 use std::path::{Path, PathBuf};
 
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
 
 use super::redact::Redactor;
 use super::{Bounds, Perform, StepJob, path};
@@ -102,7 +104,7 @@ pub(super) fn perform_edit<'a>(
     Box::pin(async move {
         let ended = bounds.in_process(step.edit(job)).await;
         if !job.audit.is_empty() {
-            learn_env_file(job.config, job.app, job.redactor).await;
+            learn_secret_files(job.config, job.app, job.redactor).await;
         }
         ended
     })
@@ -126,45 +128,76 @@ impl Perform for RotateSecret {
 
 impl Edit for RotateSecret {
     async fn edit(&self, job: &mut StepJob<'_>) -> Result<Vec<String>> {
-        let (env_file, key) = (&self.env_file, &self.key);
-        let host = job.host()?;
-        // On this host nothing here awaits for real (the local edits are
-        // synchronous), so a cancel or timeout cannot stop the step
-        // half-way; on another host each edit is atomic there.
-        let text = env_edit::read(&host, env_file).await?;
-        crash_point("rotate:read");
-        // Parses the whole file first: a line it cannot read fails the
-        // step, naming it, before anything is written.
-        let before = envfile::get(env_file, &text, key)?;
-        let value = secret::generate(self.generate);
-        job.redactor.learn([value.clone()]);
-        let changed = envfile::set(env_file, &text, key, &value)?;
-        let backup = env_edit::backup(&host, env_file, self.keep_backups).await?;
-        // Known before the write: a cancel during the write (on another
-        // host it takes a round trip) still leaves the recovery the
-        // backup to put back.
-        let done = &mut job.memory.secret;
-        if !done.backups.iter().any(|(f, _)| f == env_file) {
-            done.backups.push((env_file.clone(), backup.clone()));
-        }
-        env_edit::replace(&host, env_file, changed.into_bytes()).await?;
-        let was = before.map_or("not set".to_string(), |v| job.server_key.fingerprint(&v));
-        let now = job.server_key.fingerprint(&value);
-        job.audit.push((
-            "secret.rotate",
-            serde_json::json!({
-                "secret": key, "env_file": env_file, "before": was, "after": now,
-                "backup": backup, "host": host.name(),
-            }),
-        ));
-        Ok(vec![
-            format!("backed up {} to {}", host.place(env_file), backup.display()),
-            format!(
-                "{key} changed from {was} to {now}; every other line of {} is as it was",
-                host.place(env_file)
-            ),
-        ])
+        let value = Zeroizing::new(secret::generate(self.generate));
+        write_value(job, &self.env_file, &self.key, self.keep_backups, &value).await
     }
+}
+
+/// Sets `key` of `env_file` to `value`, after a backup; the lines to print.
+pub(super) async fn write_value(
+    job: &mut StepJob<'_>,
+    env_file: &Path,
+    key: &str,
+    keep_backups: usize,
+    value: &str,
+) -> Result<Vec<String>> {
+    let host = job.host()?;
+    // On this host nothing here awaits for real (the local edits are
+    // synchronous), so a cancel or timeout cannot stop the step
+    // half-way; on another host each edit is atomic there.
+    let text = env_edit::read(&host, env_file).await?;
+    crash_point("rotate:read");
+    // Parses the whole file first: a line it cannot read fails the
+    // step, naming it, before anything is written.
+    let before = envfile::get(env_file, &text, key)?;
+    job.redactor.learn([value.to_owned()]);
+    let literal = envfile::literal(value).map_err(|why| {
+        Error::BadRequest(format!(
+            "the new value of {key} cannot be written to {}: {why}",
+            host.place(env_file)
+        ))
+    })?;
+    let changed = envfile::set(env_file, &text, key, &literal)?;
+    let backup =
+        replace_backed_up(job, &host, env_file, changed.into_bytes(), keep_backups).await?;
+    let was = before.map_or("not set".to_string(), |v| job.server_key.fingerprint(&v));
+    let now = job.server_key.fingerprint(value);
+    job.audit.push((
+        "secret.rotate",
+        serde_json::json!({
+            "secret": key, "env_file": env_file, "before": was, "after": now,
+            "backup": backup, "host": host.name(),
+        }),
+    ));
+    Ok(vec![
+        format!("backed up {} to {}", host.place(env_file), backup.display()),
+        format!(
+            "{key} changed from {was} to {now}; every other line of {} is as it was",
+            host.place(env_file)
+        ),
+    ])
+}
+
+/// Backs `file` up (0600, next to it, the newest `keep_backups` kept) and
+/// replaces it with `content` atomically, keeping its mode and owner; the
+/// backup, which this job's recovery puts back.
+pub(super) async fn replace_backed_up(
+    job: &mut StepJob<'_>,
+    host: &Host,
+    file: &Path,
+    content: Vec<u8>,
+    keep_backups: usize,
+) -> Result<PathBuf> {
+    let backup = env_edit::backup(host, file, keep_backups).await?;
+    // Known before the write: a cancel during the write (on another
+    // host it takes a round trip) still leaves the recovery the
+    // backup to put back.
+    let done = &mut job.memory.secret;
+    if !done.backups.iter().any(|(f, _)| f == file) {
+        done.backups.push((file.to_path_buf(), backup.clone()));
+    }
+    env_edit::replace(host, file, content).await?;
+    Ok(backup)
 }
 
 impl Perform for RestoreEnv {
@@ -290,23 +323,28 @@ impl Edit for RestoreWebhookSecret {
     }
 }
 
-/// Masks from now on the values of `app`'s env file, read where it lives
+/// Masks from now on the values of every env file of `app` (its own and
+/// its secrets') and the content of its key files, read where they live
 /// (over SSH for an app on another host: its build output can print them
 /// as well). A file that cannot be read teaches nothing; the steps that
 /// need it say why.
-pub async fn learn_env_file(config: &Config, app: &str, redactor: &Redactor) {
+pub async fn learn_secret_files(config: &Config, app: &str, redactor: &Redactor) {
     let Some(app) = config.app(app) else {
-        return;
-    };
-    let Some(env_file) = app.env_file.as_deref() else {
         return;
     };
     let Ok(host) = Host::of(config, app) else {
         return;
     };
-    if let Ok(text) = env_edit::read(&host, env_file).await {
-        let secrets: Vec<String> = app.secrets.iter().map(|s| s.name.clone()).collect();
-        redactor.learn_text(&text, &secrets);
+    let secrets: Vec<String> = app.secrets.iter().map(|s| s.key().to_owned()).collect();
+    for env_file in app.env_files() {
+        if let Ok(text) = env_edit::read(&host, &env_file).await {
+            redactor.learn_text(&text, &secrets);
+        }
+    }
+    for key_file in app.key_files() {
+        if let Ok(text) = env_edit::read(&host, &key_file).await {
+            redactor.learn([text]);
+        }
     }
 }
 

@@ -24,13 +24,13 @@ use crate::{Error, Result};
 pub struct StoreSecret {
     pub key: String,
     pub run: Vec<String>,
-    pub value: Source,
+    pub value: ValueFrom,
 }
 
 /// Where the value handed to the store comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "from", rename_all = "snake_case")]
-pub enum Source {
+pub enum ValueFrom {
     /// The env file, which an earlier step of the rotation wrote.
     EnvFile { env_file: PathBuf },
     /// Made inside the step: the secret lives in the store only, so
@@ -50,8 +50,8 @@ pub struct RestoreStore {
 impl Perform for StoreSecret {
     fn command_line(&self) -> String {
         let from = match &self.value {
-            Source::EnvFile { env_file } => format!("{} of {}", self.key, path(env_file)),
-            Source::Generate { generate } => format!("a new {generate} value"),
+            ValueFrom::EnvFile { env_file } => format!("{} of {}", self.key, path(env_file)),
+            ValueFrom::Generate { generate } => format!("a new {generate} value"),
         };
         format!(
             "{} < {from} (on its stdin; never shown)",
@@ -97,8 +97,8 @@ impl Hand for StoreSecret {
         let key = &self.key;
         let host = job.host()?;
         let value = match &self.value {
-            Source::EnvFile { env_file } => current(&host, env_file, key).await?,
-            Source::Generate { generate } => {
+            ValueFrom::EnvFile { env_file } => current(&host, env_file, key).await?,
+            ValueFrom::Generate { generate } => {
                 let value = secret::generate(*generate);
                 job.redactor.learn([value.clone()]);
                 value
@@ -126,7 +126,7 @@ impl Hand for StoreSecret {
             }),
         ));
         let mut said = vec![format!("the store now holds {key} ({fingerprint})")];
-        if matches!(self.value, Source::Generate { .. }) {
+        if matches!(self.value, ValueFrom::Generate { .. }) {
             said.push(format!(
                 "{key} lives in the store only: opsdeck never knew its previous value, so a later failure cannot put that back"
             ));

@@ -1,8 +1,9 @@
 //! The dashboard (`/`: every app the actor may view, its health at a
-//! glance, one button per action, its last job, its overdue secrets), an app's page
-//! (`/apps/{app}`: health, deploys and releases, actions, secrets, sweeps,
-//! who holds the app and who waits, job history), the health fragment
-//! both load lazily, and the action buttons' target.
+//! glance, its deploys of the last 30 days, one button per action, its
+//! last job, its overdue secrets), an app's page (`/apps/{app}`: health,
+//! deploys and releases, actions, secrets, sweeps, who holds the app and
+//! who waits, job history, insights), the health fragment both load
+//! lazily, and the action buttons' target.
 
 use askama::Template;
 use askama_web::WebTemplate;
@@ -12,11 +13,13 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
 
+use super::figures::{InsightsView, Spark};
 use super::page::{AppCard, JobLine};
 use super::sections::{self, DeployCard, SecretRow, SweepCard};
 use super::{Json, Moment, Page};
 use crate::auth::{Actor, Role};
 use crate::config::App;
+use crate::insights::{self, Range};
 use crate::jobs::{Job, State as JobState};
 use crate::ops::secret_age::{self, Due};
 use crate::ops::what_ships::{self, WhatShips};
@@ -61,6 +64,8 @@ pub struct Now {
     running: Option<JobLine>,
     queued: usize,
     last_job: Option<JobLine>,
+    /// Its deploys of the last 30 days, for an app that deploys.
+    deploys: Option<Spark>,
 }
 
 impl Now {
@@ -71,6 +76,13 @@ impl Now {
         let newest = crate::releases::list(&ctx.db, &app.name, 1).await?.pop();
         let queue = ctx.jobs.queue(&app.name).await?;
         let last_job = ctx.jobs.recent(Some(&app.name), 1).await?.pop();
+        let deploys = if app.deploys() {
+            let now = chrono::Utc::now().timestamp_millis();
+            let recent = insights::recent_deploys(&ctx.db, &app.name, now).await?;
+            Some(Spark::new(&app.name, &recent))
+        } else {
+            None
+        };
         Ok(Now {
             app: app.name.clone(),
             live,
@@ -90,6 +102,7 @@ impl Now {
             running: queue.running.as_ref().map(JobLine::from),
             queued: queue.waiting.len(),
             last_job: last_job.as_ref().map(JobLine::from),
+            deploys,
         })
     }
 }
@@ -104,10 +117,7 @@ async fn now(State(ctx): State<Context>, Path(name): Path<String>, actor: Actor)
 /// The apps `actor` may view, in config order, with their last job.
 pub async fn visible(ctx: &Context, actor: &Actor) -> Result<Vec<(AppCard, Option<Job>)>> {
     let mut cards = Vec::new();
-    for app in &ctx.config.apps {
-        if actor.role < app.required_role("view") {
-            continue;
-        }
+    for app in ctx.viewable(actor) {
         let last = ctx.jobs.recent(Some(&app.name), 1).await?.pop();
         cards.push((AppCard::new(app, actor), last));
     }
@@ -149,12 +159,16 @@ struct AppPage {
     what_ships: Option<std::result::Result<WhatShips, String>>,
     /// Production asks for the app's name before deploying.
     production: bool,
+    /// Its figures over the range asked for (`insights/_section.html`).
+    insights: InsightsView,
 }
 
 #[derive(Deserialize)]
 struct ShowQuery {
     #[serde(rename = "ref")]
     git_ref: Option<String>,
+    /// The insights' range: `7d`, `30d` (default) or `90d`.
+    range: Option<String>,
 }
 
 async fn show(
@@ -166,6 +180,7 @@ async fn show(
 ) -> Result<(StatusCode, AppPage)> {
     let app = ctx.app(&name)?;
     ctx.authorize(&actor, Some(app), "view").await?;
+    let range = Range::parse(query.range.as_deref())?;
     let queue = ctx.jobs.queue(&app.name).await?;
     let history = ctx.jobs.recent(Some(&app.name), RECENT).await?;
     let deploy = sections::deploy_card(&ctx, app, &actor).await?;
@@ -180,6 +195,8 @@ async fn show(
             Err(e) => (e.status(), Some(Err(e.public_message()))),
         },
     };
+    let now = chrono::Utc::now().timestamp_millis();
+    let figures = insights::of(&ctx.db, std::slice::from_ref(&app.name), range, now).await?;
     let mut card = AppCard::new(app, &actor);
     card.list_choices(&crate::host::Host::of(&ctx.config, app)?, app)
         .await;
@@ -203,6 +220,7 @@ async fn show(
         typed_ref,
         what_ships,
         production: AppCard::is_production_environment(&app.environment),
+        insights: InsightsView::new(&figures, format!("/apps/{}#insights", app.name), false),
     };
     Ok((status, page))
 }

@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 
-use super::page::sse;
+use super::page::{span, sse};
 use super::{Json, Moment, Page};
 use crate::auth::Actor;
 use crate::host::lines::in_ranges;
@@ -240,17 +240,13 @@ impl JobView {
     }
 }
 
-/// How long something ran (or has been running): `4.2s`, `3m 07s`.
+/// How long something ran (or has been running), as [`span`] writes it.
 fn elapsed(started: Option<i64>, finished: Option<i64>) -> String {
     let Some(started) = started else {
         return String::new();
     };
     let end = finished.unwrap_or_else(|| chrono::Utc::now().timestamp_millis());
-    let ms = (end - started).max(0);
-    match ms {
-        ms if ms < 60_000 => format!("{:.1}s", ms as f64 / 1000.0),
-        ms => format!("{}m {:02}s", ms / 60_000, (ms % 60_000) / 1000),
-    }
+    span(end - started)
 }
 
 #[derive(Template, WebTemplate)]

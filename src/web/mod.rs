@@ -17,13 +17,16 @@ mod apps;
 mod assets;
 mod audit;
 pub mod auth;
+mod charts;
 mod confirm;
 mod conn;
 mod deploy;
 mod error;
+mod figures;
 mod headers;
 mod hooks;
 mod hosts;
+mod insights;
 mod jobs;
 mod json;
 pub mod login;
@@ -56,6 +59,7 @@ pub fn router(ctx: Context) -> Router {
         .merge(deploy::router())
         .merge(secrets::router())
         .merge(audit::router())
+        .merge(insights::router())
         .merge(jobs::router())
         .merge(sweeps::router())
         .merge(logs::router())

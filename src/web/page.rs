@@ -315,9 +315,33 @@ pub fn relative(ms: i64, now: i64) -> String {
     }
 }
 
+/// A duration in milliseconds as pages write it: `4.2s`, `3m 07s`,
+/// `1h 05m`, `2d 03h` (two units at most; `static/app.js` ticks a running
+/// job's clock with the same rule).
+pub fn span(ms: i64) -> String {
+    let ms = ms.max(0);
+    let s = ms / 1000;
+    match s {
+        s if s < 60 => format!("{:.1}s", ms as f64 / 1000.0),
+        s if s < 3600 => format!("{}m {:02}s", s / 60, s % 60),
+        s if s < 86_400 => format!("{}h {:02}m", s / 3600, s / 60 % 60),
+        s => format!("{}d {:02}h", s / 86_400, s / 3600 % 24),
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::relative;
+    use super::{relative, span};
+
+    #[test]
+    fn durations_read_in_two_units_at_most() {
+        assert_eq!(span(-5), "0.0s");
+        assert_eq!(span(4_240), "4.2s");
+        assert_eq!(span(187_000), "3m 07s");
+        assert_eq!(span(3_900_000), "1h 05m");
+        assert_eq!(span(5_400_000), "1h 30m");
+        assert_eq!(span(183_600_000), "2d 03h");
+    }
 
     const MIN: i64 = 60_000;
     const NOW: i64 = 1_796_523_957_000; // 2026-12-06 02:25:57 UTC

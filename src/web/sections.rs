@@ -56,10 +56,10 @@ pub struct ReleaseLine {
 /// What the app page shows of deploys; `None` for an app that only runs
 /// actions.
 pub async fn deploy_card(ctx: &Context, app: &App, actor: &Actor) -> Result<Option<DeployCard>> {
-    let tag_only = app.strategy == Strategy::Command && app.repo.is_none();
-    if app.repo.is_none() && !tag_only {
+    if !app.deploys() {
         return Ok(None);
     }
+    let tag_only = app.strategy == Strategy::Command && app.repo.is_none();
     let log = releases::list(&ctx.db, &app.name, HISTORY).await?;
     let live = log
         .iter()
@@ -103,7 +103,11 @@ pub async fn deploy_card(ctx: &Context, app: &App, actor: &Actor) -> Result<Opti
 /// One secret on the app page.
 pub struct SecretRow {
     pub name: String,
+    /// `KEY in /path/.env`, or the key file.
+    pub place: String,
     pub fingerprint: String,
+    /// Entered by hand (`generate = "set"`): a Set link, not a Rotate button.
+    pub set_by_hand: bool,
     /// The question asked before rotating: the note, or a plain one.
     pub confirm: String,
     pub needs: Role,
@@ -127,7 +131,7 @@ pub struct DueLine {
     pub class: &'static str,
     /// "90 days".
     pub max_age: String,
-    /// The age counts from the env file's last change, not a rotation.
+    /// The age counts from its file's last change, not a rotation.
     pub from_file: bool,
 }
 
@@ -165,7 +169,9 @@ pub async fn secret_rows(ctx: &Context, app: &App, actor: &Actor) -> Result<Vec<
                 due: s.age.as_ref().map(DueLine::new),
                 next_rotation: s.next_rotation.map(Moment::from_millis),
                 name: s.name,
+                place: s.place,
                 fingerprint: s.fingerprint,
+                set_by_hand: s.set_by_hand,
                 webhook_repo: s.webhook_repo,
                 github_repo: s.github_repo,
                 store: s.store,

@@ -233,6 +233,31 @@ impl Browser {
             .await;
     }
 
+    /// How far the page scrolls sideways, in CSS pixels: more than 0 means
+    /// something is wider than the window.
+    pub async fn sideways_overflow(&self) -> i64 {
+        let overflow = self
+            .js(
+                "return document.documentElement.scrollWidth - window.innerWidth",
+                json!([]),
+            )
+            .await;
+        overflow.as_i64().unwrap_or(i64::MAX)
+    }
+
+    /// Makes pages see `prefers-color-scheme: dark` (or light), as a
+    /// reader whose system is dark does; it lasts across navigations.
+    pub async fn prefer_dark(&self, dark: bool) {
+        let scheme = if dark { "dark" } else { "light" };
+        self.post(
+            "/goog/cdp/execute",
+            json!({"cmd": "Emulation.setEmulatedMedia", "params": {
+                "features": [{"name": "prefers-color-scheme", "value": scheme}],
+            }}),
+        )
+        .await;
+    }
+
     /// The console messages since the last call (CSP violations land here).
     pub async fn console(&self) -> Vec<String> {
         let logs = self.post("/se/log", json!({"type": "browser"})).await;

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod deck;
 pub mod gitea;
 pub mod github;
+pub mod history;
 pub mod oidc;
 pub mod package;
 pub mod repos;

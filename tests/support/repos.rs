@@ -15,10 +15,17 @@ pub struct Repos {
 
 /// Runs git in `dir` as Ada; its trimmed stdout.
 pub fn sh_git(dir: &Path, args: &[&str]) -> String {
+    sh_git_env(dir, args, &[])
+}
+
+/// Runs git in `dir` as Ada with `env` too (`GIT_COMMITTER_DATE`, …);
+/// its trimmed stdout.
+pub fn sh_git_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
     let out = Command::new("git")
         .args(["-c", "init.defaultBranch=main"])
         .args(args)
         .current_dir(dir)
+        .envs(env.iter().copied())
         .env("GIT_AUTHOR_NAME", "Ada Lovelace")
         .env("GIT_AUTHOR_EMAIL", "ada@example.org")
         .env("GIT_COMMITTER_NAME", "Ada Lovelace")

@@ -70,7 +70,8 @@ fn data_dir(dir: &Path, found: &mut Findings) {
     }
 }
 
-/// The directories a deploy writes and the env file a rotation rewrites.
+/// The directories a deploy writes and the files a rotation rewrites (env
+/// files, key files).
 fn app_files(app: &App, found: &mut Findings) {
     let dirs = app.path.iter().chain(app.repo.iter());
     for dir in dirs {
@@ -86,10 +87,16 @@ fn app_files(app: &App, found: &mut Findings) {
             ));
         }
     }
-    if let Some(env_file) = app.env_file.as_ref().filter(|_| !app.secrets.is_empty()) {
-        let dir = env_file.parent().unwrap_or(Path::new("."));
+    let mut rewritten: Vec<&Path> = Vec::new();
+    for place in app.secrets.iter().filter_map(|s| s.place(app)) {
+        if !rewritten.contains(&place.path()) {
+            rewritten.push(place.path());
+        }
+    }
+    for file in rewritten {
+        let dir = file.parent().unwrap_or(Path::new("."));
         for (path, what) in [
-            (env_file.as_path(), "rewrites"),
+            (file, "rewrites"),
             (dir, "writes a temp file and backups in"),
         ] {
             if path.exists()
