@@ -1,6 +1,7 @@
 //! When a secret is due (issue 23): `max_age` against the last rotation
-//! opsdeck ran or, before any, the env file's last change (a real file's
-//! modification time), shown on the app page, the dashboard and the API;
+//! opsdeck ran or, before any, the last change of the file it lives in (an
+//! env file's or a key file's real modification time), shown on the app
+//! page, the dashboard and the API;
 //! and `schedule`, which rotates a secret as `system:scheduler` once per
 //! scheduled minute, across restarts too.
 
@@ -45,6 +46,8 @@ async fn overdue_secrets_are_flagged_on_the_app_page_the_dashboard_and_the_api()
         "SESSION_KEY=old-session-key-1234\nAPI_KEY=old-api-key-5678\nSALT=old-salt-9012\n",
     )
     .unwrap();
+    let key = dir.path().join("signing.pem");
+    std::fs::write(&key, "a signing key\n").unwrap();
     let server = server::start(&format!(
         r#"[[app]]
 name = "web"
@@ -63,13 +66,22 @@ max_age = "110d"
 [[app.secret]]
 name = "SALT"
 generate = "hex:16"
+
+[[app.secret]]
+name = "SIGNING_KEY"
+file = "{key}"
+generate = "ed25519"
+max_age = "30d"
 "#,
-        env = env.display()
+        env = env.display(),
+        key = key.display()
     ))
     .await;
     let viewer = server.token("viewer", Role::Viewer).await;
     // Nobody rotated them with opsdeck; the env file last changed 102 days ago.
     age_file(&env, 102);
+    // The key file, 40 days ago.
+    age_file(&key, 40);
     let page = |path: &'static str| {
         let (server, viewer) = (&server, &viewer);
         async move { server.get_as(path, viewer).await.text().await.unwrap() }
@@ -108,6 +120,7 @@ generate = "hex:16"
     assert_eq!(api[1]["due"]["state"], "soon");
     assert_eq!(api[2]["overdue"], false);
     assert_eq!(api[2]["due"], serde_json::Value::Null);
+    assert_eq!(api[3]["due"]["state"], "overdue");
 
     // Rotated: the age counts from the rotation, and the card is quiet
     // about it. (The env file changed too, so API_KEY is young again.)
@@ -132,7 +145,15 @@ generate = "hex:16"
         "{app}"
     );
     let dashboard = page("/").await;
-    assert!(!dashboard.contains("due-secrets"), "{dashboard}");
+    assert!(
+        !dashboard.contains("<code>SESSION_KEY</code>"),
+        "{dashboard}"
+    );
+    assert!(!dashboard.contains("<code>API_KEY</code>"), "{dashboard}");
+    assert!(
+        dashboard.contains(r#"<code>SIGNING_KEY</code></a> <span class="badge due-overdue">overdue by 10 days</span>"#),
+        "its key file's age counts: {dashboard}"
+    );
     let api = server::json(server.get_as("/api/apps/web/secrets", &viewer).await).await;
     assert_eq!(api[0]["age_from"], "rotated");
     assert_eq!(api[0]["last_rotated_by"], "ops");

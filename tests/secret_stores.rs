@@ -537,4 +537,48 @@ fn configs_that_could_leak_or_cannot_work_are_refused() {
         ),
         "{refused}"
     );
+    // Kept by a store alone, a value must be made by opsdeck; a key file
+    // is a whole file, no store's value.
+    let text = text.replace("generate = \"hex:32\"", "generate = \"set\"");
+    let refused = opsdeck::config::Config::parse(&text, Path::new("opsdeck.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("a secret kept by its `store` alone (no env file) is made by opsdeck"),
+        "{refused}"
+    );
+    let refused = check(
+        "file = \"/srv/a/key.pem\"\ngenerate = \"ed25519\"\nstore = { run = [\"vault\"] }",
+        "",
+    );
+    assert!(
+        refused
+            .contains("`store` is for a value in an env file; a `file` secret is the whole file"),
+        "{refused}"
+    );
+}
+
+#[tokio::test]
+async fn a_store_gets_the_variable_of_the_secrets_own_env_file() {
+    let (dir, script, app_env, records) = files("OTHER=unrelated-value-0000\n");
+    // One bot's env file, holding the variable under its own name.
+    let bot_env = dir.path().join("app/bot-alice.env");
+    std::fs::write(&bot_env, "GITHUB_WEBHOOK_SECRET=alice-first-secret-0123\n").unwrap();
+    let app_lines = format!(
+        "env_file = {:?}\n\n[[app.secret]]\nname = \"ALICE_WEBHOOK\"\nenv_file = {:?}\nkey = \"GITHUB_WEBHOOK_SECRET\"\ngenerate = \"hex:32\"\nstore = {{ run = [\"python3\", {:?}, {:?}] }}\n",
+        app_env.display().to_string(),
+        bot_env.display().to_string(),
+        script.display().to_string(),
+        records.0.display().to_string(),
+    );
+    let (server, owner) = community(&app_lines, "hex:16", (&script, &records), "").await;
+    let (_, state, output) = rotate(&server, &owner, "community", "ALICE_WEBHOOK").await;
+    assert_eq!(state, State::Succeeded, "{output}");
+    let new = value(&bot_env, "GITHUB_WEBHOOK_SECRET");
+    assert_ne!(new, "alice-first-secret-0123");
+    assert_eq!(records.stdin(0), new, "the store got the bot's variable");
+    assert_eq!(
+        std::fs::read_to_string(&app_env).unwrap(),
+        "OTHER=unrelated-value-0000\n"
+    );
 }
