@@ -37,7 +37,8 @@ impl Role {
             "view" => Role::Viewer,
             "logs" | "rollback" | "sweep" | "action" | "cancel" | "hosts" => Role::Operator,
             "deploy" | "audit" | "sessions" => Role::Admin,
-            // rotate, and anything unknown: only the most trusted.
+            // rotate, restore (a database put back), and anything unknown:
+            // only the most trusted.
             _ => Role::Owner,
         }
     }

@@ -70,6 +70,17 @@ impl Release {
         }
     }
 
+    /// What a `release` parameter passes for it: its directory under
+    /// `releases/` (`releases` strategy), its tag (`command`), else its
+    /// full commit.
+    pub fn param_value(&self) -> &str {
+        match (&self.dir, self.values.get("tag")) {
+            (Some(dir), _) => dir,
+            (None, Some(tag)) => tag,
+            (None, None) => &self.sha,
+        }
+    }
+
     /// Whether `other` runs the same thing: the same values (`command`
     /// strategy), else the same commit.
     pub fn runs_same(&self, other: &Release) -> bool {

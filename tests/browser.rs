@@ -253,3 +253,211 @@ async fn the_job_output_follows_its_tail_until_the_reader_scrolls_up() {
         .await;
     assert!(later.as_str().unwrap().ends_with('s'), "{later}");
 }
+
+/// Parameter fields on a phone, without JavaScript: the app page with a
+/// command deploy's and a command sweep's fields needs no sideways
+/// scrolling, and Run now asks on a page that sends the typed value on to
+/// the sweep after "Yes".
+#[tokio::test]
+async fn parameter_fields_fit_a_phone_and_pass_the_confirmation_page() {
+    let Some(browser) = Browser::without_javascript().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (dump, argv) = support::argv_recorder(dir.path());
+    let s = start(&format!(
+        r#"[[app]]
+name = "community"
+environment = "staging"
+strategy = "command"
+deploy = [ {{ run = ["true", "{{tag}}", "{{note}}"] }} ]
+
+[[app.deploy_param]]
+name = "note"
+label = "Why this deploy"
+pattern = "[a-z ]+"
+default = "routine"
+
+[[app.sweep]]
+name = "pin"
+kind = "command"
+run = ["python3", "{}", "{{branch}}", "{{note}}"]
+
+[[app.sweep.param]]
+name = "branch"
+label = "Branch to keep"
+kind = "choice"
+choices = ["main", "staging"]
+required = true
+
+[[app.sweep.param]]
+name = "note"
+label = "Why"
+pattern = "[a-z ]+"
+"#,
+        dump.display()
+    ))
+    .await;
+    sign_in(&browser, &s, Role::Owner).await;
+    browser.resize(390, 844).await;
+    browser.goto(&s.at("/apps/community")).await;
+    let overflow = browser
+        .js(
+            "return document.documentElement.scrollWidth - window.innerWidth",
+            json!([]),
+        )
+        .await;
+    assert!(
+        overflow.as_i64().unwrap() <= 0,
+        "the app page scrolls sideways by {overflow}px"
+    );
+    let shots = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    browser.screenshot(&shots.join("params-phone.png")).await;
+    browser
+        .js(
+            "document.querySelector('table.sweeps').scrollIntoView(); return true",
+            json!([]),
+        )
+        .await;
+    browser
+        .screenshot(&shots.join("params-sweep-phone.png"))
+        .await;
+    let table = browser
+        .js(
+            "var w = document.querySelector('table.sweeps').parentElement; \
+             return w.scrollWidth - w.clientWidth",
+            json!([]),
+        )
+        .await;
+    assert!(
+        table.as_i64().unwrap() <= 0,
+        "the sweeps table scrolls sideways by {table}px"
+    );
+    browser.resize(1280, 900).await;
+    browser
+        .screenshot(&shots.join("params-sweep-desktop.png"))
+        .await;
+
+    browser
+        .type_into("#sweep-pin-param-note", "kept for a demo")
+        .await;
+    browser
+        .click("form[action='/apps/community/sweeps/pin/run'] button")
+        .await;
+    arrives_at(&browser, &s.at("/apps/community/sweeps/pin/run")).await;
+    let asked = browser.text().await;
+    assert!(
+        asked.contains("Run sweep pin on community (staging) now?"),
+        "{asked}"
+    );
+    assert_eq!(s.job_count().await, 0, "asked, not run");
+    browser.click("#confirm-yes").await;
+    arrives_at(&browser, &s.at("/jobs/1")).await;
+    assert_eq!(s.finished(1).await, opsdeck::jobs::State::Succeeded);
+    assert_eq!(
+        support::recorded_argvs(&argv),
+        [["main", "kept for a demo"]]
+    );
+}
+
+/// A `sqlite-backup` sweep's backups on the app page, each with a Restore
+/// button that asks first: a dialog with JavaScript (no, and nothing
+/// runs; yes, and the job page follows), the server's confirmation page
+/// without it. The table fits a phone.
+#[tokio::test]
+async fn restore_asks_first_with_and_without_javascript() {
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let Some(plain) = Browser::without_javascript().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("notes.db");
+    let made = std::process::Command::new("sqlite3")
+        .arg(&db)
+        .arg("CREATE TABLE notes (body TEXT); INSERT INTO notes VALUES ('first');")
+        .status()
+        .expect("sqlite3 (Debian package sqlite3) is needed for this test");
+    assert!(made.success());
+    let s = start(&format!(
+        r#"[[app]]
+name = "notes"
+environment = "production"
+
+[[app.sweep]]
+name = "db-backup"
+kind = "sqlite-backup"
+database = "{}"
+dir = "{}"
+keep = 5
+"#,
+        db.display(),
+        dir.path().join("backups").display()
+    ))
+    .await;
+    let system = opsdeck::auth::Actor::system("system:test");
+    let job = opsdeck::ops::sweeps::request(&s.ctx, &system, "notes", "db-backup", false)
+        .await
+        .unwrap();
+    assert_eq!(s.finished(job).await, opsdeck::jobs::State::Succeeded);
+    let button = "form[action='/apps/notes/sweeps/db-backup/restore'] button";
+
+    sign_in(&browser, &s, Role::Owner).await;
+    browser.goto(&s.at("/apps/notes")).await;
+    browser.click(button).await;
+    let asked = browser.dialog().await;
+    assert!(
+        asked.starts_with("Restore the database of notes (production) from backup notes-"),
+        "{asked}"
+    );
+    browser.dismiss_dialog().await;
+    assert_eq!(s.job_count().await, 1, "no, and nothing ran");
+    browser.click(button).await;
+    browser.dialog().await;
+    browser.accept_dialog().await;
+    browser
+        .until("return location.pathname === '/jobs/2'")
+        .await;
+    assert_eq!(s.finished(2).await, opsdeck::jobs::State::Succeeded);
+
+    browser.resize(390, 844).await;
+    browser.goto(&s.at("/apps/notes")).await;
+    browser
+        .until("return document.body.innerText.includes('Backups of db-backup')")
+        .await;
+    let overflow = browser
+        .js(
+            "return document.documentElement.scrollWidth - window.innerWidth",
+            json!([]),
+        )
+        .await;
+    assert!(
+        overflow.as_i64().unwrap() <= 0,
+        "scrolls sideways by {overflow}px"
+    );
+    // For a person to look at: target/tmp/backups-phone.png.
+    browser
+        .js(
+            "document.querySelector('#backups-db-backup').scrollIntoView(); return true",
+            json!([]),
+        )
+        .await;
+    let shots = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    browser.screenshot(&shots.join("backups-phone.png")).await;
+
+    sign_in(&plain, &s, Role::Owner).await;
+    plain.goto(&s.at("/apps/notes")).await;
+    plain.click(button).await;
+    arrives_at(&plain, &s.at("/apps/notes/sweeps/db-backup/restore")).await;
+    let asked = plain.text().await;
+    assert!(
+        asked.contains("Restore the database of notes (production) from backup notes-")
+            && asked.contains("Nothing has run yet."),
+        "{asked}"
+    );
+    assert_eq!(s.job_count().await, 2, "asked, not run");
+    plain.click("#confirm-yes").await;
+    arrives_at(&plain, &s.at("/jobs/3")).await;
+    assert_eq!(s.finished(3).await, opsdeck::jobs::State::Succeeded);
+}

@@ -124,7 +124,7 @@ fn the_design_example_passes() {
     let config = parse(&toml).unwrap_or_else(|e| panic!("{e:?}"));
     assert_eq!(config.apps.len(), 2);
     let rfc = config.app("rfc-app").unwrap();
-    assert_eq!(rfc.health.as_ref().unwrap().timeout.as_secs(), 30);
+    assert_eq!(rfc.health[0].timeout.as_secs(), 30);
     assert_eq!(
         rfc.secrets[0]
             .generate
@@ -355,7 +355,7 @@ fn command_steps_name_only_the_values_opsdeck_fills() {
         &with(r#"deploy = [ { run = ["c", "r:{tga}"] } ]"#),
         6,
         "app \"web\" → deploy #1 → run",
-        "unknown placeholder {tga}; expected {ref}, {sha} or {tag}",
+        "unknown placeholder {tga}; expected {ref}, {sha}, {tag} or a [[app.deploy_param]] name",
     );
     rejects(
         &with("rollback = [ { run = [\"c\", \"{sha}\"] } ]\ndeploy = [ { run = [\"c\"] } ]"),
@@ -421,6 +421,143 @@ fn action_params_are_checked_when_the_config_loads() {
 }
 
 #[test]
+fn sweep_and_deploy_params_are_checked_when_the_config_loads() {
+    let sweep = format!(
+        "{APP}\n[[app.sweep]]\nname = \"pin\"\nkind = \"command\"\nrun = [\"pin\", \"{{branch}}\"]\n"
+    );
+    let param = "\n[[app.sweep.param]]\nname = \"branch\"\nrequired = true\n";
+    assert!(parse(&format!("{sweep}{param}")).is_ok());
+    rejects(
+        &format!("{sweep}schedule = \"0 3 * * *\"\n{param}"),
+        13,
+        "app \"web\" → sweep \"pin\" → param \"branch\"",
+        "the sweep runs on a `schedule`, and nobody is there to give a value",
+    );
+    assert!(
+        parse(&format!(
+            "{sweep}schedule = \"0 3 * * *\"\n{param}default = \"main\"\n"
+        ))
+        .is_ok()
+    );
+    rejects(
+        &format!("{sweep}{param}").replace("{branch}", "{brnach}"),
+        10,
+        "app \"web\" → sweep \"pin\" → run",
+        "{brnach} names no parameter of this sweep",
+    );
+    rejects(
+        &format!("{sweep}env_file = true\n"),
+        11,
+        "app \"web\" → sweep \"pin\" → env_file",
+        "the app has no `env_file`",
+    );
+    rejects(
+        &format!("{sweep}timeout = \"0s\"\n"),
+        11,
+        "app \"web\" → sweep \"pin\" → timeout",
+        "longer than 0",
+    );
+    rejects(
+        &format!(
+            "{APP}\n[[app.sweep]]\nname = \"old\"\nkind = \"job-output\"\ndays = 3\ncwd = \"/srv\"\n"
+        ),
+        11,
+        "app \"web\" → sweep \"old\" → cwd",
+        "`cwd` does not apply to a \"job-output\" sweep",
+    );
+    // A commit is resolved in the app's repo; a release has no default.
+    let action = "\n[[app.action]]\nname = \"pin\"\nrun = [\"pin\", \"{at}\"]\n\n[[app.action.param]]\nname = \"at\"\n";
+    assert!(
+        parse(&format!(
+            "{APP}{action}kind = \"commit\"\ndefault = \"main\"\n"
+        ))
+        .is_ok()
+    );
+    rejects(
+        &format!("[[app]]\nname = \"web\"\n{action}kind = \"commit\"\n"),
+        10,
+        "app \"web\" → action \"pin\" → param \"at\" → kind",
+        "a `commit` is resolved in the app's `repo`, and the app has none",
+    );
+    rejects(
+        &format!("{APP}{action}kind = \"release\"\ndefault = \"v1\"\n"),
+        14,
+        "app \"web\" → action \"pin\" → param \"at\" → default",
+        "cannot have a default",
+    );
+    rejects(
+        &format!("{APP}{action}kind = \"backup\"\n"),
+        11,
+        "app \"web\" → action \"pin\" → param \"at\"",
+        "web has no \"sqlite-backup\" sweep whose backups to offer",
+    );
+    // Deploy parameters: strategy "command", not named like its own
+    // values, a default when pushes deploy.
+    let command = APP.replace("repo = \"/srv/web\"\n", "strategy = \"command\"\n");
+    let deploy = format!(
+        "{command}deploy = [ {{ run = [\"c\", \"r:{{tag}}\", \"{{note}}\"] }} ]\n\n[[app.deploy_param]]\nname = \"note\"\nrequired = true\n"
+    );
+    assert!(parse(&deploy).is_ok());
+    rejects(
+        &deploy
+            .replace("name = \"note\"", "name = \"tag\"")
+            .replace("\"{note}\"", "\"{tag}\""),
+        9,
+        "app \"web\" → deploy_param \"tag\" → name",
+        "{tag} is one of the deploy's own values",
+    );
+    rejects(
+        &deploy.replace("{note}", "{nope}"),
+        6,
+        "app \"web\" → deploy #1 → run",
+        "unknown placeholder {nope}",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let hook = secret_file(dir.path(), "s3cret\n", 0o600);
+    let pushed = format!(
+        "strategy = \"command\"\nauto_deploy = \"main\"\nwebhook_secret_file = {:?}\n",
+        hook.display().to_string()
+    );
+    rejects(
+        &deploy.replace("strategy = \"command\"\n", &pushed),
+        10,
+        "app \"web\" → deploy_param \"note\"",
+        "the app deploys on push (`auto_deploy`), and nobody is there to give a value",
+    );
+    rejects(
+        &format!("{APP}\n[[app.deploy_param]]\nname = \"note\"\n"),
+        7,
+        "app \"web\" → deploy_param",
+        "deploy parameters fill the `deploy` steps of strategy \"command\"",
+    );
+}
+
+#[test]
+fn env_file_true_needs_an_env_file_on_this_machine() {
+    let action = "\n[[app.action]]\nname = \"run\"\nrun = [\"wp\", \"cron\"]\nenv_file = true\n";
+    rejects(
+        &format!("{APP}{action}"),
+        10,
+        "app \"web\" → action \"run\" → env_file",
+        "the app has no `env_file`",
+    );
+    let with_env = APP.replace("repo = ", "env_file = \"/srv/web/.env\"\nrepo = ");
+    assert!(parse(&format!("{with_env}{action}")).is_ok());
+    rejects(
+        &format!(
+            "{}{action}",
+            with_env.replace(
+                "repo = ",
+                "host = \"ssh://deploy@web.example.org\"\nrepo = "
+            )
+        ),
+        12,
+        "app \"web\" → action \"run\" → env_file",
+        "works for apps on this machine",
+    );
+}
+
+#[test]
 fn an_app_without_repo_nor_strategy_is_not_deployed_but_valid() {
     let app = APP.replace("repo = \"/srv/web\"\n", "");
     let action = format!("{app}\n[[app.action]]\nname = \"hello\"\nrun = [\"true\"]\n");
@@ -461,6 +598,92 @@ fn health_checks_need_an_http_url_and_a_duration() {
         8,
         "app \"web\" → health.url",
         "http:// or https:// URL",
+    );
+}
+
+#[test]
+fn health_may_be_one_table_or_a_list_each_checked_at_its_line() {
+    let one = parse(&format!(
+        "{APP}health = {{ url = \"http://127.0.0.1:8000/\" }}\n"
+    ))
+    .unwrap();
+    assert_eq!(one.apps[0].health.len(), 1);
+    let list = format!(
+        "{APP}\n[[app.health]]\nurl = \"http://127.0.0.1:8000/\"\n\n[[app.health]]\nname = \"api\"\nurl = \"http://127.0.0.1:8000/api\"\nexpect = \"ok\"\n"
+    );
+    let config = parse(&list).unwrap_or_else(|e| panic!("{e:?}"));
+    let names: Vec<&str> = config.apps[0].health.iter().map(|h| h.name()).collect();
+    assert_eq!(names, ["http://127.0.0.1:8000/", "api"]);
+    let inline = parse(&format!(
+        "{APP}health = [{{ url = \"http://127.0.0.1:8000/\" }}, {{ url = \"http://127.0.0.1:8000/api\", timeout = \"5s\" }}]\n"
+    ))
+    .unwrap();
+    assert_eq!(inline.apps[0].health[1].timeout.as_secs(), 5);
+
+    rejects(
+        &list.replace("http://127.0.0.1:8000/api", "127.0.0.1:8000/api"),
+        12,
+        "app \"web\" → health \"api\" → url",
+        "http:// or https:// URL",
+    );
+    rejects(
+        &format!(
+            "{APP}health = [{{ url = \"http://127.0.0.1:8000/\" }}, {{ url = \"http://127.0.0.1:8000/api\", timeout = \"0s\" }}]\n"
+        ),
+        6,
+        "app \"web\" → health #2 → timeout",
+        "longer than 0",
+    );
+    rejects(
+        &format!(
+            "{APP}health = [{{ url = \"http://127.0.0.1:8000/\" }}, {{ url = \"http://127.0.0.1:8000/\" }}]\n"
+        ),
+        6,
+        "app \"web\" → health #2",
+        "already a health check called",
+    );
+}
+
+#[test]
+fn a_backup_parameter_names_a_sqlite_backup_sweep() {
+    let sweep = |name: &str| {
+        format!(
+            "\n[[app.sweep]]\nname = \"{name}\"\nkind = \"sqlite-backup\"\ndatabase = \"/srv/web/db.sqlite\"\ndir = \"/srv/web/backups\"\nkeep = 3\n"
+        )
+    };
+    let action = |param: &str| {
+        format!(
+            "\n[[app.action]]\nname = \"inspect\"\nrun = [\"sqlite3\", \"{{snapshot}}\", \".tables\"]\n\n[[app.action.param]]\nname = \"snapshot\"\nkind = \"backup\"\n{param}"
+        )
+    };
+    // The app's only sqlite-backup sweep, or the one named.
+    let only = format!("{APP}{}{}", sweep("db"), action(""));
+    parse(&only).unwrap_or_else(|e| panic!("{e:?}"));
+    let two = format!("{APP}{}{}", sweep("db"), sweep("other"));
+    parse(&format!("{two}{}", action("sweep = \"other\"\n"))).unwrap_or_else(|e| panic!("{e:?}"));
+    rejects(
+        &format!("{two}{}", action("")),
+        25,
+        "app \"web\" → action \"inspect\" → param \"snapshot\"",
+        "several \"sqlite-backup\" sweeps; name one",
+    );
+    rejects(
+        &format!("{two}{}", action("sweep = \"nope\"\n")),
+        28,
+        "app \"web\" → action \"inspect\" → param \"snapshot\" → sweep",
+        "no \"sqlite-backup\" sweep named \"nope\"",
+    );
+    rejects(
+        &format!("{APP}{}", action("")),
+        11,
+        "app \"web\" → action \"inspect\" → param \"snapshot\"",
+        "no \"sqlite-backup\" sweep",
+    );
+    rejects(
+        &format!("{only}default = \"x\"\n"),
+        21,
+        "app \"web\" → action \"inspect\" → param \"snapshot\" → default",
+        "has no default",
     );
 }
 
@@ -856,12 +1079,12 @@ sudo = true
 user = "shop"
 group = "www-data"
 env_file = "/srv/shop/shared/.env"
-health = { url = "https://shop.example.org/healthz", expect = "ok", timeout = "1m" }
+health = [ { url = "https://shop.example.org/healthz", expect = "ok", timeout = "1m" }, { name = "api", url = "https://shop.example.org/api/health" } ]
 build = [ { run = ["composer", "install"], cwd = "app", env = { APP_ENV = "prod" }, timeout = "5m" } ]
 logs = { units = ["shop.service"] }
 auto_deploy = "release"
 webhook_secret_file = "$SECRET"
-permissions = { view = "viewer", logs = "viewer", deploy = "operator", rollback = "operator", rotate = "owner", sweep = "admin", action = "operator", cancel = "operator", audit = "admin" }
+permissions = { view = "viewer", logs = "viewer", deploy = "operator", rollback = "operator", rotate = "owner", sweep = "admin", restore = "admin", action = "operator", cancel = "operator", audit = "admin" }
 
 [[app.secret]]
 name = "APP_KEY"
@@ -955,17 +1178,46 @@ name = "note"
 kind = "text"
 pattern = "[a-z ]*"
 
+[[app.action]]
+name = "inspect"
+run = ["sqlite3", "-readonly", "{snapshot}", ".tables"]
+
+[[app.action.param]]
+name = "snapshot"
+kind = "backup"
+sweep = "db-backup"
+
 [[app]]
 name = "bot"
 host = "ssh://bot@10.0.0.6"
 strategy = "command"
-deploy = [ { run = ["cloudron", "update", "--image", "registry.example.org/bot:{tag}"] } ]
+deploy = [ { run = ["cloudron", "update", "--image", "registry.example.org/bot:{tag}", "--note", "{note}"] } ]
 rollback = [ { run = ["cloudron", "update", "--image", "registry.example.org/bot:{tag}"] } ]
+deploy_param = [ { name = "note", pattern = "[a-z ]*" } ]
 
 [[app]]
 name = "wiki"
 units = ["wiki.service"]
+env_file = "$SECRET"
 logs = { files = ["/var/log/wiki/app.log"] }
+
+[[app.action]]
+name = "reindex"
+run = ["wiki", "reindex"]
+env_file = true
+
+[[app.sweep]]
+name = "pin"
+kind = "command"
+run = ["wiki", "pin", "{page}"]
+cwd = "/srv/wiki"
+timeout = "2m"
+env_file = true
+
+[[app.sweep.param]]
+name = "page"
+kind = "text"
+pattern = "[a-z-]+"
 "#;
 
 #[test]
@@ -976,6 +1228,8 @@ fn every_key_of_the_reference_is_accepted() {
         .unwrap_or_else(|e| panic!("{e:#?}"));
     let shop = config.app("shop").unwrap();
     assert_eq!(shop.required_role("deploy"), opsdeck::auth::Role::Operator);
+    assert_eq!(shop.required_role("restore"), opsdeck::auth::Role::Admin);
+    assert_eq!(shop.health.len(), 2);
     assert_eq!(shop.sweeps.len(), 5);
     let secret = |name: &str| shop.secrets.iter().find(|s| s.name == name).unwrap();
     assert_eq!(

@@ -315,3 +315,128 @@ deploy = [ {{ run = ["cp", "/dev/null", "{}.{{tag}}"] }} ]
         .unwrap();
     assert!(page.contains("<code>0.1.9</code>"), "{page}");
 }
+
+/// `[[app.deploy_param]]`: values asked for at each deploy reach the
+/// deploy steps as one argv word each, through the API and the page's
+/// Deploy form; refused values are 400 and a `denied` audit row, nothing
+/// queued; a rollback runs with the values the release was deployed with.
+#[tokio::test]
+async fn deploy_parameters_reach_the_steps_as_one_word_and_refusals_are_denied() {
+    use support::server::{assert_refused, job_of, json};
+
+    let dir = tempfile::tempdir().unwrap();
+    let (dump, argv) = support::argv_recorder(dir.path());
+    let server = support::server::start(&format!(
+        r#"[[app]]
+name = "community"
+environment = "staging"
+strategy = "command"
+deploy = [ {{ run = ["python3", "{}", "image:{{tag}}", "--note", "{{note}}", "{{region}}"] }} ]
+
+[[app.deploy_param]]
+name = "note"
+label = "Why"
+pattern = "[A-Za-z0-9][A-Za-z0-9 ./-]*"
+required = true
+
+[[app.deploy_param]]
+name = "region"
+kind = "choice"
+choices = ["eu", "us"]
+default = "eu"
+"#,
+        dump.display()
+    ))
+    .await;
+    let ctx = &server.ctx;
+    let token = server.token("ci", Role::Admin).await;
+    let api = "/api/apps/community/deploy";
+    let body = |tag: &str, note: &str, region: &str| serde_json::json!({"ref": tag, "params": {"note": note, "region": region}});
+    let res = server
+        .post_json(api, &token, &body("t1", "hot fix 2", "us"))
+        .await;
+    assert_eq!(res.status(), 202);
+    let job = json(res).await["job"].as_i64().unwrap();
+    let (state, output) = server.outcome(job).await;
+    assert_eq!(state, State::Succeeded, "{output}");
+    assert_eq!(
+        support::recorded_argvs(&argv),
+        [["image:t1", "--note", "hot fix 2", "us"]]
+    );
+    // The job's title and plan show the values, and so do its request row
+    // and the release log.
+    let shown = ctx.jobs.job(job).await.unwrap();
+    assert_eq!(shown.what(), "deploy t1 (note='hot fix 2' region=us)");
+    assert_eq!(shown.steps[0].title, "Check the parameters");
+    assert!(
+        shown.steps[1].title.ends_with("--note 'hot fix 2' us"),
+        "{:?}",
+        shown.steps[1].title
+    );
+    let detail = server.request_detail(job).await;
+    assert!(detail.contains("note='hot fix 2' region=us"), "{detail}");
+    let log = releases::list(&ctx.db, "community", 1).await.unwrap();
+    assert_eq!(log[0].values["note"], "hot fix 2");
+
+    // The page's Deploy form (without JavaScript) asks for them too.
+    let (cookie, csrf) = server.session("ada", Role::Admin).await;
+    let session = (cookie.as_str(), csrf.as_str());
+    let page = server.page("/apps/community", &cookie).await;
+    assert!(
+        page.contains(r#"<label for="deploy-param-note">Why</label>"#),
+        "{page}"
+    );
+    assert!(
+        page.contains(r#"<select id="deploy-param-region" name="param.region">"#),
+        "{page}"
+    );
+    let form = "/apps/community/deploy";
+    let res = server
+        .post_form(
+            form,
+            session,
+            &[("ref", "t2"), ("param.note", "from the page")],
+        )
+        .await;
+    assert_eq!(server.finished(job_of(&res)).await, State::Succeeded);
+    assert_eq!(
+        support::recorded_argvs(&argv)[1],
+        ["image:t2", "--note", "from the page", "eu"]
+    );
+
+    // A rollback runs the steps with the values t1 was deployed with.
+    let job = rollback::request(ctx, &ada(), "community", None)
+        .await
+        .unwrap();
+    assert_eq!(server.finished(job).await, State::Succeeded);
+    assert_eq!(
+        support::recorded_argvs(&argv)[2],
+        ["image:t1", "--note", "hot fix 2", "us"]
+    );
+
+    // Hostile values, through the API and through the form: 400, a
+    // denied audit row each, nothing queued.
+    let before = server.job_count().await;
+    for (note, region, says) in [
+        ("x; rm -rf /", "eu", "does not match"),
+        ("--help", "eu", "does not match"),
+        ("a\nb", "eu", "line break"),
+        ("fine", "mars", "not one of the choices"),
+    ] {
+        let res = server
+            .post_json(api, &token, &body("t3", note, region))
+            .await;
+        assert_refused(res, says).await;
+        let fields = [
+            ("ref", "t3"),
+            ("param.note", note),
+            ("param.region", region),
+        ];
+        assert_refused(server.post_form(form, session, &fields).await, says).await;
+    }
+    assert_eq!(server.job_count().await, before);
+    server
+        .assert_denied("deploy.params", 8, r#""ref":"t3""#)
+        .await;
+    assert_eq!(support::recorded_argvs(&argv).len(), 3);
+}

@@ -215,6 +215,7 @@ fn web_unit(sandbox: &Sandbox, version: &str) -> WebUnit {
 
 fn health(port: u16, path: &str, expect: Option<&str>, timeout: Duration) -> Health {
     Health {
+        name: None,
         url: format!("http://127.0.0.1:{port}{path}"),
         expect: expect.map(str::to_owned),
         timeout,

@@ -402,6 +402,32 @@ async fn inside_a_remote_releases_app_is_deployed_rolled_back_and_swept_over_ssh
         made.push(copies[0].clone());
     }
     assert_ne!(made[0], made[1]);
+
+    // A restore of that backup, there: the row written since is gone, the
+    // database as it was is kept beside the backup.
+    let added = std::process::Command::new("sqlite3")
+        .arg(&db)
+        .arg("INSERT INTO t VALUES (43);")
+        .status()
+        .unwrap();
+    assert!(added.success());
+    let name = made[1].file_name().unwrap().to_string_lossy().into_owned();
+    let job = opsdeck::ops::restore::request(ctx, &ada(), "web", "db-backup", &name)
+        .await
+        .unwrap();
+    let (state, said) = server.outcome(job).await;
+    assert_eq!(state, State::Succeeded, "{said}");
+    assert!(
+        said.contains(&format!("{}{on_host} is now a copy of", db.display())),
+        "{said}"
+    );
+    let rows = std::process::Command::new("sqlite3")
+        .arg(&db)
+        .arg("SELECT group_concat(n) FROM t")
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&rows.stdout), "42\n");
+    assert_eq!(backups().len(), 2);
 }
 
 /// Whether a `journalctl` runs whose parent is an sshd session process.

@@ -1,8 +1,9 @@
 //! `user = "…"` on an app: every step runs as that account through
 //! `sudo -n -u`, as the runbooks' `sudo -u rfc-app …` do. Run as root with
 //! a real unprivileged account made for the test (and removed after it):
-//! git, a build step, an action, a secret rotation and a sqlite-backup
-//! sweep, each checked by who owns what it wrote.
+//! git, a build step, an action, a secret rotation, a sqlite-backup
+//! sweep and a restore of its backup, each checked by who owns what it
+//! wrote.
 
 mod support;
 
@@ -69,6 +70,11 @@ run = ["sh", "-c", "id -un > built-by"]
 [[app.action]]
 name = "whoami"
 run = ["sh", "-c", "echo \"as $(id -un) in $(pwd), umask $(umask)\""]
+
+[[app.action]]
+name = "with-env"
+run = ["sh", "-c", "printf %s \"$SECRET_KEY\" > seen-key; echo \"key $SECRET_KEY as $(id -un)\""]
+env_file = true
 
 [[app.secret]]
 name = "SECRET_KEY"
@@ -141,6 +147,21 @@ run = ["id", "-un"]
     );
     assert_eq!(owner_and_mode(&env), (account.uid, 0o640));
 
+    // `env_file = true`: the file's variables reach a step run as the
+    // user (on its stdin, never in sudo's command line), masked in output.
+    let job = actions::run(ctx, &ada(), "rfc", "with-env").await.unwrap();
+    let (state, output) = server.outcome(job).await;
+    assert_eq!(state, State::Succeeded, "{output}");
+    assert!(
+        output.contains(&format!("key [redacted] as {user}")),
+        "{output}"
+    );
+    let key = text.trim().trim_start_matches("SECRET_KEY=");
+    assert_eq!(
+        std::fs::read_to_string(repos.app.join("seen-key")).unwrap(),
+        key
+    );
+
     // A sqlite-backup sweep writes its copy as the user.
     let job = sweeps::request(ctx, &ada(), "rfc", "db-backup", false)
         .await
@@ -153,6 +174,41 @@ run = ["id", "-un"]
         .collect();
     assert_eq!(backups.len(), 1, "{backups:?}");
     assert_eq!(owner_and_mode(&backups[0]).0, account.uid);
+
+    // A restore of that backup, as the user (its sqlite3, its files): the
+    // row written since is gone, the database keeps owner and mode, and
+    // the copy kept of it is the user's too.
+    let added = Command::new("sqlite3")
+        .arg(&db)
+        .arg("INSERT INTO t VALUES (2);")
+        .status()
+        .unwrap();
+    assert!(added.success());
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let name = backups[0]
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let job = opsdeck::ops::restore::request(ctx, &ada(), "rfc", "db-backup", &name)
+        .await
+        .unwrap();
+    let (state, output) = server.outcome(job).await;
+    assert_eq!(state, State::Succeeded, "{output}");
+    let rows = Command::new("sqlite3")
+        .arg(&db)
+        .arg("SELECT group_concat(n) FROM t")
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&rows.stdout).trim(), "1");
+    assert_eq!(owner_and_mode(&db), (account.uid, 0o640));
+    let kept: Vec<_> = std::fs::read_dir(data.join("backups"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| *p != backups[0])
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(owner_and_mode(&kept[0]).0, account.uid);
 
     // An account that does not exist: the step fails and says so.
     let job = actions::run(ctx, &ada(), "nobody-here", "whoami")

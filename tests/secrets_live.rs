@@ -125,6 +125,7 @@ note = "Gitea's deliveries are refused until both sides match."
     };
     let answer = || async {
         let health = opsdeck::config::Health {
+            name: None,
             url: format!("http://127.0.0.1:{port}/"),
             expect: None,
             timeout: Duration::from_secs(30),

@@ -854,3 +854,203 @@ async fn the_page_shows_each_sweep_and_the_api_runs_it_as_designed() {
     assert_eq!(listed[0]["last_run"]["job"]["actor"], "alice");
     assert_eq!(listed[0]["next_run"], next.timestamp_millis());
 }
+
+// ---------------------------------------------------------------- command sweeps: parameters, cwd, timeout, env file
+
+/// A command sweep with parameters (the rfc-app runbook's "pin a branch"),
+/// one that says where it runs, one that outlives its timeout, one with
+/// the app's env file, and a scheduled one whose parameter has a default.
+fn command_sweeps(dir: &Path) -> String {
+    let (recorder, _) = support::argv_recorder(dir);
+    std::fs::create_dir_all(dir.join("work")).unwrap();
+    std::fs::write(dir.join("app.env"), "GITEA_TOKEN=gt-0123456789abcdef\n").unwrap();
+    format!(
+        r#"
+[[app]]
+name = "shop"
+environment = "staging"
+env_file = "{dir}/app.env"
+
+[[app.sweep]]
+name = "pin"
+kind = "command"
+run = ["python3", "{recorder}", "--branch", "{{branch}}", "{{note}}"]
+
+[[app.sweep.param]]
+name = "branch"
+kind = "choice"
+choices = ["main", "staging"]
+required = true
+
+[[app.sweep.param]]
+name = "note"
+pattern = "[a-z ]+"
+default = "kept by opsdeck"
+
+[[app.sweep]]
+name = "where"
+kind = "command"
+run = ["pwd"]
+cwd = "{dir}/work"
+
+[[app.sweep]]
+name = "slow"
+kind = "command"
+run = ["sleep", "30"]
+timeout = "300ms"
+
+[[app.sweep]]
+name = "with-env"
+kind = "command"
+run = ["sh", "-c", "echo token $GITEA_TOKEN"]
+env_file = true
+
+[[app.sweep]]
+name = "nightly"
+kind = "command"
+run = ["python3", "{recorder}", "nightly", "{{note}}"]
+schedule = "0 3 * * *"
+
+[[app.sweep.param]]
+name = "note"
+required = true
+default = "as scheduled"
+"#,
+        dir = dir.display(),
+        recorder = recorder.display()
+    )
+}
+
+#[tokio::test]
+async fn a_command_sweeps_parameters_reach_it_as_one_word_and_refusals_are_denied() {
+    use reqwest::StatusCode;
+    use support::server::{assert_refused, job_of, json};
+
+    let dir = tempfile::tempdir().unwrap();
+    let s = support::server::start(&command_sweeps(dir.path())).await;
+    let argv = dir.path().join("argv.jsonl");
+    let token = s.token("ci", Role::Operator).await;
+    let api = "/api/apps/shop/sweeps/pin/run";
+    let body = |branch: &str, note: &str| serde_json::json!({"dry_run": false, "params": {"branch": branch, "note": note}});
+    let res = s
+        .post_json(api, &token, &body("staging", "two words here"))
+        .await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let job = json(res).await["job"].as_i64().unwrap();
+    let (state, output) = s.outcome(job).await;
+    assert_eq!(state, State::Succeeded, "{output}");
+    assert_eq!(
+        support::recorded_argvs(&argv),
+        [["--branch", "staging", "two words here"]]
+    );
+    let shown = s.ctx.jobs.job(job).await.unwrap();
+    assert_eq!(
+        shown.what(),
+        "sweep pin (branch=staging note='two words here')"
+    );
+    let titles: Vec<&str> = shown.steps.iter().map(|s| s.title.as_str()).collect();
+    assert_eq!(titles[0], "Check the parameters");
+    assert!(
+        titles[1].ends_with("--branch staging 'two words here'"),
+        "{titles:?}"
+    );
+    let detail = s.request_detail(job).await;
+    assert!(detail.contains("branch=staging"), "{detail}");
+
+    // A dry run lists the command as written; it takes no values.
+    let dry = serde_json::json!({"dry_run": true});
+    let job = json(s.post_json(api, &token, &dry).await).await["job"]
+        .as_i64()
+        .unwrap();
+    let (state, output) = s.outcome(job).await;
+    assert_eq!(state, State::Succeeded, "{output}");
+    assert!(output.contains("--branch '{branch}' '{note}'"), "{output}");
+    let dry = serde_json::json!({"dry_run": true, "params": {"branch": "main"}});
+    let res = s.post_json(api, &token, &dry).await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+
+    // The page's Run now form asks for them, and runs without JavaScript.
+    let (cookie, csrf) = s.session("alice", Role::Operator).await;
+    let session = (cookie.as_str(), csrf.as_str());
+    let page = s.page("/apps/shop", &cookie).await;
+    assert!(
+        page.contains(r#"<select id="sweep-pin-param-branch" name="param.branch" required>"#),
+        "{page}"
+    );
+    assert!(
+        page.contains(r#"name="param.note" value="kept by opsdeck""#),
+        "{page}"
+    );
+    let form = "/apps/shop/sweeps/pin/run";
+    let res = s
+        .post_form(form, session, &[("param.branch", "main")])
+        .await;
+    assert_eq!(s.finished(job_of(&res)).await, State::Succeeded);
+    assert_eq!(
+        support::recorded_argvs(&argv)[1],
+        ["--branch", "main", "kept by opsdeck"]
+    );
+
+    // Hostile values through the API and the form: 400, denied, nothing queued.
+    let before = s.job_count().await;
+    for (branch, note, says) in [
+        ("main", "x; rm -rf /", "does not match"),
+        ("--help", "fine", "which a program would read as an option"),
+        ("main", "a\nb", "line break"),
+        ("mars", "fine", "not one of the choices"),
+    ] {
+        assert_refused(s.post_json(api, &token, &body(branch, note)).await, says).await;
+        let fields = [("param.branch", branch), ("param.note", note)];
+        assert_refused(s.post_form(form, session, &fields).await, says).await;
+    }
+    assert_eq!(s.job_count().await, before);
+    s.assert_denied("sweep.params", 8, r#""sweep":"pin""#).await;
+    assert_eq!(support::recorded_argvs(&argv).len(), 2);
+}
+
+#[tokio::test]
+async fn a_command_sweep_runs_in_its_cwd_within_its_timeout_with_the_env_file() {
+    let files = tempfile::tempdir().unwrap();
+    let deck = Deck::start(&command_sweeps(files.path())).await;
+    let (lines, state) = sweep(&deck, "shop", "where", false).await;
+    assert_eq!(state, State::Succeeded, "{lines:#?}");
+    let work = files.path().join("work").display().to_string();
+    assert_eq!(lines.last(), Some(&work), "{lines:#?}");
+
+    let (lines, state) = sweep(&deck, "shop", "slow", false).await;
+    assert_eq!(state, State::TimedOut, "{lines:#?}");
+    let last = sweeps::last_run(&deck.ctx, "shop", "slow")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        last.job.summary.as_deref(),
+        Some("step \"Run sleep 30\" did not finish within 300ms and was stopped")
+    );
+
+    let (lines, state) = sweep(&deck, "shop", "with-env", false).await;
+    assert_eq!(state, State::Succeeded, "{lines:#?}");
+    assert_eq!(lines.last().unwrap(), "token [redacted]");
+}
+
+#[tokio::test]
+async fn a_scheduled_sweep_runs_with_its_parameters_defaults() {
+    let files = tempfile::tempdir().unwrap();
+    let deck = Deck::start(&command_sweeps(files.path())).await;
+    let scheduler = Scheduler::new(deck.ctx.clone());
+    let at = Utc.with_ymd_and_hms(2026, 12, 3, 3, 0, 0).unwrap();
+    let first = scheduler
+        .tick(at - chrono::TimeDelta::hours(1))
+        .await
+        .unwrap();
+    assert!(first.is_empty(), "{first:?}");
+    let fired = scheduler.tick(at).await.unwrap();
+    assert_eq!(fired.len(), 1, "{fired:?}");
+    let job = fired[0].job.clone().unwrap();
+    let (lines, state) = deck.wait(job).await;
+    assert_eq!(state, State::Succeeded, "{lines:#?}");
+    assert_eq!(
+        support::recorded_argvs(&files.path().join("argv.jsonl")),
+        [["nightly", "as scheduled"]]
+    );
+}

@@ -114,10 +114,11 @@ fn app(s: &mut Section) -> App {
         user: s.string("user"),
         group: s.string("group"),
         env_file: s.path("env_file"),
-        health: s.table("health", health),
+        health: s.table_or_tables("health", health),
         build: s.tables("build", command),
         deploy: s.tables("deploy", command),
         rollback: s.tables("rollback", command),
+        deploy_params: s.tables("deploy_param", param),
         logs: s.table("logs", logs),
         auto_deploy: s.string("auto_deploy"),
         webhook_secret_file: s.path("webhook_secret_file"),
@@ -130,6 +131,7 @@ fn app(s: &mut Section) -> App {
 
 fn health(s: &mut Section) -> Health {
     Health {
+        name: s.string("name"),
         url: s.required_string("url", "the http(s) URL to probe"),
         expect: s.string("expect"),
         timeout: s.duration("timeout").unwrap_or(Duration::from_secs(30)),
@@ -224,6 +226,10 @@ fn sweep(s: &mut Section) -> Sweep {
             .map(|d| u32::try_from(d).unwrap_or(u32::MAX)),
         pinned: s.strings("pinned"),
         run: s.opt_strings("run"),
+        cwd: s.path("cwd"),
+        timeout: s.duration("timeout"),
+        env_file: s.bool_or("env_file", false),
+        params: s.tables("param", param),
         schedule: s.string("schedule"),
         timezone: s.string("timezone"),
         catch_up: s.bool_or("catch_up", true),
@@ -238,6 +244,7 @@ fn action(s: &mut Section) -> Action {
         cwd: s.path("cwd"),
         env: s.string_map("env"),
         timeout: s.duration("timeout"),
+        env_file: s.bool_or("env_file", false),
         role: s.role("role"),
         confirm: s.string("confirm"),
         description: s.string("description"),
@@ -253,6 +260,7 @@ fn param(s: &mut Section) -> Param {
         pattern: s.string("pattern"),
         choices: s.strings("choices"),
         choices_from: s.opt_strings("choices_from"),
+        sweep: s.string("sweep"),
         default: s.string("default"),
         required: s.bool_or("required", false),
     }

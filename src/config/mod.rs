@@ -219,13 +219,18 @@ pub struct App {
     /// The group those steps run with (`sudo -g`); the user's own if unset.
     pub group: Option<String>,
     pub env_file: Option<PathBuf>,
-    pub health: Option<Health>,
+    /// `health`: one check (`[app.health]`) or several (`[[app.health]]`);
+    /// every one must pass for the app to be healthy.
+    pub health: Vec<Health>,
     pub build: Vec<Command>,
     /// `command` strategy: the deploy steps, with `{ref}`, `{sha}`, `{tag}`.
     pub deploy: Vec<Command>,
     /// `command` strategy: the steps that go back to an earlier release
     /// (same placeholders); empty means the deploy steps do.
     pub rollback: Vec<Command>,
+    /// `[[app.deploy_param]]` (`command` strategy): values asked for at
+    /// each deploy, reaching the deploy steps through their `{name}`.
+    pub deploy_params: Vec<Param>,
     pub logs: Option<Logs>,
     /// A branch whose Gitea push webhook deploys it.
     pub auto_deploy: Option<String>,
@@ -240,6 +245,8 @@ pub struct App {
 
 #[derive(Debug, Clone)]
 pub struct Health {
+    /// What pages call it (default: its URL).
+    pub name: Option<String>,
     pub url: String,
     /// Text the response body must contain.
     pub expect: Option<String>,
@@ -372,6 +379,16 @@ pub struct Sweep {
     pub pinned: Vec<String>,
     /// `command`: the argv (required).
     pub run: Option<Vec<String>>,
+    /// `command`: where it runs, absolute or relative to the app's `repo`
+    /// (default: the `repo`).
+    pub cwd: Option<PathBuf>,
+    /// `command`: its time limit (default: `jobs.step_timeout`).
+    pub timeout: Option<Duration>,
+    /// `command`: the app's env file's variables are in its environment.
+    pub env_file: bool,
+    /// `[[app.sweep.param]]` (`command`): values asked for when it runs,
+    /// each reaching `run` only through its `{name}` placeholder.
+    pub params: Vec<Param>,
     /// 5-field cron (see [`parse_schedule`]).
     pub schedule: Option<String>,
     /// IANA time zone of `schedule` (see [`parse_time_zone`]); default UTC.
@@ -389,6 +406,8 @@ pub struct Action {
     pub cwd: Option<PathBuf>,
     pub env: BTreeMap<String, String>,
     pub timeout: Option<Duration>,
+    /// The app's env file's variables are in its environment.
+    pub env_file: bool,
     pub role: Option<Role>,
     /// Shown in the confirmation before it runs.
     pub confirm: Option<String>,
@@ -398,7 +417,8 @@ pub struct Action {
     pub params: Vec<Param>,
 }
 
-/// `[[app.action.param]]`: one value typed or picked at click time.
+/// `[[app.action.param]]`, `[[app.sweep.param]]`, `[[app.deploy_param]]`:
+/// one value typed or picked at click time.
 #[derive(Debug, Clone)]
 pub struct Param {
     /// Its `{name}` in `run` (lowercase letters, digits, `_`).
@@ -412,6 +432,9 @@ pub struct Param {
     pub choices: Vec<String>,
     /// `choice`: an argv run on the app's host; one choice per line printed.
     pub choices_from: Option<Vec<String>>,
+    /// `backup`: the `sqlite-backup` sweep whose backups are offered
+    /// (default: the app's only one).
+    pub sweep: Option<String>,
     pub default: Option<String>,
     pub required: bool,
 }
@@ -433,6 +456,13 @@ impl ParamKind {
         ("release", ParamKind::Release),
         ("backup", ParamKind::Backup),
     ];
+
+    pub fn as_str(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(_, k)| *k == self)
+            .map_or("", |(name, _)| name)
+    }
 }
 
 impl Config {
@@ -504,7 +534,44 @@ impl App {
     }
 }
 
+impl Health {
+    /// What pages and job output call the check: its `name`, else its URL.
+    pub fn name(&self) -> &str {
+        self.name.as_deref().unwrap_or(&self.url)
+    }
+}
+
 impl App {
+    /// The `sqlite-backup` sweep named `name`, or without a name the app's
+    /// only one: whose backups a Restore or a `backup` parameter offers.
+    /// The error says why there is none.
+    pub fn backup_sweep(&self, name: Option<&str>) -> Result<&Sweep, String> {
+        let backups = || {
+            self.sweeps
+                .iter()
+                .filter(|s| s.kind == SweepKind::SqliteBackup)
+        };
+        match name {
+            Some(name) => backups().find(|s| s.name == name).ok_or_else(|| {
+                format!(
+                    "{} has no \"sqlite-backup\" sweep named {name:?}",
+                    self.name
+                )
+            }),
+            None => match backups().collect::<Vec<_>>().as_slice() {
+                [only] => Ok(*only),
+                [] => Err(format!(
+                    "{} has no \"sqlite-backup\" sweep whose backups to offer",
+                    self.name
+                )),
+                _ => Err(format!(
+                    "{} has several \"sqlite-backup\" sweeps; name one with `sweep = \"…\"`",
+                    self.name
+                )),
+            },
+        }
+    }
+
     /// `command` strategy: the steps that put an earlier release back —
     /// `rollback` when given, else `deploy` with that release's values.
     pub fn going_back(&self) -> &[Command] {
@@ -513,6 +580,18 @@ impl App {
         } else {
             &self.rollback
         }
+    }
+
+    /// The values a release deployed with, and for each deploy parameter
+    /// added to the config since, its default (or the empty word): going
+    /// back to it never hands a program a `{name}` as written.
+    pub fn going_back_values(&self, values: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+        let mut all = values.clone();
+        for param in &self.deploy_params {
+            all.entry(param.name.clone())
+                .or_insert_with(|| param.default.clone().unwrap_or_default());
+        }
+        all
     }
 }
 

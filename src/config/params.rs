@@ -1,8 +1,8 @@
-//! `[[app.action.param]]` values: what a value typed or picked at click
-//! time must be before it may reach a program, as one argv word, through
-//! its `{name}` placeholder. The config's defaults are checked by the same
-//! rule when it loads; requests when they are made and again when their
-//! job starts.
+//! Parameter values (of actions, command sweeps and command deploys):
+//! what a value typed or picked at click time must be before it may reach
+//! a program, as one argv word, through its `{name}` placeholder. The
+//! config's defaults are checked by the same rule when it loads; requests
+//! when they are made and again when their job starts.
 
 use super::{Param, ParamKind};
 
@@ -29,7 +29,8 @@ impl Param {
     /// Refuses `value` unless it is fit to be one argv word: no line
     /// breaks, NUL or other control characters; no leading `-` (it would
     /// read as an option) unless the pattern allows it; matching the
-    /// pattern; one of `choices` for a `choice`. The sentence says why.
+    /// pattern; one of `choices` for a `choice`, a `release` or a
+    /// `backup`. The sentence says why.
     pub fn check(&self, value: &str, choices: &[String]) -> Result<(), String> {
         let shown = crate::error::Quoted(value);
         if value.chars().count() > MAX_VALUE {
@@ -59,7 +60,11 @@ impl Param {
                 self.label()
             ));
         }
-        if self.kind == ParamKind::Choice && !choices.iter().any(|c| c == value) {
+        let listed = matches!(
+            self.kind,
+            ParamKind::Choice | ParamKind::Release | ParamKind::Backup
+        );
+        if listed && !choices.iter().any(|c| c == value) {
             return Err(format!(
                 "{shown} is refused for {}: it is not one of the choices",
                 self.label()
@@ -81,6 +86,7 @@ mod tests {
             pattern: pattern.map(Into::into),
             choices: Vec::new(),
             choices_from: None,
+            sweep: None,
             default: None,
             required: true,
         }

@@ -247,6 +247,24 @@ impl<'d, 'p, 't> Section<'d, 'p, 't> {
         Some(value)
     }
 
+    /// `key` written as one table (`[x.key]`, `key = { … }`) or as an array
+    /// of them (`[[x.key]]`, `key = [{ … }]`), each read by `read`.
+    pub fn table_or_tables<T>(
+        &mut self,
+        key: &'d str,
+        mut read: impl FnMut(&mut Section<'d, '_, 't>) -> T,
+    ) -> Vec<T> {
+        let one = self
+            .table
+            .get(key)
+            .is_some_and(|item| item.as_table_like().is_some());
+        if one {
+            self.table(key, read).into_iter().collect()
+        } else {
+            self.tables(key, &mut read)
+        }
+    }
+
     /// Each entry of the table `key` (`[hosts.<name>]`), read by `read`.
     pub fn named_tables<T>(
         &mut self,

@@ -5,12 +5,13 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use super::problems::{Label, Problems, element_names};
+use super::validate_params::{self, Owner};
 use super::values::*;
 use super::*;
 
 /// The actions whose minimum role `permissions` may set.
-pub(super) const ACTIONS: [&str; 9] = [
-    "view", "logs", "deploy", "rollback", "rotate", "sweep", "action", "cancel", "audit",
+pub(super) const ACTIONS: [&str; 10] = [
+    "view", "logs", "deploy", "rollback", "rotate", "sweep", "restore", "action", "cancel", "audit",
 ];
 
 pub(super) fn check(config: &Config, p: &mut Problems) {
@@ -287,21 +288,29 @@ fn app(config: &Config, app: &App, label: &Label, p: &mut Problems) {
         }
     }
     units(p, &key("units"), &app.units);
-    if let Some(health) = &app.health {
-        report(p, &key("health").key("url"), check_http_url(&health.url));
-        if health.timeout.is_zero() {
-            p.error(
-                &key("health").key("timeout"),
-                "expected a duration longer than 0",
-            );
-        }
-    }
+    health(app, &key("health"), p);
     commands(p, &key("build"), &app.build);
     commands(p, &key("deploy"), &app.deploy);
     commands(p, &key("rollback"), &app.rollback);
     for (steps, name) in [(&app.deploy, "deploy"), (&app.rollback, "rollback")] {
         placeholders(p, app, &key(name), steps);
     }
+    if !app.deploy_params.is_empty() && app.strategy != Strategy::Command {
+        p.error(
+            &key("deploy_param"),
+            "deploy parameters fill the `deploy` steps of strategy \"command\"; set `strategy = \"command\"`",
+        );
+    }
+    let deploys = Owner {
+        key: "deploy_param",
+        params: &app.deploy_params,
+        reserved: &["ref", "sha", "tag"],
+        unattended: app
+            .auto_deploy
+            .as_ref()
+            .map(|_| "the app deploys on push (`auto_deploy`)"),
+    };
+    validate_params::params(app, &deploys, label, p);
     if let Some(logs) = &app.logs {
         units(p, &key("logs").key("units"), &logs.units);
         for (i, file) in logs.files.iter().enumerate() {
@@ -328,14 +337,77 @@ fn app(config: &Config, app: &App, label: &Label, p: &mut Problems) {
     for (action, label) in app.actions.iter().zip(&actions) {
         report(p, &label.key("name"), check_name(&action.name));
         argv(p, &label.key("run"), &action.run);
-        if action.cwd.as_ref().is_some_and(|cwd| cwd.is_relative()) && app.repo.is_none() {
+        relative_cwd(p, app, &label.key("cwd"), action.cwd.as_deref());
+        env(p, &label.key("env"), &action.env);
+        env_file(p, app, &label.key("env_file"), action.env_file);
+        let owner = Owner {
+            key: "param",
+            params: &action.params,
+            reserved: &[],
+            unattended: None,
+        };
+        validate_params::params(app, &owner, label, p);
+        validate_params::named_in_run(&action.params, &action.run, "action", label, p);
+    }
+}
+
+/// A relative `cwd` (of an action, a command sweep, a deploy step) is
+/// inside the app's `repo`.
+pub(super) fn relative_cwd(p: &mut Problems, app: &App, label: &Label, cwd: Option<&Path>) {
+    if cwd.is_some_and(Path::is_relative) && app.repo.is_none() {
+        p.error(
+            label,
+            "a relative `cwd` is inside the app's `repo`, and the app has none; give an absolute path or set `repo`",
+        );
+    }
+}
+
+/// `env_file = true` (an action, a command sweep) needs the app's
+/// `env_file`; over SSH its values would have to travel in a command line.
+pub(super) fn env_file(p: &mut Problems, app: &App, label: &Label, wanted: bool) {
+    if !wanted {
+        return;
+    }
+    if app.env_file.is_none() {
+        p.error(
+            label,
+            "`env_file = true` loads the app's env file, and the app has no `env_file`",
+        );
+    } else if matches!(
+        app.host.parse::<HostAddress>(),
+        Ok(HostAddress::Ssh(_) | HostAddress::Named(_))
+    ) {
+        p.error(
+            label,
+            "`env_file = true` works for apps on this machine: on another host the values would travel in the command line ssh runs",
+        );
+    }
+}
+
+/// Each health check: an http(s) URL, a timeout, a name (or URL) no other
+/// check of the app has, so pages and job output tell them apart.
+fn health(app: &App, array: &Label, p: &mut Problems) {
+    // One table is labelled `health.url`, a list's elements `health #2 → url`.
+    let listed = labels(array, &app.health, |h| {
+        h.name.as_deref().unwrap_or_default()
+    });
+    let list = listed.first().is_some_and(|first| p.is_written(first));
+    let mut seen = HashSet::new();
+    for (health, element) in app.health.iter().zip(&listed) {
+        let label = if list { element } else { array };
+        report(p, &label.key("url"), check_http_url(&health.url));
+        if health.timeout.is_zero() {
+            p.error(&label.key("timeout"), "expected a duration longer than 0");
+        }
+        if !seen.insert(health.name()) {
             p.error(
-                &label.key("cwd"),
-                "a relative `cwd` is inside the app's `repo`, and the app has none; give an absolute path or set `repo`",
+                label,
+                format!(
+                    "there is already a health check called {:?}; give each a different `name` or `url`",
+                    health.name()
+                ),
             );
         }
-        env(p, &label.key("env"), &action.env);
-        super::validate_params::params(action, label, p);
     }
 }
 
@@ -349,19 +421,20 @@ fn placeholders(p: &mut Problems, app: &App, array: &Label, steps: &[Command]) {
         );
     }
     for (i, step) in steps.iter().enumerate() {
-        if step.cwd.as_ref().is_some_and(|cwd| cwd.is_relative()) && app.repo.is_none() {
-            p.error(
-                &array.element(i, None).key("cwd"),
-                "a relative `cwd` is inside the app's `repo`, and the app has none; give an absolute path or set `repo`",
-            );
-        }
+        relative_cwd(
+            p,
+            app,
+            &array.element(i, None).key("cwd"),
+            step.cwd.as_deref(),
+        );
         for word in &step.run {
             for name in super::words::placeholders(word) {
                 let problem = match name {
                     "ref" | "tag" => continue,
                     "sha" if app.repo.is_some() => continue,
                     "sha" => "{sha} is the commit a ref resolves to, and the app has no `repo`; use {ref} or {tag}, or set `repo`".to_owned(),
-                    other => format!("unknown placeholder {{{other}}}; expected {{ref}}, {{sha}} or {{tag}}"),
+                    other if app.deploy_params.iter().any(|x| x.name == other) => continue,
+                    other => format!("unknown placeholder {{{other}}}; expected {{ref}}, {{sha}}, {{tag}} or a [[app.deploy_param]] name"),
                 };
                 p.error(&array.element(i, None).key("run"), problem);
             }

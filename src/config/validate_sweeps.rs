@@ -2,18 +2,23 @@
 //! to it; schedules are cron and time zones are IANA names.
 
 use super::problems::{Label, Problems};
-use super::validate::{absolute, argv, labels, needs_gitea_api, unique};
+use super::validate::{absolute, argv, env_file, labels, needs_gitea_api, relative_cwd, unique};
+use super::validate_params::{self, Owner};
 use super::values::{check_gitea_repo, check_name, parse_schedule, parse_time_zone};
 use super::{App, Config, Strategy, Sweep, SweepKind};
 
 /// The kind-specific keys, and which kinds use them.
-const KIND_KEYS: [(&str, &[SweepKind]); 6] = [
+const KIND_KEYS: [(&str, &[SweepKind]); 10] = [
     ("keep", &[SweepKind::Releases, SweepKind::SqliteBackup]),
     ("database", &[SweepKind::SqliteBackup]),
     ("dir", &[SweepKind::SqliteBackup]),
     ("repo", &[SweepKind::GiteaBranches]),
     ("days", &[SweepKind::GiteaBranches, SweepKind::JobOutput]),
     ("run", &[SweepKind::Command]),
+    ("cwd", &[SweepKind::Command]),
+    ("timeout", &[SweepKind::Command]),
+    ("env_file", &[SweepKind::Command]),
+    ("param", &[SweepKind::Command]),
 ];
 
 fn is_set(sweep: &Sweep, key: &str) -> bool {
@@ -24,6 +29,10 @@ fn is_set(sweep: &Sweep, key: &str) -> bool {
         "repo" => sweep.repo.is_some(),
         "days" => sweep.days.is_some(),
         "run" => sweep.run.is_some(),
+        "cwd" => sweep.cwd.is_some(),
+        "timeout" => sweep.timeout.is_some(),
+        "env_file" => sweep.env_file,
+        "param" => !sweep.params.is_empty(),
         _ => false,
     }
 }
@@ -134,13 +143,33 @@ fn kind(config: &Config, app: &App, sweep: &Sweep, label: &Label, p: &mut Proble
             }
             needs_gitea_api(config, p, label);
         }
-        SweepKind::Command => {
-            if let Some(run) = &sweep.run {
-                argv(p, &label.key("run"), run);
-            }
-        }
+        SweepKind::Command => command(app, sweep, label, p),
         _ => {}
     }
     absolute(p, &label.key("database"), sweep.database.as_deref());
     absolute(p, &label.key("dir"), sweep.dir.as_deref());
+}
+
+/// A `command` sweep: its argv, where it runs, its env file and parameters
+/// (a scheduled one has nobody to ask for values).
+fn command(app: &App, sweep: &Sweep, label: &Label, p: &mut Problems) {
+    if let Some(run) = &sweep.run {
+        argv(p, &label.key("run"), run);
+        validate_params::named_in_run(&sweep.params, run, "sweep", label, p);
+    }
+    relative_cwd(p, app, &label.key("cwd"), sweep.cwd.as_deref());
+    if sweep.timeout.is_some_and(|t| t.is_zero()) {
+        p.error(&label.key("timeout"), "expected a duration longer than 0");
+    }
+    env_file(p, app, &label.key("env_file"), sweep.env_file);
+    let owner = Owner {
+        key: "param",
+        params: &sweep.params,
+        reserved: &[],
+        unattended: sweep
+            .schedule
+            .as_ref()
+            .map(|_| "the sweep runs on a `schedule`"),
+    };
+    validate_params::params(app, &owner, label, p);
 }

@@ -5,7 +5,7 @@
 //! restart after `kill -9`) sees the old file or the new one, never a mix.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::io::Read;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -165,6 +165,12 @@ pub fn literal(value: &str) -> std::result::Result<std::borrow::Cow<'_, str>, St
 /// directory with the original's mode and owner, fsync, rename over the
 /// original, fsync the directory (so the rename itself survives a crash).
 pub fn write_atomically(path: &Path, content: &[u8]) -> Result<()> {
+    replace(path, &mut &content[..])
+}
+
+/// [`write_atomically`] with what `content` reads (streamed, never held
+/// whole: it may be a database).
+fn replace(path: &Path, content: &mut dyn Read) -> Result<()> {
     let meta = fs::metadata(path).map_err(|e| io_error("read", path, e))?;
     let dir = parent(path);
     remove_stale_temps(path)?;
@@ -187,7 +193,7 @@ pub fn write_atomically(path: &Path, content: &[u8]) -> Result<()> {
 /// names its crash points (`write:…`, `backup:…`).
 fn write_temp(
     path: &Path,
-    content: &[u8],
+    content: &mut dyn Read,
     like: Option<&fs::Metadata>,
     stage: &str,
 ) -> std::io::Result<PathBuf> {
@@ -210,7 +216,7 @@ fn write_temp(
             file.set_permissions(fs::Permissions::from_mode(meta.mode() & 0o7777))?;
         }
         point("owned");
-        file.write_all(content)?;
+        std::io::copy(content, &mut file)?;
         point("written");
         file.sync_all()?;
         point("synced");
@@ -246,10 +252,10 @@ fn remove_stale_temps(path: &Path) -> Result<()> {
 }
 
 /// Puts `backup`'s content back at `path` (atomically, keeping `path`'s
-/// mode and owner).
+/// mode and owner): an env file's backup, or a database's.
 pub fn restore(path: &Path, backup: &Path) -> Result<()> {
-    let content = fs::read(backup).map_err(|e| io_error("read", backup, e))?;
-    write_atomically(path, &content)
+    let mut content = File::open(backup).map_err(|e| io_error("read", backup, e))?;
+    replace(path, &mut content)
 }
 
 /// Copies the file to `<name>.opsdeck-backup-<UTC timestamp>` next to it,
@@ -259,7 +265,7 @@ pub fn restore(path: &Path, backup: &Path) -> Result<()> {
 pub fn backup(path: &Path, keep: usize) -> Result<PathBuf> {
     let content = fs::read(path).map_err(|e| io_error("read", path, e))?;
     remove_stale_temps(path)?;
-    let tmp = write_temp(path, &content, None, "backup")
+    let tmp = write_temp(path, &mut &content[..], None, "backup")
         .map_err(|e| io_error("write a backup of", path, e))?;
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ").to_string();
     let linked = link_backup(path, &tmp, &stamp);

@@ -95,15 +95,8 @@ async fn run_captured(
         command.stdin(Stdio::piped());
     }
     let mut child = spawn(&mut command, argv)?;
-    if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
-        // Written alongside the reads: a command that prints before it has
-        // read everything must not deadlock against a full pipe.
-        tokio::spawn(async move {
-            use tokio::io::AsyncWriteExt;
-            // A command that exits without reading all of it reports that
-            // through its exit status; the broken pipe here adds nothing.
-            let _ = stdin.write_all(&input).await;
-        });
+    if let Some(input) = input {
+        feed(&mut child, input);
     }
     let pgid = child.id();
     match tokio::time::timeout(timeout, child.wait_with_output()).await {
@@ -132,6 +125,20 @@ async fn run_captured(
                 timeout.as_secs_f32()
             )))
         }
+    }
+}
+
+/// Writes `input` to the child's stdin (piped), then closes it. Written
+/// alongside the reads: a command that prints before it has read
+/// everything must not deadlock against a full pipe.
+fn feed(child: &mut Child, input: Vec<u8>) {
+    if let Some(mut stdin) = child.stdin.take() {
+        tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            // A command that exits without reading all of it reports that
+            // through its exit status; the broken pipe here adds nothing.
+            let _ = stdin.write_all(&input).await;
+        });
     }
 }
 
@@ -172,15 +179,20 @@ pub struct Streaming {
 
 /// Starts `argv` in a new process group, its stderr as `stderr` says.
 /// `env` is the child's whole environment: job steps do not inherit
-/// opsdeck's own (which may hold its secrets).
+/// opsdeck's own (which may hold its secrets). `input`, if any, is
+/// written to its stdin (else it reads nothing).
 pub fn start(
     argv: &[String],
     cwd: Option<&Path>,
     env: &BTreeMap<String, String>,
     stderr: Stderr,
+    input: Option<Vec<u8>>,
 ) -> Result<Streaming> {
     let mut command = command(argv, cwd, env)?;
     command.env_clear().envs(env);
+    if input.is_some() {
+        command.stdin(Stdio::piped());
+    }
     let (read, write) = output_pipe()?;
     let (errors, error_write) = match stderr {
         Stderr::Own => {
@@ -197,7 +209,10 @@ pub fn start(
     command
         .stdout(Stdio::from(write))
         .stderr(Stdio::from(error_write));
-    let child = spawn(&mut command, argv)?;
+    let mut child = spawn(&mut command, argv)?;
+    if let Some(input) = input {
+        feed(&mut child, input);
+    }
     // The parent's copies of the write ends are gone with `command`, so the
     // pipes reach end-of-file once every process of the group has exited.
     drop(command);
@@ -522,7 +537,7 @@ mod tests {
 
     /// Every line with whether it was marked as stderr.
     async fn streamed(words: &[&str], stderr: Stderr) -> Vec<(String, bool)> {
-        let child = start(&argv(words), None, &BTreeMap::new(), stderr).unwrap();
+        let child = start(&argv(words), None, &BTreeMap::new(), stderr, None).unwrap();
         let (tx, mut rx) = mpsc::channel(64);
         let ended = child
             .finish(&tx, Duration::from_secs(10), std::future::pending())

@@ -1,5 +1,6 @@
 //! git on the app's work tree: fetch, resolve a requested ref into a full SHA,
-//! refuse a dirty tree, check out, and list what ships between two SHAs.
+//! refuse a dirty tree, check out, list what ships between two SHAs and
+//! the newest commits.
 //!
 //! A ref typed by a user reaches git's argv only after [`validate_ref`] and
 //! after `--end-of-options`, and only to be resolved into a [`Sha`]; every
@@ -284,13 +285,22 @@ pub async fn committed_at(host: &Host, repo: &Path, sha: &Sha) -> Result<i64> {
 /// `from` lacks, newest first.
 pub async fn log(host: &Host, repo: &Path, from: &Sha, to: &Sha) -> Result<Vec<Commit>> {
     let range = format!("{from}..{to}");
-    let out = git(
-        host,
-        repo,
-        &["log", "--no-decorate", "--format=%H%x00%an%x00%s", &range],
-        LOCAL_TIMEOUT,
-    )
-    .await?;
+    commits(host, repo, &[&range]).await
+}
+
+/// The newest `n` commits of the repository's branches, remote branches
+/// and tags, newest first: what a `commit` parameter's field offers.
+pub async fn recent(host: &Host, repo: &Path, n: usize) -> Result<Vec<Commit>> {
+    let count = format!("--max-count={n}");
+    commits(host, repo, &[&count, "--branches", "--remotes", "--tags"]).await
+}
+
+/// `git log` of `args` (options and revisions opsdeck wrote, never a
+/// user's words), one [`Commit`] per commit.
+async fn commits(host: &Host, repo: &Path, args: &[&str]) -> Result<Vec<Commit>> {
+    let mut all = vec!["log", "--no-decorate", "--format=%H%x00%an%x00%s"];
+    all.extend_from_slice(args);
+    let out = git(host, repo, &all, LOCAL_TIMEOUT).await?;
     out.lines()
         .map(|line| {
             let mut fields = line.splitn(3, '\0');

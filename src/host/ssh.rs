@@ -178,6 +178,37 @@ impl Remote {
         self.local_command(true, argv, cwd, env)
     }
 
+    /// Like [`Remote::step_command`], with `secret` variables (an env
+    /// file's) added as well: they travel on the step's stdin, one
+    /// `KEY=value` a line, exported by the line before it runs the
+    /// program — never in a command line, which every user can read in
+    /// `ps`. Returns the command and what to write to its stdin. On this
+    /// machine only: over SSH the step's stdin is a terminal, which would
+    /// echo them into the output.
+    pub fn step_command_with_secrets(
+        &self,
+        argv: &[String],
+        cwd: Option<&Path>,
+        env: &BTreeMap<String, String>,
+        secret: &BTreeMap<String, String>,
+    ) -> Result<(Vec<String>, Vec<u8>)> {
+        let Via::Here(run_as) = &self.via else {
+            return Err(Error::Unavailable(format!(
+                "the app's env file is loaded into steps on this machine only, and this one runs on {}",
+                self.name()
+            )));
+        };
+        let line = format!(
+            "while IFS= read -r kv; do export \"$kv\"; done; {}",
+            remote_line(argv, cwd, env)
+        );
+        let input = secret
+            .iter()
+            .map(|(key, value)| format!("{key}={value}\n"))
+            .collect::<String>();
+        Ok((run_as.shell(line), input.into_bytes()))
+    }
+
     /// `ssh … LINE`, `ssh … 'sudo -n -u USER -- sh -c LINE'` or, here,
     /// `sudo -n -u USER -- sh -c LINE`.
     fn local_command(

@@ -3,8 +3,9 @@
 //!
 //! Restarts may go through `sudo -n` (the app's `sudo = true`); the commands
 //! are exactly the ones `deploy/sudoers.d/opsdeck` allows
-//! (`systemctl restart <unit>`, `systemctl reset-failed <unit>`), one unit per
-//! call. Reading state needs no privilege.
+//! (`systemctl restart <unit>`, `systemctl reset-failed <unit>`, and for a
+//! database restore `systemctl stop <unit>`), one unit per call. Reading
+//! state needs no privilege.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -116,6 +117,16 @@ impl Systemctl {
                 }
                 return Err(refused);
             }
+        }
+        Ok(())
+    }
+
+    /// Stops each unit and waits until it is: what a database restore does
+    /// before putting another file in place, so nothing writes to it.
+    pub async fn stop(&self, units: &[String], timeout: Duration) -> Result<()> {
+        for unit in units {
+            self.status(unit).await?;
+            self.privileged_call(&["stop", unit], timeout).await?;
         }
         Ok(())
     }

@@ -1,15 +1,19 @@
 //! Custom actions (`[[app.action]]`): a predefined command per button,
-//! run as a one-step job.
+//! run as a one-step job (two with parameters: they are checked again
+//! first). A command sweep's run is the same kind of step.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use crate::audit::Event;
 use crate::auth::Actor;
+use crate::config::App;
 use crate::config::words::fill;
 use crate::error::Quoted;
-use crate::host::Host;
 use crate::jobs::{Plan, Request, Step};
-use crate::steps::{Work, params, run};
+use crate::ops::params::{check_step, checked, with_values};
+use crate::steps::params::Of;
+use crate::steps::{Work, run};
 use crate::{Context, Error, Result};
 
 /// Runs action `action` of `app` for `actor`; returns the job id.
@@ -41,62 +45,22 @@ pub async fn run_with(
         })?;
     ctx.require_role(actor, Some(app), "action", found.required_role(app))
         .await?;
-    // A relative cwd is inside the app's repository, which is also where
-    // an action without a cwd runs.
-    let cwd = match (&found.cwd, &app.repo) {
-        (Some(cwd), _) if cwd.is_absolute() => Some(cwd.clone()),
-        (Some(cwd), Some(repo)) => Some(repo.join(cwd)),
-        (Some(cwd), None) => {
-            return Err(Error::Unavailable(format!(
-                "action {action} of {} runs in {}, relative to the app's repo, but the app has no `repo`",
-                app.name,
-                cwd.display()
-            )));
-        }
-        (None, repo) => repo.clone(),
-    };
-    let host = Host::of(&ctx.config, app)?;
-    let values = match params::values(&host, found, given).await {
-        Err(Error::BadRequest(why)) => {
-            let event = Event::new(actor, "action.params", &app.name)
-                .detail(serde_json::json!({"action": found.name, "why": why}));
-            ctx.audit.refused(event).await?;
-            return Err(Error::BadRequest(why));
-        }
-        values => values?,
-    };
-    let mut title = found
-        .description
-        .clone()
-        .unwrap_or_else(|| found.name.clone());
-    let mut target = found.name.clone();
-    let mut steps = Vec::new();
-    if !values.is_empty() {
-        let shown = params::shown(&values);
-        title = format!("{title} ({shown})");
-        target = format!("{target} {shown}");
-        steps.push(Step {
-            title: "Check the parameters".into(),
-            work: Work::CheckParams(params::CheckParams {
-                action: found.name.clone(),
-                values: values.clone(),
-            }),
-            timeout: None,
-        });
-    }
-    steps.push(Step {
-        title,
-        work: Work::Run(run::Run {
-            argv: found.run.iter().map(|word| fill(word, &values)).collect(),
-            cwd,
-            env: found.env.clone(),
-        }),
+    let of = Of::Action(found.name.clone());
+    let values = checked(ctx, actor, app, &of, given).await?;
+    let command = Command {
+        run: &found.run,
+        cwd: found.cwd.as_deref(),
+        env: &found.env,
+        env_file: found.env_file,
         timeout: found.timeout,
-    });
+    };
+    let title = found.description.as_deref().unwrap_or(&found.name);
+    let mut steps: Vec<Step> = check_step(of, &values).into_iter().collect();
+    steps.push(command.step(app, with_values(title, &values), &values)?);
     let request = Request {
         app: app.name.clone(),
         kind: "action".into(),
-        target,
+        target: with_values(&found.name, &values),
         mutating: true,
         plan: Plan {
             steps,
@@ -106,4 +70,64 @@ pub async fn run_with(
         },
     };
     ctx.jobs.submit(actor, request).await
+}
+
+/// What an action or a command sweep runs.
+pub(super) struct Command<'a> {
+    pub run: &'a [String],
+    /// Absolute, or relative to the app's `repo`; the `repo` when absent.
+    pub cwd: Option<&'a Path>,
+    pub env: &'a BTreeMap<String, String>,
+    /// The app's env file's variables are in its environment.
+    pub env_file: bool,
+    pub timeout: Option<Duration>,
+}
+
+impl Command<'_> {
+    /// The job step running it, its `{name}` placeholders filled with
+    /// `values` inside the words they stand in.
+    pub(super) fn step(
+        &self,
+        app: &App,
+        title: String,
+        values: &BTreeMap<String, String>,
+    ) -> Result<Step> {
+        let env_file = match (self.env_file, &app.env_file) {
+            (false, _) => None,
+            (true, Some(path)) => Some(path.clone()),
+            (true, None) => {
+                return Err(Error::Unavailable(format!(
+                    "{} loads the app's env file, and {} has no `env_file`",
+                    crate::host::exec::command_line(self.run),
+                    app.name
+                )));
+            }
+        };
+        Ok(Step {
+            title,
+            work: Work::Run(run::Run {
+                argv: self.run.iter().map(|word| fill(word, values)).collect(),
+                cwd: self.dir(app)?,
+                env: self.env.clone(),
+                env_file,
+            }),
+            timeout: self.timeout,
+        })
+    }
+
+    /// Where it runs: a relative `cwd` is inside the app's repository,
+    /// which is also where it runs without one.
+    fn dir(&self, app: &App) -> Result<Option<PathBuf>> {
+        match (self.cwd, &app.repo) {
+            (Some(cwd), _) if cwd.is_absolute() => Ok(Some(cwd.to_owned())),
+            (Some(cwd), Some(repo)) => Ok(Some(repo.join(cwd))),
+            (Some(cwd), None) => Err(Error::Unavailable(format!(
+                "{} runs in {}, relative to the app's repo, but {} has no `repo`",
+                crate::host::exec::command_line(self.run),
+                cwd.display(),
+                app.name
+            ))),
+            (None, repo) => Ok(repo.clone()),
+        }
+    }
 }

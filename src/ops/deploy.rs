@@ -30,7 +30,9 @@ use crate::host::git::{self, Sha};
 use crate::host::release_tree::{self, ReleaseTree};
 use crate::jobs::{Plan, Request, Step, already_queued};
 use crate::ops::command;
+use crate::ops::params::{self, with_values};
 use crate::releases::{self, NewRelease};
+use crate::steps::params::Of;
 use crate::steps::{Work, checkout, probe, release, run, sweep, units};
 use crate::{Context, Error, Result};
 
@@ -41,7 +43,20 @@ pub(super) static PREPARING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_
 
 /// Deploys `git_ref` of `app` for `actor`; returns the job id.
 pub async fn request(ctx: &Context, actor: &Actor, app: &str, git_ref: &str) -> Result<i64> {
-    match prepare(ctx, actor, app, git_ref, None).await? {
+    request_with(ctx, actor, app, git_ref, &BTreeMap::new()).await
+}
+
+/// Like [`request`], with values `given` for the app's deploy parameters
+/// (`command` strategy). A value its parameter refuses → 400, audited as
+/// denied; nothing is queued.
+pub async fn request_with(
+    ctx: &Context,
+    actor: &Actor,
+    app: &str,
+    git_ref: &str,
+    given: &BTreeMap<String, String>,
+) -> Result<i64> {
+    match prepare(ctx, actor, app, git_ref, None, given).await? {
         Prepared::Queued(job) => Ok(job),
         // Only a deploy with an expected commit can find it moved.
         Prepared::Moved(now) => Err(Error::Conflict(format!(
@@ -53,19 +68,21 @@ pub async fn request(ctx: &Context, actor: &Actor, app: &str, git_ref: &str) -> 
 }
 
 /// Deploys `git_ref` only if it still is commit `previewed` — what the
-/// page's "what ships" showed the person who clicked Deploy.
+/// page's "what ships" showed the person who clicked Deploy — with the
+/// deploy parameters' values `given` in the form.
 pub async fn request_previewed(
     ctx: &Context,
     actor: &Actor,
     app: &str,
     git_ref: &str,
     previewed: &str,
+    given: &BTreeMap<String, String>,
 ) -> Result<i64> {
     let still = Still {
         git_ref,
         sha: previewed,
     };
-    match prepare(ctx, actor, app, git_ref, Some(still)).await? {
+    match prepare(ctx, actor, app, git_ref, Some(still), given).await? {
         Prepared::Queued(job) => Ok(job),
         Prepared::Moved(now) => Err(Error::Conflict(format!(
             "{git_ref} moved since the preview: it was {}, it is now {}; look at what ships again",
@@ -100,10 +117,15 @@ pub async fn request_push(
         git_ref: branch,
         sha: after,
     };
-    Ok(match prepare(ctx, actor, app, after, Some(still)).await? {
-        Prepared::Queued(job) => Pushed::Deploying(job),
-        Prepared::Moved(tip) => Pushed::Stale { tip },
-    })
+    // Nobody is there to give values: the deploy parameters' defaults
+    // (the config makes sure each required one has one).
+    let defaults = BTreeMap::new();
+    Ok(
+        match prepare(ctx, actor, app, after, Some(still), &defaults).await? {
+            Prepared::Queued(job) => Pushed::Deploying(job),
+            Prepared::Moved(tip) => Pushed::Stale { tip },
+        },
+    )
 }
 
 /// A condition a deploy is queued under, checked right after the fetch:
@@ -125,11 +147,13 @@ async fn prepare(
     app: &str,
     git_ref: &str,
     still: Option<Still<'_>>,
+    given: &BTreeMap<String, String>,
 ) -> Result<Prepared> {
     let app = ctx.app(app)?;
     ctx.authorize(actor, Some(app), "deploy").await?;
     git::validate_ref(git_ref)?;
     let host = Host::of(&ctx.config, app)?;
+    let of = Of::Deploy(git_ref.to_owned());
     if app.strategy == Strategy::Command && app.repo.is_none() {
         if still.is_some_and(|still| !still.sha.is_empty()) {
             return Err(Error::Unavailable(format!(
@@ -137,7 +161,8 @@ async fn prepare(
                 app.name
             )));
         }
-        let shipment = command::deploy(app, git_ref, None, git_ref);
+        let params = params::checked(ctx, actor, app, &of, given).await?;
+        let shipment = command::deploy(app, git_ref, None, git_ref, &params);
         let _one_at_a_time = PREPARING.lock().await;
         return submit(ctx, actor, app, "deploy", git_ref, None, None, shipment)
             .await
@@ -157,6 +182,8 @@ async fn prepare(
             return Ok(Prepared::Moved(now));
         }
     }
+    // After the fetch: a `commit` parameter may name what it brought.
+    let params = params::checked(ctx, actor, app, &of, given).await?;
     let shipment = match app.strategy {
         Strategy::Releases => {
             let root = releases_root(app)?;
@@ -166,6 +193,7 @@ async fn prepare(
                 plan: release_plan(app, repo, root, &sha, &name),
                 dir: Some(name),
                 values: BTreeMap::new(),
+                params: BTreeMap::new(),
             }
         }
         Strategy::Command => {
@@ -174,7 +202,7 @@ async fn prepare(
             } else {
                 sha.short().to_owned()
             };
-            command::deploy(app, git_ref, Some(&sha), &tag)
+            command::deploy(app, git_ref, Some(&sha), &tag, &params)
         }
         Strategy::Checkout => {
             refuse_dirty_if_idle(ctx, app, &host, repo).await?;
@@ -182,6 +210,7 @@ async fn prepare(
                 plan: checkout_plan(app, repo, &sha, git_ref),
                 dir: None,
                 values: BTreeMap::new(),
+                params: BTreeMap::new(),
             }
         }
     };
@@ -201,11 +230,13 @@ async fn prepare(
 
 /// What a deploy or rollback job does, and the release directory it
 /// makes or goes to (`releases` strategy) or the values its steps run
-/// with (`command`).
+/// with (`command`), among them the deploy parameters' (`params`, also
+/// shown in the job's title).
 pub(super) struct Shipment {
     pub plan: Plan,
     pub dir: Option<String>,
     pub values: BTreeMap<String, String>,
+    pub params: BTreeMap<String, String>,
 }
 
 /// Refuses a work tree changed by hand at once, rather than in the job.
@@ -254,7 +285,12 @@ pub(super) async fn submit(
             ))
         });
     }
-    let Shipment { plan, dir, values } = shipment;
+    let Shipment {
+        plan,
+        dir,
+        values,
+        params,
+    } = shipment;
     let committed_at = match sha {
         Some(sha) => commit_time(ctx, app, sha).await,
         None => None,
@@ -263,7 +299,7 @@ pub(super) async fn submit(
     let request = Request {
         app: app.name.clone(),
         kind: kind.into(),
-        target: git_ref.into(),
+        target: with_values(git_ref, &params),
         mutating: true,
         plan,
     };
@@ -465,11 +501,11 @@ fn builds(app: &App, dir: &Path) -> Vec<Step> {
         .iter()
         .map(|build| Step {
             title: format!("Build: {}", command_line(&build.run)),
-            work: Work::Run(run::Run {
-                argv: build.run.clone(),
-                cwd: Some(in_dir(dir, build.cwd.as_deref())),
-                env: build.env.clone(),
-            }),
+            work: Work::Run(run::Run::new(
+                build.run.clone(),
+                Some(in_dir(dir, build.cwd.as_deref())),
+                build.env.clone(),
+            )),
             timeout: build.timeout,
         })
         .collect()
@@ -496,16 +532,11 @@ pub(super) fn restart_and_check(app: &App, units: &[String]) -> Vec<Step> {
             timeout: None,
         });
     }
-    if let Some(health) = &app.health {
+    if !app.health.is_empty() {
         steps.push(Step {
             title: "Health check".into(),
-            work: Work::Probe(probe::Probe {
-                url: health.url.clone(),
-                expect: health.expect.clone(),
-                timeout: Some(health.timeout),
-            }),
-            // The probe's own timeout ends it; a little more for the last try.
-            timeout: Some(health.timeout + std::time::Duration::from_secs(15)),
+            work: Work::Probe(probe::Probe::of(&app.health)),
+            timeout: Some(probe::limit(&app.health)),
         });
     }
     steps

@@ -1,6 +1,7 @@
-//! Each app's health at a glance, for the dashboard and the app page: its
-//! units' states and one quick health check, asked when the page loads
-//! (lazily, so a hung app never slows the page itself).
+//! Each app's health at a glance, for the dashboard, the app page and
+//! `GET /api/apps/{app}/health`: its units' states and a quick ask of each
+//! health check, when the page loads (lazily, so a hung app never slows
+//! the page itself).
 
 use std::time::Duration;
 
@@ -15,10 +16,19 @@ const GLANCE: Duration = Duration::from_secs(3);
 pub struct AppHealth {
     /// Each unit's state, or why it is unknown.
     pub units: Vec<(String, Result<UnitStatus, String>)>,
-    /// The health check's answer, or why it failed; `None` without `health`.
-    pub probe: Option<Result<String, String>>,
+    /// Each health check's answer, or why it failed, in config order.
+    pub checks: Vec<CheckAnswer>,
     /// What the dashboard badge says.
     pub verdict: Verdict,
+}
+
+/// One health check at a glance.
+pub struct CheckAnswer {
+    /// Its `name`, else its URL.
+    pub name: String,
+    pub url: String,
+    /// "answered 200", or why it failed.
+    pub said: Result<String, String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,8 +49,8 @@ impl Verdict {
     }
 }
 
-/// The app's units (on its host, over SSH for another one) and one quick
-/// health check from opsdeck's side.
+/// The app's units (on its host, over SSH for another one) and a quick ask
+/// of each health check from opsdeck's side.
 pub async fn glance(config: &Config, app: &App) -> AppHealth {
     let systemctl = Host::machine(config, app).map(|host| Systemctl::on(host, false));
     let mut units = Vec::new();
@@ -51,35 +61,36 @@ pub async fn glance(config: &Config, app: &App) -> AppHealth {
         };
         units.push((unit.clone(), status));
     }
-    let probe = match &app.health {
-        Some(health) => {
-            let quick = Health {
-                timeout: health.timeout.min(GLANCE),
-                ..health.clone()
-            };
-            Some(
-                probe::check(&quick)
-                    .await
-                    .map(|ok| format!("{} answered {}", health.url, ok.status))
-                    .map_err(|e| e.public_message()),
-            )
+    // At once: a glance takes as long as the slowest check.
+    let checks = futures_util::future::join_all(app.health.iter().map(|health| async move {
+        let quick = Health {
+            timeout: health.timeout.min(GLANCE),
+            ..health.clone()
+        };
+        CheckAnswer {
+            name: health.name().to_owned(),
+            url: health.url.clone(),
+            said: probe::check(&quick)
+                .await
+                .map(|ok| format!("answered {}", ok.status))
+                .map_err(|e| e.public_message()),
         }
-        None => None,
-    };
+    }))
+    .await;
     let units_ok = units
         .iter()
         .all(|(_, s)| s.as_ref().is_ok_and(|s| s.active_state == "active"));
-    let probe_ok = probe.as_ref().is_none_or(|p| p.is_ok());
-    let verdict = if units.is_empty() && probe.is_none() {
+    let checks_ok = checks.iter().all(|c| c.said.is_ok());
+    let verdict = if units.is_empty() && checks.is_empty() {
         Verdict::Unknown
-    } else if units_ok && probe_ok {
+    } else if units_ok && checks_ok {
         Verdict::Healthy
     } else {
         Verdict::Unhealthy
     };
     AppHealth {
         units,
-        probe,
+        checks,
         verdict,
     }
 }

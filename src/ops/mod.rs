@@ -3,6 +3,8 @@ pub mod actions;
 mod command;
 pub mod deploy;
 pub mod health;
+mod params;
+pub mod restore;
 pub mod rollback;
 pub mod schedule;
 pub mod secret_age;

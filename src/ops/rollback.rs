@@ -47,6 +47,7 @@ pub async fn request(ctx: &Context, actor: &Actor, app: &str, to: Option<i64>) -
                 plan: deploy::switch_plan(app, root, &dir),
                 dir: Some(dir),
                 values: BTreeMap::new(),
+                params: BTreeMap::new(),
             }
         }
         Strategy::Command => {
@@ -69,6 +70,7 @@ pub async fn request(ctx: &Context, actor: &Actor, app: &str, to: Option<i64>) -
                 plan: deploy::checkout_plan(app, repo, sha, &label),
                 dir: None,
                 values: BTreeMap::new(),
+                params: BTreeMap::new(),
             }
         }
     };

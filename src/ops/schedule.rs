@@ -13,6 +13,7 @@
 //!
 //! Time is a [`Clock`], so tests move it instead of waiting for it.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 
@@ -22,7 +23,8 @@ use chrono_tz::Tz;
 use crate::audit::{Event, Outcome};
 use crate::auth::Actor;
 use crate::config::{App, Secret, Sweep, parse_schedule, parse_time_zone};
-use crate::ops::{secrets, sweeps};
+use crate::ops::{params, secrets, sweeps};
+use crate::steps::params::Of;
 use crate::{Context, Result};
 
 /// A minute handled later than this after it came was missed, not due.
@@ -164,8 +166,12 @@ impl Task<'_> {
         let actor = Actor::system(ACTOR);
         match self {
             Task::Sweep(sweep) => {
+                // Nobody is there to give values: the defaults (the config
+                // makes sure each required parameter has one).
+                let of = Of::Sweep(sweep.name.clone());
+                let values = params::values(ctx, app, &of, &BTreeMap::new()).await?;
                 let at = Some(minute.timestamp_millis());
-                sweeps::submit(ctx, &actor, app, sweep, false, at).await
+                sweeps::submit(ctx, &actor, app, sweep, false, at, &values).await
             }
             Task::Rotation(secret) => {
                 let request = secrets::request(ctx, app, secret)?;

@@ -73,7 +73,7 @@ pub fn entry(ctx: &Context, app: &str, name: &str) -> Result<Entry> {
     Ok(Entry {
         place: shown(&place),
         units: secret.units.clone().unwrap_or_else(|| app.units.clone()),
-        health: app.health.is_some(),
+        health: !app.health.is_empty(),
         restores: secret.restore_on_failure,
         note: secret.note.clone().unwrap_or_default(),
         needs: required_role(app, secret),

@@ -2,15 +2,22 @@
 //! runbooks' cron chores, each a job. What a sweep's step does — list,
 //! compare with the dry run before it, remove or create — is
 //! `steps::sweep`'s; a `command` sweep's real run is its argv as a job
-//! step, its dry run shows the command without running it.
+//! step (like an action's: parameters, `cwd`, `timeout`, the env file),
+//! its dry run shows the command as written without running it.
+
+use std::collections::BTreeMap;
 
 use crate::auth::Actor;
+use crate::config::words::fill;
 use crate::config::{App, Sweep, SweepKind};
 use crate::host::exec::command_line;
 use crate::jobs::{Job, Plan, Request, Step};
+use crate::ops::actions::Command;
+use crate::ops::params::{check_step, checked, with_values};
+use crate::steps::Work;
+use crate::steps::params::Of;
 use crate::steps::sweep::{self, record};
-use crate::steps::{Work, run};
-use crate::{Context, Result};
+use crate::{Context, Error, Result};
 
 pub(super) use crate::steps::sweep::find;
 
@@ -41,17 +48,43 @@ pub async fn request(
     name: &str,
     dry_run: bool,
 ) -> Result<i64> {
+    request_with(ctx, actor, app, name, dry_run, &BTreeMap::new()).await
+}
+
+/// Like [`request`], a command sweep's run with parameter values `given`.
+/// A value its parameter refuses → 400, audited as denied; nothing is
+/// queued. A dry run runs nothing, so it takes none.
+pub async fn request_with(
+    ctx: &Context,
+    actor: &Actor,
+    app: &str,
+    name: &str,
+    dry_run: bool,
+    given: &BTreeMap<String, String>,
+) -> Result<i64> {
     let app = ctx.app(app)?;
     let sweep = find(app, name)?;
     match sweep.role {
         Some(role) => ctx.require_role(actor, Some(app), "sweep", role).await?,
         None => ctx.authorize(actor, Some(app), "sweep").await?,
     }
-    submit(ctx, actor, app, sweep, dry_run, None).await
+    if dry_run && !given.is_empty() {
+        return Err(Error::BadRequest(format!(
+            "a dry run lists what sweep {} would run without running it, so it takes no parameters",
+            sweep.name
+        )));
+    }
+    let values = if dry_run {
+        BTreeMap::new()
+    } else {
+        checked(ctx, actor, app, &Of::Sweep(sweep.name.clone()), given).await?
+    };
+    submit(ctx, actor, app, sweep, dry_run, None, &values).await
 }
 
-/// Queues the sweep's job; `scheduled_for` is the schedule's minute (Unix
-/// ms) when the scheduler asks.
+/// Queues the sweep's job, a command sweep's run with `values` (checked);
+/// `scheduled_for` is the schedule's minute (Unix ms) when the scheduler
+/// asks.
 pub(super) async fn submit(
     ctx: &Context,
     actor: &Actor,
@@ -59,24 +92,31 @@ pub(super) async fn submit(
     sweep: &Sweep,
     dry_run: bool,
     scheduled_for: Option<i64>,
+    values: &BTreeMap<String, String>,
 ) -> Result<i64> {
-    let step = match (sweep.kind, &sweep.run) {
-        (SweepKind::Command, Some(argv)) if !dry_run => Step {
-            title: format!("Run {}", command_line(argv)),
-            work: Work::Run(run::Run {
-                argv: argv.clone(),
-                cwd: app.repo.clone(),
-                env: Default::default(),
-            }),
-            timeout: None,
-        },
+    let mut steps = Vec::new();
+    match (sweep.kind, &sweep.run) {
+        (SweepKind::Command, Some(argv)) if !dry_run => {
+            let of = Of::Sweep(sweep.name.clone());
+            steps.extend(check_step(of, values));
+            let command = Command {
+                run: argv,
+                cwd: sweep.cwd.as_deref(),
+                env: &BTreeMap::new(),
+                env_file: sweep.env_file,
+                timeout: sweep.timeout,
+            };
+            let filled: Vec<String> = argv.iter().map(|w| fill(w, values)).collect();
+            let title = format!("Run {}", command_line(&filled));
+            steps.push(command.step(app, title, values)?);
+        }
         _ => {
             let previewed = if dry_run {
                 None
             } else {
                 record::last_preview(&ctx.db, &app.name, &sweep.name).await?
             };
-            Step {
+            steps.push(Step {
                 title: if dry_run {
                     format!("List what sweep {} would do", sweep.name)
                 } else {
@@ -88,21 +128,21 @@ pub(super) async fn submit(
                     previewed,
                 }),
                 timeout: None,
-            }
+            });
         }
-    };
+    }
     let request = Request {
         app: app.name.clone(),
         kind: "sweep".into(),
         target: if dry_run {
             format!("{} (dry run)", sweep.name)
         } else {
-            sweep.name.clone()
+            with_values(&sweep.name, values)
         },
         // A dry run changes nothing, so it need not wait for the app.
         mutating: !dry_run,
         plan: Plan {
-            steps: vec![step],
+            steps,
             recovery: Vec::new(),
             recovery_from: 0,
             timeout: None,

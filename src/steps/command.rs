@@ -15,8 +15,9 @@ use crate::config::words::fill;
 use crate::host::exec::Ended;
 use crate::releases;
 
-/// Runs `argv` (with `{ref}`, `{sha}`, `{tag}` placeholders) filled with
-/// the values of the release that was live before this job.
+/// Runs `argv` (with `{ref}`, `{sha}`, `{tag}` and deploy parameter
+/// placeholders) filled with the values of the release that was live
+/// before this job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunReplaced {
     pub argv: Vec<String>,
@@ -32,11 +33,14 @@ impl RunReplaced {
         let Some(live) = releases::current(job.db, job.app).await? else {
             return Ok(None);
         };
-        let run = Run {
-            argv: self.argv.iter().map(|w| fill(w, &live.values)).collect(),
-            cwd: self.cwd.clone(),
-            env: self.env.clone(),
-        };
+        // A parameter added to the config since that release went live
+        // gets its default, never its `{name}` as written.
+        let values = job.app()?.going_back_values(&live.values);
+        let run = Run::new(
+            self.argv.iter().map(|w| fill(w, &values)).collect(),
+            self.cwd.clone(),
+            self.env.clone(),
+        );
         let said = format!(
             "the release this job replaced: release {} ({})",
             live.id,
@@ -48,12 +52,7 @@ impl RunReplaced {
 
 impl Perform for RunReplaced {
     fn command_line(&self) -> String {
-        Run {
-            argv: self.argv.clone(),
-            cwd: self.cwd.clone(),
-            env: BTreeMap::new(),
-        }
-        .command_line()
+        Run::new(self.argv.clone(), self.cwd.clone(), BTreeMap::new()).command_line()
     }
 
     fn perform<'a>(&'a self, job: &'a mut StepJob<'_>, bounds: Bounds) -> BoxFuture<'a, Ended> {

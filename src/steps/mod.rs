@@ -1,12 +1,14 @@
 //! What a step of a job *does*, one module per family of steps: run a
 //! program ([`run`]) or, in a `command` deploy's recovery, the deploy steps
-//! again with the replaced release's values ([`command`]), an action's
-//! parameters checked again as its job starts ([`params`]), git checkouts ([`checkout`]), release directories and
+//! again with the replaced release's values ([`command`]), parameters
+//! (of an action, a command sweep, a deploy) checked again as the job
+//! starts ([`params`]), git checkouts ([`checkout`]), release directories and
 //! the `current` switch ([`release`]), systemd units ([`units`]), the health
 //! probe ([`probe`]), env-file and secret edits ([`secret`]; a value entered
 //! by hand, [`secret_set`]; key files, [`secret_file`]; the other places a
-//! secret lives, [`store`] and [`github`]), sweeps ([`sweep`]). Each family
-//! owns both how its steps are *shown* (the command
+//! secret lives, [`store`] and [`github`]), sweeps ([`sweep`]), a database
+//! put back from a backup ([`restore`]). Each family owns both how its
+//! steps are *shown* (the command
 //! line printed before a step runs and listed on the job page) and how they
 //! are *done*, through the [`Perform`] trait; [`Work`] names every kind of
 //! step and `Work::step` is the one `match` over them, so the compiler
@@ -40,6 +42,7 @@ pub mod params;
 pub mod probe;
 pub mod redact;
 pub mod release;
+pub mod restore;
 pub mod run;
 pub mod secret;
 pub mod secret_file;
@@ -66,6 +69,7 @@ pub enum Work {
     SwitchBack(release::SwitchBack),
     CleanupReleases(sweep::CleanupReleases),
     Restart(units::Restart),
+    Stop(units::Stop),
     WaitActive(units::WaitActive),
     RotateSecret(secret::RotateSecret),
     SetSecret(secret_set::SetSecret),
@@ -79,6 +83,11 @@ pub enum Work {
     RestoreGithubHookSecret(github::RestoreGithubHookSecret),
     Probe(probe::Probe),
     Sweep(sweep::Sweep),
+    CheckBackup(restore::CheckBackup),
+    KeepDatabase(restore::KeepDatabase),
+    PutBackup(restore::PutBackup),
+    CheckDatabase(restore::CheckDatabase),
+    PutKept(restore::PutKept),
 }
 
 impl Work {
@@ -95,6 +104,7 @@ impl Work {
             Work::SwitchBack(step) => step,
             Work::CleanupReleases(step) => step,
             Work::Restart(step) => step,
+            Work::Stop(step) => step,
             Work::WaitActive(step) => step,
             Work::RotateSecret(step) => step,
             Work::SetSecret(step) => step,
@@ -108,6 +118,11 @@ impl Work {
             Work::RestoreGithubHookSecret(step) => step,
             Work::Probe(step) => step,
             Work::Sweep(step) => step,
+            Work::CheckBackup(step) => step,
+            Work::KeepDatabase(step) => step,
+            Work::PutBackup(step) => step,
+            Work::CheckDatabase(step) => step,
+            Work::PutKept(step) => step,
         }
     }
 
@@ -217,6 +232,7 @@ pub struct Memory {
     checkout: checkout::Replaced,
     release: release::Replaced,
     secret: secret::Changed,
+    restore: restore::Kept,
     /// The value a `set` step writes, until it takes it.
     held: Option<Held>,
 }
@@ -291,7 +307,10 @@ mod tests {
         let stored = [
             r#"{"kind":"run","argv":["npm","ci"],"cwd":"/opt/app/frontend","env":{"A":"b"}}"#,
             r#"{"kind":"run_replaced","argv":["cloudron","update","--image","r:{tag}"],"cwd":null,"env":{}}"#,
+            r#"{"kind":"run","argv":["wp","cron"],"cwd":null,"env":{},"env_file":"/srv/wp/.env"}"#,
             r#"{"kind":"check_params","action":"promote","values":{"build":"b-42"}}"#,
+            r#"{"kind":"check_params","sweep":"pin","values":{"branch":"main"}}"#,
+            r#"{"kind":"check_params","deploy":"v2","values":{"note":"hotfix"}}"#,
             r#"{"kind":"checkout","repo":"/opt/app","sha":"0123456789abcdef0123456789abcdef01234567"}"#,
             r#"{"kind":"checkout_previous","repo":"/opt/app"}"#,
             r#"{"kind":"checkout_previous","repo":"/opt/app","sha":"0123456789abcdef0123456789abcdef01234567"}"#,
@@ -300,6 +319,11 @@ mod tests {
             r#"{"kind":"cleanup_releases","keep":5}"#,
             r#"{"kind":"restart","units":["app.service"],"sudo":false}"#,
             r#"{"kind":"probe","url":"http://127.0.0.1:8000/health","expect":null,"timeout":30000}"#,
+            r#"{"kind":"probe","checks":[{"url":"http://127.0.0.1:8000/health","expect":null,"timeout":30000},{"name":"api","url":"http://127.0.0.1:8000/api","expect":"ok","timeout":5000}]}"#,
+            r#"{"kind":"stop","units":["app.service"],"sudo":false}"#,
+            r#"{"kind":"check_backup","sweep":"db-backup","backup":"app-20261203T030000123Z.db"}"#,
+            r#"{"kind":"put_kept","sweep":"db-backup"}"#,
+            r#"{"kind":"put_kept","sweep":"db-backup","kept":"/b/app-20261203T030000123Z.db"}"#,
             r#"{"kind":"rotate_secret","env_file":"/opt/app/.env","key":"SECRET_KEY","generate":"hex:32","keep_backups":5}"#,
             r#"{"kind":"set_secret","env_file":"/etc/sitg/bot-a.env","key":"GITHUB_TOKEN","keep_backups":5}"#,
             r#"{"kind":"rotate_file","file":"/srv/robot/signing.pem","make":{"key":"rsa:3072"},"keep_backups":5}"#,

@@ -1,5 +1,5 @@
-//! systemd steps: restart an app's units (through `sudo -n` when the app
-//! says so) and wait until they are active.
+//! systemd steps: restart or stop an app's units (through `sudo -n` when
+//! the app says so) and wait until they are active.
 
 use std::time::Duration;
 
@@ -28,19 +28,28 @@ pub struct WaitActive {
     pub units: Vec<String>,
 }
 
+/// `systemctl stop` each unit (through `sudo -n` when `sudo`); a database
+/// restore's, so nothing writes while the file is replaced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stop {
+    pub units: Vec<String>,
+    pub sudo: bool,
+}
+
+/// `[sudo -n ]systemctl VERB unit && …`, one call per unit as the sudoers
+/// rule lists them.
+fn each(verb: &str, units: &[String], sudo: bool) -> String {
+    let sudo = if sudo { "sudo -n " } else { "" };
+    units
+        .iter()
+        .map(|u| format!("{sudo}systemctl {verb} {}", quoted(std::slice::from_ref(u))))
+        .collect::<Vec<_>>()
+        .join(" && ")
+}
+
 impl Perform for Restart {
     fn command_line(&self) -> String {
-        let sudo = if self.sudo { "sudo -n " } else { "" };
-        self.units
-            .iter()
-            .map(|u| {
-                format!(
-                    "{sudo}systemctl restart {}",
-                    quoted(std::slice::from_ref(u))
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(" && ")
+        each("restart", &self.units, self.sudo)
     }
 
     fn perform<'a>(&'a self, job: &'a mut StepJob<'_>, bounds: Bounds) -> BoxFuture<'a, Ended> {
@@ -49,6 +58,21 @@ impl Perform for Restart {
                 .restart(&self.units, WAIT_ACTIVE)
                 .await?;
             Ok(vec![format!("restarted {}", self.units.join(", "))])
+        }))
+    }
+}
+
+impl Perform for Stop {
+    fn command_line(&self) -> String {
+        each("stop", &self.units, self.sudo)
+    }
+
+    fn perform<'a>(&'a self, job: &'a mut StepJob<'_>, bounds: Bounds) -> BoxFuture<'a, Ended> {
+        Box::pin(bounds.in_process(async move {
+            Systemctl::on(job.machine()?, self.sudo)
+                .stop(&self.units, WAIT_ACTIVE)
+                .await?;
+            Ok(vec![format!("stopped {}", self.units.join(", "))])
         }))
     }
 }

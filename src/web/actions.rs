@@ -14,9 +14,9 @@ use axum::{Form, Router};
 use serde::Deserialize;
 
 use super::Json;
-use super::page::{accepted, show_job};
+use super::page::{accepted, button_params, show_job};
 use crate::auth::Actor;
-use crate::{Context, Error, Result};
+use crate::{Context, Result};
 
 pub fn router() -> Router<Context> {
     Router::new()
@@ -34,18 +34,7 @@ async fn run_action(
     headers: HeaderMap,
     form: Result<Form<BTreeMap<String, String>>, FormRejection>,
 ) -> Result<Response> {
-    // A button without fields may post no form at all (htmx, curl).
-    let form = match form {
-        Ok(Form(form)) => form,
-        Err(FormRejection::InvalidFormContentType(_)) => BTreeMap::new(),
-        Err(e) => return Err(Error::BadRequest(format!("the form is unreadable: {e}"))),
-    };
-    // The form's fields besides the CSRF token are the parameters, named
-    // `param.<name>` so they cannot collide with the page's own fields.
-    let params = form
-        .into_iter()
-        .filter_map(|(k, v)| Some((k.strip_prefix("param.")?.to_owned(), v)))
-        .collect();
+    let params = button_params(form)?;
     let job = crate::ops::actions::run_with(&ctx, &actor, &app, &action, &params).await?;
     Ok(show_job(job, &headers))
 }

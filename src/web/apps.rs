@@ -3,7 +3,8 @@
 //! last job, its overdue secrets), an app's page (`/apps/{app}`: health,
 //! deploys and releases, actions, secrets, sweeps, who holds the app and
 //! who waits, job history, insights), the health fragment both load
-//! lazily, and the action buttons' target.
+//! lazily (and its JSON, `GET /api/apps/{app}/health`), and the action
+//! buttons' target.
 
 use askama::Template;
 use askama_web::WebTemplate;
@@ -14,7 +15,7 @@ use axum::routing::get;
 use serde::{Deserialize, Serialize};
 
 use super::figures::{InsightsView, Spark};
-use super::page::{AppCard, JobLine};
+use super::page::{AppCard, JobLine, ParamField};
 use super::sections::{self, DeployCard, SecretRow, SweepCard};
 use super::{Json, Moment, Page};
 use crate::auth::{Actor, Role};
@@ -23,6 +24,7 @@ use crate::insights::{self, Range};
 use crate::jobs::{Job, State as JobState};
 use crate::ops::secret_age::{self, Due};
 use crate::ops::what_ships::{self, WhatShips};
+use crate::steps::params::Lookup;
 use crate::{Context, Result};
 
 /// How many recent jobs an app's page lists; `/apps/{app}/jobs` has them all.
@@ -34,6 +36,7 @@ pub fn router() -> Router<Context> {
         .route("/apps/{app}", get(show))
         .route("/apps/{app}/health", get(health))
         .route("/api/apps", get(list))
+        .route("/api/apps/{app}/health", get(health_api))
         .route("/apps/{app}/now", get(now))
 }
 
@@ -161,6 +164,8 @@ struct AppPage {
     production: bool,
     /// Its figures over the range asked for (`insights/_section.html`).
     insights: InsightsView,
+    /// The fields of the app's deploy parameters, in the Deploy form.
+    deploy_params: Vec<ParamField>,
 }
 
 #[derive(Deserialize)]
@@ -198,8 +203,18 @@ async fn show(
     let now = chrono::Utc::now().timestamp_millis();
     let figures = insights::of(&ctx.db, std::slice::from_ref(&app.name), range, now).await?;
     let mut card = AppCard::new(app, &actor);
-    card.list_choices(&crate::host::Host::of(&ctx.config, app)?, app)
-        .await;
+    let host = crate::host::Host::of(&ctx.config, app)?;
+    let look = Lookup {
+        app,
+        host: &host,
+        db: &ctx.db,
+    };
+    card.list_choices(&look, app).await;
+    let deploy_params = if deploy.as_ref().is_some_and(|d| d.may_deploy) {
+        sections::deploy_fields(&ctx, app).await?
+    } else {
+        Vec::new()
+    };
     let page = AppPage {
         page,
         app: card,
@@ -221,6 +236,7 @@ async fn show(
         what_ships,
         production: AppCard::is_production_environment(&app.environment),
         insights: InsightsView::new(&figures, format!("/apps/{}#insights", app.name), false),
+        deploy_params,
     };
     Ok((status, page))
 }
@@ -245,6 +261,81 @@ async fn health(
         health: crate::ops::health::glance(&ctx.config, app).await,
         host: app.host.clone(),
     })
+}
+
+/// `GET /api/apps/{app}/health`: what the glance shows, as JSON.
+#[derive(Serialize)]
+struct HealthJson {
+    app: String,
+    /// `healthy`, `unhealthy` or `unknown`.
+    verdict: &'static str,
+    units: Vec<UnitJson>,
+    /// Each health check, in config order.
+    checks: Vec<CheckJson>,
+}
+
+#[derive(Serialize)]
+struct UnitJson {
+    unit: String,
+    /// `active`, `failed`, …; absent when systemd could not be asked.
+    active_state: Option<String>,
+    sub_state: Option<String>,
+    main_pid: Option<u32>,
+    /// Why the state is unknown.
+    error: Option<String>,
+}
+
+#[derive(Serialize)]
+struct CheckJson {
+    name: String,
+    url: String,
+    ok: bool,
+    /// "answered 200", or why it failed.
+    said: String,
+}
+
+async fn health_api(
+    State(ctx): State<Context>,
+    Path(name): Path<String>,
+    actor: Actor,
+) -> Result<Json<HealthJson>> {
+    let app = ctx.app(&name)?;
+    ctx.authorize(&actor, Some(app), "view").await?;
+    let health = crate::ops::health::glance(&ctx.config, app).await;
+    Ok(Json(HealthJson {
+        app: app.name.clone(),
+        verdict: health.verdict.as_str(),
+        units: health
+            .units
+            .into_iter()
+            .map(|(unit, status)| match status {
+                Ok(s) => UnitJson {
+                    unit,
+                    active_state: Some(s.active_state),
+                    sub_state: Some(s.sub_state),
+                    main_pid: s.main_pid,
+                    error: None,
+                },
+                Err(why) => UnitJson {
+                    unit,
+                    active_state: None,
+                    sub_state: None,
+                    main_pid: None,
+                    error: Some(why),
+                },
+            })
+            .collect(),
+        checks: health
+            .checks
+            .into_iter()
+            .map(|c| CheckJson {
+                ok: c.said.is_ok(),
+                said: c.said.unwrap_or_else(|why| why),
+                name: c.name,
+                url: c.url,
+            })
+            .collect(),
+    }))
 }
 
 #[derive(Serialize)]

@@ -5,6 +5,8 @@
 //! it (production asks for the app's name) and the release history's
 //! Rollback buttons; what the section shows is built in `sections.rs`.
 
+use std::collections::BTreeMap;
+
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::{Path, Query, State};
@@ -14,7 +16,8 @@ use axum::routing::{get, post};
 use axum::{Form, Router};
 use serde::Deserialize;
 
-use super::page::{AppCard, accepted, show_job};
+use super::page::{AppCard, ParamField, accepted, params_in, show_job};
+use super::sections;
 use super::{Json, Page};
 use crate::auth::Actor;
 use crate::config::App;
@@ -38,6 +41,9 @@ struct Deploy {
     /// A branch, tag or commit.
     #[serde(rename = "ref")]
     git_ref: String,
+    /// The app's deploy parameters (`command` strategy).
+    #[serde(default)]
+    params: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -53,7 +59,7 @@ async fn deploy_ref(
     actor: Actor,
     Json(body): Json<Deploy>,
 ) -> Result<impl IntoResponse> {
-    let job = deploy::request(&ctx, &actor, &app, &body.git_ref).await?;
+    let job = deploy::request_with(&ctx, &actor, &app, &body.git_ref, &body.params).await?;
     Ok(accepted(job))
 }
 
@@ -83,6 +89,8 @@ struct Preview {
     ships: WhatShips,
     /// Production asks for the app's name before deploying.
     production: bool,
+    /// The fields of the app's deploy parameters, in the Deploy form.
+    deploy_params: Vec<ParamField>,
 }
 
 async fn preview(
@@ -99,6 +107,7 @@ async fn preview(
         app: AppCard::new(app, &actor),
         ships,
         production: is_production(app),
+        deploy_params: sections::deploy_fields(&ctx, app).await?,
     })
 }
 
@@ -113,6 +122,9 @@ struct DeployForm {
     /// Production: the app's name, typed.
     #[serde(default)]
     confirm: String,
+    /// The deploy parameters' fields (`param.<name>`), among the rest.
+    #[serde(flatten)]
+    fields: BTreeMap<String, String>,
 }
 
 /// The Deploy button under "what ships".
@@ -130,7 +142,9 @@ async fn deploy_form(
             app.name
         )));
     }
-    let job = deploy::request_previewed(&ctx, &actor, &name, &form.git_ref, &form.sha).await?;
+    let params = params_in(form.fields);
+    let job =
+        deploy::request_previewed(&ctx, &actor, &name, &form.git_ref, &form.sha, &params).await?;
     Ok(show_job(job, &headers))
 }
 

@@ -3,24 +3,31 @@
 //! in (for the nav and the sign-out form) and the CSRF token every form and
 //! htmx request carries (every page template has a `page: Page` field and
 //! its handler takes `page: Page` as an extractor); `Moment`; what pages
-//! show of an app (`AppCard`) and of a job (`JobLine`); and the answers to
-//! a button or an API call that started a job (`show_job`, `accepted`)
-//! or opened an event stream (`sse`).
+//! show of an app (`AppCard`), of a job (`JobLine`) and of a parameter
+//! (`ParamField`), and how a form's parameter values are read
+//! (`params_in`, `button_params`); and the answers to a button or an API
+//! call that started a job (`show_job`, `accepted`) or opened an event
+//! stream (`sse`).
 
+use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
+use axum::Form;
 use axum::body::Body;
 use axum::extract::FromRequestParts;
+use axum::extract::rejection::FormRejection;
 use axum::http::request::Parts;
 use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::auth::Csrf;
 use super::{Json, assets};
 use crate::auth::{Actor, Role};
-use crate::config::{Action, App, ParamKind};
+use crate::config::{Action, App, Param, ParamKind};
 use crate::jobs::{Job, State as JobState};
+use crate::steps::params::{Choice, Lookup, offered};
 
 #[derive(Debug, Clone, Default)]
 pub struct Page {
@@ -162,24 +169,117 @@ pub struct ActionButton {
     pub risky: bool,
     /// `[[app.action.param]]`: the form's fields.
     pub params: Vec<ParamField>,
-    /// It asks for values whose choices only the app's page lists (they
-    /// come from a command): elsewhere the button links there.
+    /// It asks for values whose choices only the app's page lists (what a
+    /// command prints, the release log, a sweep's backups): elsewhere the
+    /// button links there.
     pub ask_on_app_page: bool,
 }
 
-/// One field of an action's form.
+/// One field of a form asking for a parameter's value (an action's, a
+/// command sweep's, the deploy's), as `templates/_params.html` shows it.
+#[derive(Serialize)]
 pub struct ParamField {
     pub name: String,
+    /// The element's id, unique on the page.
+    #[serde(skip)]
+    pub id: String,
     pub label: String,
-    /// A `choice`: a select of `choices`; else a text input.
-    pub choice: bool,
-    pub choices: Vec<String>,
-    /// Why `choices_from` listed nothing, if it failed.
+    pub kind: &'static str,
+    /// A select of `choices` (`choice`, `release`, `backup`); else a text input,
+    /// with `choices` as suggestions (a `commit`'s recent commits).
+    pub select: bool,
+    pub choices: Vec<Choice>,
+    /// Why they could not be listed, if they could not.
     pub choices_error: String,
     pub default: String,
     pub required: bool,
     /// The HTML `pattern` (anchored by the browser, like the server does).
     pub pattern: String,
+}
+
+impl ParamField {
+    /// The field of `param` in the form whose fields' ids start with
+    /// `form`, offering its `choices` (what is looked up comes with
+    /// [`ParamField::offer`]).
+    pub fn new(param: &Param, form: &str) -> ParamField {
+        ParamField {
+            name: param.name.clone(),
+            id: format!("{form}-{}", param.name),
+            label: param.label().to_owned(),
+            kind: param.kind.as_str(),
+            select: matches!(
+                param.kind,
+                ParamKind::Choice | ParamKind::Release | ParamKind::Backup
+            ),
+            choices: param
+                .choices
+                .iter()
+                .map(|c| Choice {
+                    value: c.clone(),
+                    label: c.clone(),
+                })
+                .collect(),
+            choices_error: String::new(),
+            default: param.default.clone().unwrap_or_default(),
+            required: param.required,
+            pattern: param.pattern.clone().unwrap_or_default(),
+        }
+    }
+
+    /// Whether what the field offers must be looked up: a command's
+    /// output, the release log, the repository's commits, a sweep's backups.
+    fn looked_up(param: &Param) -> bool {
+        param.choices_from.is_some()
+            || matches!(
+                param.kind,
+                ParamKind::Release | ParamKind::Commit | ParamKind::Backup
+            )
+    }
+
+    /// Lists what the field offers, if it is looked up; a failure is shown
+    /// beside the field.
+    pub async fn offer(&mut self, look: &Lookup<'_>, param: &Param) {
+        if ParamField::looked_up(param) {
+            match offered(look, param).await {
+                Ok(choices) => self.choices = choices,
+                Err(e) => self.choices_error = e.public_message(),
+            }
+        }
+    }
+}
+
+/// The fields of `params` in form `form`, each with what it offers.
+pub async fn param_fields(look: &Lookup<'_>, params: &[Param], form: &str) -> Vec<ParamField> {
+    let mut fields = Vec::new();
+    for param in params {
+        let mut field = ParamField::new(param, form);
+        field.offer(look, param).await;
+        fields.push(field);
+    }
+    fields
+}
+
+/// The parameter values among a page form's fields: those named
+/// `param.<name>`, so they cannot collide with the page's own fields.
+pub fn params_in(fields: BTreeMap<String, String>) -> BTreeMap<String, String> {
+    fields
+        .into_iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix("param.")?.to_owned(), v)))
+        .collect()
+}
+
+/// The parameter values a button's form sent. A button without fields
+/// may post no form at all (htmx, curl).
+pub fn button_params(
+    form: std::result::Result<Form<BTreeMap<String, String>>, FormRejection>,
+) -> crate::Result<BTreeMap<String, String>> {
+    match form {
+        Ok(Form(fields)) => Ok(params_in(fields)),
+        Err(FormRejection::InvalidFormContentType(_)) => Ok(BTreeMap::new()),
+        Err(e) => Err(crate::Error::BadRequest(format!(
+            "the form is unreadable: {e}"
+        ))),
+    }
 }
 
 impl ActionButton {
@@ -197,34 +297,24 @@ impl ActionButton {
             params: action
                 .params
                 .iter()
-                .map(|p| ParamField {
-                    name: p.name.clone(),
-                    label: p.label().to_owned(),
-                    choice: p.kind == ParamKind::Choice,
-                    choices: p.choices.clone(),
-                    choices_error: String::new(),
-                    default: p.default.clone().unwrap_or_default(),
-                    required: p.required,
-                    pattern: p.pattern.clone().unwrap_or_default(),
-                })
+                .map(|p| ParamField::new(p, &format!("param-{}", action.name)))
                 .collect(),
-            ask_on_app_page: action.params.iter().any(|p| p.choices_from.is_some()),
+            ask_on_app_page: action.params.iter().any(|p| {
+                p.choices_from.is_some() || matches!(p.kind, ParamKind::Release | ParamKind::Backup)
+            }),
         }
     }
 }
 
 impl AppCard {
-    /// On the app's own page: lists what each `choices_from` command
-    /// prints (on the app's host), so every action's form is complete.
-    pub async fn list_choices(&mut self, host: &crate::host::Host, app: &App) {
+    /// On the app's own page: lists what each action's fields offer
+    /// (what `choices_from` prints on the app's host, releases, commits,
+    /// backups),
+    /// so every action's form is complete.
+    pub async fn list_choices(&mut self, look: &Lookup<'_>, app: &App) {
         for (button, action) in self.actions.iter_mut().zip(&app.actions) {
             for (field, param) in button.params.iter_mut().zip(&action.params) {
-                if param.choices_from.is_some() {
-                    match crate::steps::params::choices(host, param).await {
-                        Ok(choices) => field.choices = choices,
-                        Err(e) => field.choices_error = e.public_message(),
-                    }
-                }
+                field.offer(look, param).await;
             }
             button.ask_on_app_page = false;
         }

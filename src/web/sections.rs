@@ -1,5 +1,7 @@
 //! What the app page shows in its Deploy, Secrets and Sweeps sections,
-//! built from the release log, the app's secrets and its sweeps. Shared by
+//! built from the release log, the deploy parameters, the app's secrets
+//! and its sweeps (with a `sqlite-backup` sweep's backups and their
+//! Restore buttons). Shared by
 //! the app page (`apps.rs`) and the sweeps API, so that no page file
 //! imports another: the section's buttons and their routes stay in
 //! `deploy.rs`, `secrets.rs` and `sweeps.rs`.
@@ -7,12 +9,15 @@
 use serde::Serialize;
 
 use super::Moment;
+use super::page::{ParamField, param_fields};
 use crate::auth::{Actor, Role};
-use crate::config::{App, Strategy};
+use crate::config::{App, Strategy, SweepKind};
+use crate::host::Host;
 use crate::ops::schedule::next_run;
 use crate::ops::sweeps::{self, LastRun};
-use crate::ops::{secret_age, secrets};
+use crate::ops::{restore, secret_age, secrets};
 use crate::releases::{self, Release};
+use crate::steps::params::Lookup;
 use crate::{Context, Result};
 
 /// How many releases the app page lists.
@@ -98,6 +103,21 @@ pub async fn deploy_card(ctx: &Context, app: &App, actor: &Actor) -> Result<Opti
         tag_only,
         production: super::page::AppCard::is_production_environment(&app.environment),
     }))
+}
+
+/// The Deploy form's fields for the app's deploy parameters (`command`
+/// strategy), with what each offers.
+pub async fn deploy_fields(ctx: &Context, app: &App) -> Result<Vec<ParamField>> {
+    if app.deploy_params.is_empty() {
+        return Ok(Vec::new());
+    }
+    let host = Host::of(&ctx.config, app)?;
+    let look = Lookup {
+        app,
+        host: &host,
+        db: &ctx.db,
+    };
+    Ok(param_fields(&look, &app.deploy_params, "deploy-param").await)
 }
 
 /// One secret on the app page.
@@ -193,6 +213,100 @@ pub struct SweepCard {
     /// The role the buttons need, and whether the actor has it.
     pub role: Role,
     pub allowed: bool,
+    /// A command sweep's parameters: the Run now form's fields.
+    pub params: Vec<ParamField>,
+    /// `sqlite-backup`: its backups and their Restore buttons.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restore: Option<RestoreCard>,
+}
+
+/// A `sqlite-backup` sweep's backups, newest first, each of which Restore
+/// puts back.
+#[derive(Serialize)]
+pub struct RestoreCard {
+    pub backups: Vec<BackupLine>,
+    /// Why they could not be listed.
+    pub error: Option<String>,
+    /// The role Restore needs (`permissions.restore`, owner by default),
+    /// and whether the actor has it.
+    pub role: Role,
+    pub allowed: bool,
+}
+
+/// One backup on the app page.
+#[derive(Serialize)]
+pub struct BackupLine {
+    /// Its file name: what a Restore sends.
+    pub name: String,
+    pub bytes: u64,
+    /// When it was taken, Unix milliseconds.
+    pub taken: i64,
+    /// The question its Restore button asks.
+    #[serde(skip)]
+    pub confirm: String,
+}
+
+impl BackupLine {
+    pub fn taken_at(&self) -> Moment {
+        Moment::from_millis(self.taken)
+    }
+
+    /// `12.3 MB`, `512 bytes`.
+    pub fn size(&self) -> String {
+        let units = [("GB", 1e9), ("MB", 1e6), ("kB", 1e3)];
+        match units.iter().find(|(_, n)| self.bytes as f64 >= *n) {
+            Some((unit, n)) => format!("{:.1} {unit}", self.bytes as f64 / n),
+            None => format!("{} bytes", self.bytes),
+        }
+    }
+}
+
+/// The Restore part of sweep `sweep` of `app`, if it makes backups.
+async fn restore_card(
+    ctx: &Context,
+    app: &App,
+    sweep: &crate::config::Sweep,
+    actor: &Actor,
+) -> Option<RestoreCard> {
+    if sweep.kind != SweepKind::SqliteBackup {
+        return None;
+    }
+    let role = app.required_role("restore");
+    let (backups, error) = match restore::backups(ctx, app, &sweep.name).await {
+        Ok(backups) => (backups, None),
+        Err(e) => (Vec::new(), Some(e.public_message())),
+    };
+    let units = if app.units.is_empty() {
+        String::new()
+    } else {
+        format!(" {} will be stopped meanwhile.", app.units.join(", "))
+    };
+    let backups = backups
+        .into_iter()
+        .map(|b| {
+            let mut line = BackupLine {
+                confirm: String::new(),
+                name: b.name,
+                bytes: b.bytes,
+                taken: b.taken,
+            };
+            line.confirm = format!(
+                "Restore the database of {} ({}) from backup {} ({}, taken {})?{units} The database as it is now is kept as a backup first.",
+                app.name,
+                app.environment,
+                line.name,
+                line.size(),
+                line.taken_at().utc
+            );
+            line
+        })
+        .collect();
+    Some(RestoreCard {
+        backups,
+        error,
+        role,
+        allowed: actor.role >= role,
+    })
 }
 
 impl SweepCard {
@@ -210,9 +324,16 @@ impl SweepCard {
 /// The app's sweeps, in config order.
 pub async fn sweep_cards(ctx: &Context, app: &App, actor: &Actor) -> Result<Vec<SweepCard>> {
     let now = chrono::Utc::now();
+    let host = Host::of(&ctx.config, app)?;
+    let look = Lookup {
+        app,
+        host: &host,
+        db: &ctx.db,
+    };
     let mut cards = Vec::new();
     for sweep in &app.sweeps {
         let role = sweep.role.unwrap_or_else(|| app.required_role("sweep"));
+        let form = format!("sweep-{}-param", sweep.name);
         cards.push(SweepCard {
             name: sweep.name.clone(),
             kind: sweep.kind.as_str().into(),
@@ -222,6 +343,8 @@ pub async fn sweep_cards(ctx: &Context, app: &App, actor: &Actor) -> Result<Vec<
             last_run: sweeps::last_run(ctx, &app.name, &sweep.name).await?,
             role,
             allowed: actor.role >= role,
+            params: param_fields(&look, &sweep.params, &form).await,
+            restore: restore_card(ctx, app, sweep, actor).await,
         });
     }
     Ok(cards)

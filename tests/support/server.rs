@@ -147,6 +147,79 @@ impl Server {
             .unwrap()
     }
 
+    /// Posts a page form to `path` as the browser of session `cookie`,
+    /// `fields` after its CSRF token `csrf`.
+    pub async fn post_form(
+        &self,
+        path: &str,
+        (cookie, csrf): (&str, &str),
+        fields: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut form = vec![("csrf", csrf)];
+        form.extend_from_slice(fields);
+        client()
+            .post(self.at(path))
+            .header(reqwest::header::COOKIE, cookie)
+            .header(reqwest::header::ORIGIN, &self.url)
+            .form(&form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Posts `body` to the JSON API's `path` with token `token`.
+    pub async fn post_json(
+        &self,
+        path: &str,
+        token: &str,
+        body: &serde_json::Value,
+    ) -> reqwest::Response {
+        client()
+            .post(self.at(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The text of the page at `path`, as the browser of session `cookie`.
+    pub async fn page(&self, path: &str, cookie: &str) -> String {
+        self.browse(path, cookie).await.text().await.unwrap()
+    }
+
+    /// There are `n` audit rows of `action`, each `denied`, each detail
+    /// holding `holds`.
+    pub async fn assert_denied(&self, action: &str, n: usize, holds: &str) {
+        let rows = self.audit_rows(action).await;
+        assert_eq!(rows.len(), n, "{rows:?}");
+        assert!(
+            rows.iter()
+                .all(|(outcome, detail)| outcome == "denied" && detail.contains(holds)),
+            "{rows:?}"
+        );
+    }
+
+    /// `(outcome, detail)` of every audit row of `action`, oldest first.
+    pub async fn audit_rows(&self, action: &str) -> Vec<(String, String)> {
+        sqlx::query_as("SELECT outcome, detail FROM audit_events WHERE action = ? ORDER BY id")
+            .bind(action)
+            .fetch_all(&self.ctx.db)
+            .await
+            .unwrap()
+    }
+
+    /// The detail of job `job`'s `job.request` audit row.
+    pub async fn request_detail(&self, job: i64) -> String {
+        sqlx::query_scalar(
+            "SELECT detail FROM audit_events WHERE action = 'job.request' AND job_id = ?",
+        )
+        .bind(job)
+        .fetch_one(&self.ctx.db)
+        .await
+        .unwrap()
+    }
+
     pub fn at(&self, path: &str) -> String {
         format!("{}{path}", self.url)
     }
@@ -165,6 +238,29 @@ impl Server {
             .await
             .unwrap()
     }
+}
+
+/// `res` is a 400 whose answer (the API's `error`, or the error page)
+/// says `says`.
+pub async fn assert_refused(res: reqwest::Response, says: &str) {
+    assert_eq!(res.status(), 400, "{res:?}");
+    let text = res.text().await.unwrap();
+    let said = match serde_json::from_str::<serde_json::Value>(&text) {
+        Ok(json) => json["error"].as_str().unwrap_or_default().to_owned(),
+        Err(_) => text,
+    };
+    assert!(said.contains(says), "{says:?} is not in {said}");
+}
+
+/// The job a button's answer (`303 See Other` to `/jobs/{id}`) leads to.
+pub fn job_of(res: &reqwest::Response) -> i64 {
+    assert_eq!(res.status(), 303, "{res:?}");
+    res.headers()[reqwest::header::LOCATION]
+        .to_str()
+        .unwrap()
+        .trim_start_matches("/jobs/")
+        .parse()
+        .unwrap()
 }
 
 /// A client that shows redirects instead of following them.

@@ -58,6 +58,7 @@ pub async fn answer(port: u16) -> String {
 /// The unit was just started; it listens a moment later.
 pub async fn answer_when_up(port: u16) -> String {
     let health = opsdeck::config::Health {
+        name: None,
         url: format!("http://127.0.0.1:{port}/"),
         expect: None,
         timeout: Duration::from_secs(30),

@@ -3,7 +3,10 @@
 //! with `VACUUM INTO` while the app keeps writing, checked with `PRAGMA
 //! integrity_check` before it gets its final name; listing and removing
 //! old backups. Which backups go (`keep`) is the sweep's rule
-//! (`steps::sweep`).
+//! (`steps::sweep`). And a restore's: a backup checked, then put in the
+//! database's place (a temp file beside it with its owner and mode,
+//! renamed over it; the old database's `-wal`, `-shm` and `-journal`
+//! removed first, so SQLite never applies them to the new file).
 //!
 //! Backups are `<dir>/<database stem>-<UTC timestamp>.<ext>`; other files in
 //! `dir` are never touched.
@@ -39,33 +42,62 @@ fn affixes(database: &Path) -> (String, String) {
     (format!("{stem}-"), ext)
 }
 
+/// One backup of a database.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Backup {
+    pub path: PathBuf,
+    /// Its file name: how a Restore asks for it.
+    pub name: String,
+    pub bytes: u64,
+    /// When it was taken (from its name), Unix milliseconds.
+    pub taken: i64,
+}
+
 /// The backups of `database` in `dir`, oldest first.
-pub async fn backups(host: &Host, database: &Path, dir: &Path) -> Result<Vec<PathBuf>> {
+pub async fn backups(host: &Host, database: &Path, dir: &Path) -> Result<Vec<Backup>> {
     let (prefix, suffix) = affixes(database);
     let files = match host {
         Host::Local => files(dir)?,
         Host::Shell(remote) => remote::files(remote, dir).await?,
     };
-    let mut found: Vec<PathBuf> = files
+    let mut found: Vec<Backup> = files
         .into_iter()
-        .filter(|name| {
-            name.strip_prefix(&prefix)
-                .and_then(|rest| rest.strip_suffix(&suffix))
-                .is_some_and(is_timestamp)
+        .filter_map(|(name, bytes)| {
+            let stamp = name.strip_prefix(&prefix)?.strip_suffix(&suffix)?;
+            let taken = taken(stamp)?;
+            Some(Backup {
+                path: dir.join(&name),
+                name,
+                bytes,
+                taken,
+            })
         })
-        .map(|name| dir.join(name))
         .collect();
-    found.sort();
+    found.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(found)
 }
 
-/// The names of the regular files in `dir` (none if it does not exist).
-fn files(dir: &Path) -> Result<Vec<String>> {
+/// The regular files in `dir` with their sizes (none if it does not exist).
+fn files(dir: &Path) -> Result<Vec<(String, u64)>> {
     Ok(crate::host::dir_entries(dir)?
         .into_iter()
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter_map(|e| {
+            let meta = e.metadata().ok().filter(|m| m.is_file())?;
+            Some((e.file_name().to_string_lossy().into_owned(), meta.len()))
+        })
         .collect())
+}
+
+/// When a backup named with `stamp` was taken (Unix ms), if `stamp` is
+/// what [`create`] names backups with.
+fn taken(stamp: &str) -> Option<i64> {
+    if !is_timestamp(stamp) {
+        return None;
+    }
+    let (seconds, millis) = stamp.split_at(15);
+    let at = chrono::NaiveDateTime::parse_from_str(seconds, "%Y%m%dT%H%M%S").ok()?;
+    let millis: i64 = millis.trim_end_matches('Z').parse().ok()?;
+    Some(at.and_utc().timestamp_millis() + millis)
 }
 
 /// `20261203T030000123Z`: what [`create`] names backups with.
@@ -80,9 +112,9 @@ fn is_timestamp(text: &str) -> bool {
             .all(|(i, b)| matches!(i, 8 | 18) || b.is_ascii_digit())
 }
 
-/// Makes a new backup of `database` in `dir`; what was done, in the past
-/// tense.
-pub async fn create(host: &Host, database: &Path, dir: &Path) -> Result<String> {
+/// Makes a new backup of `database` in `dir`: its path, and what was
+/// done, in the past tense.
+pub async fn create(host: &Host, database: &Path, dir: &Path) -> Result<(PathBuf, String)> {
     let (prefix, suffix) = affixes(database);
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%3fZ");
     let name = format!("{prefix}{stamp}{suffix}");
@@ -90,10 +122,76 @@ pub async fn create(host: &Host, database: &Path, dir: &Path) -> Result<String> 
         Host::Local => create_here(database, dir, &name).await?,
         Host::Shell(remote) => remote::create(remote, database, dir, &name).await?,
     };
-    Ok(format!(
+    let file = dir.join(name);
+    let said = format!(
         "created backup {} ({size} bytes, integrity_check ok)",
-        host.place(&dir.join(name))
+        host.place(&file)
+    );
+    Ok((file, said))
+}
+
+/// `PRAGMA integrity_check` on `file` (a backup about to be restored, or
+/// the database just put in place), opened read-only; what it said.
+pub async fn check(host: &Host, file: &Path) -> Result<String> {
+    match host {
+        Host::Local => verify(file).await?,
+        Host::Shell(remote) => remote::check(remote, file).await?,
+    }
+    Ok(format!("{}: PRAGMA integrity_check ok", host.place(file)))
+}
+
+/// Puts `from` in `database`'s place: the old database's `-wal`, `-shm`
+/// and `-journal` removed (they belong to the old file), then a copy
+/// beside it with its owner and mode renamed over it, so a crash leaves
+/// the old database or the new one. Nothing may have the database open:
+/// the restore stopped the app's units first.
+pub async fn put_in_place(host: &Host, database: &Path, from: &Path) -> Result<String> {
+    match host {
+        Host::Local => {
+            let (database, from) = (database.to_owned(), from.to_owned());
+            tokio::task::spawn_blocking(move || put_here(&database, &from))
+                .await
+                .map_err(|e| {
+                    Error::Internal(anyhow::anyhow!("the restore's copy panicked: {e}"))
+                })??;
+        }
+        Host::Shell(remote) => remote::put_in_place(remote, database, from).await?,
+    }
+    Ok(format!(
+        "{} is now a copy of {} (owner and mode kept)",
+        host.place(database),
+        from.display()
     ))
+}
+
+fn put_here(database: &Path, from: &Path) -> Result<()> {
+    if !database.is_file() {
+        return Err(Error::Unavailable(format!(
+            "{} does not exist",
+            database.display()
+        )));
+    }
+    for beside in sidecars(database) {
+        match std::fs::remove_file(&beside) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(Error::Unavailable(format!(
+                    "cannot remove {}: {e}",
+                    beside.display()
+                )));
+            }
+            _ => {}
+        }
+    }
+    crate::host::envfile::restore(database, from)
+}
+
+/// What SQLite keeps beside a database file: `-wal`, `-shm`, `-journal`.
+fn sidecars(file: &Path) -> [PathBuf; 3] {
+    ["-wal", "-shm", "-journal"].map(|suffix| {
+        let mut beside = file.as_os_str().to_owned();
+        beside.push(suffix);
+        PathBuf::from(beside)
+    })
 }
 
 /// Makes backup `name` of `database` in `dir` on this machine; its size.
@@ -151,18 +249,20 @@ async fn copy(database: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
-async fn verify(copy: &Path) -> Result<()> {
-    let mut conn = open(copy, true).await?;
+/// `PRAGMA integrity_check` on `file`, read-only: nothing is written
+/// beside it.
+async fn verify(file: &Path) -> Result<()> {
+    let mut conn = open(file, true).await?;
     let said: Result<Vec<String>, _> = sqlx::query_scalar("PRAGMA integrity_check")
         .fetch_all(&mut conn)
         .await;
     let _ = conn.close().await;
-    let said = said.map_err(|e| {
-        Error::Unavailable(format!("the copy {} does not open: {e}", copy.display()))
-    })?;
+    let said =
+        said.map_err(|e| Error::Unavailable(format!("{} does not open: {e}", file.display())))?;
     if said != ["ok"] {
         return Err(Error::Unavailable(format!(
-            "the copy failed PRAGMA integrity_check: {}",
+            "{} failed PRAGMA integrity_check: {}",
+            file.display(),
             said.join("; ")
         )));
     }
@@ -183,10 +283,51 @@ async fn remove_here(file: &Path) -> Result<()> {
         .await
         .map_err(|e| Error::Unavailable(format!("cannot remove {}: {e}", file.display())))?;
     // What SQLite leaves beside a backup someone opened (to restore from it).
-    for suffix in ["-wal", "-shm", "-journal"] {
-        let mut beside = file.as_os_str().to_owned();
-        beside.push(suffix);
-        let _ = tokio::fs::remove_file(PathBuf::from(beside)).await;
+    for beside in sidecars(file) {
+        let _ = tokio::fs::remove_file(beside).await;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn a_backup_is_dated_by_its_name() {
+        let at = taken("20261203T030000123Z").unwrap();
+        assert_eq!(
+            chrono::DateTime::from_timestamp_millis(at)
+                .unwrap()
+                .to_rfc3339(),
+            "2026-12-03T03:00:00.123+00:00"
+        );
+        assert_eq!(taken("20261203T0300001234"), None);
+        assert_eq!(taken("latest"), None);
+    }
+
+    /// The old database's `-wal`, `-shm` and `-journal` belong to the old
+    /// file: left beside the new one, SQLite would apply them to it.
+    #[test]
+    fn putting_a_backup_in_place_keeps_the_mode_and_drops_the_old_sidecars() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("app.db");
+        let backup = dir.path().join("app-20261203T030000123Z.db");
+        std::fs::write(&db, "old").unwrap();
+        std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o640)).unwrap();
+        std::fs::write(&backup, "new").unwrap();
+        for beside in sidecars(&db) {
+            std::fs::write(beside, "stale").unwrap();
+        }
+        put_here(&db, &backup).unwrap();
+        assert_eq!(std::fs::read_to_string(&db).unwrap(), "new");
+        let mode = std::fs::metadata(&db).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o640);
+        assert!(sidecars(&db).iter().all(|f| !f.exists()));
+        assert_eq!(std::fs::read_to_string(&backup).unwrap(), "new");
+        let missing = put_here(&dir.path().join("gone.db"), &backup).unwrap_err();
+        assert!(missing.to_string().contains("does not exist"), "{missing}");
+    }
 }

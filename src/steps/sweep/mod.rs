@@ -299,7 +299,8 @@ async fn apply(job: &StepJob<'_>, item: &Item) -> Result<String> {
     match item {
         Item::RemoveRelease(dir) => releases::remove(&host(job)?, dir).await,
         Item::CreateBackup { database, dir } => {
-            host::sqlite_backup::create(&host(job)?, database, dir).await
+            let (_, said) = host::sqlite_backup::create(&host(job)?, database, dir).await?;
+            Ok(said)
         }
         Item::RemoveBackup(file) => host::sqlite_backup::remove(&host(job)?, file).await,
         Item::DeleteBranch { repo, branch, .. } => {

@@ -25,10 +25,10 @@ pub(super) async fn find(host: &Host, sweep: &Sweep) -> Result<Found> {
     let existing = backups(host, database, dir).await?;
     let remove = (existing.len() + 1).saturating_sub(keep);
     for old in existing.iter().take(remove) {
-        found.items.push(Item::RemoveBackup(old.clone()));
+        found.items.push(Item::RemoveBackup(old.path.clone()));
     }
     for kept in existing.iter().skip(remove) {
-        found.kept.push(format!("backup {}", kept.display()));
+        found.kept.push(format!("backup {}", kept.path.display()));
     }
     Ok(found)
 }
