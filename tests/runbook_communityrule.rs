@@ -5,7 +5,8 @@
 //! server holding the apps (their image tag, applied migrations, backups)
 //! that serves each app's `/api/health`, and a `cloudron` CLI on opsdeck's
 //! PATH that talks to it (`update --image`, `exec`, `logs`, `backup list`,
-//! `clone`, `uninstall`, `env set`). The registry is a directory: a tag is
+//! `clone`, `uninstall`, `env set`, the last through `SESSION_SECRET`'s
+//! `store`). The registry is a directory: a tag is
 //! pushed when a file names it, holding the image's number of migrations.
 //! The example
 //! is adapted in the Cloudron host's address and opsdeck's port only.
@@ -22,7 +23,8 @@ const REGISTRY: &str = "/var/lib/cloudron-standin/registry";
 
 /// The stand-in Cloudron: `POST /<command>` with the CLI's arguments (JSON)
 /// answers `{"out", "code"}`; `GET /<location>/api/health` answers as the
-/// app's container would.
+/// app's container would; `GET /_env/<location>` shows the test the app's
+/// environment as Cloudron keeps it.
 const SERVER: &str = r#"import http.server, json, pathlib, sys
 registry = pathlib.Path(sys.argv[1])
 image = "git.medlab.host/communityrule/community-rule:"
@@ -47,12 +49,14 @@ class H(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
     def do_GET(self):
         location, _, path = self.path.strip("/").partition("/")
+        if location == "_env" and path in apps:
+            return self.reply(200, json.dumps(apps[path]["env"]))
         app = apps.get(location)
         if app is None or path != "api/health":
             return self.reply(404, "no such app\n")
         self.reply(200, json.dumps({"ok": True, "database": "connected",
-            "image": tag(app["image"]), "migrations": app["migrations"],
-            "session": app["env"].get("SESSION_SECRET", "")[:4]}, separators=(",", ":")))
+            "image": tag(app["image"]), "migrations": app["migrations"]},
+            separators=(",", ":")))
     def do_POST(self):
         global a
         a = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -130,6 +134,18 @@ fn push(sandbox: &Sandbox, tag: &str, spec: &str) {
         "-c",
         &format!("mkdir -p {REGISTRY}/{IMAGE} && echo {spec} > {REGISTRY}/{IMAGE}:{tag}"),
     ]);
+}
+
+/// The live app's environment as the stand-in Cloudron keeps it.
+async fn environment(cloudron: u16) -> serde_json::Value {
+    reqwest::get(format!(
+        "http://127.0.0.1:{cloudron}/_env/communityrule.info"
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap()
 }
 
 /// The app's health as Cloudron serves it.
@@ -324,6 +340,36 @@ async fn the_communityrule_runbook_is_operated_from_its_example_config() {
         "0.1.9"
     );
 
+    // §7: SESSION_SECRET made by opsdeck and handed to `cloudron env set`
+    // on stdin (Cloudron restarts the app); the value shows nowhere.
+    let job = deck
+        .post(&format!("{app}/secrets/SESSION_SECRET/rotate"), json!({}))
+        .await
+        .unwrap();
+    let (state, output) = deck.end(job).await;
+    assert_eq!(state, "succeeded", "{output}");
+    let env = environment(cloudron).await;
+    let secret = env["SESSION_SECRET"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        secret.len() == 64 && secret.chars().all(|c| c.is_ascii_hexdigit()),
+        "{env}"
+    );
+    let logs = deck.action("communityrule", "logs", json!({})).await;
+    assert!(logs.contains("restarted: environment changed"), "{logs}");
+    deck.ok(&format!("{app}/secrets/SESSION_SECRET/rotate"), json!({}))
+        .await;
+    let again = environment(cloudron).await["SESSION_SECRET"].clone();
+    assert_ne!(
+        again,
+        json!(secret),
+        "a second rotation makes another value"
+    );
+    let audit = serde_json::to_string(&deck.audit().await).unwrap();
+    assert!(!audit.contains(&secret) && !output.contains(&secret));
+
     // The audit log: its chain verifies, and each step's rows say ok — or
     // failed for the tag never pushed and the drill checked after its removal,
     // denied for the refused ref and backup.
@@ -342,9 +388,12 @@ async fn the_communityrule_runbook_is_operated_from_its_example_config() {
     assert_eq!(
         ends,
         [
-            "ok", "failed", "ok", "ok", "ok", "ok", "ok", "ok", "ok", "ok", "ok", "failed"
+            "ok", "failed", "ok", "ok", "ok", "ok", "ok", "ok", "ok", "ok", "ok", "failed", "ok",
+            "ok", "ok"
         ],
-        "deploy, failed deploy, deploy, rollback, migrate, seed, logs, drill ×4, the drill's health after it"
+        "deploy, failed deploy, deploy, rollback, migrate, seed, logs, drill ×4, the drill's \
+         health after it, rotation, logs, rotation"
     );
+    assert_eq!(deck.outcomes("secret.store", "").await, ["ok", "ok"]);
     sandbox.run_ok(&["systemctl", "stop", "opsdeck"]);
 }
