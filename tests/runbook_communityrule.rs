@@ -2,14 +2,14 @@
 //! operated through `deploy/examples/communityrule.toml` under the installed
 //! package, the shipped unit, D-Bus and polkit (README "The five
 //! runbooks"). Cloudron is a stand-in of the test's own: a small HTTP
-//! server holding the apps (their image tag, applied migrations, backups)
-//! that serves each app's `/api/health`, and a `cloudron` CLI on opsdeck's
-//! PATH that talks to it (`update --image`, `exec`, `logs`, `backup list`,
-//! `clone`, `uninstall`, `env set`, the last through `SESSION_SECRET`'s
-//! `store`). The registry is a directory: a tag is
+//! server holding the apps (their image tag, applied migrations, backups,
+//! environment) that serves each app's `/api/health`, and a `cloudron` CLI
+//! on opsdeck's PATH that talks to it (`update --image`, `exec`, `logs`,
+//! `backup list`, `clone`, `uninstall`, and `env set` through
+//! `SESSION_SECRET`'s `store`). The registry is a directory: a tag is
 //! pushed when a file names it, holding the image's number of migrations.
-//! The example
-//! is adapted in the Cloudron host's address and opsdeck's port only.
+//! The example is adapted in the Cloudron host's address and opsdeck's
+//! port only.
 
 mod support;
 
