@@ -24,6 +24,7 @@ use crate::config::{App, Place, Secret, Source};
 use crate::error::Quoted;
 use crate::host::{Host, env_edit, envfile, keys};
 use crate::jobs::{Plan, Request, Step};
+use crate::ops::approval;
 use crate::ops::deploy::restart_and_check;
 use crate::steps::secret_file::{Make, RotateFile};
 use crate::steps::secret_set::SetSecret;
@@ -55,6 +56,7 @@ pub(super) fn request(ctx: &Context, app: &App, secret: &Secret) -> Result<Reque
         kind: "rotate".into(),
         target: secret.name.clone(),
         mutating: true,
+        gate: approval::gate(app, "rotate", secret.approval, true),
         plan: plan(ctx, app, secret)?,
     })
 }
