@@ -60,7 +60,10 @@ impl Engine {
         let inner = &self.inner;
         let queue = inner.queue.lock().await;
         let job = self.job(id).await?;
-        let Some(approval) = job.approval.as_ref().filter(|_| job.state == State::AwaitingApproval)
+        let Some(approval) = job
+            .approval
+            .as_ref()
+            .filter(|_| job.state == State::AwaitingApproval)
         else {
             return Err(Error::Conflict(format!(
                 "job {id} is not awaiting approval: it is {}",
@@ -89,7 +92,15 @@ impl Engine {
                 Some(format!("denied by {}: {reason}", actor.login)),
             ),
         };
-        store::decide(&inner.db, id, state, &actor.login, reason, summary.as_deref()).await?;
+        store::decide(
+            &inner.db,
+            id,
+            state,
+            &actor.login,
+            reason,
+            summary.as_deref(),
+        )
+        .await?;
         drop(queue);
         match decision {
             Decision::Approve => inner.enqueue(id, &job.app).await?,

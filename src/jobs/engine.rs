@@ -12,8 +12,8 @@ use sha2::{Digest, Sha256};
 use sqlx::SqlitePool;
 use tokio::sync::{Notify, watch};
 
-use super::output::{Follower, Live};
 use super::approval::Gate;
+use super::output::{Follower, Live};
 use super::plan::Plan;
 use super::{Job, Queue, State, runner, store};
 use crate::actor::Actor;
@@ -208,8 +208,8 @@ impl Engine {
             };
             return Err(already_queued(&what, app, &who, at));
         }
-        let expires_at =
-            store::now() + i64::try_from(inner.config.jobs.approval_ttl.as_millis()).unwrap_or(i64::MAX / 2);
+        let expires_at = store::now()
+            + i64::try_from(inner.config.jobs.approval_ttl.as_millis()).unwrap_or(i64::MAX / 2);
         let (state, approval, emergency) = match gate {
             Gate::Open => (State::Queued, None, None),
             Gate::Approval(role) => (

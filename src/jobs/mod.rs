@@ -11,8 +11,8 @@ mod store;
 
 use serde::Serialize;
 
-pub use engine::{Engine, Request, already_queued};
 pub use approval::{Decision, Gate};
+pub use engine::{Engine, Request, already_queued};
 
 /// How a job's summary ends when its recovery failed as well: the app may
 /// be down, and the job page says so loudest.

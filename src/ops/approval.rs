@@ -101,9 +101,10 @@ async fn reason_given(
         return Ok(reason.to_string());
     };
     ctx.audit
-        .refused(Event::new(actor, action, &app.name).detail(
-            serde_json::json!({"why": why, "reason": clip(reason, MAX_ECHOED)}),
-        ))
+        .refused(
+            Event::new(actor, action, &app.name)
+                .detail(serde_json::json!({"why": why, "reason": clip(reason, MAX_ECHOED)})),
+        )
         .await?;
     Err(Error::BadRequest(format!("{why}: say why, in a sentence")))
 }

@@ -29,8 +29,8 @@ use crate::host::exec::command_line;
 use crate::host::git::{self, Sha};
 use crate::host::release_tree::{self, ReleaseTree};
 use crate::jobs::{Gate, Plan, Request, Step, already_queued};
-use crate::ops::{approval, command};
 use crate::ops::params::{self, with_values};
+use crate::ops::{approval, command};
 use crate::releases::{self, NewRelease};
 use crate::steps::params::Of;
 use crate::steps::{Work, checkout, probe, release, run, sweep, units};
@@ -170,9 +170,11 @@ async fn prepare(
         let params = params::checked(ctx, actor, app, &of, given).await?;
         let shipment = command::deploy(app, git_ref, None, git_ref, &params);
         let _one_at_a_time = PREPARING.lock().await;
-        return submit(ctx, actor, app, "deploy", git_ref, None, None, shipment, gate)
-            .await
-            .map(Prepared::Queued);
+        return submit(
+            ctx, actor, app, "deploy", git_ref, None, None, shipment, gate,
+        )
+        .await
+        .map(Prepared::Queued);
     }
     let repo = repository(app)?;
     let _one_at_a_time = PREPARING.lock().await;
