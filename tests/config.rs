@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use opsdeck::auth::Role;
 use opsdeck::config::{Config, ConfigError};
 
 /// DESIGN.md's example config, verbatim.
@@ -1267,4 +1268,37 @@ fn the_readme_reference_documents_exactly_the_keys_of_the_full_config() {
     let mut written = keys_in(&without_permissions.join("\n"));
     written.insert("permissions".into());
     assert_eq!(documented, written);
+}
+
+#[test]
+fn approvals_name_a_kind_and_a_role_and_expire_after_approval_ttl() {
+    let config = parse(&format!(
+        "[jobs]\napproval_ttl = \"15m\"\n{APP}approval = {{ deploy = \"admin\", rotate = \"owner\" }}\n\n[[app.action]]\nname = \"purge\"\nrun = [\"true\"]\napproval = \"operator\"\n"
+    ))
+    .unwrap();
+    assert_eq!(config.jobs.approval_ttl.as_secs(), 900);
+    let app = &config.apps[0];
+    assert_eq!(app.approval.get("deploy"), Some(&Role::Admin));
+    assert_eq!(app.approval.get("rotate"), Some(&Role::Owner));
+    assert_eq!(app.actions[0].approval, Some(Role::Operator));
+    assert_eq!(parse("").unwrap().jobs.approval_ttl.as_secs(), 3600);
+
+    rejects(
+        &format!("{APP}approval = {{ deploi = \"admin\" }}\n"),
+        6,
+        "app \"web\" → approval.deploi",
+        "did you mean `deploy`?",
+    );
+    rejects(
+        &format!("{APP}approval = {{ deploy = \"boss\" }}\n"),
+        6,
+        "app \"web\" → approval.deploy",
+        "expected one of \"viewer\", \"operator\", \"admin\" or \"owner\"",
+    );
+    rejects(
+        "[jobs]\napproval_ttl = \"soon\"\n",
+        2,
+        "jobs.approval_ttl",
+        "expected a duration",
+    );
 }
