@@ -1045,6 +1045,7 @@ viewer = ["org:friends"]
 step_timeout = "10m"
 job_timeout = "2h"
 shutdown_grace = "1m"
+approval_ttl = "30m"
 
 [logs]
 max_followers = 8
@@ -1084,6 +1085,7 @@ logs = { units = ["shop.service"] }
 auto_deploy = "release"
 webhook_secret_file = "$SECRET"
 permissions = { view = "viewer", logs = "viewer", deploy = "operator", rollback = "operator", rotate = "owner", sweep = "admin", restore = "admin", action = "operator", cancel = "operator", audit = "admin" }
+approval = { deploy = "admin", rollback = "admin", rotate = "owner", sweep = "admin", action = "admin" }
 
 [[app.secret]]
 name = "APP_KEY"
@@ -1091,6 +1093,7 @@ generate = "base64url:32"
 units = ["shop.service"]
 note = "Every signed-in customer is signed out."
 role = "admin"
+approval = "owner"
 gitea_webhook = { repo = "shop/shop" }
 restore_on_failure = false
 keep_backups = 10
@@ -1260,13 +1263,15 @@ fn the_readme_reference_documents_exactly_the_keys_of_the_full_config() {
         })
         .filter(|k| !k.starts_with("OPSDECK_"))
         .collect();
-    // `permissions` holds action names, not keys; its row lists them.
+    // `permissions` and `approval` hold action and job kind names, not
+    // keys; their rows list them.
     let without_permissions: Vec<&str> = EVERY_KEY
         .lines()
-        .filter(|l| !l.starts_with("permissions = "))
+        .filter(|l| !l.starts_with("permissions = ") && !l.starts_with("approval = {"))
         .collect();
     let mut written = keys_in(&without_permissions.join("\n"));
     written.insert("permissions".into());
+    written.insert("approval".into());
     assert_eq!(documented, written);
 }
 
