@@ -150,13 +150,18 @@ async fn one_asks_for_a_production_deploy_another_approves_and_that_exact_commit
         "{page}"
     );
     assert!(!page.contains(&v3[..7]), "{page}");
-    // On a phone the box and its forms fit.
+    // On a phone the box, its forms and the dashboard's list fit.
     ben_browser.resize(390, 844).await;
-    let overflow = ben_browser.sideways_overflow().await;
-    assert!(
-        overflow <= 0,
-        "the job page scrolls sideways by {overflow}px"
-    );
+    let shots = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    for (path, name) in [("/", "approvals-dashboard"), ("/jobs/1", "approval-box")] {
+        ben_browser.goto(&s.at(path)).await;
+        shows(&ben_browser, "ada").await;
+        let overflow = ben_browser.sideways_overflow().await;
+        assert!(overflow <= 0, "{path} scrolls sideways by {overflow}px");
+        ben_browser
+            .screenshot(&shots.join(format!("{name}-phone.png")))
+            .await;
+    }
     ben_browser.resize(1280, 900).await;
 
     // Approving takes a reason; without one the form is refused.

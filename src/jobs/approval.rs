@@ -92,15 +92,14 @@ impl Engine {
                 Some(format!("denied by {}: {reason}", actor.login)),
             ),
         };
-        store::decide(
-            &inner.db,
-            id,
-            state,
-            &actor.login,
-            reason,
-            summary.as_deref(),
-        )
-        .await?;
+        let by = &actor.login;
+        // Under the queue lock nothing else moves it (the expiry watch takes
+        // the lock too), so this holds; if not, nothing was changed.
+        if !store::decide(&inner.db, id, state, by, reason, summary.as_deref()).await? {
+            return Err(Error::Conflict(format!(
+                "job {id} is no longer awaiting approval"
+            )));
+        }
         drop(queue);
         match decision {
             Decision::Approve => inner.enqueue(id, &job.app).await?,
