@@ -503,3 +503,35 @@ async fn a_request_expires_unapproved_and_waits_across_a_restart() {
         ]
     );
 }
+
+#[tokio::test]
+async fn a_sweeps_own_approval_holds_its_run_but_never_its_dry_run() {
+    let s = server::start(
+        "[[app]]\nname = \"web\"\n\n[[app.sweep]]\nname = \"old-output\"\nkind = \"job-output\"\ndays = 30\napproval = \"admin\"\n",
+    )
+    .await;
+    let olga = s.token("olga", Role::Operator).await;
+    let path = "/api/apps/web/sweeps/old-output/run";
+
+    // A dry run changes nothing: it runs at once.
+    let res = s.post_json(path, &olga, &json!({"dry_run": true})).await;
+    assert_eq!(res.status(), 202);
+    let dry = server::json(res).await["job"].as_i64().unwrap();
+    assert_eq!(s.finished(dry).await, State::Succeeded);
+
+    // The sweep itself waits for an admin.
+    let res = s.post_json(path, &olga, &json!({"dry_run": false})).await;
+    assert_eq!(res.status(), 202);
+    let run = server::json(res).await["job"].as_i64().unwrap();
+    assert_eq!(state(&s, run).await, State::AwaitingApproval);
+    let operator = s.session("otto", Role::Operator).await;
+    let page = s.page(&format!("/jobs/{run}"), &operator.0).await;
+    assert!(page.contains("Deciding it needs the admin role."), "{page}");
+    assert!(!page.contains("Why approve"), "{page}");
+    // The requester may still withdraw it.
+    let res = s
+        .post_json(&format!("/api/jobs/{run}/cancel"), &olga, &json!({}))
+        .await;
+    assert_eq!(res.status(), 202);
+    assert_eq!(state(&s, run).await, State::Cancelled);
+}
