@@ -11,6 +11,8 @@ mod store;
 
 use serde::Serialize;
 
+use crate::actor::{Actor, Role};
+
 pub use approval::{Decision, Gate};
 pub use engine::{Engine, Request, already_queued};
 
@@ -121,6 +123,21 @@ impl Job {
             "" => self.kind.clone(),
             target => format!("{} {target}", self.kind),
         }
+    }
+
+    /// The role that approves it, if it needs an approval.
+    pub fn approver_role(&self) -> Option<Role> {
+        let approval = self.approval.as_ref()?;
+        // Only the engine writes it, from a Role; the strictest otherwise.
+        Some(Role::parse(&approval.role).unwrap_or(Role::Owner))
+    }
+
+    /// Whether `actor` may approve or deny it now: it awaits approval, they
+    /// have the role and did not ask for it (`ops::approval` enforces it).
+    pub fn may_decide(&self, actor: &Actor) -> bool {
+        self.state == State::AwaitingApproval
+            && actor.login != self.actor
+            && self.approver_role().is_some_and(|role| actor.role >= role)
     }
 }
 

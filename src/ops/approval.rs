@@ -59,13 +59,12 @@ pub async fn decide(
     let app = ctx.app(&job.app)?;
     ctx.authorize(actor, Some(app), "view").await?;
     let action = format!("approval.{}", decision.as_str());
-    let Some(approval) = &job.approval else {
+    let Some(needed) = job.approver_role() else {
         return Err(Error::Conflict(format!(
             "job {id} needs no approval: it is {}",
             job.state
         )));
     };
-    let needed = Role::parse(&approval.role).unwrap_or(Role::Owner);
     ctx.require_role(actor, Some(app), &action, needed).await?;
     if actor.login == job.actor {
         let why = format!(

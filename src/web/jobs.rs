@@ -346,15 +346,12 @@ struct ApprovalBox {
 impl ApprovalBox {
     fn of(job: &Job, actor: &Actor) -> Option<ApprovalBox> {
         let approval = job.approval.as_ref()?;
-        let awaiting = job.state == JobState::AwaitingApproval;
-        let own = actor.login == job.actor;
-        let needed = crate::auth::Role::parse(&approval.role).unwrap_or(crate::auth::Role::Owner);
         Some(ApprovalBox {
             role: approval.role.clone(),
             expires: Moment::from_millis(approval.expires_at),
-            awaiting,
-            may_decide: awaiting && !own && actor.role >= needed,
-            own,
+            awaiting: job.state == JobState::AwaitingApproval,
+            may_decide: job.may_decide(actor),
+            own: actor.login == job.actor,
             approved: approval.decided_by.is_some() && job.state != JobState::Denied,
             decided_by: approval.decided_by.clone(),
             decided: approval.decided_at.map(Moment::from_millis),

@@ -369,15 +369,16 @@ impl AwaitingLine {
             if !apps.iter().any(|app| app.name == job.app) {
                 continue;
             }
-            let role = job.approval.as_ref().map_or("", |a| a.role.as_str());
-            let needed = crate::actor::Role::parse(role).unwrap_or(crate::actor::Role::Owner);
-            let own = job.actor == actor.login;
-            let may_decide = !own && actor.role >= needed;
-            if all || own || may_decide {
+            let may_decide = job.may_decide(actor);
+            if all || may_decide || job.actor == actor.login {
                 lines.push(AwaitingLine {
                     job: JobLine::from(&job),
                     app: job.app.clone(),
-                    role: role.to_owned(),
+                    role: job
+                        .approver_role()
+                        .map(Role::as_str)
+                        .unwrap_or_default()
+                        .to_owned(),
                     may_decide,
                 });
             }
