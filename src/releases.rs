@@ -183,6 +183,17 @@ pub async fn list(db: &SqlitePool, app: &str, limit: i64) -> Result<Vec<Release>
     rows.into_iter().map(release).collect()
 }
 
+/// The ref and the exact commit job `job` deploys (or rolls back to), if
+/// it is a deploy or a rollback: what an approver is shown ships.
+pub async fn of_job(db: &SqlitePool, job: i64) -> Result<Option<(String, String)>> {
+    Ok(
+        sqlx::query_as("SELECT ref, sha FROM releases WHERE job_id = ?")
+            .bind(job)
+            .fetch_optional(db)
+            .await?,
+    )
+}
+
 /// The release that is live now: the newest one whose job succeeded.
 pub async fn current(db: &SqlitePool, app: &str) -> Result<Option<Release>> {
     Ok(list(db, app, i64::MAX)
@@ -240,7 +251,7 @@ pub(super) async fn queued_to(
     let row: Option<(i64, String, String, i64)> = sqlx::query_as(
         "SELECT r.job_id, r.ref, r.actor, j.created_at FROM releases r JOIN jobs j ON j.id = r.job_id
          WHERE r.app = ? AND r.kind = ? AND r.sha = ? AND (r.sha <> '' OR r.ref = ?)
-           AND j.state = 'queued'
+           AND j.state IN ('queued', 'awaiting_approval')
          ORDER BY r.id LIMIT 1",
     )
     .bind(app)

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use opsdeck::auth::Role;
 use opsdeck::config::{Config, ConfigError};
 
 /// DESIGN.md's example config, verbatim.
@@ -1046,6 +1047,7 @@ viewer = ["org:friends"]
 step_timeout = "10m"
 job_timeout = "2h"
 shutdown_grace = "1m"
+approval_ttl = "30m"
 
 [logs]
 max_followers = 8
@@ -1085,6 +1087,7 @@ logs = { units = ["shop.service"] }
 auto_deploy = "release"
 webhook_secret_file = "$SECRET"
 permissions = { view = "viewer", logs = "viewer", deploy = "operator", rollback = "operator", rotate = "owner", sweep = "admin", restore = "admin", action = "operator", cancel = "operator", audit = "admin" }
+approval = { deploy = "admin", rollback = "admin", rotate = "owner", sweep = "admin", action = "admin" }
 
 [[app.secret]]
 name = "APP_KEY"
@@ -1092,6 +1095,7 @@ generate = "base64url:32"
 units = ["shop.service"]
 note = "Every signed-in customer is signed out."
 role = "admin"
+approval = "owner"
 gitea_webhook = { repo = "shop/shop" }
 github_webhook = { repo = "shop/shop", url = "https://shop.example.org/hooks/github" }
 max_age = "90d"
@@ -1285,12 +1289,47 @@ fn the_readme_reference_documents_exactly_the_keys_of_the_full_config() {
         })
         .filter(|k| !k.starts_with("OPSDECK_"))
         .collect();
-    // `permissions` holds action names, not keys; its row lists them.
+    // `permissions` and `approval` hold action and job kind names, not
+    // keys; their rows list them.
     let without_permissions: Vec<&str> = EVERY_KEY
         .lines()
-        .filter(|l| !l.starts_with("permissions = "))
+        .filter(|l| !l.starts_with("permissions = ") && !l.starts_with("approval = {"))
         .collect();
     let mut written = keys_in(&without_permissions.join("\n"));
     written.insert("permissions".into());
+    written.insert("approval".into());
     assert_eq!(documented, written);
+}
+
+#[test]
+fn approvals_name_a_kind_and_a_role_and_expire_after_approval_ttl() {
+    let config = parse(&format!(
+        "[jobs]\napproval_ttl = \"15m\"\n{APP}approval = {{ deploy = \"admin\", rotate = \"owner\" }}\n\n[[app.action]]\nname = \"purge\"\nrun = [\"true\"]\napproval = \"operator\"\n"
+    ))
+    .unwrap();
+    assert_eq!(config.jobs.approval_ttl.as_secs(), 900);
+    let app = &config.apps[0];
+    assert_eq!(app.approval.get("deploy"), Some(&Role::Admin));
+    assert_eq!(app.approval.get("rotate"), Some(&Role::Owner));
+    assert_eq!(app.actions[0].approval, Some(Role::Operator));
+    assert_eq!(parse("").unwrap().jobs.approval_ttl.as_secs(), 3600);
+
+    rejects(
+        &format!("{APP}approval = {{ deploi = \"admin\" }}\n"),
+        6,
+        "app \"web\" → approval.deploi",
+        "did you mean `deploy`?",
+    );
+    rejects(
+        &format!("{APP}approval = {{ deploy = \"boss\" }}\n"),
+        6,
+        "app \"web\" → approval.deploy",
+        "expected one of \"viewer\", \"operator\", \"admin\" or \"owner\"",
+    );
+    rejects(
+        "[jobs]\napproval_ttl = \"soon\"\n",
+        2,
+        "jobs.approval_ttl",
+        "expected a duration",
+    );
 }

@@ -77,6 +77,7 @@ fn jobs(s: &mut Section) -> Jobs {
         step_timeout: s.duration("step_timeout").unwrap_or(d.step_timeout),
         job_timeout: s.duration("job_timeout").unwrap_or(d.job_timeout),
         shutdown_grace: s.duration("shutdown_grace").unwrap_or(d.shutdown_grace),
+        approval_ttl: s.duration("approval_ttl").unwrap_or(d.approval_ttl),
     }
 }
 
@@ -123,6 +124,7 @@ fn app(s: &mut Section) -> App {
         auto_deploy: s.string("auto_deploy"),
         webhook_secret_file: s.path("webhook_secret_file"),
         permissions: s.table("permissions", permissions).unwrap_or_default(),
+        approval: s.table("approval", approval).unwrap_or_default(),
         secrets: s.tables("secret", secret),
         sweeps: s.tables("sweep", sweep),
         actions: s.tables("action", action),
@@ -161,6 +163,17 @@ fn logs(s: &mut Section) -> Logs {
     }
 }
 
+/// `approval = { deploy = "admin" }`: job kind → the role that approves.
+fn approval(s: &mut Section) -> BTreeMap<String, Role> {
+    let mut out = BTreeMap::new();
+    for kind in validate::APPROVED {
+        if let Some(role) = s.role(kind) {
+            out.insert(kind.to_string(), role);
+        }
+    }
+    out
+}
+
 /// `permissions = { deploy = "operator" }`: action → minimum role.
 fn permissions(s: &mut Section) -> BTreeMap<String, Role> {
     let mut out = BTreeMap::new();
@@ -180,6 +193,7 @@ fn secret(s: &mut Section) -> Secret {
         units: s.opt_strings("units"),
         note: s.string("note"),
         role: s.role("role"),
+        approval: s.role("approval"),
         gitea_webhook: s.table("gitea_webhook", |s| GiteaWebhook {
             repo: s.required_string("repo", "the Gitea repository, like \"org/repo\""),
         }),
@@ -234,6 +248,7 @@ fn sweep(s: &mut Section) -> Sweep {
         timezone: s.string("timezone"),
         catch_up: s.bool_or("catch_up", true),
         role: s.role("role"),
+        approval: s.role("approval"),
     }
 }
 
@@ -246,6 +261,7 @@ fn action(s: &mut Section) -> Action {
         timeout: s.duration("timeout"),
         env_file: s.bool_or("env_file", false),
         role: s.role("role"),
+        approval: s.role("approval"),
         confirm: s.string("confirm"),
         description: s.string("description"),
         params: s.tables("param", param),

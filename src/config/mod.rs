@@ -116,6 +116,8 @@ pub struct Jobs {
     pub job_timeout: Duration,
     /// How long running jobs may finish after SIGTERM.
     pub shutdown_grace: Duration,
+    /// How long a request waits for its approval before it expires.
+    pub approval_ttl: Duration,
 }
 
 impl Default for Jobs {
@@ -124,6 +126,7 @@ impl Default for Jobs {
             step_timeout: Duration::from_secs(15 * 60),
             job_timeout: Duration::from_secs(60 * 60),
             shutdown_grace: Duration::from_secs(30),
+            approval_ttl: Duration::from_secs(60 * 60),
         }
     }
 }
@@ -238,6 +241,9 @@ pub struct App {
     pub webhook_secret_file: Option<PathBuf>,
     /// Per-action minimum roles, overriding DESIGN.md's defaults.
     pub permissions: BTreeMap<String, Role>,
+    /// `approval = { deploy = "admin" }`: job kind → the role that must
+    /// approve such a request before it runs (README "Approvals").
+    pub approval: BTreeMap<String, Role>,
     pub secrets: Vec<Secret>,
     pub sweeps: Vec<Sweep>,
     pub actions: Vec<Action>,
@@ -280,6 +286,8 @@ pub struct Secret {
     pub units: Option<Vec<String>>,
     pub note: Option<String>,
     pub role: Option<Role>,
+    /// The role that must approve its rotation (over the app's `approval`).
+    pub approval: Option<Role>,
     pub gitea_webhook: Option<GiteaWebhook>,
     /// Other places the secret lives, rotated in the same job (`secret_places.rs`).
     pub github_webhook: Option<GithubWebhook>,
@@ -396,6 +404,8 @@ pub struct Sweep {
     /// Run once at start when a scheduled run was missed while opsdeck was down.
     pub catch_up: bool,
     pub role: Option<Role>,
+    /// The role that must approve a run (over the app's `approval`).
+    pub approval: Option<Role>,
 }
 
 /// `[[app.action]]`: a predefined command, one button on the dashboard.
@@ -409,6 +419,8 @@ pub struct Action {
     /// The app's env file's variables are in its environment.
     pub env_file: bool,
     pub role: Option<Role>,
+    /// The role that must approve a run (over the app's `approval`).
+    pub approval: Option<Role>,
     /// Shown in the confirmation before it runs.
     pub confirm: Option<String>,
     pub description: Option<String>,

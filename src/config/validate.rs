@@ -14,6 +14,9 @@ pub(super) const ACTIONS: [&str; 10] = [
     "view", "logs", "deploy", "rollback", "rotate", "sweep", "restore", "action", "cancel", "audit",
 ];
 
+/// The job kinds an app's `approval` table may name.
+pub(super) const APPROVED: [&str; 5] = ["deploy", "rollback", "rotate", "sweep", "action"];
+
 pub(super) fn check(config: &Config, p: &mut Problems) {
     let root = Label::default();
     server(config, &root.key("server"), p);

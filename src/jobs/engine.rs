@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 use sqlx::SqlitePool;
 use tokio::sync::{Notify, watch};
 
+use super::approval::Gate;
 use super::output::{Follower, Live};
 use super::plan::Plan;
 use super::{Job, Queue, State, runner, store};
@@ -35,6 +36,8 @@ pub struct Request {
     /// mutating jobs); a dry run does not.
     pub mutating: bool,
     pub plan: Plan,
+    /// Whether it waits for an approval first (`ops::approval::gate`).
+    pub gate: Gate,
 }
 
 /// The refusal of a request identical to one still waiting: `what` (e.g.
@@ -57,7 +60,7 @@ pub(super) enum Stop {
 
 #[derive(Clone)]
 pub struct Engine {
-    inner: Arc<Inner>,
+    pub(super) inner: Arc<Inner>,
 }
 
 pub(super) struct Inner {
@@ -72,22 +75,24 @@ pub(super) struct Inner {
     pub server_key: ServerKey,
     /// Taken to change which jobs run; held across the few database writes
     /// that must not interleave (duplicate check + insert, queued → running).
-    queue: tokio::sync::Mutex<Scheduling>,
-    live: Mutex<HashMap<i64, Arc<Live>>>,
+    pub(super) queue: tokio::sync::Mutex<Scheduling>,
+    pub(super) live: Mutex<HashMap<i64, Arc<Live>>>,
     running: Mutex<HashMap<i64, watch::Sender<Option<Stop>>>>,
     /// The value each waiting job was given to hold (never stored; see
     /// `steps::Held`), until it starts.
-    held: Mutex<HashMap<i64, Held>>,
+    pub(super) held: Mutex<HashMap<i64, Held>>,
     job_ended: Notify,
+    /// Wakes the expiry watch: a request came to await approval.
+    pub(super) approvals_changed: Notify,
 }
 
-struct Scheduling {
+pub(super) struct Scheduling {
     accepting: bool,
     /// Apps whose mutating job is running.
     busy: HashSet<String>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
@@ -115,6 +120,7 @@ impl Engine {
             running: Mutex::new(HashMap::new()),
             held: Mutex::new(HashMap::new()),
             job_ended: Notify::new(),
+            approvals_changed: Notify::new(),
         });
         for (id, app, login, role) in store::interrupt_running(&inner.db).await? {
             let actor = job_actor(&login, &role);
@@ -148,6 +154,12 @@ impl Engine {
         for (id, ..) in &queued {
             lock(&inner.live).insert(*id, Live::new());
         }
+        // Requests awaiting approval keep awaiting (the expiry watch ends
+        // those whose time passed meanwhile, first thing).
+        for id in store::all_awaiting(&inner.db).await? {
+            lock(&inner.live).insert(id, Live::new());
+        }
+        tokio::spawn(inner.clone().watch_expiry());
         let engine = Engine { inner };
         for (id, app, mutating) in queued {
             if mutating {
@@ -159,8 +171,9 @@ impl Engine {
         Ok(engine)
     }
 
-    /// Queues a job; returns its id. An identical request still waiting is
-    /// refused with who asked for it and when.
+    /// Queues a job, or with a [`Gate::Approval`] makes it await approval;
+    /// returns its id. An identical request still waiting is refused with
+    /// who asked for it and when.
     pub async fn submit(&self, actor: &Actor, request: Request) -> Result<i64> {
         self.queue_job(actor, request, None).await
     }
@@ -185,6 +198,7 @@ impl Engine {
             target,
             mutating,
             plan,
+            gate,
         } = &request;
         if let Some((who, at)) = store::queued_duplicate(&inner.db, app, kind, target).await? {
             let what = if target.is_empty() {
@@ -194,6 +208,17 @@ impl Engine {
             };
             return Err(already_queued(&what, app, &who, at));
         }
+        let expires_at = store::now()
+            + i64::try_from(inner.config.jobs.approval_ttl.as_millis()).unwrap_or(i64::MAX / 2);
+        let (state, approval, emergency) = match gate {
+            Gate::Open => (State::Queued, None, None),
+            Gate::Approval(role) => (
+                State::AwaitingApproval,
+                Some((role.as_str(), expires_at)),
+                None,
+            ),
+            Gate::Emergency { reason, .. } => (State::Queued, None, Some(reason.as_str())),
+        };
         let new = store::NewJob {
             app,
             kind,
@@ -202,6 +227,9 @@ impl Engine {
             role: actor.role.as_str(),
             mutating: *mutating,
             plan,
+            state,
+            approval,
+            emergency,
         };
         let id = store::insert(&inner.db, new).await?;
         lock(&inner.live).insert(id, Live::new());
@@ -212,7 +240,11 @@ impl Engine {
         let request = Event::new(actor, "job.request", app)
             .job(id)
             .detail(serde_json::json!({"kind": kind, "target": target}));
-        if let Err(e) = inner.audit.record(request).await {
+        let audited = match inner.audit.record(request).await {
+            Ok(_) => inner.audit_gate(actor, id, app, gate, expires_at).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = audited {
             // Nothing runs unaudited.
             store::finish(
                 &inner.db,
@@ -228,10 +260,8 @@ impl Engine {
             return Err(e);
         }
         drop(queue);
-        if *mutating {
-            inner.kick(app).await;
-        } else {
-            inner.launch(id, false).await;
+        if state == State::Queued {
+            inner.enqueue(id, app).await?;
         }
         Ok(id)
     }
@@ -243,7 +273,7 @@ impl Engine {
         let _queue = inner.queue.lock().await;
         let job = self.job(id).await?;
         match job.state {
-            State::Queued => {
+            State::Queued | State::AwaitingApproval => {
                 store::cancel_queued(&inner.db, id, &actor.login).await?;
                 lock(&inner.held).remove(&id);
                 inner.record_cancel(actor, &job).await?;
@@ -343,6 +373,46 @@ impl Engine {
 }
 
 impl Inner {
+    /// Runs queued job `id` when its turn comes: after the app's other
+    /// mutating jobs, or at once when it changes nothing.
+    pub(super) async fn enqueue(self: &Arc<Self>, id: i64, app: &str) -> Result<()> {
+        if store::mutating(&self.db, id).await? {
+            self.kick(app).await;
+        } else {
+            self.launch(id, false).await;
+        }
+        Ok(())
+    }
+
+    /// The audit row a gated request adds to its `job.request`: the
+    /// approval it awaits, or the emergency that skipped it.
+    async fn audit_gate(
+        &self,
+        actor: &Actor,
+        id: i64,
+        app: &str,
+        gate: &Gate,
+        expires_at: i64,
+    ) -> Result<()> {
+        match gate {
+            Gate::Open => Ok(()),
+            Gate::Approval(role) => {
+                self.approval_requested(actor, id, app, *role, expires_at)
+                    .await
+            }
+            Gate::Emergency { role, reason } => {
+                self.audit
+                    .record(
+                        Event::new(actor, "approval.emergency", app)
+                            .job(id)
+                            .detail(serde_json::json!({"reason": reason, "skipped": role})),
+                    )
+                    .await?;
+                Ok(())
+            }
+        }
+    }
+
     /// Starts `app`'s oldest queued mutating job unless one is running.
     /// (A named future type: kick → launch → ended → kick is a cycle.)
     fn kick<'a>(

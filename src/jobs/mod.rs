@@ -2,6 +2,7 @@
 //! Steps run on the server, one mutating job per app at a time, its output
 //! numbered, stored and streamed live, its start and end audited.
 
+mod approval;
 mod engine;
 mod output;
 pub mod plan;
@@ -10,6 +11,9 @@ mod store;
 
 use serde::Serialize;
 
+use crate::actor::{Actor, Role};
+
+pub use approval::{Decision, Gate};
 pub use engine::{Engine, Request, already_queued};
 
 /// How a job's summary ends when its recovery failed as well: the app may
@@ -19,7 +23,8 @@ pub use output::{Followed, Follower};
 pub use plan::{Plan, Step};
 
 /// Where a job is in its life: `queued → running → succeeded | failed |
-/// cancelled | timed_out | interrupted`.
+/// cancelled | timed_out | interrupted`; a request that needs approval
+/// starts `awaiting_approval → queued | denied | expired | cancelled`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum State {
@@ -30,6 +35,9 @@ pub enum State {
     Cancelled,
     TimedOut,
     Interrupted,
+    AwaitingApproval,
+    Denied,
+    Expired,
 }
 
 impl State {
@@ -42,6 +50,9 @@ impl State {
             State::Cancelled => "cancelled",
             State::TimedOut => "timed_out",
             State::Interrupted => "interrupted",
+            State::AwaitingApproval => "awaiting_approval",
+            State::Denied => "denied",
+            State::Expired => "expired",
         }
     }
 
@@ -54,6 +65,9 @@ impl State {
             State::Cancelled,
             State::TimedOut,
             State::Interrupted,
+            State::AwaitingApproval,
+            State::Denied,
+            State::Expired,
         ]
         .into_iter()
         .find(|state| state.as_str() == s)
@@ -61,7 +75,10 @@ impl State {
 
     /// Whether the job has ended (nothing will change any more).
     pub fn is_final(self) -> bool {
-        !matches!(self, State::Queued | State::Running)
+        !matches!(
+            self,
+            State::Queued | State::Running | State::AwaitingApproval
+        )
     }
 }
 
@@ -90,6 +107,10 @@ pub struct Job {
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
     pub cancelled_by: Option<String>,
+    /// The approval it needed, if it needed one.
+    pub approval: Option<Approval>,
+    /// Why an owner deployed it without the approval it needed.
+    pub emergency: Option<String>,
     /// Empty in lists (history, queue).
     pub steps: Vec<StepRecord>,
 }
@@ -103,6 +124,34 @@ impl Job {
             target => format!("{} {target}", self.kind),
         }
     }
+
+    /// The role that approves it, if it needs an approval.
+    pub fn approver_role(&self) -> Option<Role> {
+        let approval = self.approval.as_ref()?;
+        // Only the engine writes it, from a Role; the strictest otherwise.
+        Some(Role::parse(&approval.role).unwrap_or(Role::Owner))
+    }
+
+    /// Whether `actor` may approve or deny it now: it awaits approval, they
+    /// have the role and did not ask for it (`ops::approval` enforces it).
+    pub fn may_decide(&self, actor: &Actor) -> bool {
+        self.state == State::AwaitingApproval
+            && actor.login != self.actor
+            && self.approver_role().is_some_and(|role| actor.role >= role)
+    }
+}
+
+/// The approval a job waits for, or the decision it got.
+#[derive(Debug, Clone, Serialize)]
+pub struct Approval {
+    /// The role that approves it (or any higher one).
+    pub role: String,
+    /// Unix milliseconds; it cannot be approved after.
+    pub expires_at: i64,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<i64>,
+    /// The approver's or denier's reason.
+    pub reason: Option<String>,
 }
 
 /// One step of a job as it ran (or has yet to run).

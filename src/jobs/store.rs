@@ -3,14 +3,14 @@
 use sqlx::SqlitePool;
 
 use super::plan::{Plan, Step};
-use super::{Job, State, StepRecord};
+use super::{Approval, Job, State, StepRecord};
 use crate::Result;
 
 pub fn now() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-const JOB_COLUMNS: &str = "id, app, kind, target, actor, role, state, summary, created_at, started_at, finished_at, cancelled_by";
+const JOB_COLUMNS: &str = "id, app, kind, target, actor, role, state, summary, created_at, started_at, finished_at, cancelled_by, approval_role, approval_expires_at, decided_by, decided_at, decision_reason, emergency";
 
 #[derive(sqlx::FromRow)]
 struct JobRow {
@@ -26,6 +26,12 @@ struct JobRow {
     started_at: Option<i64>,
     finished_at: Option<i64>,
     cancelled_by: Option<String>,
+    approval_role: Option<String>,
+    approval_expires_at: Option<i64>,
+    decided_by: Option<String>,
+    decided_at: Option<i64>,
+    decision_reason: Option<String>,
+    emergency: Option<String>,
 }
 
 impl From<JobRow> for Job {
@@ -44,6 +50,14 @@ impl From<JobRow> for Job {
             started_at: r.started_at,
             finished_at: r.finished_at,
             cancelled_by: r.cancelled_by,
+            approval: r.approval_role.map(|role| Approval {
+                role,
+                expires_at: r.approval_expires_at.unwrap_or_default(),
+                decided_by: r.decided_by,
+                decided_at: r.decided_at,
+                reason: r.decision_reason,
+            }),
+            emergency: r.emergency,
             steps: Vec::new(),
         }
     }
@@ -66,24 +80,34 @@ pub struct NewJob<'a> {
     pub role: &'a str,
     pub mutating: bool,
     pub plan: &'a Plan,
+    /// `queued`, or `awaiting_approval` with `approval`.
+    pub state: State,
+    /// The role that approves it and when the request expires.
+    pub approval: Option<(&'a str, i64)>,
+    pub emergency: Option<&'a str>,
 }
 
-/// Inserts a queued job with its steps pending.
+/// Inserts a queued (or awaiting) job with its steps pending.
 pub async fn insert(db: &SqlitePool, job: NewJob<'_>) -> Result<i64> {
     let plan = serde_json::to_string(job.plan).map_err(anyhow::Error::from)?;
     let mut tx = db.begin().await?;
     let id = sqlx::query_scalar::<_, i64>(
-        "INSERT INTO jobs (app, kind, target, actor, role, state, mutating, plan, created_at)
-         VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?) RETURNING id",
+        "INSERT INTO jobs (app, kind, target, actor, role, state, mutating, plan, created_at,
+                           approval_role, approval_expires_at, emergency)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
     )
     .bind(job.app)
     .bind(job.kind)
     .bind(job.target)
     .bind(job.actor)
     .bind(job.role)
+    .bind(job.state.as_str())
     .bind(job.mutating)
     .bind(plan)
     .bind(now())
+    .bind(job.approval.map(|(role, _)| role))
+    .bind(job.approval.map(|(_, expires)| expires))
+    .bind(job.emergency)
     .fetch_one(&mut *tx)
     .await?;
     insert_steps(&mut tx, id, 0, &job.plan.steps).await?;
@@ -124,7 +148,8 @@ async fn insert_steps(
     Ok(())
 }
 
-/// Who queued the same request, and when, if it is still waiting.
+/// Who queued the same request, and when, if it is still waiting (in the
+/// queue or for its approval).
 pub async fn queued_duplicate(
     db: &SqlitePool,
     app: &str,
@@ -132,7 +157,7 @@ pub async fn queued_duplicate(
     target: &str,
 ) -> Result<Option<(String, i64)>> {
     Ok(sqlx::query_as(
-        "SELECT actor, created_at FROM jobs WHERE app = ? AND kind = ? AND target = ? AND state = 'queued' LIMIT 1",
+        "SELECT actor, created_at FROM jobs WHERE app = ? AND kind = ? AND target = ? AND state IN ('queued', 'awaiting_approval') LIMIT 1",
     )
     .bind(app)
     .bind(kind)
@@ -229,11 +254,12 @@ pub async fn finish(db: &SqlitePool, id: i64, state: State, summary: &str) -> Re
     Ok(())
 }
 
-/// Cancels a job that has not started; false if it is no longer queued.
+/// Cancels a job that has not started; false if it is no longer waiting.
 pub async fn cancel_queued(db: &SqlitePool, id: i64, by: &str) -> Result<bool> {
     let done = sqlx::query(
         "UPDATE jobs SET state = 'cancelled', cancelled_by = ?, finished_at = ?,
-         summary = 'cancelled by ' || ? || ' before it started' WHERE id = ? AND state = 'queued'",
+         summary = 'cancelled by ' || ? || ' before it started'
+         WHERE id = ? AND state IN ('queued', 'awaiting_approval')",
     )
     .bind(by)
     .bind(now())
@@ -321,6 +347,103 @@ pub async fn recent(db: &SqlitePool, app: Option<&str>, limit: i64) -> Result<Ve
     .fetch_all(db)
     .await?;
     Ok(rows.into_iter().map(Job::from).collect())
+}
+
+/// Requests awaiting approval, of one app or of all, oldest first.
+pub async fn awaiting(db: &SqlitePool, app: Option<&str>) -> Result<Vec<Job>> {
+    let rows: Vec<JobRow> = sqlx::query_as(&format!(
+        "SELECT {JOB_COLUMNS} FROM jobs WHERE state = 'awaiting_approval' AND (?1 IS NULL OR app = ?1) ORDER BY id"
+    ))
+    .bind(app)
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().map(Job::from).collect())
+}
+
+/// Records the decision on an awaiting job: `queued` when approved, ended
+/// (`denied`) with `summary` when not; false if it was no longer awaiting.
+pub async fn decide(
+    db: &SqlitePool,
+    id: i64,
+    to: State,
+    by: &str,
+    reason: &str,
+    summary: Option<&str>,
+) -> Result<bool> {
+    let mut tx = db.begin().await?;
+    let done = sqlx::query(
+        "UPDATE jobs SET state = ?, decided_by = ?, decided_at = ?, decision_reason = ?,
+         summary = ?, finished_at = CASE WHEN ? IS NULL THEN NULL ELSE ? END
+         WHERE id = ? AND state = 'awaiting_approval'",
+    )
+    .bind(to.as_str())
+    .bind(by)
+    .bind(now())
+    .bind(reason)
+    .bind(summary)
+    .bind(summary)
+    .bind(now())
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    if summary.is_some() {
+        sqlx::query("UPDATE job_steps SET state = 'skipped' WHERE job_id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Ends every request whose approval did not come by `at` as `expired`;
+/// returns `(id, approval role)` of each.
+pub async fn expire_due(db: &SqlitePool, at: i64) -> Result<Vec<(i64, String)>> {
+    let mut tx = db.begin().await?;
+    let jobs: Vec<(i64, String)> = sqlx::query_as(
+        "UPDATE jobs SET state = 'expired', finished_at = ?,
+         summary = 'expired: nobody with the ' || approval_role || ' role approved it in time; it did not run'
+         WHERE state = 'awaiting_approval' AND approval_expires_at <= ?
+         RETURNING id, approval_role",
+    )
+    .bind(at)
+    .bind(at)
+    .fetch_all(&mut *tx)
+    .await?;
+    for (id, ..) in &jobs {
+        sqlx::query("UPDATE job_steps SET state = 'skipped' WHERE job_id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(jobs)
+}
+
+/// Whether job `id` changes its app (waits for the app's other jobs).
+pub async fn mutating(db: &SqlitePool, id: i64) -> Result<bool> {
+    Ok(sqlx::query_scalar("SELECT mutating FROM jobs WHERE id = ?")
+        .bind(id)
+        .fetch_one(db)
+        .await?)
+}
+
+/// Every job awaiting approval.
+pub async fn all_awaiting(db: &SqlitePool) -> Result<Vec<i64>> {
+    Ok(
+        sqlx::query_scalar("SELECT id FROM jobs WHERE state = 'awaiting_approval'")
+            .fetch_all(db)
+            .await?,
+    )
+}
+
+/// When the next awaiting request expires, if any does.
+pub async fn next_expiry(db: &SqlitePool) -> Result<Option<i64>> {
+    Ok(sqlx::query_scalar(
+        "SELECT MIN(approval_expires_at) FROM jobs WHERE state = 'awaiting_approval'",
+    )
+    .fetch_one(db)
+    .await?)
 }
 
 /// The app's running and queued mutating jobs, oldest first.

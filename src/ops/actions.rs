@@ -11,6 +11,7 @@ use crate::config::App;
 use crate::config::words::fill;
 use crate::error::Quoted;
 use crate::jobs::{Plan, Request, Step};
+use crate::ops::approval;
 use crate::ops::params::{check_step, checked, with_values};
 use crate::steps::params::Of;
 use crate::steps::{Work, run};
@@ -62,6 +63,7 @@ pub async fn run_with(
         kind: "action".into(),
         target: with_values(&found.name, &values),
         mutating: true,
+        gate: approval::gate(app, "action", found.approval, true),
         plan: Plan {
             steps,
             recovery: Vec::new(),

@@ -28,9 +28,9 @@ use crate::host::Host;
 use crate::host::exec::command_line;
 use crate::host::git::{self, Sha};
 use crate::host::release_tree::{self, ReleaseTree};
-use crate::jobs::{Plan, Request, Step, already_queued};
-use crate::ops::command;
+use crate::jobs::{Gate, Plan, Request, Step, already_queued};
 use crate::ops::params::{self, with_values};
+use crate::ops::{approval, command};
 use crate::releases::{self, NewRelease};
 use crate::steps::params::Of;
 use crate::steps::{Work, checkout, probe, release, run, sweep, units};
@@ -43,20 +43,22 @@ pub(super) static PREPARING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_
 
 /// Deploys `git_ref` of `app` for `actor`; returns the job id.
 pub async fn request(ctx: &Context, actor: &Actor, app: &str, git_ref: &str) -> Result<i64> {
-    request_with(ctx, actor, app, git_ref, &BTreeMap::new()).await
+    request_with(ctx, actor, app, git_ref, &BTreeMap::new(), None).await
 }
 
 /// Like [`request`], with values `given` for the app's deploy parameters
 /// (`command` strategy). A value its parameter refuses → 400, audited as
-/// denied; nothing is queued.
+/// denied; nothing is queued. With `emergency` (a reason), an owner skips
+/// the approval the app's deploys need.
 pub async fn request_with(
     ctx: &Context,
     actor: &Actor,
     app: &str,
     git_ref: &str,
     given: &BTreeMap<String, String>,
+    emergency: Option<&str>,
 ) -> Result<i64> {
-    match prepare(ctx, actor, app, git_ref, None, given).await? {
+    match prepare(ctx, actor, app, git_ref, None, given, emergency).await? {
         Prepared::Queued(job) => Ok(job),
         // Only a deploy with an expected commit can find it moved.
         Prepared::Moved(now) => Err(Error::Conflict(format!(
@@ -69,7 +71,8 @@ pub async fn request_with(
 
 /// Deploys `git_ref` only if it still is commit `previewed` — what the
 /// page's "what ships" showed the person who clicked Deploy — with the
-/// deploy parameters' values `given` in the form.
+/// deploy parameters' values `given` in the form (and its emergency
+/// reason, as [`request_with`]).
 pub async fn request_previewed(
     ctx: &Context,
     actor: &Actor,
@@ -77,12 +80,13 @@ pub async fn request_previewed(
     git_ref: &str,
     previewed: &str,
     given: &BTreeMap<String, String>,
+    emergency: Option<&str>,
 ) -> Result<i64> {
     let still = Still {
         git_ref,
         sha: previewed,
     };
-    match prepare(ctx, actor, app, git_ref, Some(still), given).await? {
+    match prepare(ctx, actor, app, git_ref, Some(still), given, emergency).await? {
         Prepared::Queued(job) => Ok(job),
         Prepared::Moved(now) => Err(Error::Conflict(format!(
             "{git_ref} moved since the preview: it was {}, it is now {}; look at what ships again",
@@ -121,7 +125,7 @@ pub async fn request_push(
     // (the config makes sure each required one has one).
     let defaults = BTreeMap::new();
     Ok(
-        match prepare(ctx, actor, app, after, Some(still), &defaults).await? {
+        match prepare(ctx, actor, app, after, Some(still), &defaults, None).await? {
             Prepared::Queued(job) => Pushed::Deploying(job),
             Prepared::Moved(tip) => Pushed::Stale { tip },
         },
@@ -148,9 +152,11 @@ async fn prepare(
     git_ref: &str,
     still: Option<Still<'_>>,
     given: &BTreeMap<String, String>,
+    emergency: Option<&str>,
 ) -> Result<Prepared> {
     let app = ctx.app(app)?;
     ctx.authorize(actor, Some(app), "deploy").await?;
+    let gate = approval::deploy_gate(ctx, actor, app, emergency).await?;
     if let Err(refused) = git::validate_ref(git_ref) {
         // Refused like a deploy parameter: 400 and a `denied` row, so a
         // probe of odd refs (`0.1.9;reboot`) shows in the audit log. The
@@ -173,9 +179,11 @@ async fn prepare(
         let params = params::checked(ctx, actor, app, &of, given).await?;
         let shipment = command::deploy(app, git_ref, None, git_ref, &params);
         let _one_at_a_time = PREPARING.lock().await;
-        return submit(ctx, actor, app, "deploy", git_ref, None, None, shipment)
-            .await
-            .map(Prepared::Queued);
+        return submit(
+            ctx, actor, app, "deploy", git_ref, None, None, shipment, gate,
+        )
+        .await
+        .map(Prepared::Queued);
     }
     let repo = repository(app)?;
     let _one_at_a_time = PREPARING.lock().await;
@@ -232,6 +240,7 @@ async fn prepare(
         Some(&sha),
         None,
         shipment,
+        gate,
     )
     .await
     .map(Prepared::Queued)
@@ -266,7 +275,7 @@ pub(super) async fn refuse_dirty_if_idle(
 }
 
 /// Queues `shipment` and records it in the release log.
-#[allow(clippy::too_many_arguments)] // each is a column of the release log
+#[allow(clippy::too_many_arguments)] // a column of the release log each, and the gate
 pub(super) async fn submit(
     ctx: &Context,
     actor: &Actor,
@@ -276,6 +285,7 @@ pub(super) async fn submit(
     sha: Option<&Sha>,
     replaces: Option<i64>,
     shipment: Shipment,
+    gate: Gate,
 ) -> Result<i64> {
     // Identical means the same commit, however it was named: `main` and a
     // tag on the same commit are one deploy.
@@ -311,6 +321,7 @@ pub(super) async fn submit(
         target: with_values(git_ref, &params),
         mutating: true,
         plan,
+        gate,
     };
     let job = ctx.jobs.submit(actor, request).await?;
     let release = NewRelease {

@@ -1,5 +1,6 @@
 //! What each button does: builds a Plan of Steps from config and submits it.
 pub mod actions;
+pub mod approval;
 mod command;
 pub mod deploy;
 pub mod health;

@@ -20,7 +20,7 @@ use crate::auth::Actor;
 use crate::config::App;
 use crate::host::Host;
 use crate::host::sqlite_backup::Backup;
-use crate::jobs::{Plan, Request, Step};
+use crate::jobs::{Gate, Plan, Request, Step};
 use crate::ops::deploy::restart_and_check;
 use crate::steps::{Work, restore, units};
 use crate::{Context, Error, Result};
@@ -55,6 +55,9 @@ pub async fn request(
         kind: "restore".into(),
         target: format!("{sweep} {}", backup.name),
         mutating: true,
+        // Not among the kinds an approval names: `restore` has its own
+        // (owner) role.
+        gate: Gate::Open,
         plan: plan(app, sweep, &backup),
     };
     ctx.jobs.submit(actor, request).await

@@ -14,7 +14,7 @@ use crate::config::Strategy;
 use crate::host::Host;
 use crate::host::git::Sha;
 use crate::host::release_tree::ReleaseTree;
-use crate::ops::{command, deploy};
+use crate::ops::{approval, command, deploy};
 use crate::releases::{self, Release, rollback_target};
 use crate::{Context, Error, Result};
 
@@ -84,6 +84,7 @@ pub async fn request(ctx: &Context, actor: &Actor, app: &str, to: Option<i64>) -
         sha.as_ref(),
         replaces,
         shipment,
+        approval::gate(app, "rollback", None, true),
     )
     .await
 }

@@ -27,6 +27,7 @@ use crate::error::Quoted;
 use crate::host::exec::command_line;
 use crate::host::{Host, env_edit, envfile, keys};
 use crate::jobs::{Plan, Request, Step};
+use crate::ops::approval;
 use crate::ops::deploy::restart_and_check;
 use crate::ops::{schedule, secret_age, secret_places};
 use crate::steps::secret_file::{Make, RotateFile};
@@ -59,6 +60,7 @@ pub(super) fn request(ctx: &Context, app: &App, secret: &Secret) -> Result<Reque
         kind: "rotate".into(),
         target: secret.name.clone(),
         mutating: true,
+        gate: approval::gate(app, "rotate", secret.approval, true),
         plan: plan(ctx, app, secret)?,
     })
 }

@@ -13,6 +13,7 @@ use crate::config::{App, Sweep, SweepKind};
 use crate::host::exec::command_line;
 use crate::jobs::{Job, Plan, Request, Step};
 use crate::ops::actions::Command;
+use crate::ops::approval;
 use crate::ops::params::{check_step, checked, with_values};
 use crate::steps::Work;
 use crate::steps::params::Of;
@@ -141,6 +142,7 @@ pub(super) async fn submit(
         },
         // A dry run changes nothing, so it need not wait for the app.
         mutating: !dry_run,
+        gate: approval::gate(app, "sweep", sweep.approval, !dry_run),
         plan: Plan {
             steps,
             recovery: Vec::new(),

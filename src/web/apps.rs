@@ -15,8 +15,8 @@ use axum::routing::get;
 use serde::{Deserialize, Serialize};
 
 use super::figures::{InsightsView, Spark};
-use super::page::{AppCard, JobLine, ParamField};
-use super::sections::{self, DeployCard, SecretRow, SweepCard};
+use super::page::{AppCard, AwaitingLine, JobLine, ParamField};
+use super::sections::{self, DeployApproval, DeployCard, SecretRow, SweepCard};
 use super::{Json, Moment, Page};
 use crate::auth::{Actor, Role};
 use crate::config::App;
@@ -46,6 +46,8 @@ struct Dashboard {
     page: Page,
     /// Each card, how the app is now, and its secrets to rotate.
     apps: Vec<(AppCard, Now, DueSecrets)>,
+    /// Requests the viewer may approve, or asked for, still awaiting.
+    awaiting: Vec<AwaitingLine>,
 }
 
 /// An app's secrets overdue, due soon or of unknown age: name, how it stands.
@@ -134,7 +136,13 @@ async fn dashboard(State(ctx): State<Context>, actor: Actor, page: Page) -> Resu
         let due = secret_age::flagged(&ctx, app).await?;
         apps.push((card, Now::of(&ctx, app).await?, due));
     }
-    Ok(Dashboard { page, apps })
+    let viewable: Vec<&App> = ctx.viewable(&actor).collect();
+    let awaiting = AwaitingLine::list(&ctx, &actor, &viewable, false).await?;
+    Ok(Dashboard {
+        page,
+        apps,
+        awaiting,
+    })
 }
 
 #[derive(Template, WebTemplate)]
@@ -151,6 +159,8 @@ struct AppPage {
     /// The mutating job holding the app, and those waiting, in order.
     running: Option<JobLine>,
     waiting: Vec<JobLine>,
+    /// Its requests awaiting approval (they hold no place in the queue).
+    awaiting: Vec<AwaitingLine>,
     history: Vec<JobLine>,
     /// Each secret with its fingerprint and last rotation (`apps/_secrets.html`).
     secrets: Vec<SecretRow>,
@@ -166,6 +176,8 @@ struct AppPage {
     insights: InsightsView,
     /// The fields of the app's deploy parameters, in the Deploy form.
     deploy_params: Vec<ParamField>,
+    /// Whether deploys wait for an approval, said in the Deploy form.
+    deploy_approval: Option<DeployApproval>,
 }
 
 #[derive(Deserialize)]
@@ -229,6 +241,7 @@ async fn show(
         deploy,
         running: queue.running.as_ref().map(JobLine::from),
         waiting: queue.waiting.iter().map(JobLine::from).collect(),
+        awaiting: AwaitingLine::list(&ctx, &actor, &[app], true).await?,
         history: history.iter().map(JobLine::from).collect(),
         secrets: sections::secret_rows(&ctx, app, &actor).await?,
         sweeps: sections::sweep_cards(&ctx, app, &actor).await?,
@@ -237,6 +250,7 @@ async fn show(
         production: AppCard::is_production_environment(&app.environment),
         insights: InsightsView::new(&figures, format!("/apps/{}#insights", app.name), false),
         deploy_params,
+        deploy_approval: DeployApproval::of(app, &actor),
     };
     Ok((status, page))
 }

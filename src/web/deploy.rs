@@ -17,7 +17,7 @@ use axum::{Form, Router};
 use serde::Deserialize;
 
 use super::page::{AppCard, ParamField, accepted, params_in, show_job};
-use super::sections;
+use super::sections::{self, DeployApproval};
 use super::{Json, Page};
 use crate::auth::Actor;
 use crate::config::App;
@@ -44,6 +44,8 @@ struct Deploy {
     /// The app's deploy parameters (`command` strategy).
     #[serde(default)]
     params: BTreeMap<String, String>,
+    /// An owner's reason to deploy without the approval deploys need.
+    emergency: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -59,7 +61,15 @@ async fn deploy_ref(
     actor: Actor,
     Json(body): Json<Deploy>,
 ) -> Result<impl IntoResponse> {
-    let job = deploy::request_with(&ctx, &actor, &app, &body.git_ref, &body.params).await?;
+    let job = deploy::request_with(
+        &ctx,
+        &actor,
+        &app,
+        &body.git_ref,
+        &body.params,
+        body.emergency.as_deref(),
+    )
+    .await?;
     Ok(accepted(job))
 }
 
@@ -91,6 +101,8 @@ struct Preview {
     production: bool,
     /// The fields of the app's deploy parameters, in the Deploy form.
     deploy_params: Vec<ParamField>,
+    /// Whether deploys wait for an approval, said in the Deploy form.
+    deploy_approval: Option<DeployApproval>,
 }
 
 async fn preview(
@@ -108,6 +120,7 @@ async fn preview(
         ships,
         production: is_production(app),
         deploy_params: sections::deploy_fields(&ctx, app).await?,
+        deploy_approval: DeployApproval::of(app, &actor),
     })
 }
 
@@ -122,6 +135,12 @@ struct DeployForm {
     /// Production: the app's name, typed.
     #[serde(default)]
     confirm: String,
+    /// "Emergency: skip approval" ticked (an owner's choice)…
+    #[serde(default)]
+    skip_approval: Option<String>,
+    /// …and why; required when ticked.
+    #[serde(default)]
+    emergency: String,
     /// The deploy parameters' fields (`param.<name>`), among the rest.
     #[serde(flatten)]
     fields: BTreeMap<String, String>,
@@ -143,8 +162,17 @@ async fn deploy_form(
         )));
     }
     let params = params_in(form.fields);
-    let job =
-        deploy::request_previewed(&ctx, &actor, &name, &form.git_ref, &form.sha, &params).await?;
+    let emergency = form.skip_approval.map(|_| form.emergency.as_str());
+    let job = deploy::request_previewed(
+        &ctx,
+        &actor,
+        &name,
+        &form.git_ref,
+        &form.sha,
+        &params,
+        emergency,
+    )
+    .await?;
     Ok(show_job(job, &headers))
 }
 

@@ -1,23 +1,25 @@
 //! The job resource: its page with live output, its history per app, and
-//! its JSON API, text output, SSE stream and cancel.
+//! its JSON API, text output, SSE stream, cancel, and the approve and deny
+//! of a request awaiting approval (README "Approvals").
 
 use std::convert::Infallible;
 use std::time::Duration;
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use axum::{Form, Router};
 
 use super::page::{span, sse};
 use super::{Json, Moment, Page};
 use crate::auth::Actor;
 use crate::host::lines::in_ranges;
-use crate::jobs::{Followed, Follower, Job, Queue, State as JobState};
+use crate::jobs::{Decision, Followed, Follower, Job, Queue, State as JobState};
+use crate::ops::approval;
 use crate::{Context, Error, Result};
 
 pub fn router() -> Router<Context> {
@@ -26,11 +28,15 @@ pub fn router() -> Router<Context> {
         .route("/jobs/{id}/status", get(status))
         .route("/jobs/{id}/events", get(page_events))
         .route("/jobs/{id}/cancel", post(cancel_form))
+        .route("/jobs/{id}/approve", post(approve_form))
+        .route("/jobs/{id}/deny", post(deny_form))
         .route("/apps/{app}/jobs", get(history))
         .route("/api/jobs/{id}", get(show))
         .route("/api/jobs/{id}/output", get(output))
         .route("/api/jobs/{id}/events", get(events))
         .route("/api/jobs/{id}/cancel", post(cancel))
+        .route("/api/jobs/{id}/approve", post(approve))
+        .route("/api/jobs/{id}/deny", post(deny))
 }
 
 /// A job the actor may see (`view` on its app), or 403/404.
@@ -71,6 +77,65 @@ async fn cancel_job(ctx: &Context, actor: &Actor, id: i64) -> Result<()> {
     ctx.authorize(actor, ctx.config.app(&job.app), "cancel")
         .await?;
     ctx.jobs.cancel(id, actor).await
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Reason {
+    /// Why: required, shown on the job page, audited.
+    #[serde(default)]
+    reason: String,
+}
+
+/// The approval box's form (its `csrf` among the fields).
+#[derive(serde::Deserialize)]
+struct ReasonForm {
+    #[serde(default)]
+    reason: String,
+}
+
+/// `POST /api/jobs/{id}/approve {"reason"}` → 200, the job (now queued).
+async fn approve(
+    State(ctx): State<Context>,
+    Path(id): Path<i64>,
+    actor: Actor,
+    Json(body): Json<Reason>,
+) -> Result<Json<Job>> {
+    let job = approval::decide(&ctx, &actor, id, Decision::Approve, &body.reason).await?;
+    Ok(Json(job))
+}
+
+/// `POST /api/jobs/{id}/deny {"reason"}` → 200, the job (now denied).
+async fn deny(
+    State(ctx): State<Context>,
+    Path(id): Path<i64>,
+    actor: Actor,
+    Json(body): Json<Reason>,
+) -> Result<Json<Job>> {
+    let job = approval::decide(&ctx, &actor, id, Decision::Deny, &body.reason).await?;
+    Ok(Json(job))
+}
+
+/// `POST /jobs/{id}/approve`: the job page's Approve button.
+async fn approve_form(
+    State(ctx): State<Context>,
+    Path(id): Path<i64>,
+    actor: Actor,
+    Form(form): Form<ReasonForm>,
+) -> Result<Redirect> {
+    approval::decide(&ctx, &actor, id, Decision::Approve, &form.reason).await?;
+    Ok(Redirect::to(&format!("/jobs/{id}")))
+}
+
+/// `POST /jobs/{id}/deny`: the job page's Deny button (confirmed first).
+async fn deny_form(
+    State(ctx): State<Context>,
+    Path(id): Path<i64>,
+    actor: Actor,
+    Form(form): Form<ReasonForm>,
+) -> Result<Redirect> {
+    approval::decide(&ctx, &actor, id, Decision::Deny, &form.reason).await?;
+    Ok(Redirect::to(&format!("/jobs/{id}")))
 }
 
 /// `GET /api/jobs/{id}/output`: the output so far as plain text.
@@ -257,6 +322,42 @@ struct JobPage {
     /// The jobs that must end before this queued one starts.
     ahead: Vec<Job>,
     may_cancel: bool,
+    /// A deploy's or rollback's ref and exact commit.
+    ships: Option<(String, String)>,
+    approval: Option<ApprovalBox>,
+}
+
+/// The job page's approval box: what the request waits for, or the
+/// decision it got.
+struct ApprovalBox {
+    role: String,
+    expires: Moment,
+    awaiting: bool,
+    /// The viewer may approve or deny it now (the POST checks again).
+    may_decide: bool,
+    /// The viewer asked for it, so cannot decide it.
+    own: bool,
+    approved: bool,
+    decided_by: Option<String>,
+    decided: Option<Moment>,
+    reason: Option<String>,
+}
+
+impl ApprovalBox {
+    fn of(job: &Job, actor: &Actor) -> Option<ApprovalBox> {
+        let approval = job.approval.as_ref()?;
+        Some(ApprovalBox {
+            role: approval.role.clone(),
+            expires: Moment::from_millis(approval.expires_at),
+            awaiting: job.state == JobState::AwaitingApproval,
+            may_decide: job.may_decide(actor),
+            own: actor.login == job.actor,
+            approved: approval.decided_by.is_some() && job.state != JobState::Denied,
+            decided_by: approval.decided_by.clone(),
+            decided: approval.decided_at.map(Moment::from_millis),
+            reason: approval.reason.clone(),
+        })
+    }
 }
 
 /// `GET /jobs/{id}`.
@@ -278,11 +379,15 @@ async fn page(
         _ => Vec::new(),
     };
     let may_cancel = may_cancel(&ctx, &actor, &job);
+    let ships = crate::releases::of_job(&ctx.db, id).await?;
+    let approval = ApprovalBox::of(&job, &actor);
     Ok(JobPage {
         page,
         job: JobView { job },
         ahead,
         may_cancel,
+        ships,
+        approval,
     })
 }
 

@@ -345,6 +345,48 @@ impl From<&Job> for JobLine {
     }
 }
 
+/// A request awaiting approval, as the dashboard and the app page list it.
+pub struct AwaitingLine {
+    pub job: JobLine,
+    pub app: String,
+    /// The role that approves it.
+    pub role: String,
+    /// The viewer may approve or deny it (has the role, did not ask).
+    pub may_decide: bool,
+}
+
+impl AwaitingLine {
+    /// The requests awaiting approval on `apps` that `actor` sees: all of
+    /// them with `all`, else those `actor` may decide or asked for.
+    pub async fn list(
+        ctx: &crate::Context,
+        actor: &Actor,
+        apps: &[&App],
+        all: bool,
+    ) -> crate::Result<Vec<AwaitingLine>> {
+        let mut lines = Vec::new();
+        for job in ctx.jobs.awaiting(None).await? {
+            if !apps.iter().any(|app| app.name == job.app) {
+                continue;
+            }
+            let may_decide = job.may_decide(actor);
+            if all || may_decide || job.actor == actor.login {
+                lines.push(AwaitingLine {
+                    job: JobLine::from(&job),
+                    app: job.app.clone(),
+                    role: job
+                        .approver_role()
+                        .map(Role::as_str)
+                        .unwrap_or_default()
+                        .to_owned(),
+                    may_decide,
+                });
+            }
+        }
+        Ok(lines)
+    }
+}
+
 /// After a button started job `job`: its page (`HX-Redirect` for htmx).
 pub fn show_job(job: i64, headers: &HeaderMap) -> Response {
     let to = format!("/jobs/{job}");

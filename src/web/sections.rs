@@ -105,6 +105,23 @@ pub async fn deploy_card(ctx: &Context, app: &App, actor: &Actor) -> Result<Opti
     }))
 }
 
+/// What the Deploy form says of approval (`apps/_deploy_approval.html`).
+pub struct DeployApproval {
+    /// The role that approves the app's deploys.
+    pub role: String,
+    /// The viewer is an owner, who may skip it in an emergency, saying why.
+    pub may_skip: bool,
+}
+
+impl DeployApproval {
+    pub fn of(app: &App, actor: &Actor) -> Option<DeployApproval> {
+        app.approval.get("deploy").map(|role| DeployApproval {
+            role: role.to_string(),
+            may_skip: actor.role == crate::actor::Role::Owner,
+        })
+    }
+}
+
 /// The Deploy form's fields for the app's deploy parameters (`command`
 /// strategy), with what each offers.
 pub async fn deploy_fields(ctx: &Context, app: &App) -> Result<Vec<ParamField>> {
