@@ -489,7 +489,7 @@ fn sweep_and_deploy_params_are_checked_when_the_config_loads() {
         &format!("{APP}{action}kind = \"backup\"\n"),
         11,
         "app \"web\" → action \"pin\" → param \"at\"",
-        "web has no \"sqlite-backup\" sweep whose backups to offer",
+        "web has no \"sqlite-backup\" or \"postgres-backup\" sweep whose backups to offer",
     );
     // Deploy parameters: strategy "command", not named like its own
     // values, a default when pushes deploy.
@@ -665,7 +665,7 @@ fn a_backup_parameter_names_a_sqlite_backup_sweep() {
         &format!("{two}{}", action("")),
         25,
         "app \"web\" → action \"inspect\" → param \"snapshot\"",
-        "several \"sqlite-backup\" sweeps; name one",
+        "several backup sweeps; name one",
     );
     rejects(
         &format!("{two}{}", action("sweep = \"nope\"\n")),
