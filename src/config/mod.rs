@@ -31,8 +31,8 @@ pub mod words;
 pub use duration::parse_duration;
 pub use errors::{ConfigError, ConfigErrors, line_col};
 pub use params::MAX_VALUE;
-pub use rotation::{KeyKind, Place, Source};
 pub use postgres::postgres_database;
+pub use rotation::{KeyKind, Place, Source};
 pub use values::{Generator, HostAddress, SshTarget, parse_schedule, parse_time_zone};
 
 /// A whole, validated configuration.

@@ -37,13 +37,20 @@ pub fn postgres_database(text: &str) -> Result<Option<String>, String> {
     if pairs.iter().any(|(k, _)| k == "password") {
         return password();
     }
-    Ok(pairs.into_iter().find(|(k, _)| k == "dbname").map(|(_, v)| v))
+    Ok(pairs
+        .into_iter()
+        .find(|(k, _)| k == "dbname")
+        .map(|(_, v)| v))
 }
 
 /// The `key = value` pairs of a libpq connection string; a value may be
 /// single-quoted, with `\'` and `\\` inside.
 fn conninfo(text: &str) -> Result<Vec<(String, String)>, String> {
-    let bad = || format!("expected a libpq connection string like \"host=/run/postgresql dbname=sitg\", found {text:?}");
+    let bad = || {
+        format!(
+            "expected a libpq connection string like \"host=/run/postgresql dbname=sitg\", found {text:?}"
+        )
+    };
     let mut pairs = Vec::new();
     let mut chars = text.chars().peekable();
     loop {
@@ -90,11 +97,20 @@ mod tests {
     fn names_connection_strings_and_uris_name_a_database() {
         let named = |t: &str| postgres_database(t).unwrap();
         assert_eq!(named("sitg"), Some("sitg".into()));
-        assert_eq!(named("host=/run/postgresql dbname=sitg"), Some("sitg".into()));
+        assert_eq!(
+            named("host=/run/postgresql dbname=sitg"),
+            Some("sitg".into())
+        );
         assert_eq!(named("host = /tmp dbname = 'my db'"), Some("my db".into()));
         assert_eq!(named("host=/run/postgresql"), None);
-        assert_eq!(named("postgresql://sitg@localhost:5432/app?sslmode=require"), Some("app".into()));
-        assert_eq!(named("postgresql:///app?host=/run/postgresql"), Some("app".into()));
+        assert_eq!(
+            named("postgresql://sitg@localhost:5432/app?sslmode=require"),
+            Some("app".into())
+        );
+        assert_eq!(
+            named("postgresql:///app?host=/run/postgresql"),
+            Some("app".into())
+        );
     }
 
     #[test]

@@ -12,7 +12,14 @@ use super::{App, Config, Strategy, Sweep, SweepKind};
 
 /// The kind-specific keys, and which kinds use them.
 const KIND_KEYS: [(&str, &[SweepKind]); 11] = [
-    ("keep", &[SweepKind::Releases, SweepKind::SqliteBackup, SweepKind::PostgresBackup]),
+    (
+        "keep",
+        &[
+            SweepKind::Releases,
+            SweepKind::SqliteBackup,
+            SweepKind::PostgresBackup,
+        ],
+    ),
     ("database", BACKUPS),
     ("dir", BACKUPS),
     ("passfile", &[SweepKind::PostgresBackup]),

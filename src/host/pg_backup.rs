@@ -56,7 +56,8 @@ printf '%s\n' "$toc" | grep -vc '^;' || true"#;
 
 /// `sh -c RESTORE sh PASSFILE DATABASE FILE`: the dump applied in one
 /// transaction, dropping what it recreates first.
-const RESTORE: &str = r#"pg_restore --clean --if-exists --single-transaction --no-password --dbname="$2" "$3""#;
+const RESTORE: &str =
+    r#"pg_restore --clean --if-exists --single-transaction --no-password --dbname="$2" "$3""#;
 
 fn passfile(passfile: Option<&Path>) -> String {
     passfile.map(path).unwrap_or_default()
@@ -72,8 +73,15 @@ pub(super) async fn create(
     name: &str,
 ) -> Result<String> {
     let body = format!("{PREAMBLE}{CREATE}");
-    let args = [passfile(pass), database.to_owned(), path(dir), name.to_owned()];
-    let out = host.script(("back up into", dir), &body, &args, LONG).await?;
+    let args = [
+        passfile(pass),
+        database.to_owned(),
+        path(dir),
+        name.to_owned(),
+    ];
+    let out = host
+        .script(("back up into", dir), &body, &args, LONG)
+        .await?;
     let (bytes, entries) = out.stdout.trim().split_once(' ').unwrap_or(("?", "?"));
     Ok(format!(
         "created backup {} with pg_dump ({bytes} bytes; pg_restore --list: {entries} entries)",
@@ -85,7 +93,12 @@ pub(super) async fn create(
 pub(super) async fn check(host: &Host, file: &Path) -> Result<String> {
     let body = format!("{PREAMBLE}{CHECK}");
     let out = host
-        .script(("check", file), &body, &[String::new(), path(file)], CHECK_TIME)
+        .script(
+            ("check", file),
+            &body,
+            &[String::new(), path(file)],
+            CHECK_TIME,
+        )
         .await?;
     Ok(format!(
         "{}: pg_restore --list ok ({} entries)",

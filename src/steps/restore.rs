@@ -19,8 +19,8 @@ use super::{Bounds, Memory, Perform, StepJob, Work, path};
 use crate::config::{App, Sweep};
 use crate::error::Quoted;
 use crate::host::Host;
-use crate::host::exec::Ended;
 use crate::host::backup::{Backup, Backups};
+use crate::host::exec::Ended;
 use crate::{Error, Result};
 
 /// Checks that `backup` is one of the sweep's backups and passes its
@@ -197,9 +197,7 @@ impl Perform for PutKept {
             Some(kept) => path(kept),
             None => "<the copy this job kept>".to_owned(),
         };
-        format!(
-            "put {kept} back as the database (as a Restore puts a backup back)"
-        )
+        format!("put {kept} back as the database (as a Restore puts a backup back)")
     }
 
     fn pinned(&self, memory: &Memory) -> Option<(Work, String)> {

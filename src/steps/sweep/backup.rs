@@ -11,10 +11,7 @@ use crate::{Error, Result};
 /// What `sweep` backs up, or why it cannot.
 pub(super) fn backups(sweep: &Sweep) -> Result<Backups<'_>> {
     Backups::of(sweep).ok_or_else(|| {
-        Error::Unavailable(format!(
-            "sweep {} needs `database` and `dir`",
-            sweep.name
-        ))
+        Error::Unavailable(format!("sweep {} needs `database` and `dir`", sweep.name))
     })
 }
 
