@@ -84,7 +84,8 @@ class H(http.server.BaseHTTPRequestHandler):
             self.send_response(404); self.end_headers(); return
         seen = 'yes' if 'GITHUB_WEBHOOK_SECRET' in os.environ else 'no'
         body = 'backend %s base=%s bot-secret=%s stakes=%s' % (BUILT, os.environ['APP_BASE_URL'], seen, stakes())
-        self.send_response(200); self.end_headers(); self.wfile.write(body.encode())
+        # A stake named "poison" is data this backend cannot serve.
+        self.send_response(500 if 'poison' in body else 200); self.end_headers(); self.wfile.write(body.encode())
     def log_message(self, *args):
         pass
 http.server.HTTPServer(('127.0.0.1', int(os.environ['PORT'])), H).serve_forever()
@@ -652,14 +653,29 @@ systemctl daemon-reload"
         "the kept dump holds the rows it replaced: {kept_toc}"
     );
 
+    // A dump the backend then fails its health check on: the job puts the
+    // database it replaced back (the dump it kept) and starts the units.
+    sql(&sandbox, "INSERT INTO stakes VALUES ('poison');");
+    let sweep_path = "/api/apps/sitg/sweeps/db-backup/run";
+    succeeds(&base, token, sweep_path, json!({"dry_run": false})).await;
+    sql(&sandbox, "DELETE FROM stakes WHERE owner = 'poison';");
+    let poisoned = dumps(&sandbox).pop().unwrap();
+    let (undone, state, output) = job(&base, token, path, json!({"backup": poisoned})).await;
+    assert_eq!(state, "failed", "{output}");
+    assert!(output.contains("the previous database is back"), "{output}");
+    assert_eq!(
+        healthz(backend).await,
+        "backend v2 base=https://sitg.test bot-secret=no stakes=alice,bob"
+    );
+    for unit in ["sitg-backend.service", "sitg-bot-worker.service"] {
+        assert_eq!(show(&sandbox, unit, "ActiveState"), "active", "{unit}");
+    }
+
     // The audit chain holds, and each step left its rows.
     let verified = sandbox.run_ok(&[
         "runuser", "-u", "opsdeck", "--", "opsdeck", "audit", "verify", "--config", CONFIG,
     ]);
-    assert!(
-        verified.contains("ok") || verified.contains("verified"),
-        "{verified}"
-    );
+    assert!(verified.starts_with("verified "), "{verified}");
     let ok = |rows: &[&str]| pairs(&rows.iter().map(|a| (*a, "ok")).collect::<Vec<_>>());
     assert_eq!(
         audit_rows(&sandbox, deploy),
@@ -676,6 +692,16 @@ systemctl daemon-reload"
     assert_eq!(
         audit_rows(&sandbox, restore),
         ok(&["job.request", "job.start", "database.restore", "job.end"])
+    );
+    assert_eq!(
+        audit_rows(&sandbox, undone),
+        pairs(&[
+            ("job.request", "ok"),
+            ("job.start", "ok"),
+            ("database.restore", "ok"),
+            ("database.put_back", "ok"),
+            ("job.end", "failed")
+        ])
     );
     assert_eq!(
         audit_rows(&sandbox, refused),
