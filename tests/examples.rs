@@ -20,11 +20,15 @@ fn every_example_config_loads_without_errors() {
         "no examples in {}: {files:?}",
         dir.display()
     );
-    // The examples name the Gitea client secret's file on the host, which
-    // this machine does not have; the variable that overrides it stands in.
+    // The examples name the Gitea client secret's and GitHub token's files
+    // on the host, which this machine does not have; the variables that
+    // override them stand in.
     // SAFETY: the only test of this binary; nothing else reads the
     // environment meanwhile.
-    unsafe { std::env::set_var("OPSDECK_CLIENT_SECRET", "example") };
+    unsafe {
+        std::env::set_var("OPSDECK_CLIENT_SECRET", "example");
+        std::env::set_var("OPSDECK_GITHUB_TOKEN", "example");
+    }
     let mut failed = Vec::new();
     for file in &files {
         let text = std::fs::read_to_string(file).unwrap();

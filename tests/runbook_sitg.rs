@@ -21,6 +21,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 use support::free_port;
+use support::github::{self, FakeGithub};
 use support::package::{Installed, installed, owner_token, service_journal, wait_for_health};
 use support::sandbox::Sandbox;
 
@@ -31,6 +32,10 @@ const HOME: &str = "/var/lib/sitg";
 const REPO: &str = "/var/lib/sitg/code";
 const BACKUPS: &str = "/var/lib/sitg/backups";
 const CONFIG: &str = "/etc/opsdeck/opsdeck.toml";
+const GITHUB_TOKEN: &str = "/etc/opsdeck/github_token";
+/// The GitHub repository and the bot's webhook URL, as the example has them.
+const GITHUB_REPO: &str = "sitg-dev/sitg";
+const HOOK_URL: &str = "https://bot.sitg.io/webhooks/github";
 
 /// The stand-in for the Rust toolchain: `cargo build --release` in
 /// backend-api "compiles" src/main.py, stamping the version it was built
@@ -264,13 +269,16 @@ fn pairs(rows: &[(&str, &str)]) -> Vec<(String, String)> {
 }
 
 /// `deploy/examples/sitg.toml` as the package installed it, with its
-/// paths and ports moved into the sandbox and sign-in by token only.
-fn adapted_example(sandbox: &Sandbox, ports: &BTreeMap<&str, u16>) -> String {
+/// paths and ports moved into the sandbox, sign-in by token only and
+/// GitHub's API at `github` (the token file stays where the example has it).
+fn adapted_example(sandbox: &Sandbox, ports: &BTreeMap<&str, u16>, github: &str) -> String {
     let shipped = sandbox.run_ok(&["cat", "/usr/share/doc/opsdeck/examples/sitg.toml"]);
+    assert!(shipped.contains(&format!("github_token_file = \"{GITHUB_TOKEN}\"")));
+    assert!(shipped.contains(&format!("repo = \"{GITHUB_REPO}\", url = \"{HOOK_URL}\"")));
     let auth_start = shipped.find("[auth]").unwrap();
     let auth_end = shipped.find("[roles]").unwrap();
     let mut config = format!(
-        "{}[auth]\ndev_login = true\n\n{}",
+        "{}[auth]\ndev_login = true\ngithub_api = {github:?}\ngithub_token_file = \"{GITHUB_TOKEN}\"\n\n{}",
         &shipped[..auth_start],
         &shipped[auth_end..]
     );
@@ -431,7 +439,27 @@ chown sitg:sitg /etc/sitg/backend.env /etc/sitg/bot-worker.env"
     // polkit rule listing its two units, the sudoers line for `sitg`, the
     // drop-ins.
     let staged = work.path().join("opsdeck.toml");
-    std::fs::write(&staged, adapted_example(&sandbox, &ports)).unwrap();
+    let github = FakeGithub::start().await;
+    github.with_repo(GITHUB_REPO, |repo| {
+        repo.hooks = vec![
+            github::Hook::new(
+                11,
+                HOOK_URL,
+                "webhook-old",
+                &["pull_request", "issue_comment"],
+            ),
+            github::Hook::new(12, "https://ci.example.org/hook", "ci-secret", &["push"]),
+        ]
+    });
+    std::fs::write(&staged, adapted_example(&sandbox, &ports, &github.url)).unwrap();
+    sandbox.run_ok(&[
+        "sh",
+        "-c",
+        &format!(
+            "umask 027; printf %s {} > {GITHUB_TOKEN}; chgrp opsdeck {GITHUB_TOKEN}",
+            github::TOKEN
+        ),
+    ]);
     let examples = "/usr/share/doc/opsdeck/examples";
     let dropins = "/run/systemd/system/opsdeck.service.d";
     sandbox.run_ok(&[
@@ -535,6 +563,14 @@ systemctl daemon-reload"
         !bot_env.contains("webhook-old") && bot_env.contains("hmac-old"),
         "{bot_env}"
     );
+    // "Webhook URL": GitHub's hook to the bot signs with the new secret;
+    // the CI hook keeps its own.
+    let new_secret = bot_env
+        .lines()
+        .find_map(|l| l.strip_prefix("GITHUB_WEBHOOK_SECRET="))
+        .unwrap();
+    assert_eq!(github.hook(GITHUB_REPO, 11).secret, new_secret);
+    assert_eq!(github.hook(GITHUB_REPO, 12).secret, "ci-secret");
     assert!(
         sandbox
             .run_ok(&["cat", "/etc/sitg/backend.env"])
@@ -683,7 +719,13 @@ systemctl daemon-reload"
     );
     assert_eq!(
         audit_rows(&sandbox, rotate),
-        ok(&["job.request", "job.start", "secret.rotate", "job.end"])
+        ok(&[
+            "job.request",
+            "job.start",
+            "secret.rotate",
+            "secret.webhook",
+            "job.end"
+        ])
     );
     assert_eq!(
         audit_rows(&sandbox, sweep),
