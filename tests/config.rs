@@ -490,7 +490,7 @@ fn sweep_and_deploy_params_are_checked_when_the_config_loads() {
         &format!("{APP}{action}kind = \"backup\"\n"),
         11,
         "app \"web\" → action \"pin\" → param \"at\"",
-        "web has no \"sqlite-backup\" sweep whose backups to offer",
+        "web has no \"sqlite-backup\" or \"postgres-backup\" sweep whose backups to offer",
     );
     // Deploy parameters: strategy "command", not named like its own
     // values, a default when pushes deploy.
@@ -666,19 +666,19 @@ fn a_backup_parameter_names_a_sqlite_backup_sweep() {
         &format!("{two}{}", action("")),
         25,
         "app \"web\" → action \"inspect\" → param \"snapshot\"",
-        "several \"sqlite-backup\" sweeps; name one",
+        "several backup sweeps; name one",
     );
     rejects(
         &format!("{two}{}", action("sweep = \"nope\"\n")),
         28,
         "app \"web\" → action \"inspect\" → param \"snapshot\" → sweep",
-        "no \"sqlite-backup\" sweep named \"nope\"",
+        "no \"sqlite-backup\" or \"postgres-backup\" sweep named \"nope\"",
     );
     rejects(
         &format!("{APP}{}", action("")),
         11,
         "app \"web\" → action \"inspect\" → param \"snapshot\"",
-        "no \"sqlite-backup\" sweep",
+        "no \"sqlite-backup\" or \"postgres-backup\" sweep",
     );
     rejects(
         &format!("{only}default = \"x\"\n"),
@@ -784,6 +784,63 @@ fn sweeps_need_what_their_kind_needs() {
         7,
         "app \"web\" → sweep \"backup\" → run",
         "needs `run`",
+    );
+}
+
+#[test]
+fn a_postgres_backup_sweep_takes_a_name_or_connection_string_never_a_password() {
+    let sweep = |body: &str| {
+        format!(
+            "{APP}\n[[app.sweep]]\nname = \"db\"\nkind = \"postgres-backup\"\ndir = \"/var/backups/sitg\"\nkeep = 14\n{body}"
+        )
+    };
+    for database in [
+        "sitg",
+        "host=/run/postgresql dbname=sitg",
+        "postgresql:///sitg",
+    ] {
+        let ok = sweep(&format!(
+            "database = \"{database}\"\npassfile = \"/etc/sitg/pgpass\"\n"
+        ));
+        parse(&ok).unwrap_or_else(|e| panic!("{database}: {e:?}"));
+    }
+    rejects(
+        &sweep("database = \"host=/run/postgresql dbname=sitg password=hunter2\"\n"),
+        12,
+        "app \"web\" → sweep \"db\" → database",
+        "put it in a PGPASSFILE",
+    );
+    rejects(
+        &sweep("database = \"postgresql://sitg:hunter2@localhost/sitg\"\n"),
+        12,
+        "app \"web\" → sweep \"db\" → database",
+        "visible to every user of the host",
+    );
+    rejects(
+        &sweep("database = \"sitg\"\npassfile = \"pgpass\"\n"),
+        13,
+        "app \"web\" → sweep \"db\" → passfile",
+        "expected an absolute path",
+    );
+    rejects(
+        &sweep(""),
+        7,
+        "app \"web\" → sweep \"db\" → database",
+        "a \"postgres-backup\" sweep needs `database`, the database name or libpq connection string",
+    );
+    rejects(
+        &format!(
+            "{APP}\n[[app.sweep]]\nname = \"db\"\nkind = \"sqlite-backup\"\ndatabase = \"/srv/web/db.sqlite\"\ndir = \"/srv/web/backups\"\nkeep = 3\npassfile = \"/etc/pgpass\"\n"
+        ),
+        13,
+        "app \"web\" → sweep \"db\" → passfile",
+        "`passfile` does not apply to a \"sqlite-backup\" sweep",
+    );
+    rejects(
+        &sweep("database = \"sitg\"\nkeep = 0\n").replace("keep = 14\n", ""),
+        12,
+        "app \"web\" → sweep \"db\" → keep",
+        "a \"postgres-backup\" sweep keeps at least the backup it makes",
     );
 }
 
@@ -1134,6 +1191,14 @@ dir = "/srv/shop/backups"
 keep = 14
 
 [[app.sweep]]
+name = "pg-backup"
+kind = "postgres-backup"
+database = "host=/run/postgresql dbname=shop"
+dir = "/srv/shop/pg-backups"
+keep = 7
+passfile = "/etc/shop/pgpass"
+
+[[app.sweep]]
 name = "branches"
 kind = "gitea-branches"
 repo = "shop/shop"
@@ -1234,7 +1299,7 @@ fn every_key_of_the_reference_is_accepted() {
     assert_eq!(shop.required_role("deploy"), opsdeck::auth::Role::Operator);
     assert_eq!(shop.required_role("restore"), opsdeck::auth::Role::Admin);
     assert_eq!(shop.health.len(), 2);
-    assert_eq!(shop.sweeps.len(), 5);
+    assert_eq!(shop.sweeps.len(), 6);
     let secret = |name: &str| shop.secrets.iter().find(|s| s.name == name).unwrap();
     assert_eq!(
         secret("APP_KEY").max_age,

@@ -232,8 +232,9 @@ fn sweep(s: &mut Section) -> Sweep {
         name,
         kind,
         keep: s.count("keep"),
-        database: s.path("database"),
+        database: s.string("database"),
         dir: s.path("dir"),
+        passfile: s.path("passfile"),
         repo: s.string("repo"),
         days: s
             .count("days")

@@ -16,6 +16,7 @@ mod duration;
 mod errors;
 mod load;
 mod params;
+mod postgres;
 mod problems;
 mod reader;
 mod rotation;
@@ -31,6 +32,7 @@ pub mod words;
 pub use duration::parse_duration;
 pub use errors::{ConfigError, ConfigErrors, line_col};
 pub use params::MAX_VALUE;
+pub use postgres::postgres_database;
 pub use rotation::{KeyKind, Place, Source};
 pub use values::{Generator, HostAddress, SshTarget, parse_schedule, parse_time_zone};
 
@@ -345,19 +347,26 @@ pub struct Store {
 pub enum SweepKind {
     Releases,
     SqliteBackup,
+    PostgresBackup,
     GiteaBranches,
     JobOutput,
     Command,
 }
 
 impl SweepKind {
-    pub const ALL: [(&str, SweepKind); 5] = [
+    pub const ALL: [(&str, SweepKind); 6] = [
         ("releases", SweepKind::Releases),
         ("sqlite-backup", SweepKind::SqliteBackup),
+        ("postgres-backup", SweepKind::PostgresBackup),
         ("gitea-branches", SweepKind::GiteaBranches),
         ("job-output", SweepKind::JobOutput),
         ("command", SweepKind::Command),
     ];
+
+    /// `sqlite-backup`, `postgres-backup`: its backups can be restored.
+    pub fn backs_up(self) -> bool {
+        matches!(self, SweepKind::SqliteBackup | SweepKind::PostgresBackup)
+    }
 
     pub fn as_str(self) -> &'static str {
         Self::ALL
@@ -372,12 +381,16 @@ pub struct Sweep {
     pub name: String,
     pub kind: SweepKind,
     /// `releases`: good releases kept (default: the app's `keep`);
-    /// `sqlite-backup`: backups kept (required).
+    /// `sqlite-backup`, `postgres-backup`: backups kept (required).
     pub keep: Option<usize>,
-    /// `sqlite-backup`: the database to back up (required).
-    pub database: Option<PathBuf>,
-    /// `sqlite-backup`: where backups go (required).
+    /// `sqlite-backup`: the database file to back up; `postgres-backup`:
+    /// a database name or libpq connection string (required).
+    pub database: Option<String>,
+    /// `sqlite-backup`, `postgres-backup`: where backups go (required).
     pub dir: Option<PathBuf>,
+    /// `postgres-backup`: a PGPASSFILE, when peer authentication as the
+    /// app's `user` does not do.
+    pub passfile: Option<PathBuf>,
     /// `gitea-branches`: `owner/name` (required).
     pub repo: Option<String>,
     /// `gitea-branches`: days a branch may stay merged or idle; `job-output`:
@@ -444,7 +457,7 @@ pub struct Param {
     pub choices: Vec<String>,
     /// `choice`: an argv run on the app's host; one choice per line printed.
     pub choices_from: Option<Vec<String>>,
-    /// `backup`: the `sqlite-backup` sweep whose backups are offered
+    /// `backup`: the backup sweep whose backups are offered
     /// (default: the app's only one).
     pub sweep: Option<String>,
     pub default: Option<String>,
@@ -554,30 +567,26 @@ impl Health {
 }
 
 impl App {
-    /// The `sqlite-backup` sweep named `name`, or without a name the app's
-    /// only one: whose backups a Restore or a `backup` parameter offers.
-    /// The error says why there is none.
+    /// The backup sweep (`sqlite-backup`, `postgres-backup`) named `name`,
+    /// or without a name the app's only one: whose backups a Restore or a
+    /// `backup` parameter offers. The error says why there is none.
     pub fn backup_sweep(&self, name: Option<&str>) -> Result<&Sweep, String> {
-        let backups = || {
-            self.sweeps
-                .iter()
-                .filter(|s| s.kind == SweepKind::SqliteBackup)
-        };
+        let backups = || self.sweeps.iter().filter(|s| s.kind.backs_up());
         match name {
             Some(name) => backups().find(|s| s.name == name).ok_or_else(|| {
                 format!(
-                    "{} has no \"sqlite-backup\" sweep named {name:?}",
+                    "{} has no \"sqlite-backup\" or \"postgres-backup\" sweep named {name:?}",
                     self.name
                 )
             }),
             None => match backups().collect::<Vec<_>>().as_slice() {
                 [only] => Ok(*only),
                 [] => Err(format!(
-                    "{} has no \"sqlite-backup\" sweep whose backups to offer",
+                    "{} has no \"sqlite-backup\" or \"postgres-backup\" sweep whose backups to offer",
                     self.name
                 )),
                 _ => Err(format!(
-                    "{} has several \"sqlite-backup\" sweeps; name one with `sweep = \"…\"`",
+                    "{} has several backup sweeps; name one with `sweep = \"…\"`",
                     self.name
                 )),
             },

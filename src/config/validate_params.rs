@@ -1,7 +1,7 @@
 //! Parameters (`[[app.action.param]]`, `[[app.sweep.param]]`,
 //! `[[app.deploy_param]]`): names fit for a `{name}` placeholder, patterns
 //! that compile, choices for a `choice`, a `repo` for a `commit`, deploys
-//! for a `release`, a `sqlite-backup` sweep for a `backup`, defaults that pass their own checks, a default for
+//! for a `release`, a backup sweep for a `backup`, defaults that pass their own checks, a default for
 //! each required value nobody is there to give, and argv words naming only
 //! declared parameters.
 
@@ -151,7 +151,7 @@ pub(super) fn named_in_run(
     }
 }
 
-/// A `backup` offers the backups of one `sqlite-backup` sweep of the app:
+/// A `backup` offers the backups of one backup sweep (`sqlite-backup`, `postgres-backup`) of the app:
 /// the one `sweep` names, or the app's only one.
 fn backup(app: &App, param: &Param, label: &Label, p: &mut Problems) {
     if param.default.is_some() {

@@ -1,6 +1,9 @@
 //! `[[app.sweep]]`: each kind has keys it needs and keys that mean nothing
 //! to it; schedules are cron and time zones are IANA names.
 
+use std::path::Path;
+
+use super::postgres::postgres_database;
 use super::problems::{Label, Problems};
 use super::validate::{absolute, argv, env_file, labels, needs_gitea_api, relative_cwd, unique};
 use super::validate_params::{self, Owner};
@@ -8,10 +11,18 @@ use super::values::{check_gitea_repo, check_name, parse_schedule, parse_time_zon
 use super::{App, Config, Strategy, Sweep, SweepKind};
 
 /// The kind-specific keys, and which kinds use them.
-const KIND_KEYS: [(&str, &[SweepKind]); 10] = [
-    ("keep", &[SweepKind::Releases, SweepKind::SqliteBackup]),
-    ("database", &[SweepKind::SqliteBackup]),
-    ("dir", &[SweepKind::SqliteBackup]),
+const KIND_KEYS: [(&str, &[SweepKind]); 11] = [
+    (
+        "keep",
+        &[
+            SweepKind::Releases,
+            SweepKind::SqliteBackup,
+            SweepKind::PostgresBackup,
+        ],
+    ),
+    ("database", BACKUPS),
+    ("dir", BACKUPS),
+    ("passfile", &[SweepKind::PostgresBackup]),
     ("repo", &[SweepKind::GiteaBranches]),
     ("days", &[SweepKind::GiteaBranches, SweepKind::JobOutput]),
     ("run", &[SweepKind::Command]),
@@ -21,11 +32,14 @@ const KIND_KEYS: [(&str, &[SweepKind]); 10] = [
     ("param", &[SweepKind::Command]),
 ];
 
+const BACKUPS: &[SweepKind] = &[SweepKind::SqliteBackup, SweepKind::PostgresBackup];
+
 fn is_set(sweep: &Sweep, key: &str) -> bool {
     match key {
         "keep" => sweep.keep.is_some(),
         "database" => sweep.database.is_some(),
         "dir" => sweep.dir.is_some(),
+        "passfile" => sweep.passfile.is_some(),
         "repo" => sweep.repo.is_some(),
         "days" => sweep.days.is_some(),
         "run" => sweep.run.is_some(),
@@ -108,14 +122,18 @@ fn kind(config: &Config, app: &App, sweep: &Sweep, label: &Label, p: &mut Proble
         }
     };
     match sweep.kind {
-        SweepKind::SqliteBackup => {
-            needs("database", "the SQLite file to back up");
+        SweepKind::SqliteBackup | SweepKind::PostgresBackup => {
+            let database = match sweep.kind {
+                SweepKind::SqliteBackup => "the SQLite file to back up",
+                _ => "the database name or libpq connection string to back up",
+            };
+            needs("database", database);
             needs("dir", "the directory backups are written to");
             needs("keep", "how many backups to keep");
             if sweep.keep == Some(0) {
                 p.error(
                     &label.key("keep"),
-                    "a \"sqlite-backup\" sweep keeps at least the backup it makes: `keep` must be 1 or more",
+                    format!("a \"{kind}\" sweep keeps at least the backup it makes: `keep` must be 1 or more"),
                 );
             }
         }
@@ -144,10 +162,19 @@ fn kind(config: &Config, app: &App, sweep: &Sweep, label: &Label, p: &mut Proble
             needs_gitea_api(config, p, label);
         }
         SweepKind::Command => command(app, sweep, label, p),
+        SweepKind::SqliteBackup => {
+            let database = sweep.database.as_deref().map(Path::new);
+            absolute(p, &label.key("database"), database);
+        }
+        SweepKind::PostgresBackup => {
+            if let Some(Err(e)) = sweep.database.as_deref().map(postgres_database) {
+                p.error(&label.key("database"), e);
+            }
+        }
         _ => {}
     }
-    absolute(p, &label.key("database"), sweep.database.as_deref());
     absolute(p, &label.key("dir"), sweep.dir.as_deref());
+    absolute(p, &label.key("passfile"), sweep.passfile.as_deref());
 }
 
 /// A `command` sweep: its argv, where it runs, its env file and parameters

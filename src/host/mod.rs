@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::Result;
 use crate::config::{App, Config};
+pub mod backup;
 pub mod env_edit;
 pub mod envfile;
 pub mod exec;
@@ -18,6 +19,7 @@ pub mod journal;
 pub mod keys;
 pub mod lines;
 pub mod local;
+pub mod pg_backup;
 pub mod preflight;
 pub mod probe;
 pub mod procs;
@@ -68,6 +70,47 @@ impl Host {
         match self {
             Host::Local => exec::capture(argv, cwd, env, timeout).await,
             Host::Shell(remote) => remote.capture_in(argv, cwd, env, timeout).await,
+        }
+    }
+
+    /// Runs `sh -c body sh args…` on the host (see [`ssh::Remote::script`]):
+    /// what it printed, or an error saying what could not be done to
+    /// `place` (`what`), with the script's own reason.
+    pub async fn script(
+        &self,
+        (what, place): (&str, &Path),
+        body: &str,
+        args: &[String],
+        timeout: Duration,
+    ) -> Result<exec::Captured> {
+        match self {
+            Host::Shell(remote) => {
+                let out = remote
+                    .script((what, place), body, args, Vec::new(), timeout)
+                    .await?;
+                match out.status {
+                    Some(0) => Ok(out),
+                    _ => Err(crate::Error::Unavailable(format!(
+                        "cannot {what} {}: {}",
+                        self.place(place),
+                        out.stderr.trim()
+                    ))),
+                }
+            }
+            Host::Local => {
+                let mut argv: Vec<String> = ["sh", "-c", body, "sh"].map(str::to_owned).to_vec();
+                argv.extend(args.iter().cloned());
+                let env = BTreeMap::from([("LC_ALL".to_owned(), "C".to_owned())]);
+                let out = exec::capture(&argv, None, &env, timeout).await?;
+                if out.success() {
+                    return Ok(out);
+                }
+                Err(crate::Error::Unavailable(format!(
+                    "cannot {what} {}: {}",
+                    place.display(),
+                    out.stderr.trim()
+                )))
+            }
         }
     }
 

@@ -1,15 +1,18 @@
-//! The Restore button of a `sqlite-backup` sweep's backups (the rfc-app
-//! runbook's "Restore a snapshot": `systemctl stop`, `cp backup db`,
-//! `systemctl start`), as a job that:
+//! The Restore button of a backup sweep's backups (the rfc-app runbook's
+//! "Restore a snapshot": `systemctl stop`, `cp backup db`, `systemctl
+//! start`; SITG's PostgreSQL the same way with `pg_restore`), as a job
+//! that, for either kind (`host::backup`):
 //!
 //! 1. checks the chosen backup — one of the sweep's own, passing `PRAGMA
-//!    integrity_check` — and refuses it before anything is stopped;
+//!    integrity_check` or `pg_restore --list` — and refuses it before
+//!    anything is stopped;
 //! 2. stops the app's units;
 //! 3. keeps the database as it is then as a new backup of the sweep (after
 //!    the stop, so the copy holds every write the app made);
-//! 4. puts the chosen backup in the database's place atomically, keeping
-//!    its owner and mode;
-//! 5. runs `PRAGMA integrity_check` on the result;
+//! 4. puts the chosen backup back: SQLite's file atomically in the
+//!    database's place, keeping its owner and mode; PostgreSQL's dump with
+//!    `pg_restore --clean --if-exists --single-transaction`;
+//! 5. SQLite: runs `PRAGMA integrity_check` on the result;
 //! 6. starts the units, waits until they are active, probes health;
 //!
 //! and when any step after the first fails, puts the kept copy back and
@@ -19,7 +22,7 @@ use crate::audit::Event;
 use crate::auth::Actor;
 use crate::config::App;
 use crate::host::Host;
-use crate::host::sqlite_backup::Backup;
+use crate::host::backup::{Backup, Backups};
 use crate::jobs::{Gate, Plan, Request, Step};
 use crate::ops::deploy::restart_and_check;
 use crate::steps::{Work, restore, units};
@@ -58,7 +61,7 @@ pub async fn request(
         // Not among the kinds an approval names: `restore` has its own
         // (owner) role.
         gate: Gate::Open,
-        plan: plan(app, sweep, &backup),
+        plan: plan(app, sweep, restore::of(app, sweep)?, &backup),
     };
     ctx.jobs.submit(actor, request).await
 }
@@ -68,7 +71,7 @@ pub async fn backups(ctx: &Context, app: &App, sweep: &str) -> Result<Vec<Backup
     restore::offered(&Host::of(&ctx.config, app)?, app, sweep).await
 }
 
-fn plan(app: &App, sweep: &str, backup: &Backup) -> Plan {
+fn plan(app: &App, sweep: &str, backups: Backups<'_>, backup: &Backup) -> Plan {
     let sweep = sweep.to_owned();
     let mut steps = vec![Step {
         title: format!("Check backup {}", backup.name),
@@ -104,14 +107,16 @@ fn plan(app: &App, sweep: &str, backup: &Backup) -> Plan {
             }),
             timeout: None,
         },
-        Step {
+    ]);
+    if backups.checks_after_restore() {
+        steps.push(Step {
             title: "Check the restored database".into(),
             work: Work::CheckDatabase(restore::CheckDatabase {
                 sweep: sweep.clone(),
             }),
             timeout: None,
-        },
-    ]);
+        });
+    }
     steps.extend(restart_and_check(app, &app.units));
     let mut recovery = vec![Step {
         title: "Put the previous database back".into(),

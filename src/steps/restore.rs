@@ -1,28 +1,31 @@
 //! Steps of a database restore (the rfc-app runbook's "Restore a
-//! snapshot": stop, copy the backup over the database, start): the chosen
-//! backup checked before anything stops, the database as it is kept as a
-//! backup of the sweep, the backup put in its place, the result checked,
-//! and — the recovery — the kept copy put back. The file work is
-//! `host::sqlite_backup`'s; the units' steps are [`super::units`]'s.
+//! snapshot": stop, copy the backup over the database, start; SITG's
+//! PostgreSQL the same way with `pg_restore`): the chosen backup checked
+//! before anything stops, the database as it is kept as a backup of the
+//! sweep, the backup put back, the result checked (SQLite), and — the
+//! recovery — the kept copy put back. The database work is
+//! `host::backup`'s, for either kind; the units' steps are
+//! [`super::units`]'s.
 //!
 //! A backup is named by its file name and found again among the sweep's
 //! own backups each time: no path a request gives reaches a file.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
 use super::{Bounds, Memory, Perform, StepJob, Work, path};
-use crate::config::{App, Sweep, SweepKind};
+use crate::config::{App, Sweep};
 use crate::error::Quoted;
 use crate::host::Host;
+use crate::host::backup::{Backup, Backups};
 use crate::host::exec::Ended;
-use crate::host::sqlite_backup::{self, Backup};
 use crate::{Error, Result};
 
-/// Checks that `backup` is one of the sweep's backups and passes `PRAGMA
-/// integrity_check`: a restore's first step, before anything is stopped.
+/// Checks that `backup` is one of the sweep's backups and passes its
+/// kind's check (`PRAGMA integrity_check`, `pg_restore --list`): a
+/// restore's first step, before anything is stopped.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckBackup {
     pub sweep: String,
@@ -44,7 +47,7 @@ pub struct PutBackup {
     pub backup: String,
 }
 
-/// `PRAGMA integrity_check` on the database just put in place.
+/// `PRAGMA integrity_check` on the SQLite database just put in place.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckDatabase {
     pub sweep: String,
@@ -63,26 +66,28 @@ pub struct PutKept {
 #[derive(Debug, Default)]
 pub(super) struct Kept(Option<PathBuf>);
 
-/// The `sqlite-backup` sweep `name` of `app`: its database and backup
-/// directory.
-fn files<'a>(app: &'a App, name: &str) -> Result<(&'a Sweep, &'a Path, &'a Path)> {
+/// The backup sweep `name` of `app` and what it backs up.
+fn files<'a>(app: &'a App, name: &str) -> Result<(&'a Sweep, Backups<'a>)> {
     let sweep = super::sweep::find(app, name)?;
-    match (sweep.kind, &sweep.database, &sweep.dir) {
-        (SweepKind::SqliteBackup, Some(database), Some(dir)) => {
-            Ok((sweep, database.as_path(), dir.as_path()))
-        }
-        _ => Err(Error::NotFound(format!(
+    let backups = Backups::of(sweep).ok_or_else(|| {
+        Error::NotFound(format!(
             "sweep {name} of {} makes no database backups to restore",
             app.name
-        ))),
-    }
+        ))
+    })?;
+    Ok((sweep, backups))
 }
 
-/// The backups of `sweep` (a `sqlite-backup` sweep of `app`), newest
-/// first: what the Restore form and a `backup` parameter offer.
+/// What sweep `name` of `app` backs up, if it is a backup sweep: how a
+/// restore's plan knows its kind.
+pub fn of<'a>(app: &'a App, name: &str) -> Result<Backups<'a>> {
+    files(app, name).map(|(_, backups)| backups)
+}
+
+/// The backups of `sweep` (a backup sweep of `app`), newest first: what
+/// the Restore form and a `backup` parameter offer.
 pub async fn offered(host: &Host, app: &App, sweep: &str) -> Result<Vec<Backup>> {
-    let (_, database, dir) = files(app, sweep)?;
-    let mut backups = sqlite_backup::backups(host, database, dir).await?;
+    let mut backups = of(app, sweep)?.list(host).await?;
     backups.reverse();
     Ok(backups)
 }
@@ -108,7 +113,7 @@ pub fn pick(offered: Vec<Backup>, app: &App, sweep: &str, name: &str) -> Result<
 impl Perform for CheckBackup {
     fn command_line(&self) -> String {
         format!(
-            "PRAGMA integrity_check on backup {} of sweep {}",
+            "check backup {} of sweep {} (PRAGMA integrity_check or pg_restore --list)",
             self.backup, self.sweep
         )
     }
@@ -117,7 +122,9 @@ impl Perform for CheckBackup {
         Box::pin(bounds.in_process(async move {
             let host = job.host()?;
             let backup = find(&host, job.app()?, &self.sweep, &self.backup).await?;
-            let said = sqlite_backup::check(&host, &backup.path).await?;
+            let said = of(job.app()?, &self.sweep)?
+                .check(&host, &backup.path)
+                .await?;
             Ok(vec![said])
         }))
     }
@@ -126,15 +133,14 @@ impl Perform for CheckBackup {
 impl Perform for KeepDatabase {
     fn command_line(&self) -> String {
         format!(
-            "VACUUM INTO a new backup of sweep {} (the database as it is now, kept to go back to)",
+            "a new backup of sweep {} (the database as it is now, kept to go back to)",
             self.sweep
         )
     }
 
     fn perform<'a>(&'a self, job: &'a mut StepJob<'_>, bounds: Bounds) -> BoxFuture<'a, Ended> {
         Box::pin(bounds.in_process(async move {
-            let (_, database, dir) = files(job.app()?, &self.sweep)?;
-            let (kept, said) = sqlite_backup::create(&job.host()?, database, dir).await?;
+            let (kept, said) = of(job.app()?, &self.sweep)?.create(&job.host()?).await?;
             job.memory.restore.0 = Some(kept);
             Ok(vec![said])
         }))
@@ -144,7 +150,7 @@ impl Perform for KeepDatabase {
 impl Perform for PutBackup {
     fn command_line(&self) -> String {
         format!(
-            "put backup {} of sweep {} in the database's place (a copy renamed over it; owner and mode kept; its -wal, -shm, -journal removed)",
+            "put backup {} of sweep {} back (SQLite: a copy renamed over the file, owner and mode kept, its -wal, -shm, -journal removed; PostgreSQL: pg_restore --clean --if-exists --single-transaction)",
             self.backup, self.sweep
         )
     }
@@ -152,14 +158,14 @@ impl Perform for PutBackup {
     fn perform<'a>(&'a self, job: &'a mut StepJob<'_>, bounds: Bounds) -> BoxFuture<'a, Ended> {
         Box::pin(bounds.in_process(async move {
             let host = job.host()?;
-            let (sweep, database, _) = files(job.app()?, &self.sweep)?;
+            let (sweep, backups) = files(job.app()?, &self.sweep)?;
             let backup = find(&host, job.app()?, &sweep.name, &self.backup).await?;
-            let said = sqlite_backup::put_in_place(&host, database, &backup.path).await?;
+            let said = backups.put_back(&host, &backup.path).await?;
             job.audit.push((
                 "database.restore",
                 serde_json::json!({
                     "sweep": sweep.name,
-                    "database": database,
+                    "database": backups.database(),
                     "backup": backup.name,
                     "kept": job.memory.restore.0,
                 }),
@@ -179,8 +185,8 @@ impl Perform for CheckDatabase {
 
     fn perform<'a>(&'a self, job: &'a mut StepJob<'_>, bounds: Bounds) -> BoxFuture<'a, Ended> {
         Box::pin(bounds.in_process(async move {
-            let (_, database, _) = files(job.app()?, &self.sweep)?;
-            Ok(vec![sqlite_backup::check(&job.host()?, database).await?])
+            let backups = of(job.app()?, &self.sweep)?;
+            Ok(vec![backups.check_database(&job.host()?).await?])
         }))
     }
 }
@@ -191,9 +197,7 @@ impl Perform for PutKept {
             Some(kept) => path(kept),
             None => "<the copy this job kept>".to_owned(),
         };
-        format!(
-            "put {kept} back in the database's place (owner and mode kept; -wal, -shm, -journal removed)"
-        )
+        format!("put {kept} back as the database (as a Restore puts a backup back)")
     }
 
     fn pinned(&self, memory: &Memory) -> Option<(Work, String)> {
@@ -216,11 +220,11 @@ impl Perform for PutKept {
                     "this job kept no copy, so it changed no database: nothing to put back".into(),
                 ]);
             };
-            let (sweep, database, _) = files(job.app()?, &self.sweep)?;
-            let said = sqlite_backup::put_in_place(&job.host()?, database, &kept).await?;
+            let (sweep, backups) = files(job.app()?, &self.sweep)?;
+            let said = backups.put_back(&job.host()?, &kept).await?;
             job.audit.push((
                 "database.put_back",
-                serde_json::json!({"sweep": sweep.name, "database": database, "backup": kept}),
+                serde_json::json!({"sweep": sweep.name, "database": backups.database(), "backup": kept}),
             ));
             Ok(vec![
                 said,

@@ -1,6 +1,6 @@
 //! What the app page shows in its Deploy, Secrets and Sweeps sections,
 //! built from the release log, the deploy parameters, the app's secrets
-//! and its sweeps (with a `sqlite-backup` sweep's backups and their
+//! and its sweeps (with a backup sweep's backups and their
 //! Restore buttons). Shared by
 //! the app page (`apps.rs`) and the sweeps API, so that no page file
 //! imports another: the section's buttons and their routes stay in
@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::Moment;
 use super::page::{ParamField, param_fields};
 use crate::auth::{Actor, Role};
-use crate::config::{App, Strategy, SweepKind};
+use crate::config::{App, Strategy};
 use crate::host::Host;
 use crate::ops::schedule::next_run;
 use crate::ops::sweeps::{self, LastRun};
@@ -232,12 +232,12 @@ pub struct SweepCard {
     pub allowed: bool,
     /// A command sweep's parameters: the Run now form's fields.
     pub params: Vec<ParamField>,
-    /// `sqlite-backup`: its backups and their Restore buttons.
+    /// `sqlite-backup`, `postgres-backup`: its backups and their Restore buttons.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub restore: Option<RestoreCard>,
 }
 
-/// A `sqlite-backup` sweep's backups, newest first, each of which Restore
+/// A backup sweep's backups, newest first, each of which Restore
 /// puts back.
 #[derive(Serialize)]
 pub struct RestoreCard {
@@ -285,7 +285,7 @@ async fn restore_card(
     sweep: &crate::config::Sweep,
     actor: &Actor,
 ) -> Option<RestoreCard> {
-    if sweep.kind != SweepKind::SqliteBackup {
+    if !sweep.kind.backs_up() {
         return None;
     }
     let role = app.required_role("restore");

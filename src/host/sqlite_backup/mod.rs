@@ -8,8 +8,8 @@
 //! renamed over it; the old database's `-wal`, `-shm` and `-journal`
 //! removed first, so SQLite never applies them to the new file).
 //!
-//! Backups are `<dir>/<database stem>-<UTC timestamp>.<ext>`; other files in
-//! `dir` are never touched.
+//! Backups are `<dir>/<database stem>-<UTC timestamp>.<ext>`, listed by
+//! [`super::backup`], which also names them.
 //!
 //! For an app on another host the same steps run there ([`remote`]),
 //! through the host's `sqlite3`, as the runbook's cron line did.
@@ -30,7 +30,7 @@ mod remote;
 const BUSY: Duration = Duration::from_secs(60);
 
 /// `<stem>-` and `.<ext>` around a backup's timestamp.
-fn affixes(database: &Path) -> (String, String) {
+pub(super) fn affixes(database: &Path) -> (String, String) {
     let stem = database
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
@@ -42,97 +42,30 @@ fn affixes(database: &Path) -> (String, String) {
     (format!("{stem}-"), ext)
 }
 
-/// One backup of a database.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Backup {
-    pub path: PathBuf,
-    /// Its file name: how a Restore asks for it.
-    pub name: String,
-    pub bytes: u64,
-    /// When it was taken (from its name), Unix milliseconds.
-    pub taken: i64,
+/// The regular files in `dir` on another host, with their sizes.
+pub(super) async fn remote_files(
+    host: &crate::host::ssh::Remote,
+    dir: &Path,
+) -> Result<Vec<(String, u64)>> {
+    remote::files(host, dir).await
 }
 
-/// The backups of `database` in `dir`, oldest first.
-pub async fn backups(host: &Host, database: &Path, dir: &Path) -> Result<Vec<Backup>> {
-    let (prefix, suffix) = affixes(database);
-    let files = match host {
-        Host::Local => files(dir)?,
-        Host::Shell(remote) => remote::files(remote, dir).await?,
-    };
-    let mut found: Vec<Backup> = files
-        .into_iter()
-        .filter_map(|(name, bytes)| {
-            let stamp = name.strip_prefix(&prefix)?.strip_suffix(&suffix)?;
-            let taken = taken(stamp)?;
-            Some(Backup {
-                path: dir.join(&name),
-                name,
-                bytes,
-                taken,
-            })
-        })
-        .collect();
-    found.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(found)
-}
-
-/// The regular files in `dir` with their sizes (none if it does not exist).
-fn files(dir: &Path) -> Result<Vec<(String, u64)>> {
-    Ok(crate::host::dir_entries(dir)?
-        .into_iter()
-        .filter_map(|e| {
-            let meta = e.metadata().ok().filter(|m| m.is_file())?;
-            Some((e.file_name().to_string_lossy().into_owned(), meta.len()))
-        })
-        .collect())
-}
-
-/// When a backup named with `stamp` was taken (Unix ms), if `stamp` is
-/// what [`create`] names backups with.
-fn taken(stamp: &str) -> Option<i64> {
-    if !is_timestamp(stamp) {
-        return None;
-    }
-    let (seconds, millis) = stamp.split_at(15);
-    let at = chrono::NaiveDateTime::parse_from_str(seconds, "%Y%m%dT%H%M%S").ok()?;
-    let millis: i64 = millis.trim_end_matches('Z').parse().ok()?;
-    Some(at.and_utc().timestamp_millis() + millis)
-}
-
-/// `20261203T030000123Z`: what [`create`] names backups with.
-fn is_timestamp(text: &str) -> bool {
-    let bytes = text.as_bytes();
-    bytes.len() == 19
-        && bytes[8] == b'T'
-        && bytes[18] == b'Z'
-        && bytes
-            .iter()
-            .enumerate()
-            .all(|(i, b)| matches!(i, 8 | 18) || b.is_ascii_digit())
-}
-
-/// Makes a new backup of `database` in `dir`: its path, and what was
-/// done, in the past tense.
-pub async fn create(host: &Host, database: &Path, dir: &Path) -> Result<(PathBuf, String)> {
-    let (prefix, suffix) = affixes(database);
-    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%3fZ");
-    let name = format!("{prefix}{stamp}{suffix}");
+/// Makes backup `name` of `database` in `dir`: what was done, in the
+/// past tense.
+pub(super) async fn create(host: &Host, database: &Path, dir: &Path, name: &str) -> Result<String> {
     let size = match host {
-        Host::Local => create_here(database, dir, &name).await?,
-        Host::Shell(remote) => remote::create(remote, database, dir, &name).await?,
+        Host::Local => create_here(database, dir, name).await?,
+        Host::Shell(remote) => remote::create(remote, database, dir, name).await?,
     };
-    let file = dir.join(name);
-    let said = format!(
+    Ok(format!(
         "created backup {} ({size} bytes, integrity_check ok)",
-        host.place(&file)
-    );
-    Ok((file, said))
+        host.place(&dir.join(name))
+    ))
 }
 
 /// `PRAGMA integrity_check` on `file` (a backup about to be restored, or
 /// the database just put in place), opened read-only; what it said.
-pub async fn check(host: &Host, file: &Path) -> Result<String> {
+pub(super) async fn check(host: &Host, file: &Path) -> Result<String> {
     match host {
         Host::Local => verify(file).await?,
         Host::Shell(remote) => remote::check(remote, file).await?,
@@ -145,7 +78,7 @@ pub async fn check(host: &Host, file: &Path) -> Result<String> {
 /// beside it with its owner and mode renamed over it, so a crash leaves
 /// the old database or the new one. Nothing may have the database open:
 /// the restore stopped the app's units first.
-pub async fn put_in_place(host: &Host, database: &Path, from: &Path) -> Result<String> {
+pub(super) async fn put_in_place(host: &Host, database: &Path, from: &Path) -> Result<String> {
     match host {
         Host::Local => {
             let (database, from) = (database.to_owned(), from.to_owned());
@@ -270,7 +203,7 @@ async fn verify(file: &Path) -> Result<()> {
 }
 
 /// Removes backup `file`; what was done, in the past tense.
-pub async fn remove(host: &Host, file: &Path) -> Result<String> {
+pub(super) async fn remove(host: &Host, file: &Path) -> Result<String> {
     match host {
         Host::Local => remove_here(file).await?,
         Host::Shell(remote) => remote::remove(remote, file).await?,
@@ -294,19 +227,6 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     use super::*;
-
-    #[test]
-    fn a_backup_is_dated_by_its_name() {
-        let at = taken("20261203T030000123Z").unwrap();
-        assert_eq!(
-            chrono::DateTime::from_timestamp_millis(at)
-                .unwrap()
-                .to_rfc3339(),
-            "2026-12-03T03:00:00.123+00:00"
-        );
-        assert_eq!(taken("20261203T0300001234"), None);
-        assert_eq!(taken("latest"), None);
-    }
 
     /// The old database's `-wal`, `-shm` and `-journal` belong to the old
     /// file: left beside the new one, SQLite would apply them to it.

@@ -8,7 +8,7 @@
 //! the `releases` sweep's rule.
 //!
 //! Each kind finds its items in its own module; the file and API work is
-//! in `host` (release trees, SQLite backups, Gitea).
+//! in `host` (release trees, database backups, Gitea).
 
 use std::path::PathBuf;
 
@@ -22,11 +22,11 @@ use crate::host::exec::{Ended, command_line};
 use crate::host::{self, Host};
 use crate::{Error, Result};
 
+mod backup;
 mod gitea_branches;
 mod job_output;
 pub mod record;
 mod releases;
-mod sqlite_backup;
 
 /// A built-in sweep of the job's app: lists what it would remove or create
 /// and, unless `dry_run`, does it — only what `previewed` (the dry run
@@ -92,7 +92,10 @@ impl Perform for CleanupReleases {
 enum Item {
     RemoveRelease(PathBuf),
     CreateBackup {
-        database: PathBuf,
+        /// The sweep it is made for, by name.
+        sweep: String,
+        /// The database as messages name it.
+        database: String,
         dir: PathBuf,
     },
     RemoveBackup(PathBuf),
@@ -114,11 +117,9 @@ impl Item {
     fn label(&self) -> String {
         match self {
             Item::RemoveRelease(dir) => format!("remove release {}", dir.display()),
-            Item::CreateBackup { database, dir } => format!(
-                "create a backup of {} in {}",
-                database.display(),
-                dir.display()
-            ),
+            Item::CreateBackup { database, dir, .. } => {
+                format!("create a backup of {database} in {}", dir.display())
+            }
             Item::RemoveBackup(file) => format!("remove backup {}", file.display()),
             Item::DeleteBranch { repo, branch, .. } => format!("delete branch {branch} of {repo}"),
             Item::PruneOutput { job } => format!("delete the output of job {job}"),
@@ -159,7 +160,9 @@ async fn perform(
     let sweep = find(app, name)?;
     let found = match sweep.kind {
         SweepKind::Releases => releases::find(job, app, sweep.keep.unwrap_or(app.keep)).await?,
-        SweepKind::SqliteBackup => sqlite_backup::find(&host(job)?, sweep).await?,
+        SweepKind::SqliteBackup | SweepKind::PostgresBackup => {
+            backup::find(&host(job)?, sweep).await?
+        }
         SweepKind::GiteaBranches => gitea_branches::find(job.config, sweep).await?,
         SweepKind::JobOutput => job_output::find(job, sweep).await?,
         SweepKind::Command => {
@@ -298,11 +301,12 @@ fn compare(items: Vec<Item>, preview: &Preview) -> (Vec<Item>, Option<String>) {
 async fn apply(job: &StepJob<'_>, item: &Item) -> Result<String> {
     match item {
         Item::RemoveRelease(dir) => releases::remove(&host(job)?, dir).await,
-        Item::CreateBackup { database, dir } => {
-            let (_, said) = host::sqlite_backup::create(&host(job)?, database, dir).await?;
+        Item::CreateBackup { sweep, .. } => {
+            let sweep = find(job.app()?, sweep)?;
+            let (_, said) = backup::backups(sweep)?.create(&host(job)?).await?;
             Ok(said)
         }
-        Item::RemoveBackup(file) => host::sqlite_backup::remove(&host(job)?, file).await,
+        Item::RemoveBackup(file) => host::backup::remove(&host(job)?, file).await,
         Item::DeleteBranch { repo, branch, .. } => {
             gitea_branches::delete(job.config, repo, branch).await
         }
