@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 use support::free_port;
 use support::gitea::{self, Branch, FakeGitea, Hook};
 use support::package::{
-    Grants, as_user, audit_steps, configure_and_start, installed, job_ok, owner_token,
+    Grants, as_user, audit_steps, configure_and_start, installed, job_ok, job_steps, owner_token,
 };
 use support::sandbox::Sandbox;
 
@@ -555,38 +555,24 @@ chmod 600 backend/.env",
 
     // The audit chain holds, and each step left its rows.
     let rows = audit_steps(sandbox);
-    let job = |kind: &str, rows: &[&str]| {
-        let mut all = vec![format!("job.request ok {kind}"), "job.start ok".to_owned()];
-        all.extend(rows.iter().map(|r| r.to_string()));
-        all.push("job.end ok".to_owned());
-        all
-    };
     let expected: Vec<String> = [
         vec![
             "config.load ok".to_owned(),
             "token.create ok".to_owned(),
             "webhook denied".to_owned(),
         ],
-        job("deploy", &["release.create ok"]),
-        job("deploy", &["release.create ok"]),
-        // A rollback's release row is written when it is asked for.
-        [
-            "job.request ok rollback",
-            "release.create ok",
-            "job.start ok",
-            "job.end ok",
-        ]
-        .map(str::to_owned)
-        .to_vec(),
-        job("rotate", &["secret.rotate ok"]),
-        job("rotate", &["secret.rotate ok", "secret.webhook ok"]),
+        job_steps("deploy", &["release.create ok"]),
+        job_steps("deploy", &["release.create ok"]),
+        job_steps("rollback", &["release.create ok"]),
+        job_steps("rotate", &["secret.rotate ok"]),
+        job_steps("rotate", &["secret.rotate ok", "secret.webhook ok"]),
         vec!["secret.set denied".to_owned()],
-        job("rotate", &["secret.rotate ok"]),
-        job("action", &[]),
-        job("sweep", &[]),
-        job("restore", &["database.restore ok"]),
-        job("sweep", &[]),
-        job("sweep", &[]),
+        job_steps("rotate", &["secret.rotate ok"]),
+        job_steps("action", &[]),
+        job_steps("sweep", &[]),
+        job_steps("restore", &["database.restore ok"]),
+        job_steps("sweep", &[]),
+        job_steps("sweep", &[]),
     ]
     .concat();
     assert_eq!(rows, expected);

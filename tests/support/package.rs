@@ -297,9 +297,13 @@ pub fn verified_audit(sandbox: &Sandbox) -> Vec<(String, String, String)> {
 
 /// [`verified_audit`] as one line per row, `action outcome`, and for a job
 /// request the job's kind: what each step of a test left in the audit log.
+/// Without `job.start` rows: the runner writes them while the request may
+/// still be writing its own (a rollback's `release.create`), so their place
+/// varies; each job's `job.end` row follows both.
 pub fn audit_steps(sandbox: &Sandbox) -> Vec<String> {
     verified_audit(sandbox)
         .into_iter()
+        .filter(|(action, ..)| action != "job.start")
         .map(|(action, outcome, detail)| {
             let detail: Value = serde_json::from_str(&detail).unwrap_or_default();
             match detail["kind"].as_str() {
@@ -308,4 +312,12 @@ pub fn audit_steps(sandbox: &Sandbox) -> Vec<String> {
             }
         })
         .collect()
+}
+
+/// The [`audit_steps`] of one job of `kind` that wrote `rows` in between.
+pub fn job_steps(kind: &str, rows: &[&str]) -> Vec<String> {
+    let mut all = vec![format!("job.request ok {kind}")];
+    all.extend(rows.iter().map(|r| r.to_string()));
+    all.push("job.end ok".to_owned());
+    all
 }
