@@ -18,6 +18,7 @@ use support::free_port;
 use support::gitea::{self, Branch, FakeGitea, Hook};
 use support::package::{
     Grants, as_user, audit_steps, configure_and_start, installed, job_ok, job_steps, owner_token,
+    shipped_example,
 };
 use support::sandbox::Sandbox;
 
@@ -102,9 +103,10 @@ http.server.HTTPServer(('127.0.0.1', int(sys.argv[1])), H).serve_forever()
     ),
 ];
 
-/// The example, adapted in paths and ports only.
-fn config(port: u16, app_port: u16, gitea_url: &str) -> String {
-    let example = include_str!("../deploy/examples/rfc-app.toml");
+/// The example as the package installs it, adapted in paths and ports
+/// only.
+fn config(sandbox: &Sandbox, port: u16, app_port: u16, gitea_url: &str) -> String {
+    let example = shipped_example(sandbox, "rfc-app.toml");
     let adapted = example
         .replace("/opt/rfc-app", HOME)
         .replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"))
@@ -311,7 +313,7 @@ chmod 600 backend/.env",
     }
     let base = configure_and_start(
         &installed,
-        &config(port, app_port, &gitea.url),
+        &config(sandbox, port, app_port, &gitea.url),
         port,
         &Grants {
             units: &["rfc-app.service"],

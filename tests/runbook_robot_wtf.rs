@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 use support::free_port;
 use support::package::{
     Grants, as_user, audit_steps, configure_and_start, installed, job_ok, job_steps, owner_token,
+    shipped_example,
 };
 use support::sandbox::Sandbox;
 
@@ -66,10 +67,11 @@ http.server.HTTPServer(('127.0.0.1', port), H).serve_forever()
     ),
 ];
 
-/// The example, adapted in paths and ports only; `ports` are the wiki's,
-/// the MCP sidecar's, the API's and auth's (the notes' 8000–8003).
-fn config(port: u16, ports: [u16; 4]) -> String {
-    let example = include_str!("../deploy/examples/robot-wtf.toml");
+/// The example as the package installs it, adapted in paths and ports
+/// only; `ports` are the wiki's, the MCP sidecar's, the API's and auth's
+/// (the notes' 8000–8003).
+fn config(sandbox: &Sandbox, port: u16, ports: [u16; 4]) -> String {
+    let example = shipped_example(sandbox, "robot-wtf.toml");
     let mut adapted = example
         .replace("/srv/", &format!("{SRV}/"))
         .replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"));
@@ -229,7 +231,7 @@ umask 077; openssl genpkey -algorithm ed25519 -out {SRV}/data/signing_key.pem"
     let port = free_port();
     let base = configure_and_start(
         &installed,
-        &config(port, ports),
+        &config(sandbox, port, ports),
         port,
         &Grants {
             units: &UNITS,

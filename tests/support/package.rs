@@ -321,3 +321,12 @@ pub fn job_steps(kind: &str, rows: &[&str]) -> Vec<String> {
     all.push("job.end ok".to_owned());
     all
 }
+
+/// `deploy/examples/<name>` as the package installed it (the test fails
+/// unless it is there, the same as in the source tree).
+pub fn shipped_example(sandbox: &Sandbox, name: &str) -> String {
+    let shipped = sandbox.run_ok(&["cat", &format!("/usr/share/doc/opsdeck/examples/{name}")]);
+    let source = format!("{}/deploy/examples/{name}", env!("CARGO_MANIFEST_DIR"));
+    assert_eq!(shipped, std::fs::read_to_string(source).unwrap());
+    shipped
+}
