@@ -6,12 +6,12 @@
 //! returns at once.
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::Duration;
 
 use opsdeck::host::exec::capture;
 use opsdeck::host::run_as::RunAs;
 use opsdeck::host::ssh::Remote;
+use support::account::Account;
 use support::steps::{STEPS, ten_steps};
 
 #[path = "../tests/support/mod.rs"]
@@ -25,21 +25,7 @@ async fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
-    let _ = Command::new("userdel").arg(USER).output();
-    let made = Command::new("useradd")
-        .args([
-            "--system",
-            "--no-create-home",
-            "--shell",
-            "/usr/sbin/nologin",
-            USER,
-        ])
-        .status()
-        .expect("useradd (the bench needs root)");
-    assert!(
-        made.success(),
-        "useradd {USER} failed: run the bench as root"
-    );
+    let account = Account::new(USER).expect("the bench makes an account: run it as root");
     let as_user = Remote::here(RunAs {
         user: USER.to_owned(),
         group: None,
@@ -54,7 +40,7 @@ async fn main() {
         assert!(out.success(), "{out:?}");
     })
     .await;
-    let _ = Command::new("userdel").arg(USER).output();
+    drop(account);
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!(
         "| 10-step job as the app's user (sudo -n -u) vs as opsdeck: overhead per step | {:.1} ms | {:.0} ms vs {:.0} ms for 10 steps | — | ≪ a build step (seconds) |",

@@ -1030,6 +1030,8 @@ gitea_url = "https://git.example.org/"
 client_id = "opsdeck"
 client_secret_file = "$SECRET"
 gitea_token_file = "$SECRET"
+github_token_file = "$SECRET"
+github_api = "https://github.example.org/api/v3"
 dev_login = false
 session_idle = "4h"
 session_max = "3d"
@@ -1091,6 +1093,8 @@ units = ["shop.service"]
 note = "Every signed-in customer is signed out."
 role = "admin"
 gitea_webhook = { repo = "shop/shop" }
+github_webhook = { repo = "shop/shop", url = "https://shop.example.org/hooks/github" }
+max_age = "90d"
 restore_on_failure = false
 keep_backups = 10
 env_file = "/srv/shop/shared/worker.env"
@@ -1100,6 +1104,14 @@ key = "SHOP_APP_KEY"
 name = "SIGNING_KEY"
 file = "/srv/shop/shared/signing.pem"
 generate_with = ["shop", "new-signing-key", "--pem"]
+
+[[app.secret]]
+name = "SESSION_SECRET"
+generate = "hex:32"
+store = { run = ["vault", "kv", "put", "secret/shop", "session=-"] }
+schedule = "0 3 1 * *"
+timezone = "Europe/Berlin"
+catch_up = false
 
 [[app.sweep]]
 name = "old-releases"
@@ -1219,6 +1231,20 @@ fn every_key_of_the_reference_is_accepted() {
     assert_eq!(shop.required_role("restore"), opsdeck::auth::Role::Admin);
     assert_eq!(shop.health.len(), 2);
     assert_eq!(shop.sweeps.len(), 5);
+    let secret = |name: &str| shop.secrets.iter().find(|s| s.name == name).unwrap();
+    assert_eq!(
+        secret("APP_KEY").max_age,
+        Some(std::time::Duration::from_secs(90 * 86400))
+    );
+    assert_eq!(
+        secret("SESSION_SECRET").store.as_ref().unwrap().run[0],
+        "vault"
+    );
+    assert_eq!(config.github_token().unwrap().as_deref(), Some("value"));
+    assert_eq!(
+        config.auth.github_api(),
+        "https://github.example.org/api/v3"
+    );
     assert_eq!(shop.webhook_secret().unwrap().as_deref(), Some("value"));
     assert_eq!(config.gitea_token().unwrap().as_deref(), Some("value"));
     assert_eq!(config.hosts["web1"].jump.as_deref(), Some("bastion"));

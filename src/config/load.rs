@@ -54,6 +54,8 @@ fn auth(s: &mut Section) -> Auth {
         client_id: s.string("client_id"),
         client_secret_file: s.path("client_secret_file"),
         gitea_token_file: s.path("gitea_token_file"),
+        github_token_file: s.path("github_token_file"),
+        github_api: s.string("github_api"),
         dev_login: s.bool_or("dev_login", false),
         session_idle: s.duration("session_idle"),
         session_max: s.duration("session_max"),
@@ -181,6 +183,17 @@ fn secret(s: &mut Section) -> Secret {
         gitea_webhook: s.table("gitea_webhook", |s| GiteaWebhook {
             repo: s.required_string("repo", "the Gitea repository, like \"org/repo\""),
         }),
+        github_webhook: s.table("github_webhook", |s| GithubWebhook {
+            repo: s.required_string("repo", "the GitHub repository, like \"owner/repo\""),
+            url: s.string("url"),
+        }),
+        store: s.table("store", |s| Store {
+            run: required_argv(s),
+        }),
+        max_age: s.duration("max_age"),
+        schedule: s.string("schedule"),
+        timezone: s.string("timezone"),
+        catch_up: s.bool_or("catch_up", true),
         restore_on_failure: s.bool_or("restore_on_failure", true),
         keep_backups: s.count("keep_backups").unwrap_or(5),
         env_file: s.path("env_file"),

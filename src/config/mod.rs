@@ -22,6 +22,7 @@ mod rotation;
 mod secrets;
 mod validate;
 mod validate_params;
+mod validate_secret_places;
 mod validate_secrets;
 mod validate_sweeps;
 mod values;
@@ -84,6 +85,11 @@ pub struct Auth {
     /// File holding a Gitea API token for webhook-secret and branch sweeps;
     /// `OPSDECK_GITEA_TOKEN` overrides.
     pub gitea_token_file: Option<PathBuf>,
+    /// File holding a GitHub API token for `github_webhook` secrets;
+    /// `OPSDECK_GITHUB_TOKEN` overrides.
+    pub github_token_file: Option<PathBuf>,
+    /// The GitHub REST API's root (see [`Auth::github_api`]).
+    pub github_api: Option<String>,
     pub dev_login: bool,
     /// Sign-out after this long without a request (sign-in's default: 8 h).
     pub session_idle: Option<Duration>,
@@ -275,6 +281,17 @@ pub struct Secret {
     pub note: Option<String>,
     pub role: Option<Role>,
     pub gitea_webhook: Option<GiteaWebhook>,
+    /// Other places the secret lives, rotated in the same job (`secret_places.rs`).
+    pub github_webhook: Option<GithubWebhook>,
+    pub store: Option<Store>,
+    /// Older than this (since its last rotation) it is overdue.
+    pub max_age: Option<Duration>,
+    /// 5-field cron: rotated then by `system:scheduler` (see [`parse_schedule`]).
+    pub schedule: Option<String>,
+    /// IANA time zone of `schedule`; default UTC.
+    pub timezone: Option<String>,
+    /// Rotate once at start when a scheduled rotation was missed while opsdeck was down.
+    pub catch_up: bool,
     /// Restore the previous file when restart or probe fails.
     pub restore_on_failure: bool,
     /// How many 0600 backups of the env file to keep next to it.
@@ -295,6 +312,25 @@ pub struct Secret {
 pub struct GiteaWebhook {
     /// `owner/name` of the Gitea repository whose webhook shares the secret.
     pub repo: String,
+}
+
+/// `github_webhook = { repo, url }`: the GitHub repository webhooks that
+/// sign their deliveries with the secret.
+#[derive(Debug, Clone)]
+pub struct GithubWebhook {
+    /// `owner/name` of the GitHub repository.
+    pub repo: String,
+    /// Only the webhooks delivering to this URL; without it, every webhook
+    /// of the repository that has a secret.
+    pub url: Option<String>,
+}
+
+/// `store = { run = [...] }`: a command on the app's host that keeps the
+/// secret somewhere else (`cloudron env set`, a vault CLI); it gets the new
+/// value on its standard input.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub run: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -556,6 +592,15 @@ impl App {
                 .or_insert_with(|| param.default.clone().unwrap_or_default());
         }
         all
+    }
+}
+
+impl Auth {
+    /// `github_api`, else GitHub's own (`https://api.github.com`).
+    pub fn github_api(&self) -> &str {
+        self.github_api
+            .as_deref()
+            .unwrap_or("https://api.github.com")
     }
 }
 

@@ -135,6 +135,13 @@ impl Secret {
         }
     }
 
+    /// Whether opsdeck makes the new value itself: only then may it rotate
+    /// the secret on a schedule, with nobody there. A value issued
+    /// elsewhere (`generate = "set"`) is pasted by a person.
+    pub fn made_by_opsdeck(&self) -> bool {
+        self.source() != Ok(Source::Set)
+    }
+
     /// The variable in the env file: `key`, else `name`.
     pub fn key(&self) -> &str {
         self.key.as_deref().unwrap_or(&self.name)

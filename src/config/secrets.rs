@@ -1,5 +1,5 @@
-//! opsdeck's own secrets (the OAuth2 client secret, the Gitea API token,
-//! webhook secrets): read from `*_file` keys or environment variables, so
+//! opsdeck's own secrets (the OAuth2 client secret, the Gitea and GitHub
+//! API tokens, webhook secrets): read from `*_file` keys or environment variables, so
 //! they never sit in `opsdeck.toml` itself. `check` reads them once at load
 //! so a missing or empty file is a config error, not a failed sign-in later.
 
@@ -13,6 +13,7 @@ use super::{App, Config};
 
 pub(super) const CLIENT_SECRET_ENV: &str = "OPSDECK_CLIENT_SECRET";
 pub(super) const GITEA_TOKEN_ENV: &str = "OPSDECK_GITEA_TOKEN";
+pub(super) const GITHUB_TOKEN_ENV: &str = "OPSDECK_GITHUB_TOKEN";
 
 /// A secret given in the environment, trimmed; unset or blank is none.
 pub(super) fn env_secret(name: &str) -> Option<String> {
@@ -55,6 +56,14 @@ impl Config {
     /// The Gitea API token: `OPSDECK_GITEA_TOKEN`, else `auth.gitea_token_file`.
     pub fn gitea_token(&self) -> crate::Result<Option<String>> {
         secret(Some(GITEA_TOKEN_ENV), self.auth.gitea_token_file.as_deref())
+    }
+
+    /// The GitHub API token: `OPSDECK_GITHUB_TOKEN`, else `auth.github_token_file`.
+    pub fn github_token(&self) -> crate::Result<Option<String>> {
+        secret(
+            Some(GITHUB_TOKEN_ENV),
+            self.auth.github_token_file.as_deref(),
+        )
     }
 }
 
@@ -107,9 +116,23 @@ pub(super) fn check(config: &Config, p: &mut Problems) {
         ),
         _ => {}
     }
-    if let Some(path) = &config.auth.gitea_token_file {
-        if env_secret(GITEA_TOKEN_ENV).is_none() {
-            check_file(p, &auth.key("gitea_token_file"), path);
+    let tokens = [
+        (
+            "gitea_token_file",
+            &config.auth.gitea_token_file,
+            GITEA_TOKEN_ENV,
+        ),
+        (
+            "github_token_file",
+            &config.auth.github_token_file,
+            GITHUB_TOKEN_ENV,
+        ),
+    ];
+    for (key, file, env) in tokens {
+        if let Some(path) = file {
+            if env_secret(env).is_none() {
+                check_file(p, &auth.key(key), path);
+            }
         }
     }
     if config.auth.gitea_url.is_none() && !config.auth.dev_login {

@@ -169,11 +169,15 @@ fn auth(config: &Config, label: &Label, p: &mut Problems) {
         &label.key("client_secret_file"),
         a.client_secret_file.as_deref(),
     );
-    absolute(
-        p,
-        &label.key("gitea_token_file"),
-        a.gitea_token_file.as_deref(),
-    );
+    for (key, file) in [
+        ("gitea_token_file", &a.gitea_token_file),
+        ("github_token_file", &a.github_token_file),
+    ] {
+        absolute(p, &label.key(key), file.as_deref());
+    }
+    if let Some(api) = &a.github_api {
+        report(p, &label.key("github_api"), check_http_url(api));
+    }
     for (key, d) in [
         ("session_idle", a.session_idle),
         ("session_max", a.session_max),
@@ -487,6 +491,7 @@ fn secrets(config: &Config, app: &App, array: &Label, p: &mut Problems) {
         if let Some(units) = &secret.units {
             self::units(p, &label.key("units"), units);
         }
+        super::validate_secret_places::places_and_clock(config, app, secret, label, p);
         if let Some(hook) = &secret.gitea_webhook {
             report(
                 p,

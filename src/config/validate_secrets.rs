@@ -30,7 +30,13 @@ pub(super) fn check(app: &App, secret: &Secret, label: &Label, p: &mut Problems)
         p.error(&key("key"), e);
     }
     if secret.file.is_some() {
-        for other in ["env_file", "key", "gitea_webhook"] {
+        for other in [
+            "env_file",
+            "key",
+            "gitea_webhook",
+            "github_webhook",
+            "store",
+        ] {
             if p.is_written(&key(other)) {
                 p.error(
                     &key(other),
@@ -40,10 +46,10 @@ pub(super) fn check(app: &App, secret: &Secret, label: &Label, p: &mut Problems)
                 );
             }
         }
-    } else if secret.place(app).is_none() {
+    } else if secret.place(app).is_none() && secret.store.is_none() {
         p.error(
             label,
-            "this secret is written to an env file: set `env_file` on the app (or on the secret)",
+            "this secret is written to an env file: set `env_file` on the app (or on the secret), or give it a `store`",
         );
     }
 }

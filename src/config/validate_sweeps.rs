@@ -44,26 +44,41 @@ pub(super) fn sweeps(config: &Config, app: &App, array: &Label, p: &mut Problems
         if let Err(e) = check_name(&sweep.name) {
             p.error(&label.key("name"), e);
         }
-        if let Some(schedule) = &sweep.schedule {
-            if let Err(e) = parse_schedule(schedule) {
-                p.error(&label.key("schedule"), e);
-            }
-        }
-        if let Some(zone) = &sweep.timezone {
-            if let Err(e) = parse_time_zone(zone) {
-                p.error(&label.key("timezone"), e);
-            }
-            if sweep.schedule.is_none() {
-                p.error(
-                    &label.key("timezone"),
-                    "`timezone` only applies to a `schedule`, and there is none",
-                );
-            }
-        }
+        schedule(
+            p,
+            label,
+            sweep.schedule.as_deref(),
+            sweep.timezone.as_deref(),
+        );
         // An unknown or missing kind is already reported; its rules would
         // only add noise.
         if !p.has_error(&label.key("kind")) {
             kind(config, app, sweep, label, p);
+        }
+    }
+}
+
+/// `schedule` (cron) and its `timezone`, on a sweep or a secret.
+pub(super) fn schedule(
+    p: &mut Problems,
+    label: &Label,
+    schedule: Option<&str>,
+    timezone: Option<&str>,
+) {
+    if let Some(schedule) = schedule {
+        if let Err(e) = parse_schedule(schedule) {
+            p.error(&label.key("schedule"), e);
+        }
+    }
+    if let Some(zone) = timezone {
+        if let Err(e) = parse_time_zone(zone) {
+            p.error(&label.key("timezone"), e);
+        }
+        if schedule.is_none() {
+            p.error(
+                &label.key("timezone"),
+                "`timezone` only applies to a `schedule`, and there is none",
+            );
         }
     }
 }

@@ -275,11 +275,22 @@ pub(super) fn check_env_name(text: &str) -> Result<(), String> {
 
 /// `owner/name` of a Gitea repository.
 pub(super) fn check_gitea_repo(text: &str) -> Result<(), String> {
+    check_repo(text, "Gitea")
+}
+
+/// `owner/name` of a GitHub repository.
+pub(super) fn check_github_repo(text: &str) -> Result<(), String> {
+    check_repo(text, "GitHub")
+}
+
+/// `owner/name` as Gitea and GitHub both spell repositories: the two
+/// words reach API paths, so nothing else.
+fn check_repo(text: &str, forge: &str) -> Result<(), String> {
     let part = |s: &str| all_chars(s, |c| c.is_ascii_alphanumeric() || "_.-".contains(c));
     match text.split_once('/') {
         Some((owner, name)) if part(owner) && part(name) => Ok(()),
         _ => Err(format!(
-            "expected a Gitea repository as \"owner/name\", found {text:?}"
+            "expected a {forge} repository as \"owner/name\", found {text:?}"
         )),
     }
 }

@@ -61,6 +61,19 @@ pub async fn capture_with_input(
     capture_fed(argv, None, &BTreeMap::new(), Some(input), timeout).await
 }
 
+/// Like [`capture_with_input`], for a job step's short command: `env` is
+/// its whole environment (see [`job_env`]), as for streamed steps.
+pub async fn capture_step(
+    argv: &[String],
+    env: &BTreeMap<String, String>,
+    input: Vec<u8>,
+    timeout: Duration,
+) -> Result<Captured> {
+    let mut command = command(argv, None, env)?;
+    command.env_clear().envs(env);
+    run_captured(command, argv, Some(input), timeout).await
+}
+
 async fn capture_fed(
     argv: &[String],
     cwd: Option<&Path>,
@@ -68,7 +81,15 @@ async fn capture_fed(
     input: Option<Vec<u8>>,
     timeout: Duration,
 ) -> Result<Captured> {
-    let mut command = command(argv, cwd, env)?;
+    run_captured(command(argv, cwd, env)?, argv, input, timeout).await
+}
+
+async fn run_captured(
+    mut command: Command,
+    argv: &[String],
+    input: Option<Vec<u8>>,
+    timeout: Duration,
+) -> Result<Captured> {
     command.stdout(Stdio::piped()).stderr(Stdio::piped());
     if input.is_some() {
         command.stdin(Stdio::piped());

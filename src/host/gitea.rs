@@ -1,5 +1,6 @@
 //! The Gitea REST API (`/api/v1`), with the API token from
-//! `auth.gitea_token_file`: what sweeps (and webhook secrets) need of it.
+//! `auth.gitea_token_file`: what sweeps (and webhook secrets) need of it;
+//! also the HTTP client and error handling GitHub's API shares (`github.rs`).
 
 use std::time::Duration;
 
@@ -86,12 +87,11 @@ impl Gitea {
             .map_err(|()| Error::Unavailable(format!("auth.gitea_url {base:?} cannot have paths")))?
             .pop_if_empty()
             .extend(["api", "v1"]);
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(TIMEOUT)
-            .build()
-            .map_err(|e| Error::Internal(anyhow::anyhow!("building the HTTP client: {e}")))?;
-        Ok(Gitea { api, token, client })
+        Ok(Gitea {
+            api,
+            token,
+            client: client()?,
+        })
     }
 
     /// `/api/v1/repos/{owner}/{name}/<rest…>`; each segment is escaped.
@@ -126,7 +126,7 @@ impl Gitea {
             segments.extend(branch.split('/'));
         }
         let res = self.send(self.client.delete(url.clone())).await?;
-        check(&url, res).await.map(drop)
+        check("Gitea", &url, res).await.map(drop)
     }
 
     /// The webhooks of `repo` that sign deliveries with a secret (Gitea's
@@ -153,7 +153,7 @@ impl Gitea {
         let res = self
             .send(self.client.patch(url.clone()).json(&body))
             .await?;
-        check(&url, res).await.map(drop)
+        check("Gitea", &url, res).await.map(drop)
     }
 
     async fn all_pages<T: DeserializeOwned>(&self, url: url::Url) -> Result<Vec<T>> {
@@ -175,13 +175,7 @@ impl Gitea {
 
     async fn get<T: DeserializeOwned>(&self, url: url::Url) -> Result<T> {
         let res = self.send(self.client.get(url.clone())).await?;
-        let res = check(&url, res).await?;
-        res.json().await.map_err(|e| {
-            Error::Unavailable(format!(
-                "Gitea answered {} with unexpected JSON: {e}",
-                url.path()
-            ))
-        })
+        json("Gitea", &url, res).await
     }
 
     async fn send(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response> {
@@ -197,8 +191,37 @@ impl Gitea {
     }
 }
 
-/// A 2xx response, or an error quoting Gitea's own message.
-async fn check(url: &url::Url, res: reqwest::Response) -> Result<reqwest::Response> {
+/// The HTTP client of a forge's API (Gitea's, GitHub's): rustls, no
+/// redirects followed (a token is never sent on to another host).
+pub(super) fn client() -> Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(TIMEOUT)
+        .build()
+        .map_err(|e| Error::Internal(anyhow::anyhow!("building the HTTP client: {e}")))
+}
+
+/// The JSON of a 2xx answer of `forge`'s API.
+pub(super) async fn json<T: DeserializeOwned>(
+    forge: &str,
+    url: &url::Url,
+    res: reqwest::Response,
+) -> Result<T> {
+    check(forge, url, res).await?.json().await.map_err(|e| {
+        Error::Unavailable(format!(
+            "{forge} answered {} with unexpected JSON: {e}",
+            url.path()
+        ))
+    })
+}
+
+/// A 2xx response, or an error quoting the forge's own message (Gitea and
+/// GitHub both answer errors as `{"message": …}`).
+pub(super) async fn check(
+    forge: &str,
+    url: &url::Url,
+    res: reqwest::Response,
+) -> Result<reqwest::Response> {
     let status = res.status();
     if status.is_success() {
         return Ok(res);
@@ -213,7 +236,7 @@ async fn check(url: &url::Url, res: reqwest::Response) -> Result<reqwest::Respon
         .map(|m| format!(": {}", m.message))
         .unwrap_or_default();
     Err(Error::Unavailable(format!(
-        "Gitea refused {} {}{said}",
+        "{forge} refused {} {}{said}",
         url.path(),
         status
     )))

@@ -10,8 +10,10 @@ use crate::config::{App, Config};
 pub mod env_edit;
 pub mod envfile;
 pub mod exec;
+pub mod file_time;
 pub mod git;
 pub mod gitea;
+pub mod github;
 pub mod journal;
 pub mod keys;
 pub mod lines;
@@ -66,6 +68,22 @@ impl Host {
         match self {
             Host::Local => exec::capture(argv, cwd, env, timeout).await,
             Host::Shell(remote) => remote.capture_in(argv, cwd, env, timeout).await,
+        }
+    }
+
+    /// Runs a job step's short command with `input` on its stdin (how a
+    /// value reaches a program without being in its argv or environment),
+    /// `env` added to the basics a step inherits; what it printed.
+    pub async fn feed(
+        &self,
+        argv: &[String],
+        env: &BTreeMap<String, String>,
+        input: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<exec::Captured> {
+        match self {
+            Host::Local => exec::capture_step(argv, &exec::job_env(env), input, timeout).await,
+            Host::Shell(remote) => remote.capture_fed(argv, env, input, timeout).await,
         }
     }
 

@@ -252,6 +252,19 @@ impl Remote {
         self.finish(argv, capture_with_input(&local, Vec::new(), timeout).await?)
     }
 
+    /// Runs `argv` on the host with `env` added to the remote login
+    /// environment and `input` on its stdin; what it printed.
+    pub async fn capture_fed(
+        &self,
+        argv: &[String],
+        env: &BTreeMap<String, String>,
+        input: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Captured> {
+        let local = self.command(argv, None, env)?;
+        self.finish(argv, capture_with_input(&local, input, timeout).await?)
+    }
+
     /// Runs `sh -c body sh args…` on the host with `input` on stdin: how
     /// opsdeck works on files there (`what` to `place`, as an error names
     /// it). Paths and names reach the script as positional parameters,

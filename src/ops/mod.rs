@@ -7,6 +7,8 @@ mod params;
 pub mod restore;
 pub mod rollback;
 pub mod schedule;
+pub mod secret_age;
+mod secret_places;
 pub mod secret_set;
 pub mod secrets;
 pub mod sweeps;

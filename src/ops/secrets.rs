@@ -5,11 +5,13 @@
 //!    job from the OS CSPRNG, after a 0600 backup, atomically;
 //! 2. restart the secret's units (default: the app's), wait until they are
 //!    active, probe health;
-//! 3. with `gitea_webhook`, give the repository's Gitea webhooks the new
-//!    secret too, so Gitea and the app disagree only for the restart;
+//! 3. with `gitea_webhook` (and `github_webhook`), give the repository's
+//!    webhooks the new secret too, so they and the app disagree only for
+//!    the restart; a `store` command gets it right after the env file
+//!    (`secret_places.rs`);
 //! 4. when a step after the write fails (and `restore_on_failure`, the
 //!    default), put the previous file back, restart and probe again, and put
-//!    back any webhook this job changed.
+//!    back any webhook (and store) this job changed.
 //!
 //! Values never leave the env file: the plan names the key and the
 //! generator, the output and the audit log show fingerprints. The same job
@@ -22,9 +24,11 @@ use crate::audit::Event;
 use crate::auth::Actor;
 use crate::config::{App, Place, Secret, Source};
 use crate::error::Quoted;
+use crate::host::exec::command_line;
 use crate::host::{Host, env_edit, envfile, keys};
 use crate::jobs::{Plan, Request, Step};
 use crate::ops::deploy::restart_and_check;
+use crate::ops::{schedule, secret_age, secret_places};
 use crate::steps::secret_file::{Make, RotateFile};
 use crate::steps::secret_set::SetSecret;
 use crate::steps::{Work, secret};
@@ -77,6 +81,19 @@ pub(super) async fn refuse(
     }
 }
 
+/// Whether a rotation of `secret` is queued or running.
+pub(super) async fn active(ctx: &Context, app: &App, secret: &Secret) -> Result<bool> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM jobs WHERE app = ? AND kind = 'rotate' AND target = ? \
+         AND state IN ('queued', 'running')",
+    )
+    .bind(&app.name)
+    .bind(&secret.name)
+    .fetch_one(&ctx.db)
+    .await?;
+    Ok(n > 0)
+}
+
 /// The secret's own `role`, else the app's role for `rotate` (owner).
 pub fn required_role(app: &App, secret: &Secret) -> crate::auth::Role {
     secret.role.unwrap_or_else(|| app.required_role("rotate"))
@@ -89,12 +106,9 @@ pub(super) fn find<'a>(app: &'a App, name: &str) -> Result<&'a Secret> {
 }
 
 fn plan(ctx: &Context, app: &App, secret: &Secret) -> Result<Plan> {
-    let place = secret.place(app).ok_or_else(|| {
-        Error::Unavailable(format!(
-            "{} has no `env_file` to rotate secrets in",
-            app.name
-        ))
-    })?;
+    let Some(place) = secret.place(app) else {
+        return secret_places::store_only(app, secret);
+    };
     // Validated when the config was loaded; checked again rather than trusted.
     let (title, work) = write_step(&place, secret)?;
     let env_file = place.path().to_path_buf();
@@ -113,6 +127,8 @@ fn plan(ctx: &Context, app: &App, secret: &Secret) -> Result<Plan> {
         work,
         timeout: None,
     }];
+    let (store, restore) = secret_places::store(secret, &place).unzip();
+    steps.extend(store);
     steps.extend(restart_and_check(app, units));
     let mut recovery = vec![Step {
         title: format!("Restore the previous {}", env_file.display()),
@@ -121,7 +137,9 @@ fn plan(ctx: &Context, app: &App, secret: &Secret) -> Result<Plan> {
         }),
         timeout: None,
     }];
+    recovery.extend(restore);
     recovery.extend(restart_and_check(app, units));
+    let github = secret_places::github(&ctx.config, secret, &place);
     if let Some((gitea_url, repo, key)) = webhook {
         steps.push(Step {
             title: format!("Give the Gitea webhooks of {repo} the new {key}"),
@@ -143,6 +161,10 @@ fn plan(ctx: &Context, app: &App, secret: &Secret) -> Result<Plan> {
             }),
             timeout: None,
         });
+    }
+    if let Some((set, undo)) = github {
+        steps.push(set);
+        recovery.push(undo);
     }
     Ok(Plan {
         steps,
@@ -226,6 +248,14 @@ pub struct SecretStatus {
     pub needs: crate::auth::Role,
     /// `gitea_webhook`'s repository, if the secret lives there too.
     pub webhook_repo: Option<String>,
+    /// `github_webhook`'s repository, if the secret lives there too.
+    pub github_repo: Option<String>,
+    /// The `store` command, if it keeps the secret too.
+    pub store: Option<String>,
+    /// How old it is against its `max_age`, if it has one.
+    pub age: Option<secret_age::Age>,
+    /// When its `schedule` rotates it next (Unix ms).
+    pub next_rotation: Option<i64>,
     /// The last successful rotation: who, and when (Unix ms).
     pub last_rotated: Option<(String, i64)>,
 }
@@ -236,10 +266,12 @@ pub async fn list(ctx: &Context, app: &App) -> Result<Vec<SecretStatus>> {
         host: Host::of(&ctx.config, app)?,
         read: Vec::new(),
     };
+    let now = chrono::Utc::now();
     let mut out = Vec::new();
     for secret in &app.secrets {
         let place = secret.place(app);
         let fingerprint = match &place {
+            None if secret.store.is_some() => "kept by its store only".to_string(),
             None => "no env_file".to_string(),
             Some(place) => match (place, files.text(place.path()).await) {
                 (_, None) => "the file cannot be read".to_string(),
@@ -251,14 +283,8 @@ pub async fn list(ctx: &Context, app: &App) -> Result<Vec<SecretStatus>> {
                 },
             },
         };
-        let last_rotated: Option<(String, i64)> = sqlx::query_as(
-            "SELECT actor, finished_at FROM jobs WHERE app = ? AND kind = 'rotate' AND target = ? \
-             AND state = 'succeeded' ORDER BY id DESC LIMIT 1",
-        )
-        .bind(&app.name)
-        .bind(&secret.name)
-        .fetch_optional(&ctx.db)
-        .await?;
+        let last_rotated = secret_age::last_rotation(ctx, &app.name, &secret.name).await?;
+        let rotated = last_rotated.as_ref().map(|(_, at)| *at);
         out.push(SecretStatus {
             name: secret.name.clone(),
             place: place.as_ref().map(shown).unwrap_or_default(),
@@ -267,6 +293,10 @@ pub async fn list(ctx: &Context, app: &App) -> Result<Vec<SecretStatus>> {
             note: secret.note.clone().unwrap_or_default(),
             needs: required_role(app, secret),
             webhook_repo: secret.gitea_webhook.as_ref().map(|h| h.repo.clone()),
+            github_repo: secret.github_webhook.as_ref().map(|h| h.repo.clone()),
+            store: secret.store.as_ref().map(|s| command_line(&s.run)),
+            age: secret_age::age(ctx, app, secret, rotated, now.timestamp_millis()).await,
+            next_rotation: schedule::next_run(secret, now).map(|t| t.timestamp_millis()),
             last_rotated,
         });
     }

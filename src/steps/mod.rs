@@ -5,8 +5,10 @@
 //! starts ([`params`]), git checkouts ([`checkout`]), release directories and
 //! the `current` switch ([`release`]), systemd units ([`units`]), the health
 //! probe ([`probe`]), env-file and secret edits ([`secret`]; a value entered
-//! by hand, [`secret_set`]; key files, [`secret_file`]), sweeps
-//! ([`sweep`]), a database put back from a backup ([`restore`]). Each family owns both how its steps are *shown* (the command
+//! by hand, [`secret_set`]; key files, [`secret_file`]; the other places a
+//! secret lives, [`store`] and [`github`]), sweeps ([`sweep`]), a database
+//! put back from a backup ([`restore`]). Each family owns both how its
+//! steps are *shown* (the command
 //! line printed before a step runs and listed on the job page) and how they
 //! are *done*, through the [`Perform`] trait; [`Work`] names every kind of
 //! step and `Work::step` is the one `match` over them, so the compiler
@@ -32,6 +34,7 @@ use crate::{Error, Result};
 
 pub mod checkout;
 pub mod command;
+pub mod github;
 pub mod groups;
 mod held;
 pub(crate) mod millis;
@@ -44,6 +47,7 @@ pub mod run;
 pub mod secret;
 pub mod secret_file;
 pub mod secret_set;
+pub mod store;
 pub mod sweep;
 pub mod units;
 
@@ -73,6 +77,10 @@ pub enum Work {
     RestoreEnv(secret::RestoreEnv),
     SetWebhookSecret(secret::SetWebhookSecret),
     RestoreWebhookSecret(secret::RestoreWebhookSecret),
+    StoreSecret(store::StoreSecret),
+    RestoreStore(store::RestoreStore),
+    SetGithubHookSecret(github::SetGithubHookSecret),
+    RestoreGithubHookSecret(github::RestoreGithubHookSecret),
     Probe(probe::Probe),
     Sweep(sweep::Sweep),
     CheckBackup(restore::CheckBackup),
@@ -104,6 +112,10 @@ impl Work {
             Work::RestoreEnv(step) => step,
             Work::SetWebhookSecret(step) => step,
             Work::RestoreWebhookSecret(step) => step,
+            Work::StoreSecret(step) => step,
+            Work::RestoreStore(step) => step,
+            Work::SetGithubHookSecret(step) => step,
+            Work::RestoreGithubHookSecret(step) => step,
             Work::Probe(step) => step,
             Work::Sweep(step) => step,
             Work::CheckBackup(step) => step,
@@ -316,6 +328,9 @@ mod tests {
             r#"{"kind":"set_secret","env_file":"/etc/sitg/bot-a.env","key":"GITHUB_TOKEN","keep_backups":5}"#,
             r#"{"kind":"rotate_file","file":"/srv/robot/signing.pem","make":{"key":"rsa:3072"},"keep_backups":5}"#,
             r#"{"kind":"rotate_file","file":"/srv/k.pem","make":{"command":["mint","--pem"]},"keep_backups":2}"#,
+            r#"{"kind":"store_secret","key":"S","run":["vault","kv","put","-"],"value":{"from":"env_file","env_file":"/opt/app/.env"}}"#,
+            r#"{"kind":"store_secret","key":"S","run":["store"],"value":{"from":"generate","generate":"base64url:32"}}"#,
+            r#"{"kind":"set_github_hook_secret","api":"https://api.github.com","repo":"o/r","url":null,"env_file":"/e","key":"K"}"#,
             r#"{"kind":"sweep","sweep":"db-backup","dry_run":false,"previewed":{"job":7,"items":["remove backup /b/x.db"]}}"#,
         ];
         for json in stored {

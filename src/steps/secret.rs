@@ -63,20 +63,29 @@ pub struct RestoreWebhookSecret {
 pub(super) struct Changed {
     /// Env file → the backup made before this job first changed it.
     backups: Vec<(PathBuf, PathBuf)>,
-    /// Repository → the webhooks this job changed.
-    hooks: Vec<(String, Vec<i64>)>,
+    /// The Gitea webhooks this job changed.
+    hooks: Hooks,
+    /// The GitHub webhooks this job changed (`github.rs`).
+    pub(super) github_hooks: Hooks,
+    /// The secrets whose `store` command this job ran and that did not
+    /// refuse: their store may hold the new value (`store.rs`).
+    pub(super) stores: Vec<String>,
 }
 
-impl Changed {
-    fn hooks(&mut self, repo: &str) -> &mut Vec<i64> {
-        let at = match self.hooks.iter().position(|(r, _)| r == repo) {
+/// Repository → the webhooks of it a job changed.
+#[derive(Debug, Default)]
+pub(super) struct Hooks(Vec<(String, Vec<i64>)>);
+
+impl Hooks {
+    pub(super) fn of(&mut self, repo: &str) -> &mut Vec<i64> {
+        let at = match self.0.iter().position(|(r, _)| r == repo) {
             Some(at) => at,
             None => {
-                self.hooks.push((repo.to_string(), Vec::new()));
-                self.hooks.len() - 1
+                self.0.push((repo.to_string(), Vec::new()));
+                self.0.len() - 1
             }
         };
-        &mut self.hooks[at].1
+        &mut self.0[at].1
     }
 }
 
@@ -256,13 +265,13 @@ impl Edit for SetWebhookSecret {
         let mut lines = Vec::new();
         for hook in &hooks {
             gitea.set_secret(repo, hook, &value).await?;
-            job.memory.secret.hooks(repo).push(hook.id);
+            job.memory.secret.hooks.of(repo).push(hook.id);
             lines.push(format!(
                 "webhook {} of {repo} now signs with {key} ({fingerprint})",
                 hook.id
             ));
         }
-        let changed = job.memory.secret.hooks(repo).clone();
+        let changed = job.memory.secret.hooks.of(repo).clone();
         job.audit.push((
             "secret.webhook",
             serde_json::json!({
@@ -292,7 +301,7 @@ impl Perform for RestoreWebhookSecret {
 impl Edit for RestoreWebhookSecret {
     async fn edit(&self, job: &mut StepJob<'_>) -> Result<Vec<String>> {
         let (repo, key) = (&self.repo, &self.key);
-        let changed = job.memory.secret.hooks(repo).clone();
+        let changed = job.memory.secret.hooks.of(repo).clone();
         if changed.is_empty() {
             return Ok(vec![format!(
                 "this job changed no webhook of {repo}; nothing to put back"
@@ -340,7 +349,7 @@ pub async fn learn_secret_files(config: &Config, app: &str, redactor: &Redactor)
 }
 
 /// `key`'s value in the env file now.
-async fn current(host: &Host, env_file: &Path, key: &str) -> Result<String> {
+pub(super) async fn current(host: &Host, env_file: &Path, key: &str) -> Result<String> {
     envfile::get(env_file, &env_edit::read(host, env_file).await?, key)?
         .ok_or_else(|| Error::Conflict(format!("{key} is not set in {}", host.place(env_file))))
 }
@@ -362,10 +371,19 @@ async fn webhook_secret(
     env_file: &Path,
     key: &str,
 ) -> Result<(Gitea, String, String)> {
+    let (value, fingerprint) = value_now(job, env_file, key).await?;
+    Ok((gitea(job.config, gitea_url)?, value, fingerprint))
+}
+
+/// `key`'s value in the env file now, and its fingerprint.
+pub(super) async fn value_now(
+    job: &StepJob<'_>,
+    env_file: &Path,
+    key: &str,
+) -> Result<(String, String)> {
     let value = current(&job.host()?, env_file, key).await?;
-    let gitea = gitea(job.config, gitea_url)?;
     let fingerprint = job.server_key.fingerprint(&value);
-    Ok((gitea, value, fingerprint))
+    Ok((value, fingerprint))
 }
 
 fn gitea(config: &Config, gitea_url: &str) -> Result<Gitea> {

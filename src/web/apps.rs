@@ -1,9 +1,10 @@
 //! The dashboard (`/`: every app the actor may view, its health at a
 //! glance, its deploys of the last 30 days, one button per action, its
-//! last job), an app's page (`/apps/{app}`: health, deploys and releases,
-//! actions, secrets, sweeps, who holds the app and who waits, job history,
-//! insights), the health fragment both load lazily (and its JSON,
-//! `GET /api/apps/{app}/health`), and the action buttons' target.
+//! last job, its overdue secrets), an app's page (`/apps/{app}`: health,
+//! deploys and releases, actions, secrets, sweeps, who holds the app and
+//! who waits, job history, insights), the health fragment both load
+//! lazily (and its JSON, `GET /api/apps/{app}/health`), and the action
+//! buttons' target.
 
 use askama::Template;
 use askama_web::WebTemplate;
@@ -21,6 +22,7 @@ use crate::auth::{Actor, Role};
 use crate::config::App;
 use crate::insights::{self, Range};
 use crate::jobs::{Job, State as JobState};
+use crate::ops::secret_age::{self, Due};
 use crate::ops::what_ships::{self, WhatShips};
 use crate::steps::params::Lookup;
 use crate::{Context, Result};
@@ -42,8 +44,12 @@ pub fn router() -> Router<Context> {
 #[template(path = "apps/index.html")]
 struct Dashboard {
     page: Page,
-    apps: Vec<(AppCard, Now)>,
+    /// Each card, how the app is now, and its secrets to rotate.
+    apps: Vec<(AppCard, Now, DueSecrets)>,
 }
+
+/// An app's secrets overdue, due soon or of unknown age: name, how it stands.
+type DueSecrets = Vec<(String, Due)>;
 
 /// A card's answer to "how is it now?": what runs, the last deploy (a
 /// rotation or a failing diagnostic action does not hide it), what runs or
@@ -125,7 +131,8 @@ async fn dashboard(State(ctx): State<Context>, actor: Actor, page: Page) -> Resu
     let mut apps = Vec::new();
     for (card, _) in visible(&ctx, &actor).await? {
         let app = ctx.app(&card.name)?;
-        apps.push((card, Now::of(&ctx, app).await?));
+        let due = secret_age::flagged(&ctx, app).await?;
+        apps.push((card, Now::of(&ctx, app).await?, due));
     }
     Ok(Dashboard { page, apps })
 }

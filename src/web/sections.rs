@@ -15,7 +15,7 @@ use crate::config::{App, Strategy, SweepKind};
 use crate::host::Host;
 use crate::ops::schedule::next_run;
 use crate::ops::sweeps::{self, LastRun};
-use crate::ops::{restore, secrets};
+use crate::ops::{restore, secret_age, secrets};
 use crate::releases::{self, Release};
 use crate::steps::params::Lookup;
 use crate::{Context, Result};
@@ -133,8 +133,39 @@ pub struct SecretRow {
     pub needs: Role,
     pub allowed: bool,
     pub webhook_repo: Option<String>,
+    pub github_repo: Option<String>,
+    /// The `store` command's line.
+    pub store: Option<String>,
     /// Who rotated it last, and when.
     pub last_rotated: Option<(String, Moment)>,
+    /// How it stands against its `max_age`, if it has one.
+    pub due: Option<DueLine>,
+    /// When its `schedule` rotates it next.
+    pub next_rotation: Option<Moment>,
+}
+
+/// A secret's age against its `max_age`, as the pages show it.
+pub struct DueLine {
+    /// "overdue by 12 days", "due in 5 days".
+    pub words: String,
+    pub class: &'static str,
+    /// "90 days".
+    pub max_age: String,
+    /// The age counts from its file's last change, not a rotation.
+    pub from_file: bool,
+}
+
+impl DueLine {
+    fn new(age: &secret_age::Age) -> DueLine {
+        DueLine {
+            words: age.due.words(),
+            class: age.due.class(),
+            max_age: secret_age::span(age.max_age_ms),
+            from_file: age
+                .since
+                .is_some_and(|(_, since)| since == secret_age::Since::FileChanged),
+        }
+    }
 }
 
 /// The app page's secrets section.
@@ -155,11 +186,15 @@ pub async fn secret_rows(ctx: &Context, app: &App, actor: &Actor) -> Result<Vec<
                 last_rotated: s
                     .last_rotated
                     .map(|(who, at)| (who, Moment::from_millis(at))),
+                due: s.age.as_ref().map(DueLine::new),
+                next_rotation: s.next_rotation.map(Moment::from_millis),
                 name: s.name,
                 place: s.place,
                 fingerprint: s.fingerprint,
                 set_by_hand: s.set_by_hand,
                 webhook_repo: s.webhook_repo,
+                github_repo: s.github_repo,
+                store: s.store,
             }
         })
         .collect())

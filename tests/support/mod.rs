@@ -3,11 +3,13 @@
 //! journald sandbox (`sandbox.rs`).
 #![allow(dead_code)] // each test binary uses a different part of it
 
+pub mod account;
 pub mod browser;
 pub mod chatty;
 pub mod cli;
 pub mod deck;
 pub mod gitea;
+pub mod github;
 pub mod history;
 pub mod oidc;
 pub mod package;
@@ -17,6 +19,7 @@ pub mod server;
 pub mod sse;
 pub mod sshd;
 pub mod steps;
+pub mod store;
 pub mod webapp;
 
 /// A loopback port nobody listens on right now.
