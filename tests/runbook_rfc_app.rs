@@ -481,6 +481,10 @@ chmod 600 backend/.env",
         .iter()
         .find(|s| s["name"] == "db-backup")
         .unwrap();
+    // The runbook's daily cron: the next run is at 03:00 UTC.
+    assert_eq!(backup_sweep["schedule"], "0 3 * * *");
+    let next = backup_sweep["next_run"].as_i64().unwrap();
+    assert_eq!(next % 86_400_000, 3 * 3_600_000, "{backup_sweep}");
     let backup = backup_sweep["restore"]["backups"][0]["name"]
         .as_str()
         .unwrap()
