@@ -9,9 +9,9 @@
 
 mod support;
 
-use serde_json::{Value, json};
+use serde_json::json;
 use support::free_port;
-use support::package::{Installed, installed, owner_token, service_journal, wait_for_health};
+use support::package::{Grants, as_user, configure_and_start, installed, job_ok, owner_token};
 use support::sandbox::Sandbox;
 
 const HOME: &str = "/var/lib/rfc-app";
@@ -57,15 +57,7 @@ http.server.HTTPServer(('127.0.0.1', int(sys.argv[1])), H).serve_forever()
 
 /// Runs `script` as `rfc-app` in its home.
 fn as_app(sandbox: &Sandbox, script: &str) -> String {
-    sandbox.run_ok(&[
-        "runuser",
-        "-u",
-        "rfc-app",
-        "--",
-        "sh",
-        "-c",
-        &format!("set -e; cd {HOME}; {script}"),
-    ])
+    as_user(sandbox, "rfc-app", HOME, script)
 }
 
 /// Commits `version` in the author's clone and pushes it.
@@ -78,32 +70,9 @@ fn push(sandbox: &Sandbox, version: &str) {
     );
 }
 
-/// POSTs to the API, waits for the job it started; its final state.
-async fn job(base: &str, token: &str, path: &str, body: Value) -> String {
-    let started: Value = reqwest::Client::new()
-        .post(format!("{base}{path}"))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = started["job"]
-        .as_i64()
-        .unwrap_or_else(|| panic!("{path}: {started}"));
-    let state = support::cli::job_end(base, token, id).await;
-    if state != "succeeded" {
-        let output = support::cli::job_output(base, token, id).await;
-        panic!("{path}: job {id} {state}:\n{output}");
-    }
-    state
-}
-
 /// Deploys main and waits for the job to succeed.
 async fn deploy_main(base: &str, token: &str) {
-    job(
+    job_ok(
         base,
         token,
         "/api/apps/rfc-app/deploy",
@@ -126,9 +95,10 @@ async fn answer(port: u16) -> (String, u64) {
 
 #[tokio::test]
 async fn an_app_with_its_own_user_and_a_node_build_deploys_under_the_shipped_unit() {
-    let Some(Installed { work, sandbox, .. }) = installed() else {
+    let Some(installed) = installed() else {
         return;
     };
+    let sandbox = &installed.sandbox;
     sandbox.start_bus_and_polkit();
 
     // The runbook's install: the app's account, its clone, its first build.
@@ -147,7 +117,7 @@ async fn an_app_with_its_own_user_and_a_node_build_deploys_under_the_shipped_uni
         .map(|(name, text)| format!("cat > {name} <<'EOF'\n{text}\nEOF\n"))
         .collect::<String>();
     as_app(
-        &sandbox,
+        sandbox,
         &format!(
             "git config --global user.name Ada; git config --global user.email ada@example.org
 git init -q --bare -b main origin.git; git init -q -b main author; cd author
@@ -202,56 +172,22 @@ dir = "{HOME}/data/backups"
 keep = 2
 "#
     );
-    let staged = work.path().join("opsdeck.toml");
-    std::fs::write(&staged, config).unwrap();
-    let examples = "/usr/share/doc/opsdeck/examples";
-    let dropins = "/run/systemd/system/opsdeck.service.d";
-    for (from, to, mode) in [
-        (
-            staged.display().to_string(),
-            "/etc/opsdeck/opsdeck.toml".to_owned(),
-            "0640",
-        ),
-        (
-            format!("{examples}/polkit/50-opsdeck.rules"),
-            "/etc/polkit-1/rules.d/50-opsdeck.rules".to_owned(),
-            "0644",
-        ),
-        (
-            format!("{examples}/sudoers.d/opsdeck"),
-            "/etc/sudoers.d/opsdeck".to_owned(),
-            "0440",
-        ),
-        (
-            format!("{examples}/sudo.conf"),
-            format!("{dropins}/sudo.conf"),
-            "0644",
-        ),
-    ] {
-        sandbox.run_ok(&["install", "-D", "-m", mode, "-g", "opsdeck", &from, &to]);
-    }
-    sandbox.run_ok(&["visudo", "-cf", "/etc/sudoers.d/opsdeck"]);
-    sandbox.run_ok(&[
-        "sh",
-        "-c",
-        &format!("printf '[Service]\\nReadWritePaths=-{HOME}\\n' > {dropins}/paths.conf"),
-    ]);
-    sandbox.run_ok(&["systemctl", "daemon-reload"]);
-    let started = sandbox.run(&["systemctl", "enable", "--now", "opsdeck"]);
-    assert!(
-        started.status.success(),
-        "opsdeck.service did not start:\n{}",
-        service_journal(&sandbox)
-    );
-    let base = format!("http://127.0.0.1:{port}");
-    wait_for_health(&reqwest::Client::new(), &base, &sandbox).await;
-    let journal = service_journal(&sandbox);
-    assert!(!journal.contains("warning:"), "check warns:\n{journal}");
-    let token = &owner_token(&sandbox, "ci");
+    let base = configure_and_start(
+        &installed,
+        &config,
+        port,
+        &Grants {
+            units: &["rfc-app.service"],
+            users: &["rfc-app"],
+            writable: &[HOME],
+        },
+    )
+    .await;
+    let token = &owner_token(sandbox, "ci");
     let (_, rows) = answer(app_port).await;
 
     // Deploy v2: Node and Python build it, as rfc-app, and it serves.
-    push(&sandbox, "v2");
+    push(sandbox, "v2");
     deploy_main(&base, token).await;
     let (shown, now) = answer(app_port).await;
     assert_eq!(shown, "v2 node v2 python v2");
@@ -266,10 +202,10 @@ keep = 2
     assert_eq!(owners, "rfc-app -rw-r--r--\nrfc-app -rw-r--r--\n");
 
     // v3, then a rollback to v2, then main (v3) again.
-    push(&sandbox, "v3");
+    push(sandbox, "v3");
     deploy_main(&base, token).await;
     assert_eq!(answer(app_port).await.0, "v3 node v3 python v3");
-    job(&base, token, "/api/apps/rfc-app/rollback", json!({})).await;
+    job_ok(&base, token, "/api/apps/rfc-app/rollback", json!({})).await;
     assert_eq!(answer(app_port).await.0, "v2 node v2 python v2");
     deploy_main(&base, token).await;
     let (shown, last) = answer(app_port).await;
@@ -278,7 +214,7 @@ keep = 2
 
     // A rotation keeps the env file's owner and mode.
     let path = "/api/apps/rfc-app/secrets/SECRET_KEY/rotate";
-    job(&base, token, path, json!({})).await;
+    job_ok(&base, token, path, json!({})).await;
     let env = format!("{HOME}/data/app.env");
     assert_eq!(
         sandbox.run_ok(&["stat", "-c", "%U %a", &env]),
@@ -288,7 +224,7 @@ keep = 2
 
     // A sqlite-backup sweep copies the database as rfc-app.
     let path = "/api/apps/rfc-app/sweeps/db-backup/run";
-    job(&base, token, path, json!({"dry_run": false})).await;
+    job_ok(&base, token, path, json!({"dry_run": false})).await;
     let backups = sandbox.run_ok(&["sh", "-c", &format!("stat -c %U {HOME}/data/backups/*")]);
     assert_eq!(backups, "rfc-app\n");
 

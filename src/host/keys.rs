@@ -20,9 +20,16 @@ pub fn make(kind: KeyKind) -> Result<Zeroizing<String>> {
         Error::Internal(anyhow::anyhow!("cannot make a new {kind} key: {e}"))
     };
     match kind {
-        KeyKind::Ed25519 => ed25519_dalek::SigningKey::generate(&mut OsRng)
-            .to_pkcs8_pem(LineEnding::LF)
-            .map_err(|e| failed(&e)),
+        // Version 1 PKCS#8, without the optional public key: the v2 form
+        // (what `SigningKey::to_pkcs8_pem` writes) is refused by OpenSSL 3.0
+        // ("unsupported"), so by Debian 12's `openssl` and every Python
+        // `cryptography` built on it.
+        KeyKind::Ed25519 => ed25519_dalek::pkcs8::KeypairBytes {
+            secret_key: ed25519_dalek::SigningKey::generate(&mut OsRng).to_bytes(),
+            public_key: None,
+        }
+        .to_pkcs8_pem(LineEnding::LF)
+        .map_err(|e| failed(&e)),
         KeyKind::EcdsaP256 => p256::SecretKey::random(&mut OsRng)
             .to_pkcs8_pem(LineEnding::LF)
             .map_err(|e| failed(&e)),
@@ -81,5 +88,12 @@ mod tests {
             assert_ne!(make(kind).unwrap(), pem, "a new key each time");
         }
         assert_eq!(public_key("not a key"), None);
+    }
+
+    #[test]
+    fn an_ed25519_key_is_pkcs8_v1_as_openssl_3_0_reads_it() {
+        let pem = make(KeyKind::Ed25519).unwrap();
+        let read = ed25519_dalek::pkcs8::KeypairBytes::from_pkcs8_pem(&pem).unwrap();
+        assert_eq!(read.public_key, None);
     }
 }
