@@ -36,7 +36,7 @@ impl Role {
         match action {
             "view" => Role::Viewer,
             "logs" | "rollback" | "sweep" | "action" | "cancel" | "hosts" => Role::Operator,
-            "deploy" | "audit" | "sessions" => Role::Admin,
+            "deploy" | "audit" | "sessions" | "notifications" => Role::Admin,
             // rotate, restore (a database put back), and anything unknown:
             // only the most trusted.
             _ => Role::Owner,

@@ -13,6 +13,7 @@ pub mod host;
 pub mod insights;
 pub mod jobs;
 pub mod logs;
+pub mod notify;
 pub mod ops;
 pub mod releases;
 pub mod server;

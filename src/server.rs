@@ -53,6 +53,13 @@ pub async fn run_then(config: Config, ready: impl FnOnce(&crate::Context)) -> an
         .context("cannot write the audit log")?;
 
     ctx.audit.watch_chain();
+    // Sends what the outbox holds (also what a previous run left pending).
+    tokio::spawn(crate::notify::deliver_forever(
+        ctx.config.clone(),
+        ctx.db.clone(),
+        ctx.audit.clone(),
+    ));
+    crate::ops::health_watch::start(&ctx);
     let scheduler = crate::ops::schedule::Scheduler::new(ctx.clone());
     tokio::spawn(async move {
         scheduler.run(&crate::ops::schedule::SystemClock).await;

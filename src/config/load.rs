@@ -26,6 +26,7 @@ pub(super) fn read(
             .unwrap_or_default(),
         hosts: root.named_tables("hosts", host),
         apps: root.tables("app", app),
+        notify: root.tables("notify", notify),
         path: path.to_path_buf(),
         warnings: Vec::new(),
     };
@@ -137,6 +138,20 @@ fn health(s: &mut Section) -> Health {
         url: s.required_string("url", "the http(s) URL to probe"),
         expect: s.string("expect"),
         timeout: s.duration("timeout").unwrap_or(Duration::from_secs(30)),
+        interval: s.duration("interval"),
+    }
+}
+
+fn notify(s: &mut Section) -> Notify {
+    Notify {
+        name: s.required_string("name", "the receiver's name, like \"on-call\""),
+        url: s.required_string("url", "the http(s) URL events are POSTed to"),
+        format: s.choice("format", &NotifyFormat::ALL).unwrap_or_default(),
+        secret_file: s.path("secret_file"),
+        events: s.strings("events"),
+        apps: s.strings("apps"),
+        backoff: s.duration("backoff").unwrap_or(Duration::from_secs(10)),
+        attempts: s.count("attempts").unwrap_or(10),
     }
 }
 

@@ -22,6 +22,7 @@ mod reader;
 mod rotation;
 mod secrets;
 mod validate;
+mod validate_notify;
 mod validate_params;
 mod validate_secret_places;
 mod validate_secrets;
@@ -51,6 +52,8 @@ pub struct Config {
     pub hosts: BTreeMap<String, Host>,
     /// `[[app]]`.
     pub apps: Vec<App>,
+    /// `[[notify]]`: where events are sent (README "Notifications").
+    pub notify: Vec<Notify>,
     /// Where the config was read from (for messages and relative paths).
     pub path: PathBuf,
     /// Problems that do not stop opsdeck (see [`Config::warnings`]).
@@ -259,7 +262,59 @@ pub struct Health {
     /// Text the response body must contain.
     pub expect: Option<String>,
     pub timeout: Duration,
+    /// How often opsdeck probes it in the background (health watch);
+    /// `None`: only after deploys and when a page asks.
+    pub interval: Option<Duration>,
 }
+
+/// `[[notify]]`: a receiver of events, sent through the outbox.
+#[derive(Debug, Clone)]
+pub struct Notify {
+    pub name: String,
+    pub url: String,
+    pub format: NotifyFormat,
+    /// `json`: the HMAC-SHA256 key of the `X-Opsdeck-Signature` header.
+    pub secret_file: Option<PathBuf>,
+    /// Which of [`NOTIFY_EVENTS`] it gets.
+    pub events: Vec<String>,
+    /// Only these apps' events; empty: every app's.
+    pub apps: Vec<String>,
+    /// The wait before the first retry; each next one doubles it (capped).
+    pub backoff: Duration,
+    /// How many tries before it gives up.
+    pub attempts: usize,
+}
+
+/// What a `[[notify]]` receiver gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NotifyFormat {
+    /// The event as JSON, signed.
+    #[default]
+    Json,
+    /// `{"text": …}`, a Slack incoming webhook.
+    Slack,
+    /// `{"msgtype": "m.text", "body": …}`, a Matrix message.
+    Matrix,
+}
+
+impl NotifyFormat {
+    pub const ALL: [(&'static str, NotifyFormat); 3] = [
+        ("json", NotifyFormat::Json),
+        ("slack", NotifyFormat::Slack),
+        ("matrix", NotifyFormat::Matrix),
+    ];
+}
+
+/// The events a `[[notify]]` may ask for.
+pub const NOTIFY_EVENTS: [&str; 7] = [
+    "job.failed",
+    "job.interrupted",
+    "deploy.succeeded",
+    "approval.requested",
+    "health.down",
+    "health.up",
+    "secret.overdue",
+];
 
 /// One argv step (build step, deploy step).
 #[derive(Debug, Clone)]

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use super::problems::{Label, Problems, element_names};
 use super::validate_params::{self, Owner};
+use super::validate_notify;
 use super::values::*;
 use super::*;
 
@@ -54,6 +55,11 @@ pub(super) fn check(config: &Config, p: &mut Problems) {
     for (app, label) in config.apps.iter().zip(&apps) {
         self::app(config, app, label, p);
     }
+    let notify = labels(&root.key("notify"), &config.notify, |n| &n.name);
+    unique(&config.notify, &notify, |n| &n.name, "a [[notify]]", p);
+    for (target, label) in config.notify.iter().zip(&notify) {
+        validate_notify::check(config, target, label, p);
+    }
 }
 
 /// The labels of an array's elements, named as the reader named them.
@@ -85,7 +91,7 @@ pub(super) fn unique<T>(
     }
 }
 
-fn report(p: &mut Problems, label: &Label, result: Result<impl Sized, String>) {
+pub(super) fn report(p: &mut Problems, label: &Label, result: Result<impl Sized, String>) {
     if let Err(e) = result {
         p.error(label, e);
     }
@@ -401,6 +407,9 @@ fn health(app: &App, array: &Label, p: &mut Problems) {
         report(p, &label.key("url"), check_http_url(&health.url));
         if health.timeout.is_zero() {
             p.error(&label.key("timeout"), "expected a duration longer than 0");
+        }
+        if health.interval.is_some_and(|i| i < Duration::from_secs(1)) {
+            p.error(&label.key("interval"), "expected a duration of at least 1s");
         }
         if !seen.insert(health.name()) {
             p.error(

@@ -12,6 +12,7 @@ use super::engine::{Engine, Inner, job_actor, lock};
 use super::{Job, State, store};
 use crate::actor::{Actor, Role};
 use crate::audit::{Event, Outcome};
+use crate::notify;
 use crate::{Error, Result};
 
 /// Whether a request waits for a second person's approval.
@@ -115,8 +116,8 @@ impl Engine {
 }
 
 impl Inner {
-    /// The `approval.requested` event: today an audit row (what
-    /// notifications will send from, when they come).
+    /// The `approval.requested` event: an audit row, and a notification
+    /// for whoever listens.
     pub(super) async fn approval_requested(
         &self,
         actor: &Actor,
@@ -132,6 +133,20 @@ impl Inner {
                     .detail(serde_json::json!({"role": role, "expires_at": expires_at})),
             )
             .await?;
+        let text = format!(
+            "{app}: job {id} by {} awaits the approval of someone with the {role} role",
+            actor.login
+        );
+        let detail =
+            serde_json::json!({"requested_by": actor.login, "role": role, "expires_at": expires_at});
+        let event = notify::Event {
+            kind: "approval.requested",
+            app,
+            job: Some(id),
+            text,
+            detail,
+        };
+        notify::emit(&self.db, &self.config, event).await;
         self.approvals_changed.notify_one();
         Ok(())
     }

@@ -21,6 +21,7 @@ use crate::audit::{Audit, Event, Outcome};
 use crate::config::Config;
 use crate::host::exec;
 use crate::host::secret::ServerKey;
+use crate::notify;
 use crate::steps::{self, Held};
 use crate::{Error, Result};
 
@@ -122,17 +123,20 @@ impl Engine {
             job_ended: Notify::new(),
             approvals_changed: Notify::new(),
         });
-        for (id, app, login, role) in store::interrupt_running(&inner.db).await? {
-            let actor = job_actor(&login, &role);
+        for job in store::interrupt_running(&inner.db).await? {
+            let actor = job_actor(&job.actor, &job.role);
             inner
                 .audit
                 .record(
-                    Event::new(&actor, "job.end", &app)
-                        .job(id)
+                    Event::new(&actor, "job.end", &job.app)
+                        .job(job.id)
                         .outcome(Outcome::Error)
                         .detail(serde_json::json!({"state": State::Interrupted})),
                 )
                 .await?;
+            let what = (job.id, job.app.as_str(), job.kind.as_str(), job.target.as_str());
+            notify::job_ended(&inner.db, &inner.config, what, State::Interrupted, &job.summary)
+                .await;
         }
         // Processes are found both by the process group recorded when their
         // step started (a step that cleared its environment, `env -i` or

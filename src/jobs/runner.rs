@@ -15,6 +15,7 @@ use super::plan::{Plan, Step};
 use super::store::{self, Runnable};
 use crate::audit::{Event, Outcome};
 use crate::host::exec::Ended;
+use crate::notify;
 use crate::steps::redact::Redactor;
 use crate::steps::{Bounds, Lines, Memory, StepJob, Work, secret};
 
@@ -85,6 +86,9 @@ pub(super) async fn run(
     if let Err(e) = store::finish(&inner.db, job.id, state, &summary).await {
         tracing::error!(job = job.id, error = %e, "cannot record the job's end");
     }
+    // One INSERT per receiver: the deliverer sends it, never this job.
+    let what = (job.id, job.app.as_str(), job.kind.as_str(), job.target.as_str());
+    notify::job_ended(&inner.db, &inner.config, what, state, &summary).await;
     let outcome = match state {
         State::Succeeded => Outcome::Ok,
         State::Cancelled => Outcome::Cancelled,

@@ -67,6 +67,8 @@ impl From<JobRow> for Job {
 pub struct Runnable {
     pub id: i64,
     pub app: String,
+    pub kind: String,
+    pub target: String,
     pub actor: String,
     pub role: String,
     pub plan: Plan,
@@ -187,9 +189,10 @@ pub async fn all_queued(db: &SqlitePool) -> Result<Vec<(i64, String, bool)>> {
 
 /// Moves a queued job to `running` and returns what the runner needs.
 pub async fn start(db: &SqlitePool, id: i64) -> Result<Runnable> {
-    let (app, actor, role, plan): (String, String, String, String) = sqlx::query_as(
+    let (app, kind, target, actor, role, plan): (String, String, String, String, String, String) =
+        sqlx::query_as(
         "UPDATE jobs SET state = 'running', started_at = ? WHERE id = ? AND state = 'queued'
-         RETURNING app, actor, role, plan",
+         RETURNING app, kind, target, actor, role, plan",
     )
     .bind(now())
     .bind(id)
@@ -200,6 +203,8 @@ pub async fn start(db: &SqlitePool, id: i64) -> Result<Runnable> {
     Ok(Runnable {
         id,
         app,
+        kind,
+        target,
         actor,
         role,
         plan,
@@ -285,19 +290,31 @@ pub async fn set_cancelled_by(db: &SqlitePool, id: i64, by: &str) -> Result<()> 
     Ok(())
 }
 
+/// A job a previous run left `running`, now `interrupted`.
+#[derive(sqlx::FromRow)]
+pub struct Interrupted {
+    pub id: i64,
+    pub app: String,
+    pub kind: String,
+    pub target: String,
+    pub actor: String,
+    pub role: String,
+    pub summary: String,
+}
+
 /// Marks every job a previous run left `running` as `interrupted`;
-/// returns `(id, app, actor, role)` of each.
-pub async fn interrupt_running(db: &SqlitePool) -> Result<Vec<(i64, String, String, String)>> {
+/// returns each one's row.
+pub async fn interrupt_running(db: &SqlitePool) -> Result<Vec<Interrupted>> {
     let mut tx = db.begin().await?;
-    let jobs: Vec<(i64, String, String, String)> = sqlx::query_as(
+    let jobs: Vec<Interrupted> = sqlx::query_as(
         "UPDATE jobs SET state = 'interrupted', finished_at = ?,
          summary = 'opsdeck stopped while this job was running; it was not retried'
-         WHERE state = 'running' RETURNING id, app, actor, role",
+         WHERE state = 'running' RETURNING id, app, kind, target, actor, role, summary",
     )
     .bind(now())
     .fetch_all(&mut *tx)
     .await?;
-    for (id, ..) in &jobs {
+    for Interrupted { id, .. } in &jobs {
         sqlx::query(
             "UPDATE job_steps SET state = CASE state WHEN 'running' THEN 'interrupted' ELSE 'skipped' END,
              finished_at = CASE state WHEN 'running' THEN ? ELSE finished_at END

@@ -4,6 +4,7 @@ pub mod approval;
 mod command;
 pub mod deploy;
 pub mod health;
+pub mod health_watch;
 mod params;
 pub mod restore;
 pub mod rollback;

@@ -97,6 +97,7 @@ impl Check {
             url: self.url.clone(),
             expect: self.expect.clone(),
             timeout: self.timeout.unwrap_or(WAIT_ACTIVE),
+            interval: None,
         };
         let named = |said: String| match &self.name {
             Some(name) => format!("{name}: {said}"),

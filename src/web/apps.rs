@@ -178,6 +178,8 @@ struct AppPage {
     deploy_params: Vec<ParamField>,
     /// Whether deploys wait for an approval, said in the Deploy form.
     deploy_approval: Option<DeployApproval>,
+    /// The health watch's uptime bars (none without an `interval`).
+    uptime: Vec<super::charts::Chart>,
 }
 
 #[derive(Deserialize)]
@@ -251,6 +253,7 @@ async fn show(
         insights: InsightsView::new(&figures, format!("/apps/{}#insights", app.name), false),
         deploy_params,
         deploy_approval: DeployApproval::of(app, &actor),
+        uptime: super::uptime::bars(&ctx.db, app, now).await?,
     };
     Ok((status, page))
 }

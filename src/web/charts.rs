@@ -207,6 +207,12 @@ impl Svg {
 
     /// One bar across the whole width, split into parts by their share.
     pub fn meter(parts: &[Part]) -> Svg {
+        Svg::strip(parts, "0 %", "100 %")
+    }
+
+    /// [`Svg::meter`] with `first` and `last` written under its ends (a
+    /// timeline: equal parts, oldest first).
+    pub fn strip(parts: &[Part], first: &str, last: &str) -> Svg {
         let mut svg = Svg::new(WIDTH, 44.0);
         let total: i64 = parts.iter().map(|p| p.value.max(0)).sum();
         if total == 0 {
@@ -232,8 +238,8 @@ impl Svg {
             });
             x += w;
         }
-        svg.label(0.0, 40.0, "start", "0 %");
-        svg.label(WIDTH, 40.0, "end", "100 %");
+        svg.label(0.0, 40.0, "start", first);
+        svg.label(WIDTH, 40.0, "end", last);
         svg
     }
 

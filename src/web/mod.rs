@@ -31,12 +31,14 @@ mod jobs;
 mod json;
 pub mod login;
 mod logs;
+mod notifications;
 mod page;
 mod secrets;
 mod sections;
 mod sessions;
 mod sweeps;
 mod times;
+mod uptime;
 
 pub use conn::{Listening, listen};
 pub use json::Json;
@@ -52,6 +54,7 @@ pub fn router(ctx: Context) -> Router {
         .merge(assets::router())
         .merge(login::router())
         .merge(sessions::router())
+        .merge(notifications::router())
         .merge(hosts::router())
         .merge(hooks::router())
         .merge(apps::router())
