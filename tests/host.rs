@@ -219,6 +219,7 @@ fn health(port: u16, path: &str, expect: Option<&str>, timeout: Duration) -> Hea
         url: format!("http://127.0.0.1:{port}{path}"),
         expect: expect.map(str::to_owned),
         timeout,
+        interval: None,
     }
 }
 

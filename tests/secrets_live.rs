@@ -129,6 +129,7 @@ note = "Gitea's deliveries are refused until both sides match."
             url: format!("http://127.0.0.1:{port}/"),
             expect: None,
             timeout: Duration::from_secs(30),
+            interval: None,
         };
         opsdeck::host::probe::check(&health).await.unwrap();
         reqwest::get(format!("http://127.0.0.1:{port}/"))

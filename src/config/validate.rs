@@ -5,8 +5,8 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use super::problems::{Label, Problems, element_names};
-use super::validate_params::{self, Owner};
 use super::validate_notify;
+use super::validate_params::{self, Owner};
 use super::values::*;
 use super::*;
 

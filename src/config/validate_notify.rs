@@ -2,10 +2,10 @@
 //! signing key a `json` receiver checks deliveries with.
 
 use super::problems::{Label, Problems};
+use super::reader::quoted_list;
 use super::validate::{absolute, report};
 use super::values::check_http_url;
 use super::{Config, NOTIFY_EVENTS, Notify, NotifyFormat};
-use super::reader::quoted_list;
 
 pub(super) fn check(config: &Config, target: &Notify, label: &Label, p: &mut Problems) {
     let key = |k: &str| label.key(k);
@@ -33,7 +33,11 @@ pub(super) fn check(config: &Config, target: &Notify, label: &Label, p: &mut Pro
     }
     for (i, app) in target.apps.iter().enumerate() {
         if config.app(app).is_none() {
-            p.error_in(&key("apps"), i, format!("there is no [[app]] named {app:?}"));
+            p.error_in(
+                &key("apps"),
+                i,
+                format!("there is no [[app]] named {app:?}"),
+            );
         }
     }
     absolute(p, &key("secret_file"), target.secret_file.as_deref());

@@ -137,8 +137,7 @@ impl Inner {
             "{app}: job {id} by {} awaits the approval of someone with the {role} role",
             actor.login
         );
-        let detail =
-            serde_json::json!({"requested_by": actor.login, "role": role, "expires_at": expires_at});
+        let detail = serde_json::json!({"requested_by": actor.login, "role": role, "expires_at": expires_at});
         let event = notify::Event {
             kind: "approval.requested",
             app,

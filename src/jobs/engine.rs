@@ -134,9 +134,20 @@ impl Engine {
                         .detail(serde_json::json!({"state": State::Interrupted})),
                 )
                 .await?;
-            let what = (job.id, job.app.as_str(), job.kind.as_str(), job.target.as_str());
-            notify::job_ended(&inner.db, &inner.config, what, State::Interrupted, &job.summary)
-                .await;
+            let what = (
+                job.id,
+                job.app.as_str(),
+                job.kind.as_str(),
+                job.target.as_str(),
+            );
+            notify::job_ended(
+                &inner.db,
+                &inner.config,
+                what,
+                State::Interrupted,
+                &job.summary,
+            )
+            .await;
         }
         // Processes are found both by the process group recorded when their
         // step started (a step that cleared its environment, `env -i` or

@@ -87,7 +87,12 @@ pub(super) async fn run(
         tracing::error!(job = job.id, error = %e, "cannot record the job's end");
     }
     // One INSERT per receiver: the deliverer sends it, never this job.
-    let what = (job.id, job.app.as_str(), job.kind.as_str(), job.target.as_str());
+    let what = (
+        job.id,
+        job.app.as_str(),
+        job.kind.as_str(),
+        job.target.as_str(),
+    );
     notify::job_ended(&inner.db, &inner.config, what, state, &summary).await;
     let outcome = match state {
         State::Succeeded => Outcome::Ok,

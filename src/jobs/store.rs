@@ -191,13 +191,13 @@ pub async fn all_queued(db: &SqlitePool) -> Result<Vec<(i64, String, bool)>> {
 pub async fn start(db: &SqlitePool, id: i64) -> Result<Runnable> {
     let (app, kind, target, actor, role, plan): (String, String, String, String, String, String) =
         sqlx::query_as(
-        "UPDATE jobs SET state = 'running', started_at = ? WHERE id = ? AND state = 'queued'
+            "UPDATE jobs SET state = 'running', started_at = ? WHERE id = ? AND state = 'queued'
          RETURNING app, kind, target, actor, role, plan",
-    )
-    .bind(now())
-    .bind(id)
-    .fetch_one(db)
-    .await?;
+        )
+        .bind(now())
+        .bind(id)
+        .fetch_one(db)
+        .await?;
     let plan = serde_json::from_str(&plan)
         .map_err(|e| anyhow::anyhow!("job {id} has a plan this opsdeck cannot read: {e}"))?;
     Ok(Runnable {

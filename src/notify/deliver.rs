@@ -96,7 +96,13 @@ async fn deliver(
         Err(error) => {
             let wait = target.map_or(MAX_WAIT, |t| backoff(t.backoff, attempt));
             let next = now + i64::try_from(wait.as_millis()).unwrap_or(i64::MAX / 2);
-            tracing::warn!(delivery = row.id, to = row.target, attempt, error, "notification not delivered; trying again later");
+            tracing::warn!(
+                delivery = row.id,
+                to = row.target,
+                attempt,
+                error,
+                "notification not delivered; trying again later"
+            );
             store::tried(db, row.id, "pending", next, Some(&error)).await?;
         }
     }
@@ -106,7 +112,9 @@ async fn deliver(
 /// The wait after failed try number `attempt` (1, 2, …): `first`, doubled
 /// each time, at most [`MAX_WAIT`].
 fn backoff(first: Duration, attempt: i64) -> Duration {
-    let doublings = u32::try_from(attempt.saturating_sub(1)).unwrap_or(u32::MAX).min(20);
+    let doublings = u32::try_from(attempt.saturating_sub(1))
+        .unwrap_or(u32::MAX)
+        .min(20);
     first.saturating_mul(1 << doublings).min(MAX_WAIT)
 }
 

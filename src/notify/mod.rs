@@ -67,7 +67,8 @@ pub async fn job_ended(
         "" => format!("{app}: {what} {state} (job {id})"),
         summary => format!("{app}: {what} {state} (job {id}): {summary}"),
     };
-    let detail = serde_json::json!({"kind": kind, "target": target, "state": state, "summary": summary});
+    let detail =
+        serde_json::json!({"kind": kind, "target": target, "state": state, "summary": summary});
     emit(
         db,
         config,

@@ -49,13 +49,12 @@ async fn watch(ctx: Context, app: String, every: Duration) {
 /// the transition.
 async fn probe_once(ctx: &Context, name: &str) -> Result<()> {
     let app = ctx.app(name)?;
-    let answers =
-        futures_util::future::join_all(app.health.iter().map(|health| async move {
-            probe::check(health)
-                .await
-                .map_err(|e| format!("{}: {}", health.name(), e.public_message()))
-        }))
-        .await;
+    let answers = futures_util::future::join_all(app.health.iter().map(|health| async move {
+        probe::check(health)
+            .await
+            .map_err(|e| format!("{}: {}", health.name(), e.public_message()))
+    }))
+    .await;
     let failed = answers.into_iter().find_map(|a| a.err());
     let up = failed.is_none();
     let before = last(&ctx.db, name).await?;

@@ -12,8 +12,20 @@ use crate::{Result, config::App};
 /// The two bars: id, heading, span, slots (half hours, two hours), its
 /// start's words.
 const BARS: [(&str, &str, u64, usize, &str); 2] = [
-    ("uptime-24h", "Uptime, last 24 hours", 24 * 3600, 48, "24 h ago"),
-    ("uptime-7d", "Uptime, last 7 days", 7 * 24 * 3600, 84, "7 days ago"),
+    (
+        "uptime-24h",
+        "Uptime, last 24 hours",
+        24 * 3600,
+        48,
+        "24 h ago",
+    ),
+    (
+        "uptime-7d",
+        "Uptime, last 7 days",
+        7 * 24 * 3600,
+        84,
+        "7 days ago",
+    ),
 ];
 
 /// The app's bars, or none when nothing watches it (no `interval`).

@@ -62,6 +62,7 @@ pub async fn answer_when_up(port: u16) -> String {
         url: format!("http://127.0.0.1:{port}/"),
         expect: None,
         timeout: Duration::from_secs(30),
+        interval: None,
     };
     opsdeck::host::probe::check(&health).await.unwrap();
     answer(port).await

@@ -1,0 +1,385 @@
+//! Notifications and the health watch, against the real `opsdeck serve`
+//! and a real HTTP receiver run by the test: a `json` receiver gets a
+//! failed job's event signed with HMAC-SHA256 of the body; one answering
+//! 500 three times gets the same event once it answers 200 — across a
+//! restart of opsdeck between tries; a health check that starts failing
+//! sends `health.down` once and `health.up` once when it recovers, and
+//! the app page's uptime bar shows the gap.
+
+mod support;
+
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use support::cli::Instance;
+
+/// What the receiver saw of one request: its headers and body.
+#[derive(Clone, Debug)]
+struct Got {
+    headers: HeaderMap,
+    body: String,
+}
+
+/// A receiver on a loopback port: `/hook` answers each POST with the next
+/// status of `answers` (200 once they run out) and keeps what it got;
+/// `/health` answers `health` (a status code).
+#[derive(Clone, Default)]
+struct Receiver {
+    got: Arc<Mutex<Vec<Got>>>,
+    answers: Arc<Mutex<Vec<u16>>>,
+    health: Arc<AtomicU16>,
+}
+
+impl Receiver {
+    async fn start(answers: &[u16]) -> (Receiver, String) {
+        let receiver = Receiver {
+            answers: Arc::new(Mutex::new(answers.iter().rev().copied().collect())),
+            health: Arc::new(AtomicU16::new(200)),
+            ..Receiver::default()
+        };
+        let app = axum::Router::new()
+            .route("/hook", post(hook))
+            .route("/health", get(health))
+            .with_state(receiver.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (receiver, url)
+    }
+
+    fn got(&self) -> Vec<Got> {
+        self.got.lock().unwrap().clone()
+    }
+
+    /// Waits until it has been sent `n` requests (at most `within`).
+    async fn wait_for(&self, n: usize, within: Duration) -> Vec<Got> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let got = self.got();
+            if got.len() >= n {
+                return got;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the receiver got {} requests, not {n}: {got:?}",
+                got.len()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+async fn hook(State(r): State<Receiver>, headers: HeaderMap, body: String) -> StatusCode {
+    r.got.lock().unwrap().push(Got { headers, body });
+    let status = r.answers.lock().unwrap().pop().unwrap_or(200);
+    StatusCode::from_u16(status).unwrap()
+}
+
+async fn health(State(r): State<Receiver>) -> StatusCode {
+    StatusCode::from_u16(r.health.load(Ordering::SeqCst)).unwrap()
+}
+
+fn signature(key: &str, body: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).unwrap();
+    mac.update(body.as_bytes());
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+fn header<'a>(got: &'a Got, name: &str) -> &'a str {
+    got.headers
+        .get(name)
+        .unwrap_or_else(|| panic!("no {name} header in {got:?}"))
+        .to_str()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_failed_job_reaches_a_receiver_signed_and_again_after_500s_and_a_restart() {
+    let (receiver, url) = Receiver::start(&[500, 500, 500]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("notify.key");
+    std::fs::write(&key_file, "s3cret-key\n").unwrap();
+    let opsdeck = Instance::new(&format!(
+        r#"
+[[app]]
+name = "site"
+
+[[app.action]]
+name = "break"
+run = ["sh", "-c", "echo going wrong; exit 3"]
+
+[[notify]]
+name = "on-call"
+url = "{url}/hook"
+format = "json"
+secret_file = "{}"
+events = ["job.failed", "deploy.succeeded"]
+backoff = "1s"
+"#,
+        key_file.display()
+    ));
+    let token = opsdeck.token("ops", "owner");
+    let server = opsdeck.serve().await;
+    let client = reqwest::Client::new();
+    let res = client
+        .post(format!("{}/api/apps/site/actions/break/run", server.url))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success(), "{}", res.text().await.unwrap());
+
+    // Two tries answered 500 (the second a second after the first), then
+    // opsdeck stops before the third.
+    let got = receiver.wait_for(2, Duration::from_secs(20)).await;
+    let (status, _) = server.stop();
+    assert!(status.success());
+    let first = &got[0];
+    let event: serde_json::Value = serde_json::from_str(&first.body).unwrap();
+    assert_eq!(event["event"], "job.failed");
+    assert_eq!(event["app"], "site");
+    assert_eq!(event["detail"]["state"], "failed");
+    assert!(
+        event["text"]
+            .as_str()
+            .unwrap()
+            .contains("action break failed"),
+        "{event}"
+    );
+    assert_eq!(header(first, "x-opsdeck-event"), "job.failed");
+    assert_eq!(
+        header(first, "x-opsdeck-signature"),
+        signature("s3cret-key", &first.body)
+    );
+
+    // The next start picks the pending row up: a third 500, then a 200.
+    let server = opsdeck.serve().await;
+    let got = receiver.wait_for(4, Duration::from_secs(30)).await;
+    for again in &got[1..] {
+        assert_eq!(again.body, first.body, "every try sends the same event");
+        assert_eq!(
+            header(again, "x-opsdeck-delivery"),
+            header(first, "x-opsdeck-delivery")
+        );
+        assert_eq!(
+            header(again, "x-opsdeck-signature"),
+            signature("s3cret-key", &again.body)
+        );
+    }
+    // Delivered once: nothing more comes.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(receiver.got().len(), 4);
+
+    let page = client
+        .get(format!("{}/notifications", server.url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let page = page.text().await.unwrap();
+    assert!(page.contains("1 delivered"), "{page}");
+    assert!(page.contains("0 pending"), "{page}");
+    assert!(
+        page.contains(r#"<span class="state">delivered</span>"#),
+        "{page}"
+    );
+    assert!(
+        page.contains("answered 500 Internal Server Error"),
+        "{page}"
+    );
+
+    let db = opsdeck.sqlite().await;
+    let (attempts, state): (i64, String) =
+        sqlx::query_as("SELECT attempts, state FROM notify_outbox")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert_eq!((attempts, state.as_str()), (4, "delivered"));
+    let audited: Vec<(String, String)> =
+        sqlx::query_as("SELECT outcome, detail FROM audit_events WHERE action = 'notify.deliver'")
+            .fetch_all(&db)
+            .await
+            .unwrap();
+    assert_eq!(audited.len(), 1, "{audited:?}");
+    assert!(audited[0].1.contains(r#""attempts":4"#), "{audited:?}");
+}
+
+#[tokio::test]
+async fn a_receiver_that_never_answers_well_is_given_up_on_and_audited() {
+    let (receiver, url) = Receiver::start(&[503, 503]).await;
+    let opsdeck = Instance::new(&format!(
+        r#"
+[[app]]
+name = "site"
+
+[[app.action]]
+name = "break"
+run = ["false"]
+
+[[notify]]
+name = "chat"
+url = "{url}/hook"
+format = "slack"
+events = ["job.failed"]
+backoff = "1s"
+attempts = 2
+"#
+    ));
+    let token = opsdeck.token("ops", "owner");
+    let server = opsdeck.serve().await;
+    let res = reqwest::Client::new()
+        .post(format!("{}/api/apps/site/actions/break/run", server.url))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success());
+    let got = receiver.wait_for(2, Duration::from_secs(20)).await;
+    let slack: serde_json::Value = serde_json::from_str(&got[0].body).unwrap();
+    assert!(
+        slack["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("site: action break failed"),
+        "{slack}"
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(receiver.got().len(), 2, "two tries, then it gives up");
+    let db = opsdeck.sqlite().await;
+    let (state, error): (String, String) =
+        sqlx::query_as("SELECT state, last_error FROM notify_outbox")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert_eq!(state, "failed");
+    assert!(error.contains("answered 503"), "{error}");
+    let (outcome,): (String,) =
+        sqlx::query_as("SELECT outcome FROM audit_events WHERE action = 'notify.give_up'")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert_eq!(outcome, "failed");
+    drop(server);
+}
+
+#[tokio::test]
+async fn a_failing_health_check_sends_down_once_then_up_once_and_the_uptime_bar_shows_the_gap() {
+    let (receiver, url) = Receiver::start(&[]).await;
+    let opsdeck = Instance::new(&format!(
+        r#"
+[[app]]
+name = "site"
+
+[[app.health]]
+url = "{url}/health"
+timeout = "2s"
+interval = "1s"
+
+[[notify]]
+name = "chat"
+url = "{url}/hook"
+format = "matrix"
+events = ["health.down", "health.up"]
+backoff = "1s"
+"#
+    ));
+    let token = opsdeck.token("ops", "viewer");
+    let server = opsdeck.serve().await;
+    let db = opsdeck.sqlite().await;
+    let samples = |up: bool| {
+        let db = db.clone();
+        async move {
+            let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM health_samples WHERE up = ?")
+                .bind(up)
+                .fetch_one(&db)
+                .await
+                .unwrap();
+            n
+        }
+    };
+    let wait_samples = |up: bool, n: i64| {
+        let samples = samples.clone();
+        async move {
+            for _ in 0..200 {
+                if samples(up).await >= n {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            panic!("fewer than {n} samples with up = {up}");
+        }
+    };
+    wait_samples(true, 2).await;
+    assert!(
+        receiver.got().is_empty(),
+        "healthy from the start: nothing to say"
+    );
+
+    receiver.health.store(500, Ordering::SeqCst);
+    let got = receiver.wait_for(1, Duration::from_secs(20)).await;
+    let down: serde_json::Value = serde_json::from_str(&got[0].body).unwrap();
+    assert_eq!(down["msgtype"], "m.text");
+    let body = down["body"].as_str().unwrap();
+    assert!(body.starts_with("site is down: "), "{body}");
+    assert!(body.contains("500"), "{body}");
+    // Still down for a few more probes: no second message.
+    wait_samples(false, 3).await;
+    assert_eq!(receiver.got().len(), 1);
+
+    receiver.health.store(200, Ordering::SeqCst);
+    let got = receiver.wait_for(2, Duration::from_secs(20)).await;
+    let up: serde_json::Value = serde_json::from_str(&got[1].body).unwrap();
+    assert!(
+        up["body"]
+            .as_str()
+            .unwrap()
+            .starts_with("site is healthy again"),
+        "{up}"
+    );
+    let ups = samples(true).await;
+    wait_samples(true, ups + 2).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let events: Vec<String> = receiver
+        .got()
+        .iter()
+        .map(|g| header(g, "x-opsdeck-event").to_string())
+        .collect();
+    assert_eq!(events, ["health.down", "health.up"]);
+
+    let page = reqwest::Client::new()
+        .get(format!("{}/apps/site", server.url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let page = page.text().await.unwrap();
+    let bar = page
+        .split(r#"<figure class="chart" id="chart-uptime-24h">"#)
+        .nth(1)
+        .expect("the 24 h uptime bar")
+        .split("</figure>")
+        .next()
+        .unwrap();
+    let down_probes = samples(false).await;
+    let all = down_probes + samples(true).await;
+    assert!(
+        bar.contains(&format!("({down_probes} of {all} probes down)</title>")),
+        "{bar}"
+    );
+    assert!(
+        bar.contains(r#"class="bar-failed""#),
+        "the gap is drawn: {bar}"
+    );
+    assert!(bar.contains("down in "), "a slot says so: {bar}");
+    assert!(page.contains(r#"id="chart-uptime-7d""#));
+}
