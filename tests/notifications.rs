@@ -306,17 +306,14 @@ backoff = "1s"
             n
         }
     };
-    let wait_samples = |up: bool, n: i64| {
-        let samples = samples.clone();
-        async move {
-            for _ in 0..200 {
-                if samples(up).await >= n {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
+    let wait_samples = |up: bool, n: i64| async move {
+        for _ in 0..200 {
+            if samples(up).await >= n {
+                return;
             }
-            panic!("fewer than {n} samples with up = {up}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        panic!("fewer than {n} samples with up = {up}");
     };
     wait_samples(true, 2).await;
     assert!(
