@@ -1398,3 +1398,34 @@ fn approvals_name_a_kind_and_a_role_and_expire_after_approval_ttl() {
         "expected a duration",
     );
 }
+
+#[test]
+fn notify_names_known_events_apps_and_a_signing_key() {
+    let good = format!(
+        "{APP}\n[[notify]]\nname = \"on-call\"\nurl = \"https://hooks.example.org/x\"\nformat = \"slack\"\nevents = [\"job.failed\", \"health.down\"]\napps = [\"web\"]\n"
+    );
+    let config = parse(&good).unwrap();
+    let on_call = &config.notify[0];
+    assert_eq!(on_call.events, ["job.failed", "health.down"]);
+    assert_eq!((on_call.backoff.as_secs(), on_call.attempts), (10, 10));
+    rejects(
+        &good.replace("\"health.down\"", "\"health.sideways\""),
+        11,
+        "notify \"on-call\" → events",
+        "there is no event \"health.sideways\"; expected one of \"job.failed\"",
+    );
+    rejects(
+        &good.replace("apps = [\"web\"]", "apps = [\"wbe\"]"),
+        12,
+        "notify \"on-call\" → apps",
+        "there is no [[app]] named \"wbe\"",
+    );
+    rejects(
+        &good.replace("\"slack\"", "\"json\""),
+        7,
+        "notify \"on-call\" → secret_file",
+        "a \"json\" receiver needs `secret_file`",
+    );
+    let watched = format!("{APP}[app.health]\nurl = \"http://127.0.0.1:1/\"\ninterval = \"0s\"\n");
+    rejects(&watched, 8, "app \"web\" → health.interval", "at least 1s");
+}
