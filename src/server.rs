@@ -60,6 +60,7 @@ pub async fn run_then(config: Config, ready: impl FnOnce(&crate::Context)) -> an
         ctx.audit.clone(),
     ));
     crate::ops::health_watch::start(&ctx);
+    crate::ops::overdue_watch::start(&ctx);
     let scheduler = crate::ops::schedule::Scheduler::new(ctx.clone());
     tokio::spawn(async move {
         scheduler.run(&crate::ops::schedule::SystemClock).await;

@@ -380,3 +380,121 @@ backoff = "1s"
     assert!(bar.contains("down in "), "a slot says so: {bar}");
     assert!(page.contains(r#"id="chart-uptime-7d""#));
 }
+
+#[tokio::test]
+async fn an_overdue_secret_is_sent_once_also_across_a_restart() {
+    let (receiver, url) = Receiver::start(&[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let env = dir.path().join(".env");
+    std::fs::write(&env, "SESSION_KEY=old-session-key-1234\nAPI_KEY=fresh\n").unwrap();
+    // Last changed 100 days ago: 10 days past a 90-day max_age.
+    let old = std::time::SystemTime::now() - Duration::from_secs(100 * 86400);
+    std::fs::File::options()
+        .write(true)
+        .open(&env)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    let opsdeck = Instance::new(&format!(
+        r#"
+[[app]]
+name = "web"
+env_file = "{}"
+
+[[app.secret]]
+name = "SESSION_KEY"
+generate = "hex:32"
+max_age = "90d"
+
+[[app.secret]]
+name = "API_KEY"
+generate = "hex:32"
+max_age = "200d"
+
+[[notify]]
+name = "chat"
+url = "{url}/hook"
+format = "slack"
+events = ["secret.overdue"]
+"#,
+        env.display()
+    ));
+    let server = opsdeck.serve().await;
+    let got = receiver.wait_for(1, Duration::from_secs(20)).await;
+    let slack: serde_json::Value = serde_json::from_str(&got[0].body).unwrap();
+    let text = slack["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("web: secret SESSION_KEY is overdue by 10 days (max_age 90 days"),
+        "{text}"
+    );
+    assert!(text.ends_with("/apps/web"), "{text}");
+    drop(server);
+    let server = opsdeck.serve().await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(receiver.got().len(), 1, "once per overdue stretch");
+    drop(server);
+}
+
+#[tokio::test]
+async fn a_succeeded_deploy_and_a_request_awaiting_approval_are_sent() {
+    let (receiver, url) = Receiver::start(&[]).await;
+    let opsdeck = Instance::new(&format!(
+        r#"
+[[app]]
+name = "web"
+strategy = "command"
+deploy = [ {{ run = ["true"] }} ]
+
+[[app.action]]
+name = "tidy"
+run = ["true"]
+approval = "owner"
+
+[[notify]]
+name = "chat"
+url = "{url}/hook"
+format = "slack"
+events = ["deploy.succeeded", "approval.requested", "job.failed"]
+apps = ["web"]
+"#
+    ));
+    let token = opsdeck.token("ops", "admin");
+    let server = opsdeck.serve().await;
+    let client = reqwest::Client::new();
+    for (path, body) in [
+        ("/api/apps/web/deploy", serde_json::json!({"ref": "v1"})),
+        ("/api/apps/web/actions/tidy/run", serde_json::json!({})),
+    ] {
+        let res = client
+            .post(format!("{}{path}", server.url))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(res.status().is_success(), "{}", res.text().await.unwrap());
+        receiver.wait_for(1, Duration::from_secs(20)).await;
+    }
+    let got = receiver.wait_for(2, Duration::from_secs(20)).await;
+    let texts: Vec<String> = got
+        .iter()
+        .map(|g| {
+            serde_json::from_str::<serde_json::Value>(&g.body).unwrap()["text"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert!(
+        texts[0].starts_with("web: deploy v1 succeeded (job 1)"),
+        "{texts:?}"
+    );
+    assert!(
+        texts[1].starts_with(
+            "web: job 2 by token:ops awaits the approval of someone with the owner role"
+        ),
+        "{texts:?}"
+    );
+    assert!(texts[1].ends_with("/jobs/2"), "{texts:?}");
+    drop(server);
+}

@@ -5,6 +5,7 @@ mod command;
 pub mod deploy;
 pub mod health;
 pub mod health_watch;
+pub mod overdue_watch;
 mod params;
 pub mod restore;
 pub mod rollback;
