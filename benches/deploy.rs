@@ -1,7 +1,8 @@
 //! Issue 4's figures: a deploy through opsdeck against the same steps as
 //! a plain shell script (fetch, check out, build) on the same repository,
 //! and a `releases` rollback (a switch of `current`; the app has no unit,
-//! so no restart is counted). Prints Markdown table rows;
+//! so no restart is counted); issue 25's: what the notification outbox
+//! adds to a failing job (one INSERT per receiver). Prints Markdown table rows;
 //! `cargo bench --bench deploy -- --bench`. Without `--bench` (as
 //! `cargo test --all-targets` runs it) it returns at once.
 
@@ -60,6 +61,56 @@ async fn main() {
         ms(rollback),
         ms(rollback) / 1000.0,
     );
+    let (with, without) = outbox_cost().await;
+    println!(
+        "| failing one-step job with a `[[notify]]` for `job.failed` (its receiver down, the deliverer retrying) vs without, median of {OUTBOX_ROUNDS} | {:.1} ms | {:.1} ms | {:+.1} ms | no measurable difference (≤ +1 ms) |",
+        ms(with),
+        ms(without),
+        ms(with) - ms(without),
+    );
+}
+
+const OUTBOX_ROUNDS: usize = 41;
+
+/// The median time from asking for a failing action to its end, on an
+/// opsdeck with a `[[notify]]` that wants the failure (its receiver
+/// refuses connections, so the deliverer keeps retrying meanwhile) and on
+/// one without; rounds alternate.
+async fn outbox_cost() -> (Duration, Duration) {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("notify.key");
+    std::fs::write(&key, "bench-key").unwrap();
+    let app = "[[app]]\nname = \"web\"\n\n[[app.action]]\nname = \"fail\"\nrun = [\"false\"]\n";
+    let plain = support::server::start(app).await;
+    let notified = support::server::start(&format!(
+        "{app}\n[[notify]]\nname = \"on-call\"\nurl = \"http://127.0.0.1:{}/hook\"\nsecret_file = \"{}\"\nevents = [\"job.failed\"]\nbackoff = \"1s\"\nattempts = 1000\n",
+        support::free_port(),
+        key.display()
+    ))
+    .await;
+    let ctx = &notified.ctx;
+    tokio::spawn(opsdeck::notify::deliver_forever(
+        ctx.config.clone(),
+        ctx.db.clone(),
+        ctx.audit.clone(),
+    ));
+    let (mut with, mut without) = (Vec::new(), Vec::new());
+    for _ in 0..OUTBOX_ROUNDS {
+        for (server, times) in [(&notified, &mut with), (&plain, &mut without)] {
+            let started = Instant::now();
+            let job = opsdeck::ops::actions::run(&server.ctx, &ada(), "web", "fail")
+                .await
+                .unwrap();
+            assert_eq!(server.finished(job).await, State::Failed);
+            times.push(started.elapsed());
+        }
+    }
+    let (queued,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM notify_outbox")
+        .fetch_one(&notified.ctx.db)
+        .await
+        .unwrap();
+    assert_eq!(queued, i64::try_from(OUTBOX_ROUNDS).unwrap());
+    (median(with), median(without))
 }
 
 async fn deploy_vs_script() -> (Duration, Duration) {
