@@ -1117,6 +1117,16 @@ journal = true
 [hosts.bastion]
 address = "ssh://jump@bastion.example.org"
 
+[[notify]]
+name = "on-call"
+url = "https://alerts.example.org/opsdeck"
+format = "json"
+secret_file = "$SECRET"
+events = ["job.failed", "health.down", "health.up"]
+apps = ["shop"]
+backoff = "30s"
+attempts = 5
+
 [hosts.web1]
 address = "deploy@10.0.0.5:2222"
 identity_file = "/etc/opsdeck/id_ed25519"
@@ -1138,7 +1148,7 @@ sudo = true
 user = "shop"
 group = "www-data"
 env_file = "/srv/shop/shared/.env"
-health = [ { url = "https://shop.example.org/healthz", expect = "ok", timeout = "1m" }, { name = "api", url = "https://shop.example.org/api/health" } ]
+health = [ { url = "https://shop.example.org/healthz", expect = "ok", timeout = "1m", interval = "1m" }, { name = "api", url = "https://shop.example.org/api/health" } ]
 build = [ { run = ["composer", "install"], cwd = "app", env = { APP_ENV = "prod" }, timeout = "5m" } ]
 logs = { units = ["shop.service"] }
 auto_deploy = "release"
@@ -1299,6 +1309,15 @@ fn every_key_of_the_reference_is_accepted() {
     assert_eq!(shop.required_role("deploy"), opsdeck::auth::Role::Operator);
     assert_eq!(shop.required_role("restore"), opsdeck::auth::Role::Admin);
     assert_eq!(shop.health.len(), 2);
+    assert_eq!(
+        shop.health[0].interval,
+        Some(std::time::Duration::from_secs(60))
+    );
+    assert_eq!(config.notify[0].apps, ["shop"]);
+    assert_eq!(
+        config.notify[0].signing_key().unwrap().as_deref(),
+        Some("value")
+    );
     assert_eq!(shop.sweeps.len(), 6);
     let secret = |name: &str| shop.secrets.iter().find(|s| s.name == name).unwrap();
     assert_eq!(

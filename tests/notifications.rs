@@ -196,6 +196,15 @@ backoff = "1s"
         "{page}"
     );
 
+    let operator = opsdeck.token("op", "operator");
+    let refused = client
+        .get(format!("{}/notifications", server.url))
+        .bearer_auth(&operator)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403, "admins only");
+
     let db = opsdeck.sqlite().await;
     let (attempts, state): (i64, String) =
         sqlx::query_as("SELECT attempts, state FROM notify_outbox")

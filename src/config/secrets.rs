@@ -67,6 +67,13 @@ impl Config {
     }
 }
 
+impl super::Notify {
+    /// The key deliveries to this receiver are signed with, if any.
+    pub fn signing_key(&self) -> crate::Result<Option<String>> {
+        secret(None, self.secret_file.as_deref())
+    }
+}
+
 impl App {
     /// The secret Gitea signs this app's push webhooks with.
     pub fn webhook_secret(&self) -> crate::Result<Option<String>> {
@@ -140,6 +147,13 @@ pub(super) fn check(config: &Config, p: &mut Problems) {
             &auth,
             "neither `gitea_url` nor `dev_login` is set: nobody can sign in in a browser, only API tokens work",
         );
+    }
+    let notify =
+        super::validate::labels(&Label::default().key("notify"), &config.notify, |n| &n.name);
+    for (target, label) in config.notify.iter().zip(&notify) {
+        if let Some(path) = &target.secret_file {
+            check_file(p, &label.key("secret_file"), path);
+        }
     }
     let apps = super::validate::labels(&Label::default().key("app"), &config.apps, |a| &a.name);
     for (app, label) in config.apps.iter().zip(&apps) {

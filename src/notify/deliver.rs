@@ -131,11 +131,9 @@ async fn send(
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .header("X-Opsdeck-Event", &row.event)
         .header("X-Opsdeck-Delivery", row.id.to_string());
-    if let Some(path) = &target.secret_file {
-        let key = tokio::fs::read_to_string(path)
-            .await
-            .map_err(|e| format!("cannot read secret_file {}: {e}", path.display()))?;
-        request = request.header("X-Opsdeck-Signature", signature(key.trim(), &body));
+    // Read at each send: a replaced key needs no restart.
+    if let Some(key) = target.signing_key().map_err(|e| e.to_string())? {
+        request = request.header("X-Opsdeck-Signature", signature(&key, &body));
     }
     let response = request
         .body(body)
