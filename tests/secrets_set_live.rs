@@ -91,12 +91,16 @@ fn sample_proc(values: Vec<String>, stop: Arc<AtomicBool>, seen: Arc<Mutex<Seen>
                 continue;
             }
             let dir = entry.path();
-            let cgroup = std::fs::read_to_string(dir.join("cgroup")).unwrap_or_default();
-            let in_unit = cgroup.contains("/web.service");
             for what in ["cmdline", "environ"] {
                 let Ok(bytes) = std::fs::read(dir.join(what)) else {
                     continue;
                 };
+                // Read after the bytes: a unit's process is forked by
+                // systemd in PID 1's cgroup, moves itself into the unit's
+                // and only then execs with the unit's environment, so a
+                // cgroup read before the environ could miss the move.
+                let cgroup = std::fs::read_to_string(dir.join("cgroup")).unwrap_or_default();
+                let in_unit = cgroup.contains("/web.service");
                 let mut seen = seen.lock().unwrap();
                 if what == "cmdline" && bytes.windows(9).any(|w| w == b"systemctl") {
                     seen.systemctl += 1;
