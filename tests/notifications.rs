@@ -507,3 +507,83 @@ apps = ["web"]
     assert!(texts[1].ends_with("/jobs/2"), "{texts:?}");
     drop(server);
 }
+
+/// The uptime bar and `/notifications` in a real browser: at 390 px and
+/// on a laptop nothing scrolls sideways and the bar is at least 300 px
+/// wide; its gap is drawn in the page's colours, light and dark.
+#[tokio::test]
+async fn the_uptime_bar_and_the_outbox_fit_a_phone_and_read_in_the_dark() {
+    use opsdeck::auth::Role;
+    use serde_json::json;
+    use support::browser::Browser;
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let s = support::server::start(
+        "[[app]]\nname = \"site\"\nhealth = { url = \"http://127.0.0.1:1/\", interval = \"1m\" }\n\n[[notify]]\nname = \"chat\"\nurl = \"http://127.0.0.1:1/hook\"\nformat = \"slack\"\nevents = [\"health.down\"]\n",
+    )
+    .await;
+    // An hour of probes a minute apart, down for ten minutes in the middle.
+    let now = chrono::Utc::now().timestamp_millis();
+    for minute in 0..60 {
+        sqlx::query("INSERT INTO health_samples (app, at, up) VALUES ('site', ?, ?)")
+            .bind(now - (60 - minute) * 60_000)
+            .bind(!(25..35).contains(&minute))
+            .execute(&s.ctx.db)
+            .await
+            .unwrap();
+    }
+    opsdeck::notify::emit(
+        &s.ctx.db,
+        &s.ctx.config,
+        opsdeck::notify::Event {
+            kind: "health.down",
+            app: "site",
+            job: None,
+            text: "site is down: http://127.0.0.1:1/: connection refused".into(),
+            detail: json!({}),
+        },
+    )
+    .await;
+    let (cookie, _) = s.session("ada", Role::Admin).await;
+    let (name, value) = cookie.split_once('=').unwrap();
+    browser.goto(&s.at("/healthz")).await;
+    browser.set_cookie(name, value).await;
+
+    for width in [390, 1366] {
+        browser.resize(width, 900).await;
+        for path in ["/apps/site", "/notifications"] {
+            browser.goto(&s.at(path)).await;
+            let overflow = browser.sideways_overflow().await;
+            assert!(
+                overflow <= 0,
+                "{path} at {width} px scrolls sideways by {overflow}px"
+            );
+        }
+        browser.goto(&s.at("/apps/site")).await;
+        let widths = browser
+            .js(
+                "return [...document.querySelectorAll('#uptime .chart svg')].map(s => s.getBoundingClientRect().right <= window.innerWidth && s.getBoundingClientRect().width)",
+                json!([]),
+            )
+            .await;
+        let widths = widths.as_array().unwrap();
+        assert_eq!(widths.len(), 2, "24 h and 7 d");
+        for w in widths {
+            assert!(w.as_f64().is_some_and(|w| w >= 300.0), "{widths:?}");
+        }
+    }
+    let title = "return document.querySelector('#chart-uptime-24h svg > title').textContent";
+    assert_eq!(
+        browser.js(title, json!([])).await,
+        "Uptime, last 24 hours: 83.3 % up (10 of 60 probes down)"
+    );
+    let fill = "return getComputedStyle(document.querySelector('#uptime rect.bar-failed')).fill";
+    let light = browser.js(fill, json!([])).await;
+    browser.prefer_dark(true).await;
+    browser.goto(&s.at("/apps/site")).await;
+    let dark = browser.js(fill, json!([])).await;
+    assert_ne!(light, dark, "the gap takes the dark theme's colour");
+    let console = browser.console().await;
+    assert!(console.iter().all(|l| !l.contains("SEVERE")), "{console:?}");
+}
