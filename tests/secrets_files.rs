@@ -9,7 +9,7 @@
 mod support;
 
 use std::io::{Read, Write};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -82,8 +82,7 @@ async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     for name in FILES {
         let path = dir.path().join(name);
-        std::fs::write(&path, old_content(name)).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        support::write_private(&path, &old_content(name));
         if nix::unistd::geteuid().is_root() {
             std::os::unix::fs::chown(&path, Some(4242), Some(4243)).unwrap();
         }

@@ -7,7 +7,6 @@
 
 mod support;
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
@@ -64,8 +63,7 @@ async fn inside_rotations() {
     let app = tempfile::tempdir().unwrap();
     let file = |name: &str, text: &str| {
         let path = app.path().join(name);
-        std::fs::write(&path, text).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        support::write_private(&path, text);
         path
     };
     let env = file(".env", ENV);

@@ -106,11 +106,9 @@ impl FakeGitea {
     /// An `[auth]` section for an opsdeck that calls this Gitea: its URL,
     /// and the OAuth2 client secret and API token in 0600 files in `dir`.
     pub fn auth_config(&self, dir: &std::path::Path) -> String {
-        use std::os::unix::fs::PermissionsExt;
         let file = |name: &str, text: &str| {
             let path = dir.join(name);
-            std::fs::write(&path, text).unwrap();
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+            super::write_private(&path, text);
             path.display().to_string()
         };
         format!(

@@ -24,6 +24,14 @@ pub mod store;
 pub mod webapp;
 
 /// A loopback port nobody listens on right now.
+/// Writes `text` to `path`, readable by its owner only (0600), as a
+/// secret or an app's env file is kept.
+pub fn write_private(path: &std::path::Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
