@@ -140,12 +140,29 @@ impl std::io::Write for HashWriter<'_> {
     }
 }
 
-/// Appends `e` after the current last row in one short write transaction.
+/// What else a row's transaction writes: the change the row records, so
+/// the two commit together (see `Audit::record_with`).
+pub type Along = Box<
+    dyn for<'c> FnOnce(
+            &'c mut sqlx::SqliteConnection,
+        ) -> futures_util::future::BoxFuture<'c, crate::Result<()>>
+        + Send,
+>;
+
+/// Appends `e` after the current last row in one short write transaction
+/// (with `along`, the change it records, written first in the same one).
 /// `BEGIN IMMEDIATE` takes SQLite's write lock before reading the last hash,
 /// so writers in this process and in others (`opsdeck token create` while
 /// `opsdeck serve` runs) are serialized and the chain never forks.
-pub(super) async fn append(db: &SqlitePool, e: Event) -> crate::Result<Record> {
+pub(super) async fn append(
+    db: &SqlitePool,
+    e: Event,
+    along: Option<Along>,
+) -> crate::Result<Record> {
     let mut tx = db.begin_with("BEGIN IMMEDIATE").await?;
+    if let Some(along) = along {
+        along(&mut tx).await?;
+    }
     let last: Option<(i64, String, i64)> =
         sqlx::query_as("SELECT id, hash, at FROM audit_events ORDER BY id DESC LIMIT 1")
             .fetch_optional(&mut *tx)

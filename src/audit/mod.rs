@@ -19,7 +19,7 @@ mod refusals;
 mod verify;
 mod watch;
 
-pub use chain::{GENESIS, Record, row_hash};
+pub use chain::{Along, GENESIS, Record, row_hash};
 pub use export::{Format, export, format_time};
 pub use filter::{Filter, FilterInput, get, page};
 pub use refusals::{PER_ACTION as REFUSALS_PER_ACTION, PER_ADDRESS as REFUSALS_PER_ADDRESS};
@@ -233,9 +233,21 @@ impl Audit {
     /// The write runs on its own task so that a caller who gives up (a
     /// client that disconnects) cannot leave the chain half-written.
     pub async fn record(&self, e: Event) -> crate::Result<i64> {
+        self.write(e, None).await
+    }
+
+    /// `record`, with the change the row records (`along`) written in the
+    /// same transaction: nobody sees the change without its row, and a
+    /// crash keeps both or neither. A job's end is one: a client that sees
+    /// "succeeded" finds its `job.end` row already in the log.
+    pub async fn record_with(&self, e: Event, along: chain::Along) -> crate::Result<i64> {
+        self.write(e, Some(along)).await
+    }
+
+    async fn write(&self, e: Event, along: Option<chain::Along>) -> crate::Result<i64> {
         let e = e.clipped();
         let db = self.db.clone();
-        let record = tokio::spawn(async move { chain::append(&db, e).await })
+        let record = tokio::spawn(async move { chain::append(&db, e, along).await })
             .await
             .map_err(|e| anyhow::anyhow!("the audit writer stopped: {e}"))??;
         self.watch.written();

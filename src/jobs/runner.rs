@@ -83,17 +83,6 @@ pub(super) async fn run(
     };
     let summary = redactor.mask(&summary).into_owned();
     let printed = recorder.await.unwrap_or(0);
-    if let Err(e) = store::finish(&inner.db, job.id, state, &summary).await {
-        tracing::error!(job = job.id, error = %e, "cannot record the job's end");
-    }
-    // One INSERT per receiver: the deliverer sends it, never this job.
-    let what = (
-        job.id,
-        job.app.as_str(),
-        job.kind.as_str(),
-        job.target.as_str(),
-    );
-    notify::job_ended(&inner.db, &inner.config, what, state, &summary).await;
     let outcome = match state {
         State::Succeeded => Outcome::Ok,
         State::Cancelled => Outcome::Cancelled,
@@ -103,9 +92,26 @@ pub(super) async fn run(
     let end = audit("job.end")
         .outcome(outcome)
         .detail(serde_json::json!({"state": state, "summary": summary, "lines": printed}));
-    if let Err(e) = inner.audit.record(end).await {
+    // The end and its audit row commit together: whoever sees the job
+    // ended finds the row (a script polling the job, then the log).
+    let (id, ended) = (job.id, summary.clone());
+    let finish: crate::audit::Along = Box::new(move |conn| {
+        Box::pin(async move { store::finish_on(conn, id, state, &ended).await })
+    });
+    if let Err(e) = inner.audit.record_with(end, finish).await {
         tracing::error!(job = job.id, error = %e, "cannot audit the job's end");
+        if let Err(e) = store::finish(&inner.db, job.id, state, &summary).await {
+            tracing::error!(job = job.id, error = %e, "cannot record the job's end");
+        }
     }
+    // One INSERT per receiver: the deliverer sends it, never this job.
+    let what = (
+        job.id,
+        job.app.as_str(),
+        job.kind.as_str(),
+        job.target.as_str(),
+    );
+    notify::job_ended(&inner.db, &inner.config, what, state, &summary).await;
     live.end(state);
 }
 

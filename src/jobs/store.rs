@@ -243,7 +243,18 @@ pub async fn step_ended(
 
 /// Ends a job: its state, its summary, and `skipped` for steps never run.
 pub async fn finish(db: &SqlitePool, id: i64, state: State, summary: &str) -> Result<()> {
-    let mut tx = db.begin().await?;
+    finish_on(&mut *db.acquire().await?, id, state, summary).await
+}
+
+/// `finish` on a connection, for a caller whose transaction also holds
+/// the job's `job.end` audit row.
+pub async fn finish_on(
+    conn: &mut sqlx::SqliteConnection,
+    id: i64,
+    state: State,
+    summary: &str,
+) -> Result<()> {
+    let mut tx = sqlx::Connection::begin(conn).await?;
     sqlx::query("UPDATE jobs SET state = ?, summary = ?, finished_at = ? WHERE id = ?")
         .bind(state.as_str())
         .bind(summary)
