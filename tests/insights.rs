@@ -477,6 +477,13 @@ async fn a_real_deploy_counts_its_lead_time_from_the_commit_time() {
         title(&html, "failure-rate"),
         "Change failure rate: 0.0 % (0 of 1 deploy failed)"
     );
+    // Its duration is counted as the job ends (the database keeps the
+    // per-day durations, migration 0160): the one deploy, nothing else.
+    let durations = title(&html, "durations");
+    assert!(
+        durations.starts_with("Job duration: deploy p50 ") && durations.ends_with(" (1 job)"),
+        "{durations}"
+    );
 }
 
 /// Signs `browser` in with a session cookie of `s`.

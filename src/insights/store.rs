@@ -1,9 +1,11 @@
 //! The insights' SQL: each query walks the `jobs_insights` index (or
 //! `jobs_went_live`, migration 0110) over the window and answers with a
-//! few rows — counts per day, the failed deploys, and durations packed
+//! few rows — counts per day, the failed deploys — and numbers packed
 //! into one text per app or kind (`group_concat`): a row per job would
-//! cost more in the driver than the figures themselves (100,000 jobs in
-//! a 90-day range stay within the page's 50 ms; `benches/insights.rs`).
+//! cost more in the driver than the figures themselves. Job durations,
+//! the most numerous, come from per-day lists kept as jobs end
+//! (`job_durations`, migration 0160). 100,000 jobs in a 90-day range
+//! stay within the page's 50 ms (`benches/insights.rs`).
 
 use sqlx::SqlitePool;
 
@@ -155,23 +157,24 @@ async fn lead_times(
     unpack_all(rows)
 }
 
-/// How long each job that ran took, one packed list per kind.
+/// How long each job that ran took, one packed list per kind: from the
+/// per-day lists the database keeps as jobs end (migration 0160), a few
+/// hundred rows for a 90-day range rather than a row per job.
 async fn durations(
     db: &SqlitePool,
     apps: &str,
     window: &Window,
 ) -> Result<Vec<(String, Vec<i64>)>> {
     let rows: Vec<(String, Option<String>)> = sqlx::query_as(
-        "SELECT kind, group_concat(max(finished_at - started_at, 0)) FROM jobs
+        "SELECT kind, group_concat(durations) FROM job_durations
          WHERE kind IN (SELECT value FROM json_each(?4))
            AND app IN (SELECT value FROM json_each(?1))
-           AND created_at >= ?2 AND created_at < ?3
-           AND started_at IS NOT NULL AND finished_at IS NOT NULL
+           AND day >= ?2 AND day <= ?3
          GROUP BY kind",
     )
     .bind(apps)
-    .bind(window.since)
-    .bind(window.until)
+    .bind(window.since.div_euclid(super::DAY))
+    .bind((window.until - 1).div_euclid(super::DAY))
     .bind(json_list(&KINDS)?)
     .fetch_all(db)
     .await?;
