@@ -580,3 +580,98 @@ async fn the_charts_fit_a_phone_and_read_in_the_dark() {
     let console = browser.console().await;
     assert!(console.iter().all(|l| !l.contains("SEVERE")), "{console:?}");
 }
+
+/// History written before migration 0160 (which keeps durations and lead
+/// times per day): the upgraded database shows the figures a database
+/// that kept them from the start shows, and a deploy running across the
+/// upgrade counts once when it ends.
+#[tokio::test]
+async fn history_from_before_the_per_day_lists_is_counted() {
+    async fn before_upgrade(db: &sqlx::SqlitePool) -> i64 {
+        history::deploy(
+            db,
+            "web",
+            "succeeded",
+            days_ago(40, 10),
+            Some(6 * MIN),
+            Some(days_ago(40, 4)),
+        )
+        .await;
+        history::deploy(db, "web", "failed", days_ago(3, 9), Some(2 * MIN), None).await;
+        history::job(
+            db,
+            "web",
+            "sweep",
+            "succeeded",
+            days_ago(2, 3),
+            Some(5 * MIN),
+        )
+        .await;
+        // Started, with its release, not ended: it ends after the upgrade.
+        let running = history::begun(db, "web", "deploy", days_ago(1, 10), true).await;
+        history::release(
+            db,
+            "web",
+            running,
+            "deploy",
+            days_ago(1, 10),
+            Some(days_ago(1, 8)),
+            None,
+        )
+        .await;
+        running
+    }
+    async fn end(db: &sqlx::SqlitePool, job: i64) {
+        history::end(db, job, "succeeded", days_ago(1, 10) + 3 * MIN).await;
+    }
+    let figures = |db: sqlx::SqlitePool| async move {
+        let apps = ["web".to_owned()];
+        let mut all = Vec::new();
+        for range in opsdeck::insights::Range::ALL {
+            let of = opsdeck::insights::of(&db, &apps, range, history::now())
+                .await
+                .unwrap();
+            all.push(format!("{:?} {:?}", of.overall, of.durations));
+        }
+        all
+    };
+
+    let old_dir = tempfile::tempdir().unwrap();
+    let old = opsdeck::db::connect(&old_dir.path().join("opsdeck.db"))
+        .await
+        .unwrap();
+    sqlx::migrate::Migrator {
+        migrations: opsdeck::db::MIGRATIONS
+            .iter()
+            .filter(|m| m.version < 160)
+            .cloned()
+            .collect(),
+        ..sqlx::migrate::Migrator::DEFAULT
+    }
+    .run(&old)
+    .await
+    .unwrap();
+    let running = before_upgrade(&old).await;
+    old.close().await;
+    let upgraded = opsdeck::db::open(old_dir.path()).await.unwrap();
+    end(&upgraded, running).await;
+
+    let fresh_dir = tempfile::tempdir().unwrap();
+    let fresh = opsdeck::db::open(fresh_dir.path()).await.unwrap();
+    let running = before_upgrade(&fresh).await;
+    end(&fresh, running).await;
+
+    let (upgraded, fresh) = (figures(upgraded).await, figures(fresh).await);
+    assert_eq!(upgraded, fresh);
+    // Both counted what was written. Over 90 days: lead times 6h 06m and
+    // 2h 03m (the failed deploy shipped nothing); deploys took 6, 2 and 3
+    // minutes, the sweep 5.
+    let quarter = &fresh[2];
+    for counted in [
+        "lead: Some(Spread { count: 2, p50: 7380000, p95: 21960000,",
+        r#"KindSpread { kind: "deploy", spread: Spread { count: 3, p50: 180000, p95: 360000,"#,
+        r#"KindSpread { kind: "sweep", spread: Spread { count: 1, p50: 300000,"#,
+    ] {
+        assert!(quarter.contains(counted), "{counted} in {quarter}");
+    }
+}

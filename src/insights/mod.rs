@@ -114,6 +114,16 @@ impl Window {
         usize::try_from((self.days + self.bucket_days - 1) / self.bucket_days).unwrap_or(0)
     }
 
+    /// The UTC days (Unix time ÷ a day) the window starts and ends on,
+    /// as the per-day tables of migration 0160 count them.
+    pub fn first_day(&self) -> i64 {
+        self.since.div_euclid(DAY)
+    }
+
+    pub fn last_day(&self) -> i64 {
+        (self.until - 1).div_euclid(DAY)
+    }
+
     /// The day (0 = the first) a time falls on.
     pub fn day_of(&self, at: i64) -> i64 {
         (at - self.since).div_euclid(DAY)

@@ -31,23 +31,36 @@ pub async fn job(
     at: i64,
     took: Option<i64>,
 ) -> i64 {
-    let (started, finished) = match took {
-        Some(took) => (Some(at), at + took),
-        None => (None, at),
-    };
+    let job = begun(db, app, kind, at, took.is_some()).await;
+    end(db, job, state, at + took.unwrap_or(0)).await;
+    job
+}
+
+/// Written as the runner writes a job: requested (and started), then
+/// ended — the database's per-day figures are kept as jobs end
+/// (migration 0160).
+pub async fn begun(db: &SqlitePool, app: &str, kind: &str, at: i64, started: bool) -> i64 {
     sqlx::query_scalar(
-        "INSERT INTO jobs (app, kind, target, actor, role, state, plan, created_at, started_at, finished_at)
-         VALUES (?, ?, '', 'ada', 'owner', ?, '{}', ?, ?, ?) RETURNING id",
+        "INSERT INTO jobs (app, kind, target, actor, role, state, plan, created_at, started_at)
+         VALUES (?, ?, '', 'ada', 'owner', 'running', '{}', ?, ?) RETURNING id",
     )
     .bind(app)
     .bind(kind)
-    .bind(state)
     .bind(at)
-    .bind(started)
-    .bind(finished)
+    .bind(started.then_some(at))
     .fetch_one(db)
     .await
     .unwrap()
+}
+
+pub async fn end(db: &SqlitePool, job: i64, state: &str, at: i64) {
+    sqlx::query("UPDATE jobs SET state = ?, finished_at = ? WHERE id = ?")
+        .bind(state)
+        .bind(at)
+        .bind(job)
+        .execute(db)
+        .await
+        .unwrap();
 }
 
 /// A deploy job and its release, of a commit made at `committed`:
@@ -60,11 +73,10 @@ pub async fn deploy(
     took: Option<i64>,
     committed: Option<i64>,
 ) -> (i64, i64) {
-    let job = job(db, app, "deploy", state, at, took).await;
-    (
-        job,
-        release(db, app, job, "deploy", at, committed, None).await,
-    )
+    let job = begun(db, app, "deploy", at, took.is_some()).await;
+    let release = release(db, app, job, "deploy", at, committed, None).await;
+    end(db, job, state, at + took.unwrap_or(0)).await;
+    (job, release)
 }
 
 /// A rollback job moving away from release `replaces`: `(job, release)`.
@@ -76,12 +88,15 @@ pub async fn rollback(
     at: i64,
     took: Option<i64>,
 ) -> (i64, i64) {
-    let job = job(db, app, "rollback", state, at, took).await;
+    let job = begun(db, app, "rollback", at, took.is_some()).await;
     let release = release(db, app, job, "rollback", at, None, Some(replaces)).await;
+    end(db, job, state, at + took.unwrap_or(0)).await;
     (job, release)
 }
 
-async fn release(
+/// The release of `job` (a deploy or a rollback moving away from
+/// `replaces`), of a commit made at `committed`.
+pub async fn release(
     db: &SqlitePool,
     app: &str,
     job: i64,
@@ -110,7 +125,8 @@ async fn release(
 /// before now, in one statement: 70 % sweeps, 15 % actions, 10 % deploys,
 /// 2 % rollbacks (each of the app's deploy before it), 3 % rotations; 10 %
 /// fail, time out, are interrupted or cancelled; durations up to 17 min;
-/// deploys of commits made up to 8 hours before.
+/// deploys of commits made up to 8 hours before. Written as the runner
+/// writes them: jobs running, their releases, then their ends.
 pub async fn bulk(db: &SqlitePool, jobs: i64, apps: i64, days: i64) {
     let first = now() - days * DAY;
     let step = days * DAY / jobs;
@@ -118,14 +134,15 @@ pub async fn bulk(db: &SqlitePool, jobs: i64, apps: i64, days: i64) {
     sqlx::query(
         "WITH RECURSIVE n (i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1),
          g AS (SELECT i, (i * 2654435761) % 1000 AS r, (i * 40503) % 997 AS s FROM n)
-         INSERT INTO jobs (app, kind, target, actor, role, state, plan, created_at, started_at, finished_at)
+         INSERT INTO jobs (app, kind, target, actor, role, state, plan, created_at, started_at, summary)
          SELECT 'app' || (i % ?2),
                 CASE WHEN r < 700 THEN 'sweep' WHEN r < 850 THEN 'action' WHEN r < 950 THEN 'deploy'
                      WHEN r < 970 THEN 'rollback' ELSE 'rotate' END,
                 '', 'ada', 'owner',
+                -- The state and duration it will end with, until it does.
                 CASE WHEN s < 900 THEN 'succeeded' WHEN s < 960 THEN 'failed' WHEN s < 975 THEN 'timed_out'
                      WHEN s < 985 THEN 'interrupted' ELSE 'cancelled' END,
-                '{}', ?3 + i * ?4, ?3 + i * ?4 + 100, ?3 + i * ?4 + 100 + s * 1000
+                '{}', ?3 + i * ?4, ?3 + i * ?4 + 100, s * 1000
          FROM g",
     )
     .bind(jobs)
@@ -147,6 +164,13 @@ pub async fn bulk(db: &SqlitePool, jobs: i64, apps: i64, days: i64) {
         "UPDATE releases SET replaces = (SELECT max(p.id) FROM releases p
              WHERE p.app = releases.app AND p.id < releases.id AND p.kind = 'deploy')
          WHERE kind = 'rollback'",
+    )
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    sqlx::query(
+        "UPDATE jobs SET finished_at = started_at + CAST(summary AS INTEGER), summary = NULL
+         WHERE summary IS NOT NULL AND finished_at IS NULL",
     )
     .execute(&mut *tx)
     .await
