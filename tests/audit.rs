@@ -121,15 +121,7 @@ async fn rows_written_before_the_cancelled_outcome_still_verify() {
     let db = opsdeck::db::connect(&data.join("opsdeck.db"))
         .await
         .unwrap();
-    let before = sqlx::migrate::Migrator {
-        migrations: opsdeck::db::MIGRATIONS
-            .iter()
-            .filter(|m| m.version < 80)
-            .cloned()
-            .collect(),
-        ..sqlx::migrate::Migrator::DEFAULT
-    };
-    before.run(&db).await.unwrap();
+    support::server::migrate_before(&db, 80).await;
     let audit = Audit::new(db.clone(), &Default::default());
     for outcome in [Outcome::Ok, Outcome::Failed, Outcome::Denied] {
         let event = Event::new(&Actor::system("tester"), "job.end", "web").outcome(outcome);

@@ -640,17 +640,7 @@ async fn history_from_before_the_per_day_lists_is_counted() {
     let old = opsdeck::db::connect(&old_dir.path().join("opsdeck.db"))
         .await
         .unwrap();
-    sqlx::migrate::Migrator {
-        migrations: opsdeck::db::MIGRATIONS
-            .iter()
-            .filter(|m| m.version < 160)
-            .cloned()
-            .collect(),
-        ..sqlx::migrate::Migrator::DEFAULT
-    }
-    .run(&old)
-    .await
-    .unwrap();
+    support::server::migrate_before(&old, 160).await;
     let running = before_upgrade(&old).await;
     old.close().await;
     let upgraded = opsdeck::db::open(old_dir.path()).await.unwrap();

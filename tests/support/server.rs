@@ -270,3 +270,19 @@ pub fn client() -> reqwest::Client {
         .build()
         .unwrap()
 }
+
+/// Runs opsdeck's migrations older than `version` on `db`: a database as
+/// an earlier opsdeck left it, for tests of what an upgrade does to it.
+pub async fn migrate_before(db: &sqlx::SqlitePool, version: i64) {
+    sqlx::migrate::Migrator {
+        migrations: opsdeck::db::MIGRATIONS
+            .iter()
+            .filter(|m| m.version < version)
+            .cloned()
+            .collect(),
+        ..sqlx::migrate::Migrator::DEFAULT
+    }
+    .run(db)
+    .await
+    .unwrap();
+}
