@@ -78,4 +78,16 @@ impl Actor {
             remote: String::new(),
         }
     }
+
+    /// Whether `login` (say, who asked for a job) is this same person: a
+    /// push by `gitea:ben` and a session of `ben` are one Gitea account —
+    /// sessions are Gitea sign-ins — so four eyes must count them once.
+    pub fn is(&self, login: &str) -> bool {
+        person(&self.login) == person(login)
+    }
+}
+
+/// The Gitea account behind a login, as sessions name it.
+fn person(login: &str) -> &str {
+    login.strip_prefix("gitea:").unwrap_or(login)
 }

@@ -7,6 +7,7 @@ mod support;
 use hmac::{Hmac, Mac};
 use opsdeck::host::Host;
 use opsdeck::host::git;
+use opsdeck::jobs::Decision;
 use opsdeck::jobs::State;
 use sha2::Sha256;
 use support::repos::Repos;
@@ -247,5 +248,64 @@ async fn unknown_apps_apps_without_a_secret_and_bad_signatures_answer_alike() {
     assert!(
         rows[3].2.contains("cannot read the webhook secret"),
         "{rows:?}"
+    );
+}
+
+/// A push to an app whose deploys need approval waits for it; the pusher
+/// (`gitea:ben`) signed in as `ben` is the same person and cannot approve
+/// it (403, audited `denied`); another admin can, and it ships.
+#[tokio::test]
+async fn the_pusher_cannot_approve_the_deploy_their_push_asked_for() {
+    let repos = Repos::new();
+    let secret_dir = tempfile::tempdir().unwrap();
+    let secret_file = secret_dir.path().join("webhook_secret");
+    std::fs::write(&secret_file, format!("{SECRET}\n")).unwrap();
+    let server = server::start(&format!(
+        "[[app]]\nname = \"web\"\nrepo = \"{}\"\nauto_deploy = \"main\"\nwebhook_secret_file = \"{}\"\napproval = {{ deploy = \"admin\" }}\n",
+        repos.app.display(),
+        secret_file.display()
+    ))
+    .await;
+    let v2 = repos.push("version", "v2", "Version 2");
+    let body = push("main", &v2, "ben");
+    let (status, accepted) = deliver(&server, "d-1", Some(&sign(&body)), &body).await;
+    assert_eq!(status, 202, "{accepted}");
+    let job = accepted["job"].as_i64().unwrap();
+    assert_eq!(
+        server.ctx.jobs.job(job).await.unwrap().state,
+        State::AwaitingApproval
+    );
+
+    let approve = |login: &str| {
+        let actor = opsdeck::auth::Actor {
+            login: login.into(),
+            role: opsdeck::auth::Role::Admin,
+            via: opsdeck::auth::Via::Session,
+            remote: "127.0.0.1".into(),
+        };
+        let ctx = server.ctx.clone();
+        async move {
+            opsdeck::ops::approval::decide(&ctx, &actor, job, Decision::Approve, "looks right")
+                .await
+        }
+    };
+    let refused = approve("ben").await.unwrap_err();
+    assert_eq!(
+        refused.to_string(),
+        format!("you asked for job {job}; someone else with the admin role must approve it")
+    );
+    let denied: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_events WHERE action = 'approval.approve' AND outcome = 'denied' AND actor = 'ben'",
+    )
+    .fetch_one(&server.ctx.db)
+    .await
+    .unwrap();
+    assert_eq!(denied, 1);
+
+    approve("ada").await.unwrap();
+    assert_eq!(server.finished(job).await, State::Succeeded);
+    assert_eq!(
+        git::head(&Host::Local, &repos.app).await.unwrap().as_str(),
+        v2
     );
 }

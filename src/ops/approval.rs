@@ -66,7 +66,7 @@ pub async fn decide(
         )));
     };
     ctx.require_role(actor, Some(app), &action, needed).await?;
-    if actor.login == job.actor {
+    if actor.is(&job.actor) {
         let why = format!(
             "you asked for job {id}; someone else with the {needed} role must {} it",
             decision.as_str()
