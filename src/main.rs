@@ -140,14 +140,30 @@ async fn main() -> ExitCode {
 }
 
 /// Logs go to stderr, so stdout carries only what a command prints (a token,
-/// an export). `RUST_LOG` overrides the level.
+/// an export). `RUST_LOG` overrides the level: `debug`, or per target,
+/// `info,opsdeck=debug,tower_http=warn`. (`Targets`, not `EnvFilter`: the
+/// latter's span and field filters cost a regex engine, ~1 MB of the
+/// 20 MB binary budget.)
 fn init_tracing(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    use tracing_subscriber::filter::Targets;
+    use tracing_subscriber::prelude::*;
+    let given = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|v| !v.trim().is_empty());
+    let filter = match given.as_deref().map(str::parse::<Targets>) {
+        Some(Ok(filter)) => filter,
+        Some(Err(e)) => {
+            eprintln!("warning: RUST_LOG is not understood ({e}); logging at {default:?}");
+            default.parse().unwrap_or_default()
+        }
+        None => default.parse().unwrap_or_default(),
+    };
+    let output = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    tracing_subscriber::registry()
+        .with(output)
+        .with(filter)
         .init();
 }
 

@@ -294,3 +294,31 @@ async fn the_demo_serves_the_dashboard_and_its_buttons_work() {
     );
     drop(demo);
 }
+
+/// `RUST_LOG` chooses what is logged, per target too; a value opsdeck does
+/// not understand is said, and the default level used.
+#[test]
+fn rust_log_chooses_what_is_logged_and_a_bad_one_is_said() {
+    let i = Instance::new("");
+    let migrate = |log: &str| {
+        std::process::Command::new(support::cli::BIN)
+            .args(["migrate", "--config", i.config.to_str().unwrap()])
+            .env("RUST_LOG", log)
+            .output()
+            .unwrap()
+    };
+    let out = migrate("warn,sqlx=debug");
+    assert!(out.status.success());
+    assert!(
+        text(&out.stderr).contains("DEBUG sqlx::query"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = migrate("opsdeck=loud");
+    assert!(out.status.success());
+    assert_eq!(
+        text(&out.stderr),
+        "warning: RUST_LOG is not understood (error parsing level filter: expected one of \"off\", \"error\", \"warn\", \"info\", \"debug\", \"trace\", or a number 0-5); logging at \"warn\"\n"
+    );
+    assert!(text(&out.stdout).contains("database ready"));
+}

@@ -428,9 +428,10 @@ async fn signing_in_again_while_signed_in_needs_our_origin_but_no_token() {
 }
 
 /// Assets and pages leave compressed for a browser that accepts it (htmx
-/// alone is 52 KB): gzip decodes, with the real `gzip`, to the very file;
-/// brotli is preferred when offered; a client that asks for neither gets
-/// the plain bytes.
+/// alone is 52 KB): gzip decodes, with the real `gzip`, to the very file,
+/// and is what a browser offering brotli too gets (brotli's encoder was
+/// 1 MB of the 20 MB binary for a tenth fewer bytes); a client that asks
+/// for neither gets the plain bytes.
 #[tokio::test]
 async fn responses_are_compressed_for_browsers_that_accept_it() {
     let s = two_apps().await;
@@ -465,9 +466,9 @@ async fn responses_are_compressed_for_browsers_that_accept_it() {
     assert!(plain.status.success());
     assert!(plain.stdout == htmx, "gzip -dc gives back the file");
 
-    let (encoding, brotli) = fetch("gzip, deflate, br").await;
-    assert_eq!(encoding.as_deref(), Some("br"));
-    assert!(brotli.len() * 2 < htmx.len(), "{} bytes", brotli.len());
+    let (encoding, browser) = fetch("gzip, deflate, br, zstd").await;
+    assert_eq!(encoding.as_deref(), Some("gzip"));
+    assert!(browser == gzipped);
 
     let (encoding, identity) = fetch("identity").await;
     assert_eq!(encoding, None);
@@ -476,9 +477,9 @@ async fn responses_are_compressed_for_browsers_that_accept_it() {
     // Pages too: the sign-in page, compressed.
     let res = client()
         .get(s.at("/auth/login"))
-        .header(header::ACCEPT_ENCODING, "br")
+        .header(header::ACCEPT_ENCODING, "gzip, deflate, br")
         .send()
         .await
         .unwrap();
-    assert_eq!(res.headers()[header::CONTENT_ENCODING], "br");
+    assert_eq!(res.headers()[header::CONTENT_ENCODING], "gzip");
 }
