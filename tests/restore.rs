@@ -425,3 +425,67 @@ run = ["true"]
     assert_eq!(restores.len(), 3, "{denied:?}");
     assert!(restores[0].1.contains("../notes.db"), "{denied:?}");
 }
+
+/// `approval = { restore = "owner" }`: an owner's Restore waits, naming the
+/// backup, with the database untouched; an admin cannot approve it (the
+/// role is owner), another owner can, and that backup goes back.
+#[tokio::test]
+async fn a_restore_that_needs_approval_waits_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("notes.db");
+    sql(
+        &db,
+        "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT); INSERT INTO notes (body) VALUES ('first');",
+    );
+    let server = support::server::start(&format!(
+        r#"[[app]]
+name = "notes"
+approval = {{ restore = "owner" }}
+
+[[app.sweep]]
+name = "db-backup"
+kind = "sqlite-backup"
+database = "{}"
+dir = "{}"
+keep = 10
+"#,
+        db.display(),
+        dir.path().join("backups").display()
+    ))
+    .await;
+    let notes = || {
+        let out = Command::new("sqlite3")
+            .arg(&db)
+            .arg("SELECT group_concat(body, ',') FROM notes")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let ben = server.token("ben", Role::Owner).await;
+    let older = back_up(&server, &ben).await;
+    sql(&db, "INSERT INTO notes (body) VALUES ('second');");
+
+    let res = restore(&server, &ben, &older).await;
+    assert_eq!(res.status(), 202);
+    let job = json(res).await["job"].as_i64().unwrap();
+    let waiting = server.ctx.jobs.job(job).await.unwrap();
+    assert_eq!(waiting.state, State::AwaitingApproval);
+    assert_eq!(waiting.target, format!("db-backup {older}"));
+    assert_eq!(notes(), "first,second");
+
+    let approve = |token: String| {
+        client()
+            .post(server.at(&format!("/api/jobs/{job}/approve")))
+            .bearer_auth(token)
+            .json(&serde_json::json!({"reason": "the drill"}))
+            .send()
+    };
+    let admin = server.token("ada", Role::Admin).await;
+    assert_eq!(approve(admin).await.unwrap().status(), 403);
+    assert_eq!(notes(), "first,second");
+    let olivia = server.token("olivia", Role::Owner).await;
+    assert_eq!(approve(olivia).await.unwrap().status(), 200);
+    let (state, output) = server.outcome(job).await;
+    assert_eq!(state, State::Succeeded, "{output}");
+    assert_eq!(notes(), "first");
+}

@@ -16,7 +16,8 @@ pub(super) const ACTIONS: [&str; 10] = [
 ];
 
 /// The job kinds an app's `approval` table may name.
-pub(super) const APPROVED: [&str; 5] = ["deploy", "rollback", "rotate", "sweep", "action"];
+pub(super) const APPROVED: [&str; 6] =
+    ["deploy", "rollback", "rotate", "sweep", "action", "restore"];
 
 pub(super) fn check(config: &Config, p: &mut Problems) {
     let root = Label::default();

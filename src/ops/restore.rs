@@ -23,7 +23,8 @@ use crate::auth::Actor;
 use crate::config::App;
 use crate::host::Host;
 use crate::host::backup::{Backup, Backups};
-use crate::jobs::{Gate, Plan, Request, Step};
+use crate::jobs::{Plan, Request, Step};
+use crate::ops::approval;
 use crate::ops::deploy::restart_and_check;
 use crate::steps::{Work, restore, units};
 use crate::{Context, Error, Result};
@@ -58,9 +59,9 @@ pub async fn request(
         kind: "restore".into(),
         target: format!("{sweep} {}", backup.name),
         mutating: true,
-        // Not among the kinds an approval names: `restore` has its own
-        // (owner) role.
-        gate: Gate::Open,
+        // Its plan (which backup goes back) is fixed now: an approver sees
+        // exactly what would be restored.
+        gate: approval::gate(app, "restore", None, true),
         plan: plan(app, sweep, restore::of(app, sweep)?, &backup),
     };
     ctx.jobs.submit(actor, request).await
