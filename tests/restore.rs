@@ -69,11 +69,22 @@ fn notes_app(dir: &Path, port: u16) -> String {
     .unwrap();
     sh(&["systemctl", "daemon-reload"]);
     sh(&["systemctl", "start", "notes.service"]);
+    notes_block(
+        &format!(
+            "units = [\"notes.service\"]\nhealth = {{ url = \"http://127.0.0.1:{port}/health\", timeout = \"3s\" }}"
+        ),
+        &db,
+        dir,
+    )
+}
+
+/// The `[[app]]` block of `notes` (with the lines `app`) and its
+/// `db-backup` sweep of `db`, keeping 10 backups in `dir/backups`.
+fn notes_block(app: &str, db: &Path, dir: &Path) -> String {
     format!(
         r#"[[app]]
 name = "notes"
-units = ["notes.service"]
-health = {{ url = "http://127.0.0.1:{port}/health", timeout = "3s" }}
+{app}
 
 [[app.sweep]]
 name = "db-backup"
@@ -91,6 +102,29 @@ keep = 10
 fn show(unit: &str, prop: &str) -> String {
     let out = Command::new("systemctl")
         .args(["show", "-p", prop, "--value", unit])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// A notes database (one note, `first`) in `dir`, not served by a unit,
+/// and an opsdeck whose app `notes` backs it up (`db-backup`); `app`
+/// goes into the `[[app]]` block, `more` after the sweep.
+async fn unserved_notes(dir: &Path, app: &str, more: &str) -> (std::path::PathBuf, Server) {
+    let db = dir.join("notes.db");
+    sql(
+        &db,
+        "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT); INSERT INTO notes (body) VALUES ('first');",
+    );
+    let server = support::server::start(&format!("{}{more}", notes_block(app, &db, dir))).await;
+    (db, server)
+}
+
+/// The notes in `db`, comma-joined, read with the sqlite3 tool.
+fn notes_in(db: &Path) -> String {
+    let out = Command::new("sqlite3")
+        .arg(db)
+        .arg("SELECT group_concat(body, ',') FROM notes")
         .output()
         .unwrap();
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
@@ -274,31 +308,11 @@ async fn inside_restore_puts_a_backup_back() {
 #[tokio::test]
 async fn the_page_offers_each_backup_and_asks_before_restoring() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("notes.db");
-    sql(
-        &db,
-        "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT); INSERT INTO notes (body) VALUES ('first');",
-    );
-    let server = support::server::start(&format!(
-        r#"[[app]]
-name = "notes"
-environment = "production"
-
-[[app.sweep]]
-name = "db-backup"
-kind = "sqlite-backup"
-database = "{}"
-dir = "{}"
-keep = 10
-
-[[app.sweep]]
-name = "tidy"
-kind = "command"
-run = ["true"]
-"#,
-        db.display(),
-        dir.path().join("backups").display()
-    ))
+    let (db, server) = unserved_notes(
+        dir.path(),
+        r#"environment = "production""#,
+        "\n[[app.sweep]]\nname = \"tidy\"\nkind = \"command\"\nrun = [\"true\"]\n",
+    )
     .await;
     let owner = server.token("ben", Role::Owner).await;
     let older = back_up(&server, &owner).await;
@@ -362,12 +376,7 @@ run = ["true"]
     let job: i64 = to.trim_start_matches("/jobs/").parse().unwrap();
     let (state, output) = server.outcome(job).await;
     assert_eq!(state, State::Succeeded, "{output}");
-    let out = Command::new("sqlite3")
-        .arg(&db)
-        .arg("SELECT group_concat(body, ',') FROM notes")
-        .output()
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "first");
+    assert_eq!(notes_in(&db), "first");
 
     // Refusals: nothing queued.
     let jobs = server.job_count().await;
@@ -432,35 +441,8 @@ run = ["true"]
 #[tokio::test]
 async fn a_restore_that_needs_approval_waits_for_it() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("notes.db");
-    sql(
-        &db,
-        "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT); INSERT INTO notes (body) VALUES ('first');",
-    );
-    let server = support::server::start(&format!(
-        r#"[[app]]
-name = "notes"
-approval = {{ restore = "owner" }}
-
-[[app.sweep]]
-name = "db-backup"
-kind = "sqlite-backup"
-database = "{}"
-dir = "{}"
-keep = 10
-"#,
-        db.display(),
-        dir.path().join("backups").display()
-    ))
-    .await;
-    let notes = || {
-        let out = Command::new("sqlite3")
-            .arg(&db)
-            .arg("SELECT group_concat(body, ',') FROM notes")
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    };
+    let (db, server) = unserved_notes(dir.path(), r#"approval = { restore = "owner" }"#, "").await;
+    let notes = || notes_in(&db);
     let ben = server.token("ben", Role::Owner).await;
     let older = back_up(&server, &ben).await;
     sql(&db, "INSERT INTO notes (body) VALUES ('second');");
