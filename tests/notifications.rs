@@ -587,3 +587,45 @@ async fn the_uptime_bar_and_the_outbox_fit_a_phone_and_read_in_the_dark() {
     let console = browser.console().await;
     assert!(console.iter().all(|l| !l.contains("SEVERE")), "{console:?}");
 }
+
+/// A watched app's dashboard card says its last 24 hours' uptime (the
+/// figure of its page's bar); an app nothing watches says nothing of it.
+#[tokio::test]
+async fn the_dashboard_card_says_the_last_days_uptime() {
+    use opsdeck::auth::Role;
+    let s = support::server::start(
+        "[[app]]\nname = \"site\"\nhealth = { url = \"http://127.0.0.1:1/\", interval = \"1h\" }\n\n[[app]]\nname = \"quiet\"\n",
+    )
+    .await;
+    let now = chrono::Utc::now().timestamp_millis();
+    // Eight probes today, one down; one two days ago (outside), down.
+    for (hours_ago, up) in [
+        (1, true),
+        (2, true),
+        (3, false),
+        (4, true),
+        (5, true),
+        (6, true),
+        (7, true),
+        (8, true),
+        (48, false),
+    ] {
+        sqlx::query("INSERT INTO health_samples (app, at, up) VALUES ('site', ?, ?)")
+            .bind(now - hours_ago * 3_600_000)
+            .bind(up)
+            .execute(&s.ctx.db)
+            .await
+            .unwrap();
+    }
+    let (cookie, _) = s.session("ada", Role::Viewer).await;
+    let page = s.page("/", &cookie).await;
+    assert!(
+        page.contains("<dt>Uptime</dt>\n    <dd>87.5 % up (1 of 8 probes down) <span class=\"muted\">in the last 24 h</span></dd>"),
+        "{page}"
+    );
+    assert_eq!(
+        page.matches("<dt>Uptime</dt>").count(),
+        1,
+        "only the watched app"
+    );
+}

@@ -71,6 +71,8 @@ pub struct Now {
     last_job: Option<JobLine>,
     /// Its deploys of the last 30 days, for an app that deploys.
     deploys: Option<Spark>,
+    /// Its uptime over the last 24 hours, for an app the health watch probes.
+    uptime: Option<String>,
 }
 
 impl Now {
@@ -81,8 +83,8 @@ impl Now {
         let newest = crate::releases::list(&ctx.db, &app.name, 1).await?.pop();
         let queue = ctx.jobs.queue(&app.name).await?;
         let last_job = ctx.jobs.recent(Some(&app.name), 1).await?.pop();
+        let now = chrono::Utc::now().timestamp_millis();
         let deploys = if app.deploys() {
-            let now = chrono::Utc::now().timestamp_millis();
             let recent = insights::recent_deploys(&ctx.db, &app.name, now).await?;
             Some(Spark::new(&app.name, &recent))
         } else {
@@ -108,6 +110,7 @@ impl Now {
             queued: queue.waiting.len(),
             last_job: last_job.as_ref().map(JobLine::from),
             deploys,
+            uptime: super::uptime::last_day(&ctx.db, app, now).await?,
         })
     }
 }

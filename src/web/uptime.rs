@@ -47,19 +47,10 @@ fn chart(id: &'static str, heading: &'static str, bar: &[Slot], first: &str) -> 
         .iter()
         .map(|slot| Part::new(1, class(slot), format!("{}: {}", when(slot), said(slot))))
         .collect();
-    let up: i64 = bar.iter().map(|s| s.up).sum();
-    let down: i64 = bar.iter().map(|s| s.down).sum();
-    let figure = match up + down {
-        0 => "no probes yet".to_string(),
-        all => format!(
-            "{:.1} % up ({down} of {all} probes down)",
-            up as f64 * 100.0 / all as f64
-        ),
-    };
     Chart {
         id,
         heading,
-        figure,
+        figure: figure(bar),
         svg: Svg::strip(&parts, first, "now"),
         table: Table {
             head: vec!["From (UTC)", "Probes up", "Probes down"],
@@ -71,6 +62,28 @@ fn chart(id: &'static str, heading: &'static str, bar: &[Slot], first: &str) -> 
             note: "Slots without a probe (opsdeck was not running) are left out.".into(),
         },
     }
+}
+
+/// "83.3 % up (10 of 60 probes down)" over the slots of `bar`.
+fn figure(bar: &[Slot]) -> String {
+    let up: i64 = bar.iter().map(|s| s.up).sum();
+    let down: i64 = bar.iter().map(|s| s.down).sum();
+    match up + down {
+        0 => "no probes yet".to_string(),
+        all => format!(
+            "{:.1} % up ({down} of {all} probes down)",
+            up as f64 * 100.0 / all as f64
+        ),
+    }
+}
+
+/// A dashboard card's line: the last 24 hours' figure, for a watched app.
+pub async fn last_day(db: &sqlx::SqlitePool, app: &App, now: i64) -> Result<Option<String>> {
+    if health_watch::interval(app).is_none() {
+        return Ok(None);
+    }
+    let day = health_watch::uptime(db, &app.name, Duration::from_secs(24 * 3600), 1, now).await?;
+    Ok(Some(figure(&day)))
 }
 
 fn class(slot: &Slot) -> &'static str {
