@@ -153,20 +153,32 @@ impl Inner {
     /// Ends every request past its expiry as `expired`, each audited.
     pub(super) async fn expire_due(&self) -> Result<()> {
         let _queue = self.queue.lock().await;
-        for (id, needed) in store::expire_due(&self.db, store::now()).await? {
+        for (id, needed) in store::due_to_expire(&self.db, store::now()).await? {
             let job = store::job(&self.db, id)
                 .await?
                 .ok_or_else(|| Error::NotFound(format!("there is no job {id}")))?;
             let system = Actor::system("system:approvals");
-            self.audit
-                .record(
+            // The state and its row commit together: whoever sees the
+            // request expired finds why in the log.
+            let expire: crate::audit::Along =
+                Box::new(move |conn| Box::pin(store::expire_on(conn, id)));
+            match self
+                .audit
+                .record_with(
                     Event::new(&system, "approval.expire", &job.app)
                         .job(id)
                         .outcome(Outcome::Failed)
                         .detail(serde_json::json!({"requested_by": job.actor, "role": needed})),
+                    expire,
                 )
-                .await?;
-            self.close_unrun(&job, State::Expired).await?;
+                .await
+            {
+                Ok(_) => self.close_unrun(&job, State::Expired).await?,
+                // No longer awaiting: nothing written. (Deciding takes the
+                // queue lock too, so it is not expected.)
+                Err(Error::Conflict(_)) => continue,
+                Err(e) => return Err(e),
+            }
         }
         Ok(())
     }

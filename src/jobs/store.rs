@@ -4,7 +4,7 @@ use sqlx::SqlitePool;
 
 use super::plan::{Plan, Step};
 use super::{Approval, Job, State, StepRecord};
-use crate::Result;
+use crate::{Error, Result};
 
 pub fn now() -> i64 {
     chrono::Utc::now().timestamp_millis()
@@ -424,28 +424,43 @@ pub async fn decide(
     Ok(done.rows_affected() == 1)
 }
 
-/// Ends every request whose approval did not come by `at` as `expired`;
-/// returns `(id, approval role)` of each.
-pub async fn expire_due(db: &SqlitePool, at: i64) -> Result<Vec<(i64, String)>> {
-    let mut tx = db.begin().await?;
-    let jobs: Vec<(i64, String)> = sqlx::query_as(
-        "UPDATE jobs SET state = 'expired', finished_at = ?,
-         summary = 'expired: nobody with the ' || approval_role || ' role approved it in time; it did not run'
-         WHERE state = 'awaiting_approval' AND approval_expires_at <= ?
-         RETURNING id, approval_role",
+/// The requests whose approval did not come by `at`: `(id, approval
+/// role)` of each, oldest first (`expire_on` ends each).
+pub async fn due_to_expire(db: &SqlitePool, at: i64) -> Result<Vec<(i64, String)>> {
+    Ok(sqlx::query_as(
+        "SELECT id, approval_role FROM jobs
+         WHERE state = 'awaiting_approval' AND approval_expires_at <= ? ORDER BY id",
     )
     .bind(at)
-    .bind(at)
-    .fetch_all(&mut *tx)
+    .fetch_all(db)
+    .await?)
+}
+
+/// Ends request `id` `expired`, on a connection whose transaction also
+/// holds its `approval.expire` audit row; a conflict (nothing changed,
+/// and the transaction undone) if it no longer awaits approval.
+pub async fn expire_on(conn: &mut sqlx::SqliteConnection, id: i64) -> Result<()> {
+    let mut tx = sqlx::Connection::begin(conn).await?;
+    let done = sqlx::query(
+        "UPDATE jobs SET state = 'expired', finished_at = ?,
+         summary = 'expired: nobody with the ' || approval_role || ' role approved it in time; it did not run'
+         WHERE id = ? AND state = 'awaiting_approval'",
+    )
+    .bind(now())
+    .bind(id)
+    .execute(&mut *tx)
     .await?;
-    for (id, ..) in &jobs {
-        sqlx::query("UPDATE job_steps SET state = 'skipped' WHERE job_id = ?")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+    if done.rows_affected() == 0 {
+        return Err(Error::Conflict(format!(
+            "job {id} is no longer awaiting approval"
+        )));
     }
+    sqlx::query("UPDATE job_steps SET state = 'skipped' WHERE job_id = ?")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
     tx.commit().await?;
-    Ok(jobs)
+    Ok(())
 }
 
 /// Whether job `id` changes its app (waits for the app's other jobs).
