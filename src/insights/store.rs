@@ -5,8 +5,8 @@
 //! cost more in the driver than the figures themselves. Job durations
 //! and lead times, one number per job, come from per-day lists the
 //! database keeps as jobs end (`job_durations`, `lead_times`, migration
-//! 0160). 100,000 jobs in a 90-day range
-//! stay within the page's 50 ms (`benches/insights.rs`).
+//! 0160). 100,000 jobs in a 90-day range stay within the page's 50 ms
+//! (`benches/insights.rs`).
 
 use sqlx::SqlitePool;
 

@@ -262,10 +262,7 @@ pub async fn finish_on(
         .bind(id)
         .execute(&mut *tx)
         .await?;
-    sqlx::query("UPDATE job_steps SET state = 'skipped' WHERE job_id = ? AND state = 'pending'")
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
+    skip_unrun_steps(&mut *tx, id).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -284,10 +281,7 @@ pub async fn cancel_queued(db: &SqlitePool, id: i64, by: &str) -> Result<bool> {
     .execute(db)
     .await?;
     if done.rows_affected() == 1 {
-        sqlx::query("UPDATE job_steps SET state = 'skipped' WHERE job_id = ?")
-            .bind(id)
-            .execute(db)
-            .await?;
+        skip_unrun_steps(db, id).await?;
     }
     Ok(done.rows_affected() == 1)
 }
@@ -415,10 +409,7 @@ pub async fn decide(
     .execute(&mut *tx)
     .await?;
     if summary.is_some() {
-        sqlx::query("UPDATE job_steps SET state = 'skipped' WHERE job_id = ?")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        skip_unrun_steps(&mut *tx, id).await?;
     }
     tx.commit().await?;
     Ok(done.rows_affected() == 1)
@@ -455,11 +446,21 @@ pub async fn expire_on(conn: &mut sqlx::SqliteConnection, id: i64) -> Result<()>
             "job {id} is no longer awaiting approval"
         )));
     }
-    sqlx::query("UPDATE job_steps SET state = 'skipped' WHERE job_id = ?")
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
+    skip_unrun_steps(&mut *tx, id).await?;
     tx.commit().await?;
+    Ok(())
+}
+
+/// Marks the steps of ended job `id` that never ran `skipped` (a job that
+/// never started: all of them).
+async fn skip_unrun_steps<'c>(
+    db: impl sqlx::Executor<'c, Database = sqlx::Sqlite>,
+    id: i64,
+) -> Result<()> {
+    sqlx::query("UPDATE job_steps SET state = 'skipped' WHERE job_id = ? AND state = 'pending'")
+        .bind(id)
+        .execute(db)
+        .await?;
     Ok(())
 }
 
