@@ -70,18 +70,7 @@ name = "sudo-restart-other"
 run = ["sudo", "-n", "/usr/bin/systemctl", "restart", "other.service"]
 "#
     );
-    let staged = work.path().join("opsdeck.toml");
-    std::fs::write(&staged, config).unwrap();
-    let staged = staged.display().to_string();
-    sandbox.run_ok(&[
-        "install",
-        "-m",
-        "0640",
-        "-g",
-        "opsdeck",
-        &staged,
-        "/etc/opsdeck/opsdeck.toml",
-    ]);
+    support::package::install_config(&sandbox, work.path(), &config);
 
     // The README's "Store the client secret" (the editor's save is a printf).
     sandbox.run_ok(&[

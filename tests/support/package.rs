@@ -143,6 +143,24 @@ pub struct Grants<'a> {
     pub writable: &'a [&'a str],
 }
 
+/// README "Install on a host" step 2: `config` as
+/// /etc/opsdeck/opsdeck.toml, readable by the service's group only
+/// (staged in `work`, the test's own directory).
+pub fn install_config(sandbox: &Sandbox, work: &Path, config: &str) {
+    let staged = work.join("opsdeck.toml");
+    std::fs::write(&staged, config).unwrap();
+    let staged = staged.display().to_string();
+    sandbox.run_ok(&[
+        "install",
+        "-m",
+        "0640",
+        "-g",
+        "opsdeck",
+        &staged,
+        "/etc/opsdeck/opsdeck.toml",
+    ]);
+}
+
 /// README "Install on a host" steps 2–5 with the shipped files: `config` as
 /// /etc/opsdeck/opsdeck.toml, the shipped polkit rule listing `units`, the
 /// shipped sudoers file with one line per app account, the sudo drop-in and
@@ -156,16 +174,10 @@ pub async fn configure_and_start(
     grants: &Grants<'_>,
 ) -> String {
     let sandbox = &installed.sandbox;
-    let staged = installed.work.path().join("opsdeck.toml");
-    std::fs::write(&staged, config).unwrap();
+    install_config(sandbox, installed.work.path(), config);
     let examples = "/usr/share/doc/opsdeck/examples";
     let dropins = "/run/systemd/system/opsdeck.service.d";
     for (from, to, mode) in [
-        (
-            staged.display().to_string(),
-            "/etc/opsdeck/opsdeck.toml".to_owned(),
-            "0640",
-        ),
         (
             format!("{examples}/polkit/50-opsdeck.rules"),
             "/etc/polkit-1/rules.d/50-opsdeck.rules".to_owned(),

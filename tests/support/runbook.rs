@@ -34,18 +34,7 @@ pub struct Deck {
 pub async fn start(installed: &Installed, config: &str, port: u16, writable: &[&str]) -> Deck {
     let sandbox = &installed.sandbox;
     sandbox.start_bus_and_polkit();
-    let staged = installed.work.path().join("opsdeck.toml");
-    std::fs::write(&staged, config).unwrap();
-    let staged = staged.display().to_string();
-    sandbox.run_ok(&[
-        "install",
-        "-m",
-        "0640",
-        "-g",
-        "opsdeck",
-        &staged,
-        "/etc/opsdeck/opsdeck.toml",
-    ]);
+    super::package::install_config(sandbox, installed.work.path(), config);
     sandbox.run_ok(&[
         "sh",
         "-c",
